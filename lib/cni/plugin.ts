@@ -1,0 +1,29 @@
+// The contract between the skel and a plugin. A plugin's main.ts is one line:
+//   runPlugin(bridgePlugin)
+// The skel validates the environment and stdin, negotiates the version,
+// converts prevResult to the 1.x shape, calls one handler, converts and
+// prints the result or the error, and exits.
+
+import type { Attachment, Invocation, NetConf, Result } from './types';
+
+export interface GcInvocation extends Invocation {
+  /** From cni.dev/valid-attachments, else cni.dev/attachments, else [] (libcni sends none only after deleting every cached attachment). */
+  validAttachments: Attachment[];
+}
+
+export interface Plugin {
+  /** Executable name, e.g. "bridge". */
+  name: string;
+  /** One line for --help. */
+  description: string;
+  /** Defaults to every version lib/cni/version supports. */
+  supportedVersions?: readonly string[];
+  /** Whether ADD/DEL/CHECK need CNI_NETNS (loopback and IPAM plugins say no for DEL only, like everyone). */
+  add(inv: Invocation): Promise<Result>;
+  del(inv: Invocation): Promise<void>;
+  check?(inv: Invocation): Promise<void>;
+  gc?(inv: GcInvocation): Promise<void>;
+  status?(inv: Invocation): Promise<void>;
+}
+
+export type { Invocation, NetConf, Result };

@@ -1,0 +1,27 @@
+// The project's tiny addon (native/cni_native.c): setns, unshare, flock,
+// gettid, bind mounts. Loaded lazily so that verbs which never switch
+// namespaces or take locks do not pay for it.
+
+export interface Native {
+  setns(fd: number, nstype: number): void;
+  unshare(flags: number): void;
+  flock(fd: number, op: number): void;
+  gettid(): number;
+  bindMount(source: string, target: string): void;
+  umount(target: string): void;
+}
+
+export const CLONE_NEWNET = 0x40000000;
+export const LOCK_SH = 1;
+export const LOCK_EX = 2;
+export const LOCK_NB = 4;
+export const LOCK_UN = 8;
+
+let loaded: Native | undefined;
+
+export function native(): Native {
+  // A literal path, so the bundler (scripts/build.js) can embed the binary.
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  loaded ??= require('../../native/build/Release/cni_native.node') as Native;
+  return loaded;
+}

@@ -1,0 +1,9 @@
+{
+  "targets": [
+    {
+      "target_name": "cni_native",
+      "sources": ["cni_native.c"],
+      "cflags": ["-O2", "-Wall"]
+    }
+  ]
+}

@@ -1,0 +1,82 @@
+#!/usr/bin/env node
+// Builds dist/bin/<name> for every plugin and for cnictl: one executable file
+// each (ncc bundle + embedded native addons), needing only Node >= 20.
+// Usage: node scripts/build.js [name ...]
+'use strict';
+const fs = require('fs');
+const path = require('path');
+const crypto = require('crypto');
+const { execFileSync } = require('child_process');
+
+const root = path.resolve(__dirname, '..');
+const outDir = path.join(root, 'dist', 'bin');
+
+function entries() {
+  const found = [];
+  for (const dir of ['plugins', 'ipam']) {
+    const base = path.join(root, dir);
+    if (!fs.existsSync(base)) continue;
+    for (const name of fs.readdirSync(base).sort()) {
+      const main = path.join(base, name, 'main.ts');
+      if (fs.existsSync(main)) found.push({ name, main });
+    }
+  }
+  const cnictl = path.join(root, 'cli', 'cnictl', 'main.ts');
+  if (fs.existsSync(cnictl)) found.push({ name: 'cnictl', main: cnictl });
+  return found;
+}
+
+function buildAddon() {
+  const addon = path.join(root, 'native', 'build', 'Release', 'cni_native.node');
+  const src = path.join(root, 'native', 'cni_native.c');
+  if (fs.existsSync(addon) && fs.statSync(addon).mtimeMs >= fs.statSync(src).mtimeMs) return;
+  const args = ['rebuild'];
+  if (fs.existsSync('/usr/include/node/node_api.h')) args.push('--nodedir=/usr');
+  const gyp = require.resolve('node-gyp/bin/node-gyp.js');
+  execFileSync(process.execPath, [gyp, ...args], { cwd: path.join(root, 'native'), stdio: ['ignore', 'ignore', 'inherit'] });
+}
+
+// ncc turns `require('x.node')` into `require(__nccwpck_require__.ab + "x.node")`
+// and hands us the binary as an asset; we swap in the embedded loader.
+function embedNative(code, assets) {
+  const blobs = {};
+  for (const [name, asset] of Object.entries(assets)) {
+    if (!name.endsWith('.node')) continue;
+    const buf = Buffer.from(asset.source);
+    blobs[name] = [crypto.createHash('sha256').update(buf).digest('hex'), buf.toString('base64')];
+    const escaped = JSON.stringify(name).replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    const needle = new RegExp(`require\\([A-Za-z_$][\\w$]*\\.ab\\s*\\+\\s*${escaped}\\)`, 'g');
+    if (!needle.test(code)) throw new Error(`build: cannot find the loader of ${name} in the bundle`);
+    code = code.replace(needle, `__cniNative(${JSON.stringify(name)})`);
+  }
+  if (/require\([A-Za-z_$][\w$]*\.ab\s*\+/.test(code)) throw new Error('build: the bundle still loads a file next to itself; it would not be single-file');
+  const prelude = fs.readFileSync(path.join(__dirname, 'native-prelude.js'), 'utf8')
+    .replace('/*__NATIVE_BLOBS__*/ {}', JSON.stringify(blobs));
+  return prelude + code;
+}
+
+async function buildOne(ncc, { name, main }) {
+  const t0 = Date.now();
+  const { code, assets } = await ncc(main, { minify: true, quiet: true, sourceMap: false, transpileOnly: true });
+  let out = embedNative(code.replace(/^#!.*\n/, ''), assets);
+  out = `#!/usr/bin/env node\n${out}`;
+  const file = path.join(outDir, name);
+  fs.writeFileSync(`${file}.tmp`, out, { mode: 0o755 });
+  fs.renameSync(`${file}.tmp`, file);
+  console.log(`built dist/bin/${name} (${(out.length / 1024).toFixed(0)} KiB, ${Date.now() - t0} ms)`);
+}
+
+async function main() {
+  const only = process.argv.slice(2);
+  buildAddon();
+  fs.mkdirSync(outDir, { recursive: true });
+  const ncc = require('@vercel/ncc');
+  const list = entries().filter((e) => only.length === 0 || only.includes(e.name));
+  if (list.length === 0) throw new Error('build: nothing to build');
+  for (const e of list) await buildOne(ncc, e);
+}
+
+main().catch((err) => {
+  console.error(err.stack || String(err));
+  process.exit(1);
+});
