@@ -18,6 +18,12 @@ export interface Plugin {
   description: string;
   /** Defaults to every version lib/cni/version supports. */
   supportedVersions?: readonly string[];
+  /**
+   * CNI_ARGS keys this plugin understands (e.g. ["IP", "MAC"]), besides the
+   * always-known IgnoreUnknown and K8S_POD_*. The skel rejects other keys
+   * (code 4) unless IgnoreUnknown=1, like the reference plugins. Parsed values: inv.cniArgs.
+   */
+  knownArgs?: readonly string[];
   /** Whether ADD/DEL/CHECK need CNI_NETNS (loopback and IPAM plugins say no for DEL only, like everyone). */
   add(inv: Invocation): Promise<Result>;
   del(inv: Invocation): Promise<void>;

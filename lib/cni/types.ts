@@ -1,6 +1,8 @@
 // Types of the CNI protocol. The in-memory result is always the newest
 // (1.1.0) shape; lib/cni/version converts on input and at print time.
 
+import type { Logger } from '../util/log';
+
 export type Verb = 'ADD' | 'DEL' | 'CHECK' | 'GC' | 'STATUS' | 'VERSION';
 
 export interface Interface {
@@ -81,4 +83,8 @@ export interface Invocation<C extends NetConf = NetConf> {
   env: CniEnv;
   conf: C;
   raw: Buffer;
+  /** CNI_ARGS parsed with the plugin's knownArgs (set by the skel; lib/cni/args cniArgsOf() parses when absent). */
+  cniArgs?: Readonly<Record<string, string>>;
+  /** stderr (+ log file) logger of this invocation (set by the skel; absent means silent). */
+  log?: Logger;
 }
