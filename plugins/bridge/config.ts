@@ -1,0 +1,193 @@
+// Pure parsing of the bridge configuration: every field of the reference
+// bridge plugin, unchanged, into a readonly typed object. Bad values throw
+// CniError code 7 naming the field and the value.
+
+import { CniError, ErrorCode } from '../../lib/cni/errors';
+import type { Dns, NetConf } from '../../lib/cni/types';
+
+export type MasqBackend = 'nftables' | 'iptables';
+
+export interface BridgeConfig {
+  readonly cniVersion: string;
+  readonly name: string;
+  readonly bridge: string;
+  readonly isGateway: boolean;
+  readonly isDefaultGateway: boolean;
+  readonly forceAddress: boolean;
+  readonly ipMasq: boolean;
+  /** Both values give the same nftables rules in our own table; see docs/benchmarks/bridge.md. */
+  readonly ipMasqBackend: MasqBackend;
+  /** 0 = leave the kernel default. */
+  readonly mtu: number;
+  readonly hairpinMode: boolean;
+  readonly promiscMode: boolean;
+  /** 0 = no access VLAN. */
+  readonly vlan: number;
+  /** Every tagged VID, expanded from {id} and {minID,maxID}, sorted, unique. */
+  readonly vlanTrunk: readonly number[];
+  readonly preserveDefaultVlan: boolean;
+  readonly macspoofchk: boolean;
+  readonly enabledad: boolean;
+  readonly disableContainerInterface: boolean;
+  readonly portIsolation: boolean;
+  /** Empty string: no IPAM (L2 only). */
+  readonly ipamType: string;
+  readonly dns?: Dns;
+  /** Container veth MAC: runtimeConfig.mac > args.cni.mac > CNI_ARGS MAC. */
+  readonly mac?: string;
+  /** Our extension: where per-attachment records live (default /run/cni/bridge). */
+  readonly stateDir: string;
+}
+
+export const DEFAULT_BRIDGE = 'cni0';
+export const DEFAULT_STATE_DIR = '/run/cni/bridge';
+
+function bad(msg: string, details?: string): CniError {
+  return new CniError(ErrorCode.InvalidConfig, msg, details);
+}
+
+function bool(conf: Record<string, unknown>, key: string): boolean {
+  const v = conf[key];
+  if (v === undefined || v === null) return false;
+  if (typeof v !== 'boolean') throw bad(`bridge: "${key}" must be true or false, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+function int(conf: Record<string, unknown>, key: string, min: number, max: number): number {
+  const v = conf[key];
+  if (v === undefined || v === null) return 0;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    throw bad(`bridge: "${key}" must be an integer from ${min} to ${max}, got ${JSON.stringify(v)}`);
+  }
+  return v;
+}
+
+/** Linux interface-name rules (IFNAMSIZ-1 bytes, no '/', ':' or whitespace). */
+export function validIfName(name: string): boolean {
+  return name.length > 0 && Buffer.byteLength(name) <= 15 && name !== '.' && name !== '..' && !/[/:\s]/.test(name);
+}
+
+const MAC_RE = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
+
+function parseMac(value: unknown, where: string): string {
+  if (typeof value !== 'string' || !MAC_RE.test(value)) throw bad(`bridge: invalid MAC address ${JSON.stringify(value)} in ${where}`);
+  if (parseInt(value.slice(0, 2), 16) & 1) throw bad(`bridge: MAC address "${value}" in ${where} is a multicast address`);
+  return value.toLowerCase();
+}
+
+/** CNI_ARGS "K=V;K=V" → map (lenient: the skel validates the syntax). */
+export function parseCniArgs(raw: string | undefined): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const pair of (raw ?? '').split(';')) {
+    const i = pair.indexOf('=');
+    if (i > 0) out.set(pair.slice(0, i), pair.slice(i + 1));
+  }
+  return out;
+}
+
+function pickMac(conf: NetConf, cniArgs: string | undefined): string | undefined {
+  const rc = conf.runtimeConfig?.mac;
+  if (rc !== undefined && rc !== '') return parseMac(rc, 'runtimeConfig.mac');
+  const argMac = conf.args?.cni?.mac;
+  if (argMac !== undefined && argMac !== '') return parseMac(argMac, 'args.cni.mac');
+  const envMac = parseCniArgs(cniArgs).get('MAC');
+  if (envMac) return parseMac(envMac, 'CNI_ARGS MAC');
+  return undefined;
+}
+
+function parseTrunk(v: unknown): number[] {
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v)) throw bad(`bridge: "vlanTrunk" must be a list of {"id"} or {"minID","maxID"}, got ${JSON.stringify(v)}`);
+  const vids = new Set<number>();
+  const vid = (x: unknown, what: string): number => {
+    if (typeof x !== 'number' || !Number.isInteger(x) || x < 1 || x > 4094) throw bad(`bridge: vlanTrunk ${what} must be a VLAN id from 1 to 4094, got ${JSON.stringify(x)}`);
+    return x;
+  };
+  for (const [i, entry] of v.entries()) {
+    if (typeof entry !== 'object' || entry === null) throw bad(`bridge: vlanTrunk[${i}] must be an object, got ${JSON.stringify(entry)}`);
+    const e = entry as Record<string, unknown>;
+    if (e.id !== undefined) {
+      vids.add(vid(e.id, `[${i}].id`));
+      continue;
+    }
+    if (e.minID === undefined || e.maxID === undefined) throw bad(`bridge: vlanTrunk[${i}] needs "id" or both "minID" and "maxID"`);
+    const lo = vid(e.minID, `[${i}].minID`);
+    const hi = vid(e.maxID, `[${i}].maxID`);
+    if (lo > hi) throw bad(`bridge: vlanTrunk[${i}] has minID ${lo} greater than maxID ${hi}`);
+    for (let x = lo; x <= hi; x++) vids.add(x);
+  }
+  return [...vids].sort((a, b) => a - b);
+}
+
+function parseDns(v: unknown): Dns | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'object' || Array.isArray(v)) throw bad(`bridge: "dns" must be an object, got ${JSON.stringify(v)}`);
+  const d = v as Record<string, unknown>;
+  const list = (k: string): string[] | undefined => {
+    if (d[k] === undefined) return undefined;
+    if (!Array.isArray(d[k]) || !(d[k] as unknown[]).every((x) => typeof x === 'string')) throw bad(`bridge: "dns.${k}" must be a list of strings`);
+    return d[k] as string[];
+  };
+  if (d.domain !== undefined && typeof d.domain !== 'string') throw bad('bridge: "dns.domain" must be a string');
+  const out: Dns = {};
+  const ns = list('nameservers');
+  const search = list('search');
+  const options = list('options');
+  if (ns?.length) out.nameservers = ns;
+  if (d.domain) out.domain = d.domain as string;
+  if (search?.length) out.search = search;
+  if (options?.length) out.options = options;
+  // The reference replaces IPAM DNS only when some field is set.
+  return Object.keys(out).length ? out : undefined;
+}
+
+export function parseBridgeConfig(conf: NetConf, cniArgs?: string): BridgeConfig {
+  const c = conf as Record<string, unknown>;
+  const bridge = c.bridge === undefined || c.bridge === '' ? DEFAULT_BRIDGE : c.bridge;
+  if (typeof bridge !== 'string' || !validIfName(bridge)) throw bad(`bridge: invalid bridge name ${JSON.stringify(c.bridge)} (at most 15 bytes, no "/", ":" or spaces)`);
+
+  const backend = c.ipMasqBackend ?? 'nftables';
+  if (backend !== 'nftables' && backend !== 'iptables') throw bad(`bridge: "ipMasqBackend" must be "nftables" or "iptables", got ${JSON.stringify(backend)}`);
+
+  const isDefaultGateway = bool(c, 'isDefaultGateway');
+  const hairpinMode = bool(c, 'hairpinMode');
+  const promiscMode = bool(c, 'promiscMode');
+  if (hairpinMode && promiscMode) throw bad('bridge: cannot set both "hairpinMode" and "promiscMode" (a promiscuous bridge already reflects frames)');
+
+  const ipam = c.ipam;
+  if (ipam !== undefined && ipam !== null && (typeof ipam !== 'object' || Array.isArray(ipam))) throw bad(`bridge: "ipam" must be an object, got ${JSON.stringify(ipam)}`);
+  const ipamType = (ipam as { type?: unknown } | undefined)?.type ?? '';
+  if (typeof ipamType !== 'string') throw bad(`bridge: "ipam.type" must be a string, got ${JSON.stringify(ipamType)}`);
+  if (ipamType.includes('/')) throw bad(`bridge: "ipam.type" must be a plugin name, not a path: "${ipamType}"`);
+
+  const disableContainerInterface = bool(c, 'disableContainerInterface');
+  if (disableContainerInterface && ipamType) throw bad(`bridge: "disableContainerInterface" cannot be used with IPAM ("ipam.type" is "${ipamType}"): a down interface cannot use addresses`);
+
+  const stateDir = c.stateDir ?? DEFAULT_STATE_DIR;
+  if (typeof stateDir !== 'string' || !stateDir.startsWith('/')) throw bad(`bridge: "stateDir" must be an absolute path, got ${JSON.stringify(c.stateDir)}`);
+
+  return Object.freeze({
+    cniVersion: conf.cniVersion,
+    name: conf.name,
+    bridge,
+    isGateway: bool(c, 'isGateway') || isDefaultGateway,
+    isDefaultGateway,
+    forceAddress: bool(c, 'forceAddress'),
+    ipMasq: bool(c, 'ipMasq'),
+    ipMasqBackend: backend,
+    mtu: int(c, 'mtu', 0, 65535),
+    hairpinMode,
+    promiscMode,
+    vlan: int(c, 'vlan', 0, 4094),
+    vlanTrunk: Object.freeze(parseTrunk(c.vlanTrunk)),
+    preserveDefaultVlan: bool(c, 'preserveDefaultVlan'),
+    macspoofchk: bool(c, 'macspoofchk'),
+    enabledad: bool(c, 'enabledad'),
+    disableContainerInterface,
+    portIsolation: bool(c, 'portIsolation'),
+    ipamType,
+    dns: parseDns(c.dns),
+    mac: pickMac(conf, cniArgs),
+    stateDir,
+  });
+}

@@ -1,0 +1,137 @@
+// Pure decisions of a bridge ADD: given the config and what IPAM returned,
+// which addresses, routes, gateway addresses, sysctls, masquerade entries
+// and VLAN requests this container needs. No I/O here.
+
+import { CniError, ErrorCode } from '../../lib/cni/errors';
+import type { IpConfig, Result, Route } from '../../lib/cni/types';
+import type { MasqEntry } from '../../lib/firewall/masquerade';
+import { AF, encodeAttrs, ifinfomsg, RTM, u16, type NlRequest } from '../../lib/netlink/wire';
+import type { BridgeConfig } from './config';
+import { addressOf, familyOf, firstHost, networkOf, type Family } from './ipnet';
+
+export interface GatewayAddress {
+  family: Family;
+  /** Gateway with the subnet's prefix, as it goes on the bridge: "10.1.0.1/24". */
+  cidr: string;
+}
+
+export interface AddPlan {
+  /** ips for the result (gateway filled in when isGateway computed one). */
+  ips: IpConfig[];
+  /** Routes inside the container, gw defaulted to the family's first gateway. */
+  routes: Route[];
+  /** Addresses to put on the bridge (isGateway). */
+  bridgeAddresses: GatewayAddress[];
+  forwardV4: boolean;
+  forwardV6: boolean;
+  masq: MasqEntry[];
+}
+
+export function planAdd(conf: BridgeConfig, ipam: Result | undefined): AddPlan {
+  const ips: IpConfig[] = [];
+  const bridgeAddresses: GatewayAddress[] = [];
+  const firstGw: Partial<Record<Family, string>> = {};
+  for (const ip of ipam?.ips ?? []) {
+    const fam = familyOf(ip.address);
+    let gateway = ip.gateway;
+    // Reference calcGateways: no gateway from IPAM + isGateway → network + 1.
+    if (!gateway && conf.isGateway) gateway = firstHost(ip.address);
+    ips.push(gateway ? { address: ip.address, gateway } : { address: ip.address });
+    if (gateway && firstGw[fam] === undefined) firstGw[fam] = gateway;
+    if (conf.isGateway && gateway) {
+      const cidr = `${gateway}/${ip.address.split('/')[1]}`;
+      if (!bridgeAddresses.some((b) => b.cidr === cidr)) bridgeAddresses.push({ family: fam, cidr });
+    }
+  }
+
+  const routes: Route[] = (ipam?.routes ?? []).map((r) => {
+    const fam = familyOf(r.dst);
+    const gw = r.gw ?? firstGw[fam];
+    return gw ? { ...r, gw } : { ...r };
+  });
+  if (conf.isDefaultGateway) {
+    for (const fam of [4, 6] as Family[]) {
+      const gw = firstGw[fam];
+      if (!gw) continue;
+      const dflt = fam === 4 ? '0.0.0.0/0' : '::/0';
+      const has = routes.some((r) => r.dst === dflt && r.gw);
+      if (!has) routes.push({ dst: dflt, gw });
+    }
+  }
+
+  const hasV4 = ips.some((ip) => familyOf(ip.address) === 4);
+  const hasV6 = ips.some((ip) => familyOf(ip.address) === 6);
+  const masq: MasqEntry[] = conf.ipMasq ? ips.map((ip) => ({ address: addressOf(ip.address), subnet: networkOf(ip.address) })) : [];
+
+  return {
+    ips,
+    routes,
+    bridgeAddresses,
+    // A routed container network needs forwarding; v6 only when there is v6,
+    // because turning it on changes how the host treats router advertisements.
+    forwardV4: hasV4,
+    forwardV6: hasV6,
+    masq,
+  };
+}
+
+/** IPAM must return at least one address when configured (reference: "IPAM plugin returned missing IP config"). */
+export function requireAddresses(conf: BridgeConfig, ipam: Result | undefined): void {
+  if (conf.ipamType && !(ipam?.ips?.length)) throw new CniError(ErrorCode.Internal, `bridge: IPAM plugin "${conf.ipamType}" returned no IP addresses`);
+}
+
+// ---------------------------------------------------------------------------
+// VLANs on the host veth port (`bridge vlan add/del ... master`).
+
+export interface VlanOp {
+  op: 'add' | 'del';
+  vid: number;
+  pvid: boolean;
+  untagged: boolean;
+}
+
+/**
+ * What VIDs the port gets. Without preserveDefaultVlan, every VID already on
+ * the port (the bridge's default PVID 1) is removed first. `vlan` is the
+ * access VLAN (PVID, untagged); trunk VIDs are tagged; a trunk without
+ * `vlan` keeps native VLAN 1 as PVID untagged.
+ */
+export function planVlans(conf: BridgeConfig, existingVids: readonly number[] = [1]): VlanOp[] {
+  if (conf.vlan === 0 && conf.vlanTrunk.length === 0) return [];
+  const ops: VlanOp[] = [];
+  if (!conf.preserveDefaultVlan) for (const vid of existingVids) ops.push({ op: 'del', vid, pvid: false, untagged: false });
+  if (conf.vlan !== 0) ops.push({ op: 'add', vid: conf.vlan, pvid: true, untagged: true });
+  else ops.push({ op: 'add', vid: 1, pvid: true, untagged: true });
+  for (const vid of conf.vlanTrunk) if (vid !== conf.vlan) ops.push({ op: 'add', vid, pvid: false, untagged: false });
+  return ops;
+}
+
+const IFLA_AF_SPEC = 26;
+const IFLA_BRIDGE_FLAGS = 0;
+const IFLA_BRIDGE_VLAN_INFO = 2;
+const BRIDGE_FLAGS_MASTER = 1;
+const BRIDGE_VLAN_INFO_PVID = 2;
+const BRIDGE_VLAN_INFO_UNTAGGED = 4;
+
+/** The rtnetlink request of one VLAN op on port `ifindex`: what iproute2's `bridge vlan` sends. */
+export function vlanRequest(ifindex: number, op: VlanOp): NlRequest {
+  const info = Buffer.alloc(4);
+  info.writeUInt16LE((op.pvid ? BRIDGE_VLAN_INFO_PVID : 0) | (op.untagged ? BRIDGE_VLAN_INFO_UNTAGGED : 0), 0);
+  info.writeUInt16LE(op.vid, 2);
+  const attrs = encodeAttrs([
+    { type: IFLA_AF_SPEC, children: [
+      { type: IFLA_BRIDGE_FLAGS, data: u16(BRIDGE_FLAGS_MASTER) },
+      { type: IFLA_BRIDGE_VLAN_INFO, data: info },
+    ] },
+  ]);
+  return {
+    type: op.op === 'add' ? RTM.SETLINK : RTM.DELLINK,
+    flags: 0,
+    data: Buffer.concat([ifinfomsg({ family: AF.BRIDGE, index: ifindex }), attrs]),
+  };
+}
+
+/** Whether the bridge must be created with vlan_filtering on. */
+export function needsVlanFiltering(conf: BridgeConfig): boolean {
+  return conf.vlan !== 0 || conf.vlanTrunk.length > 0;
+}
