@@ -1,0 +1,12 @@
+// The one facade over rtnetlink (DESIGN.md "The kernel facade").
+//   const rtnl = openRtnl(netns); try { await rtnl.setLinkUp('lo') } finally { rtnl.close() }
+export { openRtnl, withRtnl, Rtnl, decodeLink } from './rtnl';
+export { NetlinkError, isExists, isNotFound, errnoName } from './errors';
+export * from './types';
+export {
+  buildVethRequest, buildBridgeRequest, buildMacvlanRequest, buildVxlanRequest, buildVlanRequest,
+  buildSetLinkRequest, buildBridgePortFlagsRequest, buildAddressRequest, buildRouteRequest,
+  buildNeighbourRequest, buildFdbRequest, checkIfname, MACVLAN_MODES,
+} from './requests';
+export { parseCidr, ipFamily, ipToBytes, bytesToIp, macToBytes, bytesToMac } from './addr';
+export { RT_SCOPE, RT_TABLE, IFF_UP, IFF_LOOPBACK, IFA_F, NUD, NTF } from './wire';

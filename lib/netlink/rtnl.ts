@@ -1,0 +1,492 @@
+// The kernel facade: one rtnetlink socket, typed operations, typed errors.
+//
+// Kernel quirks, written down once:
+// - A netlink socket belongs to the namespace it was created in, so openRtnl(ns)
+//   creates it inside Netns.run (synchronously) and never enters again.
+// - veth: create it from the container side and send the peer to the host
+//   (VETH_INFO_PEER + IFLA_NET_NS_FD): the container name (eth0) is then checked
+//   where it lives, and nothing named eth0 ever appears on the host.
+// - macvlan: created directly in the target namespace (IFLA_NET_NS_FD) under a
+//   temporary name, then renamed inside it, so a clash with the final name is
+//   reported against the container and leaves nothing behind.
+// - After a namespace move a link may get another index (it keeps it only if
+//   free there): re-read it through a socket in the target namespace.
+// - Dumps can be interrupted by concurrent changes (NLM_F_DUMP_INTR on a part,
+//   or EINTR): retry the whole dump.
+// - Renaming an up link fails with EBUSY on most devices: set it down first.
+import * as crypto from 'crypto';
+import * as fs from 'fs';
+import { createRtNetlink, RtNetlinkSocket } from 'netlink';
+import { Netns } from '../netns';
+import { bytesToIp, bytesToMac, ipFamily, parseCidr, type Family } from './addr';
+import { NetlinkError, errnoName, isExists, isNotFound, kernelError, toNetlinkError } from './errors';
+import {
+  buildAddressRequest, buildBridgePortFlagsRequest, buildBridgeRequest, buildDeleteLinkRequest, buildDumpRequest,
+  buildFdbRequest, buildGetLinkRequest, buildMacvlanRequest, buildNeighbourRequest, buildRouteRequest, buildSetLinkRequest,
+  buildVethRequest, buildVlanRequest, buildVxlanRequest, LinkChange, normaliseDst,
+} from './requests';
+import type {
+  Address, AddressOptions, BridgeOptions, BridgePortFlags, FdbEntry, Link, LinkRef, MacvlanOptions, Neighbour, NetnsRef,
+  Route, RouteFilter, RouteSpec, VethOptions, VlanOptions, VxlanOptions,
+} from './types';
+import {
+  AF, IFA, IFADDRMSG_LEN, IFF_UP, IFINFOMSG_LEN, IFLA, IFLA_BRPORT, IFLA_INFO, IF_OPER_UP, NDA, NDMSG_LEN, NLM_F, NlRequest,
+  RTA, RTAX_MTU, RTM, RTMSG_LEN, attrMap, decodeAttrs, parseIfaddrmsg, parseIfinfomsg, parseNdmsg, parseRtmsg, readStr,
+} from './wire';
+
+const NLMSG_ERROR = 2;
+const REQUEST_TIMEOUT_MS = 10_000;
+const DUMP_RETRIES = 5;
+
+interface RawMessage {
+  type: number;
+  flags: number;
+  data: Buffer;
+}
+
+/** Open an rtnetlink socket in `netns` (or in the current namespace). */
+export function openRtnl(netns?: Netns): Rtnl {
+  const sock = netns ? netns.run(() => createRtNetlink()) : createRtNetlink();
+  return new Rtnl(sock, netns);
+}
+
+/** Open, use, close. */
+export async function withRtnl<T>(netns: Netns | undefined, fn: (rtnl: Rtnl) => Promise<T>): Promise<T> {
+  const rtnl = openRtnl(netns);
+  try {
+    return await fn(rtnl);
+  } finally {
+    rtnl.close();
+  }
+}
+
+/** An fd for a namespace reference, and how to release it. */
+function netnsFd(ref: NetnsRef): { fd: number; release: () => void } {
+  if (typeof ref === 'number') return { fd: ref, release: () => undefined };
+  const path = typeof ref === 'string' ? ref : ref.path;
+  let fd: number;
+  try {
+    fd = fs.openSync(path, 'r');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'EIO';
+    throw new NetlinkError(code, `cannot open network namespace "${path}": ${code}`);
+  }
+  return { fd, release: () => fs.closeSync(fd) };
+}
+
+function describeRef(ref: LinkRef): string {
+  return typeof ref === 'number' ? `link #${ref}` : typeof ref === 'string' ? `link "${ref}"` : `link "${ref.name}"`;
+}
+
+export class Rtnl {
+  private closed = false;
+
+  constructor(private readonly sock: RtNetlinkSocket, readonly netns?: Netns) {}
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.sock.socket.close();
+  }
+
+  // ---- transport -----------------------------------------------------------
+
+  /** Send one request; resolve with the reply messages; throw NetlinkError on an NLMSG_ERROR. */
+  private async send(req: NlRequest, what: string): Promise<RawMessage[]> {
+    if (this.closed) throw new NetlinkError('EBADF', `${what}: the netlink socket is closed`);
+    let reply: RawMessage[];
+    try {
+      [reply] = await this.sock.socket.request(req.type, req.data, { flags: req.flags, checkError: false, timeout: REQUEST_TIMEOUT_MS });
+    } catch (err) {
+      throw toNetlinkError(err, what);
+    }
+    for (const m of reply) {
+      if (m.type !== NLMSG_ERROR) continue;
+      const errno = m.data.readInt32LE(0);
+      if (errno !== 0) throw kernelError(errno, what);
+    }
+    return reply.filter((m) => m.type !== NLMSG_ERROR);
+  }
+
+  private async dump(req: NlRequest, what: string): Promise<RawMessage[]> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const msgs = await this.send(req, what);
+        if (!msgs.some((m) => m.flags & NLM_F.DUMP_INTR)) return msgs;
+        if (attempt >= DUMP_RETRIES) throw new NetlinkError('EINTR', `${what}: dump kept being interrupted by concurrent changes`);
+      } catch (err) {
+        if (!(err instanceof NetlinkError && err.code === 'EINTR') || attempt >= DUMP_RETRIES) throw err;
+      }
+    }
+  }
+
+  /** The index of a link reference; names are looked up (ENODEV when missing). */
+  async indexOf(ref: LinkRef): Promise<number> {
+    if (typeof ref === 'number') return ref;
+    if (typeof ref === 'object') return ref.index;
+    const link = await this.getLink(ref);
+    if (!link) throw new NetlinkError('ENODEV', `link "${ref}" not found`);
+    return link.index;
+  }
+
+  // ---- links ---------------------------------------------------------------
+
+  async getLink(ref: number | string): Promise<Link | undefined> {
+    try {
+      const [msg] = await this.send(buildGetLinkRequest(ref), `getting ${describeRef(ref)}`);
+      return msg ? decodeLink(msg.data) : undefined;
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  /** Like getLink but throws a not-found NetlinkError. */
+  async requireLink(ref: LinkRef): Promise<Link> {
+    const link = await this.getLink(typeof ref === 'object' ? ref.index : ref);
+    if (!link) throw new NetlinkError('ENODEV', `${describeRef(ref)} not found`);
+    return link;
+  }
+
+  async listLinks(): Promise<Link[]> {
+    const msgs = await this.dump(buildDumpRequest(RTM.GETLINK), 'listing links');
+    return msgs.filter((m) => m.type === RTM.NEWLINK).map((m) => decodeLink(m.data));
+  }
+
+  /** Create a veth pair; returns the end in this namespace (peerIndex = the other end's index in its namespace). */
+  async createVeth(o: VethOptions): Promise<Link> {
+    const ns = o.peerNetns !== undefined ? netnsFd(o.peerNetns) : undefined;
+    try {
+      const where = ns ? ' in another namespace' : '';
+      await this.send(buildVethRequest({ ...o, peerNetnsFd: ns?.fd }), `creating veth "${o.name}" (peer "${o.peerName}"${where})`);
+    } finally {
+      ns?.release();
+    }
+    return this.requireLink(o.name);
+  }
+
+  /** Create a bridge. An existing one surfaces as EEXIST (isExists): see ensureBridge. */
+  async createBridge(o: BridgeOptions): Promise<Link> {
+    await this.send(buildBridgeRequest(o), `creating bridge "${o.name}"`);
+    return this.requireLink(o.name);
+  }
+
+  /** Create the bridge or reuse an existing one; an existing non-bridge of that name is an error. */
+  async ensureBridge(o: BridgeOptions): Promise<Link> {
+    try {
+      return await this.createBridge(o);
+    } catch (err) {
+      if (!isExists(err)) throw err;
+      const link = await this.requireLink(o.name);
+      if (link.kind !== 'bridge') throw new NetlinkError('EEXIST', `"${o.name}" already exists and is a ${link.kind ?? 'device'}, not a bridge`);
+      return link;
+    }
+  }
+
+  /**
+   * Create a macvlan on a parent in this namespace. With `netns`, it is created
+   * directly there under a temporary name and renamed inside; the returned Link
+   * is then read from that namespace.
+   */
+  async createMacvlan(o: MacvlanOptions): Promise<Link> {
+    if (o.netns === undefined) {
+      await this.send(buildMacvlanRequest(o), `creating macvlan "${o.name}" on link #${o.parentIndex}`);
+      return this.requireLink(o.name);
+    }
+    const target = typeof o.netns === 'string' ? Netns.open(o.netns) : o.netns;
+    const ns = netnsFd(target);
+    const tmpName = `mv${crypto.randomBytes(4).toString('hex')}`;
+    try {
+      await this.send(buildMacvlanRequest({ ...o, name: tmpName, netnsFd: ns.fd }), `creating macvlan "${o.name}" on link #${o.parentIndex} in "${target.path}"`);
+      return await withRtnl(target, async (inner) => {
+        try {
+          await inner.rename(tmpName, o.name);
+        } catch (err) {
+          await inner.deleteLink(tmpName).catch(() => undefined);
+          throw err;
+        }
+        return inner.requireLink(o.name);
+      });
+    } finally {
+      ns.release();
+      if (typeof o.netns === 'string') target.close();
+    }
+  }
+
+  async createVxlan(o: VxlanOptions): Promise<Link> {
+    await this.send(buildVxlanRequest(o), `creating vxlan "${o.name}" (VNI ${o.vni})`);
+    return this.requireLink(o.name);
+  }
+
+  /** 802.1q sub-interface. Needs the 8021q module (EOPNOTSUPP without it). */
+  async createVlan(o: VlanOptions): Promise<Link> {
+    await this.send(buildVlanRequest(o), `creating vlan "${o.name}" (id ${o.vlanId}) on link #${o.parentIndex}`);
+    return this.requireLink(o.name);
+  }
+
+  private async change(ref: LinkRef, c: LinkChange, what: string): Promise<void> {
+    const index = await this.indexOf(ref);
+    await this.send(buildSetLinkRequest(index, c), `${what} ${describeRef(ref)}`);
+  }
+
+  setLinkUp(ref: LinkRef): Promise<void> {
+    return this.change(ref, { up: true }, 'setting up');
+  }
+
+  setLinkDown(ref: LinkRef): Promise<void> {
+    return this.change(ref, { up: false }, 'setting down');
+  }
+
+  /** Attach to a bridge, or detach with null. */
+  async setMaster(ref: LinkRef, bridge: LinkRef | null): Promise<void> {
+    const master = bridge === null ? 0 : await this.indexOf(bridge);
+    const what = bridge === null ? 'detaching' : `attaching to ${describeRef(bridge)}:`;
+    await this.change(ref, { master }, what);
+  }
+
+  setMtu(ref: LinkRef, mtu: number): Promise<void> {
+    return this.change(ref, { mtu }, `setting MTU ${mtu} on`);
+  }
+
+  setMac(ref: LinkRef, mac: string): Promise<void> {
+    return this.change(ref, { mac }, `setting MAC ${mac} on`);
+  }
+
+  /** Rename; most devices must be down (EBUSY otherwise). */
+  rename(ref: LinkRef, newName: string): Promise<void> {
+    return this.change(ref, { name: newName }, `renaming to "${newName}"`);
+  }
+
+  /** Move a link to another namespace. Its index there may differ: re-read it from there. */
+  async moveToNetns(ref: LinkRef, netns: NetnsRef): Promise<void> {
+    const ns = netnsFd(netns);
+    try {
+      await this.change(ref, { netnsFd: ns.fd }, 'moving to another namespace:');
+    } finally {
+      ns.release();
+    }
+  }
+
+  /** Delete a link; a missing one throws a not-found NetlinkError (isNotFound). */
+  async deleteLink(ref: LinkRef): Promise<void> {
+    const index = await this.indexOf(ref);
+    await this.send(buildDeleteLinkRequest(index), `deleting ${describeRef(ref)}`);
+  }
+
+  async setBridgePortFlags(ref: LinkRef, flags: BridgePortFlags): Promise<void> {
+    const index = await this.indexOf(ref);
+    await this.send(buildBridgePortFlagsRequest(index, flags), `setting bridge port flags ${JSON.stringify(flags)} on ${describeRef(ref)}`);
+  }
+
+  /** Poll until the link is operationally up (veth: both ends up). */
+  async waitOperUp(ref: LinkRef, timeoutMs = 5000): Promise<Link> {
+    const deadline = Date.now() + timeoutMs;
+    let delay = 2;
+    for (;;) {
+      const link = await this.requireLink(ref);
+      if (link.operUp) return link;
+      if (Date.now() >= deadline) throw new NetlinkError('ETIMEDOUT', `${describeRef(ref)} is not operationally up after ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(delay * 2, 100);
+    }
+  }
+
+  // ---- addresses -----------------------------------------------------------
+
+  async addAddress(ref: LinkRef, cidr: string, o: AddressOptions = {}): Promise<void> {
+    const index = await this.indexOf(ref);
+    await this.send(buildAddressRequest('add', index, cidr, o), `adding address ${cidr} to ${describeRef(ref)}`);
+  }
+
+  async deleteAddress(ref: LinkRef, cidr: string): Promise<void> {
+    const index = await this.indexOf(ref);
+    await this.send(buildAddressRequest('del', index, cidr), `deleting address ${cidr} from ${describeRef(ref)}`);
+  }
+
+  async listAddresses(ref?: LinkRef, family?: Family): Promise<Address[]> {
+    const index = ref === undefined ? undefined : await this.indexOf(ref);
+    const af = family === 4 ? AF.INET : family === 6 ? AF.INET6 : AF.UNSPEC;
+    const msgs = await this.dump(buildDumpRequest(RTM.GETADDR, af), 'listing addresses');
+    return msgs
+      .filter((m) => m.type === RTM.NEWADDR)
+      .map((m) => decodeAddress(m.data))
+      .filter((a): a is Address => a !== undefined && (index === undefined || a.index === index));
+  }
+
+  // ---- routes --------------------------------------------------------------
+
+  private async routeRequest(op: 'add' | 'del' | 'replace', r: RouteSpec) {
+    const oif = r.dev === undefined ? undefined : await this.indexOf(r.dev);
+    return buildRouteRequest(op, { ...r, oif });
+  }
+
+  private describeRoute(r: RouteSpec): string {
+    const dev = r.dev === undefined ? '' : ` dev ${typeof r.dev === 'object' ? r.dev.name : r.dev}`;
+    return `${r.dst}${r.gw ? ` via ${r.gw}` : ''}${dev}${r.table ? ` table ${r.table}` : ''}`;
+  }
+
+  async addRoute(r: RouteSpec): Promise<void> {
+    await this.send(await this.routeRequest('add', r), `adding route ${this.describeRoute(r)}`);
+  }
+
+  /** Add or overwrite. */
+  async replaceRoute(r: RouteSpec): Promise<void> {
+    await this.send(await this.routeRequest('replace', r), `replacing route ${this.describeRoute(r)}`);
+  }
+
+  async deleteRoute(r: RouteSpec): Promise<void> {
+    await this.send(await this.routeRequest('del', r), `deleting route ${this.describeRoute(r)}`);
+  }
+
+  /** Routes of one table (main by default; table 0 = all). */
+  async listRoutes(f: RouteFilter = {}): Promise<Route[]> {
+    const af = f.family === 4 ? AF.INET : f.family === 6 ? AF.INET6 : AF.UNSPEC;
+    const oif = f.dev === undefined ? undefined : await this.indexOf(f.dev);
+    const table = f.table ?? 254;
+    const msgs = await this.dump(buildDumpRequest(RTM.GETROUTE, af), 'listing routes');
+    return msgs
+      .filter((m) => m.type === RTM.NEWROUTE)
+      .map((m) => decodeRoute(m.data))
+      .filter((r): r is Route => r !== undefined && (table === 0 || r.table === table) && (oif === undefined || r.oif === oif));
+  }
+
+  // ---- neighbours and FDB --------------------------------------------------
+
+  /** A permanent ARP/NDP entry (replaces an existing one). */
+  async addNeighbour(ref: LinkRef, ip: string, mac: string): Promise<void> {
+    const index = await this.indexOf(ref);
+    await this.send(buildNeighbourRequest('add', index, ip, mac), `adding neighbour ${ip} lladdr ${mac} on ${describeRef(ref)}`);
+  }
+
+  async deleteNeighbour(ref: LinkRef, ip: string): Promise<void> {
+    const index = await this.indexOf(ref);
+    await this.send(buildNeighbourRequest('del', index, ip), `deleting neighbour ${ip} on ${describeRef(ref)}`);
+  }
+
+  async listNeighbours(ref?: LinkRef, family?: Family): Promise<Neighbour[]> {
+    const index = ref === undefined ? undefined : await this.indexOf(ref);
+    const out: Neighbour[] = [];
+    for (const f of family ? [family] : ([4, 6] as const)) {
+      const msgs = await this.dump(buildDumpRequest(RTM.GETNEIGH, f === 4 ? AF.INET : AF.INET6), 'listing neighbours');
+      for (const m of msgs) {
+        if (m.type !== RTM.NEWNEIGH) continue;
+        const n = decodeNeighbour(m.data);
+        if (n && (index === undefined || n.index === index)) out.push(n);
+      }
+    }
+    return out;
+  }
+
+  /** FDB entry on the device itself (vxlan): MAC -> remote VTEP IP, permanent. */
+  async addFdb(ref: LinkRef, mac: string, dst?: string, o: { append?: boolean } = {}): Promise<void> {
+    const index = await this.indexOf(ref);
+    await this.send(buildFdbRequest('add', index, mac, dst, o), `adding FDB entry ${mac}${dst ? ` dst ${dst}` : ''} on ${describeRef(ref)}`);
+  }
+
+  async deleteFdb(ref: LinkRef, mac: string, dst?: string): Promise<void> {
+    const index = await this.indexOf(ref);
+    await this.send(buildFdbRequest('del', index, mac, dst), `deleting FDB entry ${mac}${dst ? ` dst ${dst}` : ''} on ${describeRef(ref)}`);
+  }
+
+  async listFdb(ref?: LinkRef): Promise<FdbEntry[]> {
+    const index = ref === undefined ? undefined : await this.indexOf(ref);
+    const msgs = await this.dump(buildDumpRequest(RTM.GETNEIGH, AF.BRIDGE), 'listing FDB entries');
+    return msgs
+      .filter((m) => m.type === RTM.NEWNEIGH)
+      .map((m) => decodeFdb(m.data))
+      .filter((e) => index === undefined || e.index === index);
+  }
+}
+
+// ---- decoding ---------------------------------------------------------------
+
+export function decodeLink(data: Buffer): Link {
+  const hdr = parseIfinfomsg(data);
+  const a = attrMap(data.subarray(IFINFOMSG_LEN));
+  const link: Link = {
+    index: hdr.index,
+    name: a.has(IFLA.IFNAME) ? readStr(a.get(IFLA.IFNAME)!) : '',
+    mac: a.has(IFLA.ADDRESS) ? bytesToMac(a.get(IFLA.ADDRESS)!) : '',
+    mtu: a.get(IFLA.MTU)?.readUInt32LE(0) ?? 0,
+    up: (hdr.flags & IFF_UP) !== 0,
+    operUp: a.get(IFLA.OPERSTATE)?.readUInt8(0) === IF_OPER_UP,
+    flags: hdr.flags,
+  };
+  const master = a.get(IFLA.MASTER)?.readUInt32LE(0);
+  if (master) link.master = master;
+  // The kernel omits IFLA_LINK when it equals the link's own index, even when
+  // the peer/parent lives in another namespace (then IFLA_LINK_NETNSID is set).
+  if (a.has(IFLA.LINK_NETNSID)) link.linkNetnsId = a.get(IFLA.LINK_NETNSID)!.readInt32LE(0);
+  const peer = a.get(IFLA.LINK)?.readUInt32LE(0) ?? (link.linkNetnsId !== undefined ? hdr.index : undefined);
+  if (peer && (peer !== hdr.index || link.linkNetnsId !== undefined)) link.peerIndex = peer;
+  if (a.has(IFLA.TXQLEN)) link.txqlen = a.get(IFLA.TXQLEN)!.readUInt32LE(0);
+  const info = a.get(IFLA.LINKINFO);
+  if (info) {
+    const li = attrMap(info);
+    if (li.has(IFLA_INFO.KIND)) link.kind = readStr(li.get(IFLA_INFO.KIND)!);
+    const slaveKind = li.get(IFLA_INFO.SLAVE_KIND);
+    const slaveData = li.get(IFLA_INFO.SLAVE_DATA);
+    if (slaveKind && readStr(slaveKind) === 'bridge' && slaveData) {
+      const p = attrMap(slaveData);
+      const flag = (t: number): boolean | undefined => (p.has(t) ? p.get(t)!.readUInt8(0) !== 0 : undefined);
+      link.bridgePort = { hairpin: flag(IFLA_BRPORT.MODE), learning: flag(IFLA_BRPORT.LEARNING), isolated: flag(IFLA_BRPORT.ISOLATED) };
+    }
+  }
+  return link;
+}
+
+function decodeAddress(data: Buffer): Address | undefined {
+  const hdr = parseIfaddrmsg(data);
+  const a = attrMap(data.subarray(IFADDRMSG_LEN));
+  // IFA_LOCAL is the address itself; IFA_ADDRESS is the peer on point-to-point links.
+  const raw = a.get(IFA.LOCAL) ?? a.get(IFA.ADDRESS);
+  if (!raw || (hdr.family !== AF.INET && hdr.family !== AF.INET6)) return undefined;
+  const ip = bytesToIp(raw);
+  const flags = a.get(8)?.readUInt32LE(0) ?? hdr.flags; // IFA_FLAGS carries all 32 bits
+  const out: Address = { cidr: `${ip}/${hdr.prefixlen}`, ip, prefix: hdr.prefixlen, family: hdr.family === AF.INET ? 4 : 6, index: hdr.index, scope: hdr.scope, flags };
+  if (a.has(IFA.LABEL)) out.label = readStr(a.get(IFA.LABEL)!);
+  return out;
+}
+
+function decodeRoute(data: Buffer): Route | undefined {
+  const hdr = parseRtmsg(data);
+  if (hdr.family !== AF.INET && hdr.family !== AF.INET6) return undefined;
+  const family: 4 | 6 = hdr.family === AF.INET ? 4 : 6;
+  const a = attrMap(data.subarray(RTMSG_LEN));
+  const dstIp = a.has(RTA.DST) ? bytesToIp(a.get(RTA.DST)!) : family === 4 ? '0.0.0.0' : '::';
+  const r: Route = {
+    dst: `${dstIp}/${hdr.dstLen}`, family, table: a.get(RTA.TABLE)?.readUInt32LE(0) ?? hdr.table,
+    scope: hdr.scope, protocol: hdr.protocol, type: hdr.type,
+  };
+  if (a.has(RTA.GATEWAY)) r.gw = bytesToIp(a.get(RTA.GATEWAY)!);
+  if (a.has(RTA.OIF)) r.oif = a.get(RTA.OIF)!.readUInt32LE(0);
+  if (a.has(RTA.PRIORITY)) r.metric = a.get(RTA.PRIORITY)!.readUInt32LE(0);
+  if (a.has(RTA.PREFSRC)) r.src = bytesToIp(a.get(RTA.PREFSRC)!);
+  const metrics = a.get(RTA.METRICS);
+  if (metrics) {
+    const mtu = decodeAttrs(metrics).find((m) => m.type === RTAX_MTU);
+    if (mtu) r.mtu = mtu.data.readUInt32LE(0);
+  }
+  return r;
+}
+
+function decodeNeighbour(data: Buffer): Neighbour | undefined {
+  const hdr = parseNdmsg(data);
+  const a = attrMap(data.subarray(NDMSG_LEN));
+  const dst = a.get(NDA.DST);
+  if (!dst) return undefined;
+  const n: Neighbour = { ip: bytesToIp(dst), index: hdr.index, state: hdr.state };
+  if (a.has(NDA.LLADDR)) n.mac = bytesToMac(a.get(NDA.LLADDR)!);
+  return n;
+}
+
+function decodeFdb(data: Buffer): FdbEntry {
+  const hdr = parseNdmsg(data);
+  const a = attrMap(data.subarray(NDMSG_LEN));
+  const e: FdbEntry = { mac: a.has(NDA.LLADDR) ? bytesToMac(a.get(NDA.LLADDR)!) : '', index: hdr.index, state: hdr.state, flags: hdr.flags };
+  if (a.has(NDA.DST)) e.dst = bytesToIp(a.get(NDA.DST)!);
+  return e;
+}
+
+// Re-exported for callers that compare addresses textually.
+export { ipFamily, parseCidr, normaliseDst, errnoName };
