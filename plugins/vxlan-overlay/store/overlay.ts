@@ -1,0 +1,247 @@
+// The overlay schema on top of any KvStore. Under /node-cni/overlay/<network>/:
+//   config                     the network config (JSON), created once, never silently changed
+//   subnets/<10.244.3.0_24>    sticky assignment: the hostID that leased it (no lease: survives restarts)
+//   hosts/<hostID>             the live record of a running agent (JSON), attached to its lease
+// Every allocation is a compare-and-swap txn, never a read-then-write race.
+
+import { CniError, ErrorCode } from '../../../lib/cni/errors';
+import { createIfAbsent, KvStore, LeaseId, WatchHandle } from './types';
+import {
+  cidrContains, decodeHostId, decodeSubnetKey, encodeHostId, encodeSubnetKey, enumerateSubnets, formatCidr, parseIpv4Cidr,
+} from './subnets';
+
+export const OVERLAY_ROOT = '/node-cni/overlay/';
+
+export interface OverlayNetworkConfig {
+  /** Cluster CIDR every host subnet comes from, e.g. "10.244.0.0/16". */
+  cidr: string;
+  /** Prefix length of one host's subnet (default 24). */
+  subnetLength: number;
+  /** VXLAN network identifier. */
+  vni: number;
+  /** VXLAN UDP port. */
+  port: number;
+}
+
+/** What every other host needs to reach this one. */
+export interface HostRecord {
+  hostID: string;
+  /** Underlay (physical) address the VXLAN packets are sent to. */
+  underlayIP: string;
+  /** MAC of this host's VXLAN device (neighbour + FDB entries on peers). */
+  vtepMAC: string;
+  vni: number;
+  port: number;
+  mtu: number;
+  /** This host's subnet, e.g. "10.244.3.0/24". */
+  subnet: string;
+}
+
+export type OverlayErrorReason = 'config-conflict' | 'config-missing' | 'cidr-full' | 'contention' | 'not-assigned' | 'invalid';
+
+/** A CniError that also says why, so the agent and tests can tell the cases apart. */
+export class OverlayStoreError extends CniError {
+  constructor(readonly reason: OverlayErrorReason, code: number, msg: string) {
+    super(code, msg);
+    this.name = 'OverlayStoreError';
+  }
+}
+
+export type HostChange = { type: 'put'; host: HostRecord; modRevision: number } | { type: 'delete'; hostID: string; modRevision: number };
+
+export interface HostWatchListener {
+  onChanges(changes: HostChange[]): void;
+  /** History is gone: list again (listHosts) and watch from its revision + 1. */
+  onCompacted(): void;
+  onError?(err: Error): void;
+}
+
+export interface ClaimResult {
+  subnet: string;
+  /** false when the host already had this subnet (a restart). */
+  created: boolean;
+}
+
+const NETWORK_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+const MAX_CLAIM_ATTEMPTS = 20;
+
+export function networkPrefix(network: string): string {
+  if (!NETWORK_NAME.test(network)) {
+    throw new OverlayStoreError('invalid', ErrorCode.InvalidConfig, `overlay network name "${network}" must be letters, digits, "_", "." or "-"`);
+  }
+  return `${OVERLAY_ROOT}${network}/`;
+}
+
+/** Check and default a network config; throws OverlayStoreError (code 7) naming the bad field. */
+export function normalizeNetworkConfig(network: string, cfg: Partial<OverlayNetworkConfig> & { cidr: string }): OverlayNetworkConfig {
+  const bad = (msg: string): never => {
+    throw new OverlayStoreError('invalid', ErrorCode.InvalidConfig, `overlay network "${network}": ${msg}`);
+  };
+  let cidr;
+  try { cidr = parseIpv4Cidr(cfg.cidr); } catch (e) { return bad(`cidr: ${(e as Error).message}`); }
+  const subnetLength = cfg.subnetLength ?? 24;
+  if (!Number.isInteger(subnetLength) || subnetLength < cidr.prefixLength || subnetLength > 30) {
+    bad(`subnetLength /${subnetLength} must be between /${cidr.prefixLength} (the cidr) and /30`);
+  }
+  const vni = cfg.vni ?? 1;
+  if (!Number.isInteger(vni) || vni < 1 || vni > 0xffffff) bad(`vni ${vni} must be 1..16777215`);
+  const port = cfg.port ?? 4789;
+  if (!Number.isInteger(port) || port < 1 || port > 65535) bad(`port ${port} must be 1..65535`);
+  return { cidr: formatCidr(cidr), subnetLength, vni, port };
+}
+
+export class OverlayStore {
+  readonly prefix: string;
+
+  constructor(readonly kv: KvStore, readonly network: string) {
+    this.prefix = networkPrefix(network);
+  }
+
+  get configKey(): string { return `${this.prefix}config`; }
+  get subnetsPrefix(): string { return `${this.prefix}subnets/`; }
+  get hostsPrefix(): string { return `${this.prefix}hosts/`; }
+  subnetKey(subnet: string): string { return this.subnetsPrefix + encodeSubnetKey(subnet); }
+  hostKey(hostID: string): string { return this.hostsPrefix + encodeHostId(hostID); }
+
+  /** Create the config if absent; an existing equal config is fine, a different one is an error. */
+  async ensureNetworkConfig(desired: Partial<OverlayNetworkConfig> & { cidr: string }): Promise<OverlayNetworkConfig> {
+    const want = normalizeNetworkConfig(this.network, desired);
+    if (await createIfAbsent(this.kv, this.configKey, JSON.stringify(want))) return want;
+    const have = await this.getConfig();
+    if (!have) return this.ensureNetworkConfig(desired); // deleted in between: try again
+    const diffs = (Object.keys(want) as Array<keyof OverlayNetworkConfig>)
+      .filter((k) => want[k] !== have[k])
+      .map((k) => `${k} is ${have[k]} in the store, ${want[k]} in this config`);
+    if (diffs.length > 0) {
+      throw new OverlayStoreError('config-conflict', ErrorCode.InvalidConfig, `overlay network "${this.network}" already exists with another config: ${diffs.join('; ')}`);
+    }
+    return have;
+  }
+
+  async getConfig(): Promise<OverlayNetworkConfig | undefined> {
+    const kv = await this.kv.get(this.configKey);
+    return kv ? (JSON.parse(kv.value) as OverlayNetworkConfig) : undefined;
+  }
+
+  /** Every assignment: subnet → hostID. */
+  async listSubnets(): Promise<Map<string, { hostID: string; modRevision: number }>> {
+    const { kvs } = await this.kv.list(this.subnetsPrefix);
+    return new Map(kvs.map((kv) => [decodeSubnetKey(kv.key.slice(this.subnetsPrefix.length)), { hostID: kv.value, modRevision: kv.modRevision }]));
+  }
+
+  /**
+   * The host's subnet: the one it already has (sticky across restarts), else
+   * the first free one, claimed by create-if-absent (a lost race retries).
+   */
+  async claimSubnet(hostID: string): Promise<ClaimResult> {
+    checkHostId(hostID);
+    const cfg = await this.requireConfig();
+    const cidr = parseIpv4Cidr(cfg.cidr);
+    for (let attempt = 0; attempt < MAX_CLAIM_ATTEMPTS; attempt++) {
+      const taken = await this.listSubnets();
+      for (const [subnet, owner] of taken) {
+        if (owner.hostID === hostID && cidrContains(cidr, parseIpv4Cidr(subnet))) return { subnet, created: false };
+      }
+      const free = pickFreeSubnet(cfg, new Set(taken.keys()));
+      if (!free) {
+        throw new OverlayStoreError('cidr-full', ErrorCode.Internal,
+          `overlay network "${this.network}": no free /${cfg.subnetLength} subnet left in ${cfg.cidr} for host "${hostID}" (${taken.size} assigned)`);
+      }
+      if (await createIfAbsent(this.kv, this.subnetKey(free), hostID)) return { subnet: free, created: true };
+    }
+    throw new OverlayStoreError('contention', ErrorCode.TryAgainLater,
+      `overlay network "${this.network}": could not claim a subnet for host "${hostID}" after ${MAX_CLAIM_ATTEMPTS} attempts (others kept taking the free ones)`);
+  }
+
+  /** Give the host's subnet back and drop its live record (the `leave` verb). Returns what was released. */
+  async releaseSubnet(hostID: string): Promise<string[]> {
+    checkHostId(hostID);
+    for (let attempt = 0; attempt < MAX_CLAIM_ATTEMPTS; attempt++) {
+      const mine = [...(await this.listSubnets())].filter(([, o]) => o.hostID === hostID);
+      const res = await this.kv.txn({
+        // Only if still ours: a subnet released and re-claimed by another host in between stays theirs.
+        compare: mine.map(([subnet, o]) => ({ key: this.subnetKey(subnet), target: 'modRevision' as const, equals: o.modRevision })),
+        success: [...mine.map(([subnet]) => ({ type: 'delete' as const, key: this.subnetKey(subnet) })), { type: 'delete', key: this.hostKey(hostID) }],
+      });
+      if (res.succeeded) return mine.map(([subnet]) => subnet);
+    }
+    throw new OverlayStoreError('contention', ErrorCode.TryAgainLater, `overlay network "${this.network}": could not release the subnet of host "${hostID}"`);
+  }
+
+  /** Publish (or refresh) the live record, attached to the lease; only for a subnet this host holds. */
+  async publishHost(record: HostRecord, leaseId: LeaseId): Promise<void> {
+    checkHostId(record.hostID);
+    const res = await this.kv.txn({
+      compare: [{ key: this.subnetKey(record.subnet), target: 'value', equals: record.hostID }],
+      success: [{ type: 'put', key: this.hostKey(record.hostID), value: JSON.stringify(record), lease: leaseId }],
+    });
+    if (!res.succeeded) {
+      throw new OverlayStoreError('not-assigned', ErrorCode.Internal,
+        `overlay network "${this.network}": subnet ${record.subnet} is not assigned to host "${record.hostID}" (claim it first)`);
+    }
+  }
+
+  async listHosts(): Promise<{ hosts: HostRecord[]; revision: number }> {
+    const { kvs, revision } = await this.kv.list(this.hostsPrefix);
+    const hosts: HostRecord[] = [];
+    for (const kv of kvs) {
+      const host = parseHostRecord(kv.value);
+      if (host) hosts.push(host);
+    }
+    return { hosts, revision };
+  }
+
+  /** Host records appearing, changing and disappearing (lease expiry, revoke, leave) from fromRevision on. */
+  watchHosts(fromRevision: number, listener: HostWatchListener): WatchHandle {
+    return this.kv.watch(this.hostsPrefix, fromRevision, {
+      onEvents: (events) => {
+        const changes: HostChange[] = [];
+        for (const e of events) {
+          if (e.type === 'delete') {
+            changes.push({ type: 'delete', hostID: decodeHostId(e.key.slice(this.hostsPrefix.length)), modRevision: e.modRevision });
+          } else {
+            const host = parseHostRecord(e.value);
+            if (host) changes.push({ type: 'put', host, modRevision: e.modRevision });
+          }
+        }
+        if (changes.length > 0) listener.onChanges(changes);
+      },
+      onCompacted: () => listener.onCompacted(),
+      onError: (err) => listener.onError?.(err),
+    });
+  }
+
+  private async requireConfig(): Promise<OverlayNetworkConfig> {
+    const cfg = await this.getConfig();
+    if (!cfg) {
+      throw new OverlayStoreError('config-missing', ErrorCode.InvalidConfig, `overlay network "${this.network}" has no config in the store (ensureNetworkConfig first)`);
+    }
+    return cfg;
+  }
+}
+
+/** The first subnet of the cluster CIDR that nobody holds, or undefined when it is full. */
+export function pickFreeSubnet(cfg: Pick<OverlayNetworkConfig, 'cidr' | 'subnetLength'>, taken: ReadonlySet<string>): string | undefined {
+  for (const s of enumerateSubnets(parseIpv4Cidr(cfg.cidr), cfg.subnetLength)) {
+    const text = formatCidr(s);
+    if (!taken.has(text)) return text;
+  }
+  return undefined;
+}
+
+/** A malformed record (another version, a hand edit) is skipped rather than breaking every agent. */
+export function parseHostRecord(json: string): HostRecord | undefined {
+  try {
+    const r = JSON.parse(json) as HostRecord;
+    if (typeof r.hostID !== 'string' || typeof r.underlayIP !== 'string' || typeof r.subnet !== 'string') return undefined;
+    return r;
+  } catch {
+    return undefined;
+  }
+}
+
+function checkHostId(hostID: string): void {
+  if (typeof hostID !== 'string' || hostID.length === 0 || hostID.length > 253) {
+    throw new OverlayStoreError('invalid', ErrorCode.InvalidConfig, `overlay host ID "${hostID}" must be 1..253 characters`);
+  }
+}
