@@ -1,0 +1,203 @@
+// nftables rendering for portmap (pure: text in, text out; golden-tested).
+//
+// One table, `inet cni_portmap`, shared by every network:
+//   claims4/claims6   (hostIP . proto . hostPort) -> owner mark. Global, so a
+//                     host port can be published once per host whatever the
+//                     network; `create element` makes a second claim fail
+//                     atomically instead of overwriting (no read-then-write).
+// Per network N (prefix n_<hash of name>, so any network name is safe):
+//   N_any4/6          (proto . hostPort)          -> containerIP . containerPort
+//   N_ip4/6           (hostIP . proto . hostPort) -> containerIP . containerPort
+//   N_targets4/6      (containerIP . proto . containerPort): masquerade localhost / masqAll
+//   N_hairpin4/6      (containerIP . containerIP): masquerade a container reaching itself
+//   N_dnat            the four map lookups, behind the network's conditions
+//   N_prerouting/N_output/N_postrouting   base chains of that network
+// Per packet: a constant number of hash lookups per network; per ADD: one
+// transaction whose size depends only on this container's mappings.
+
+import { createHash } from 'crypto';
+
+export const PORTMAP_TABLE = 'cni_portmap';
+export type Family = 4 | 6;
+
+export interface PortmapNetwork {
+  name: string;
+  snat: boolean;
+  masqAll: boolean;
+  conditionsV4: readonly string[];
+  conditionsV6: readonly string[];
+}
+
+/** One published port in one family. */
+export interface PortmapEntry {
+  family: Family;
+  /** A specific host address; undefined = every local address of the family. */
+  hostIP?: string;
+  protocol: 'tcp' | 'udp' | 'sctp';
+  hostPort: number;
+  containerIP: string;
+  containerPort: number;
+}
+
+export interface PortmapAttachment {
+  network: string;
+  containerID: string;
+  ifname: string;
+  entries: readonly PortmapEntry[];
+}
+
+/** One element this attachment owns. `exclusive`: refuse if the key exists (a claim), else add-or-keep. */
+export interface ElementOp {
+  set: string;
+  key: string;
+  value?: string;
+  comment?: string;
+  exclusive: boolean;
+}
+
+/** Chain/set name prefix of a network: stable, short, and safe for any network name. */
+export function networkPrefix(network: string): string {
+  return `n_${createHash('sha256').update(network).digest('hex').slice(0, 12)}`;
+}
+
+/** The 32-bit value a claim carries: tells this attachment's claims from anyone else's. */
+export function ownerMark(att: Pick<PortmapAttachment, 'network' | 'containerID' | 'ifname'>): string {
+  const h = createHash('sha256').update(`${att.network}\0${att.containerID}\0${att.ifname}`).digest();
+  // Top bit set: always 8 hex digits, printed by nft exactly as we render it.
+  return `0x${((h.readUInt32BE(0) | 0x80000000) >>> 0).toString(16)}`;
+}
+
+/** What a claim's comment says (for humans and conflict messages); nft comments are at most 128 bytes. */
+export function ownerComment(att: Pick<PortmapAttachment, 'network' | 'containerID' | 'ifname'>): string {
+  return `${att.network}/${att.containerID}/${att.ifname}`.replace(/[^A-Za-z0-9_.:/-]/g, '_').slice(0, 127);
+}
+
+/** Parse an owner comment back; undefined if it is not ours. */
+export function parseOwnerComment(comment: string): { network: string; containerID: string; ifname: string } | undefined {
+  const m = /^([^/]+)\/([^/]+)\/([^/]+)$/.exec(comment);
+  return m ? { network: m[1], containerID: m[2], ifname: m[3] } : undefined;
+}
+
+const anyAddr = (f: Family): string => (f === 4 ? '0.0.0.0' : '::');
+const ipKw = (f: Family): string => (f === 4 ? 'ip' : 'ip6');
+const addrType = (f: Family): string => (f === 4 ? 'ipv4_addr' : 'ipv6_addr');
+
+/** The table, the claim maps and the network's maps, sets and chains; idempotent (rules are flushed and rewritten). */
+export function renderSkeleton(net: PortmapNetwork, table = PORTMAP_TABLE): string {
+  const t = `inet ${table}`;
+  const n = networkPrefix(net.name);
+  const out: string[] = [`add table ${t} { comment "node-cni-plugins portmap: published container ports"; }`];
+  for (const f of [4, 6] as const) {
+    out.push(`add map ${t} claims${f} { type ${addrType(f)} . inet_proto . inet_service : mark; comment "published host ports -> owner"; }`);
+  }
+  for (const f of [4, 6] as const) {
+    const a = addrType(f);
+    out.push(
+      `add map ${t} ${n}_any${f} { type inet_proto . inet_service : ${a} . inet_service; }`,
+      `add map ${t} ${n}_ip${f} { type ${a} . inet_proto . inet_service : ${a} . inet_service; }`,
+      `add set ${t} ${n}_targets${f} { type ${a} . inet_proto . inet_service; }`,
+      `add set ${t} ${n}_hairpin${f} { type ${a} . ${a}; }`,
+    );
+  }
+  const chain = (name: string, spec: string, rules: string[]): void => {
+    out.push(`add chain ${t} ${n}_${name} { ${spec} }`, `flush chain ${t} ${n}_${name}`);
+    for (const r of rules) out.push(`add rule ${t} ${n}_${name} ${r}`);
+  };
+  const dnat: string[] = [];
+  for (const f of [4, 6] as const) {
+    const cond = (f === 4 ? net.conditionsV4 : net.conditionsV6).map((c) => `${c} `).join('');
+    const ip = ipKw(f);
+    dnat.push(
+      `${cond}dnat ${ip} to ${ip} daddr . meta l4proto . th dport map @${n}_ip${f}`,
+      `${cond}fib daddr type local dnat ${ip} to meta l4proto . th dport map @${n}_any${f}`,
+    );
+  }
+  const comment = `comment "portmap network ${net.name.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 100)}";`;
+  chain('dnat', comment, dnat);
+  chain('prerouting', 'type nat hook prerouting priority dstnat; policy accept;', [`jump ${n}_dnat`]);
+  chain('output', 'type nat hook output priority dstnat; policy accept;', [`jump ${n}_dnat`]);
+  const masq: string[] = [];
+  for (const f of [4, 6] as const) {
+    const ip = ipKw(f);
+    const toTarget = `ct status dnat ${ip} daddr . meta l4proto . th dport @${n}_targets${f}`;
+    if (!net.snat) continue; // like the reference, snat:false turns masqAll off too
+    if (net.masqAll) {
+      masq.push(`${toTarget} masquerade`);
+    } else {
+      masq.push(`ct status dnat ${ip} saddr . ${ip} daddr @${n}_hairpin${f} masquerade`);
+      // Connections to 127.0.0.1:hostPort (route_localnet); IPv6 has no equivalent of route_localnet.
+      if (f === 4) masq.push(`ip saddr 127.0.0.0/8 ${toTarget} masquerade`);
+    }
+  }
+  chain('postrouting', 'type nat hook postrouting priority srcnat; policy accept;', masq);
+  return out.join('\n') + '\n';
+}
+
+/** Every element an attachment owns, deduplicated, in a stable order. */
+export function planElements(att: PortmapAttachment): ElementOp[] {
+  const n = networkPrefix(att.network);
+  const owner = ownerMark(att);
+  const comment = ownerComment(att);
+  const ops = new Map<string, ElementOp>();
+  const put = (op: ElementOp): void => {
+    const k = `${op.set} ${op.key}`;
+    if (!ops.has(k)) ops.set(k, op);
+  };
+  for (const e of att.entries) {
+    const target = `${e.containerIP} . ${e.containerPort}`;
+    put({ set: `claims${e.family}`, key: `${e.hostIP ?? anyAddr(e.family)} . ${e.protocol} . ${e.hostPort}`, value: owner, comment, exclusive: true });
+    if (e.hostIP === undefined) {
+      put({ set: `${n}_any${e.family}`, key: `${e.protocol} . ${e.hostPort}`, value: target, comment, exclusive: true });
+    } else {
+      put({ set: `${n}_ip${e.family}`, key: `${e.hostIP} . ${e.protocol} . ${e.hostPort}`, value: target, comment, exclusive: true });
+    }
+    put({ set: `${n}_targets${e.family}`, key: `${e.containerIP} . ${e.protocol} . ${e.containerPort}`, exclusive: false });
+    put({ set: `${n}_hairpin${e.family}`, key: `${e.containerIP} . ${e.containerIP}`, exclusive: false });
+  }
+  return [...ops.values()];
+}
+
+function groupBySet(ops: readonly ElementOp[]): Map<string, ElementOp[]> {
+  const by = new Map<string, ElementOp[]>();
+  for (const op of ops) by.set(op.set, [...(by.get(op.set) ?? []), op]);
+  return by;
+}
+
+const elem = (op: ElementOp, withComment: boolean): string =>
+  `${op.key}${withComment && op.comment ? ` comment "${op.comment}"` : ''}${op.value !== undefined ? ` : ${op.value}` : ''}`;
+
+/** Publish: claims and DNAT entries are created (fail if present), the shared-by-key sets are added. */
+export function renderAddElements(ops: readonly ElementOp[], table = PORTMAP_TABLE): string {
+  const out: string[] = [];
+  for (const [set, list] of groupBySet(ops)) {
+    for (const exclusive of [true, false]) {
+      const sel = list.filter((o) => o.exclusive === exclusive);
+      if (sel.length) out.push(`${exclusive ? 'create' : 'add'} element inet ${table} ${set} { ${sel.map((o) => elem(o, true)).join(', ')} }`);
+    }
+  }
+  return out.join('\n') + (out.length ? '\n' : '');
+}
+
+/**
+ * Unpublish, idempotently, without listing: `add` each element with our own
+ * value (a no-op if it is there, a create if it is gone), then `delete` it.
+ * If a key now belongs to someone else, the `add` fails and nothing changes:
+ * the caller retries element by element and leaves theirs alone.
+ */
+export function renderRemoveElements(ops: readonly ElementOp[], table = PORTMAP_TABLE): string {
+  const out: string[] = [];
+  for (const [set, list] of groupBySet(ops)) {
+    out.push(`add element inet ${table} ${set} { ${list.map((o) => elem(o, false)).join(', ')} }`);
+    out.push(`delete element inet ${table} ${set} { ${list.map((o) => o.key).join(', ')} }`);
+  }
+  return out.join('\n') + (out.length ? '\n' : '');
+}
+
+/** `nft get element` arguments per set, to check that elements exist (CHECK). */
+export function renderGetElements(ops: readonly ElementOp[], table = PORTMAP_TABLE): Array<{ set: string; args: string[]; expect: ElementOp[] }> {
+  return [...groupBySet(ops)].map(([set, list]) => ({
+    set,
+    args: ['get', 'element', 'inet', table, set, `{ ${list.map((o) => o.key).join(', ')} }`],
+    expect: list,
+  }));
+}

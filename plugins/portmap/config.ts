@@ -1,0 +1,154 @@
+// Parse and default the portmap configuration (pure). Accepts every field of
+// the reference portmap (reference-plugins.md §7.1) so its conflists work
+// unchanged; the iptables-only fields are validated and then ignored.
+
+import { isIPv4, isIPv6 } from 'net';
+import { invalidConfig } from '../../lib/cni/errors';
+import type { NetConf, Result } from '../../lib/cni/types';
+
+export type Protocol = 'tcp' | 'udp' | 'sctp';
+export const PROTOCOLS: readonly Protocol[] = ['tcp', 'udp', 'sctp'];
+export const DEFAULT_DATA_DIR = '/var/lib/cni/portmap';
+
+export interface PortMapping {
+  hostPort: number;
+  containerPort: number;
+  protocol: Protocol;
+  /** Normalized; undefined = every local address of both families. "0.0.0.0" / "::" = every address of that family. */
+  hostIP?: string;
+}
+
+export interface PortmapConfig {
+  cniVersion: string;
+  network: string;
+  mappings: readonly PortMapping[];
+  /** Masquerade hairpin and localhost traffic and set route_localnet (default true). */
+  snat: boolean;
+  /** Masquerade every connection to a published port, whatever its source (macvlan-style setups). */
+  masqAll: boolean;
+  conditionsV4: readonly string[];
+  conditionsV6: readonly string[];
+  /** Where the per-attachment records live: <dataDir>/<network>/<containerID>-<ifname>.json. */
+  dataDir: string;
+  prevResult?: Result;
+}
+
+function isPort(v: unknown): v is number {
+  return typeof v === 'number' && Number.isInteger(v) && v > 0 && v <= 65535;
+}
+
+/** Canonical text of an address, so "::FFFF:0" and "::ffff:0" are one key. */
+export function normalizeIP(ip: string): string | undefined {
+  if (isIPv4(ip)) return ip.split('.').map((o) => String(Number(o))).join('.');
+  if (!isIPv6(ip)) return undefined;
+  // Let the URL parser canonicalize (lower case, zero compression), avoiding a dependency here.
+  try {
+    return new URL(`http://[${ip}]/`).hostname.slice(1, -1);
+  } catch {
+    return undefined;
+  }
+}
+
+function parseMapping(raw: unknown, i: number): PortMapping {
+  const where = `runtimeConfig.portMappings[${i}]`;
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw invalidConfig(`${where} must be an object`, JSON.stringify(raw));
+  const m = raw as Record<string, unknown>;
+  if (!isPort(m.hostPort)) throw invalidConfig(`${where}.hostPort must be an integer 1-65535, got ${JSON.stringify(m.hostPort)}`);
+  if (!isPort(m.containerPort)) throw invalidConfig(`${where}.containerPort must be an integer 1-65535, got ${JSON.stringify(m.containerPort)}`);
+  let protocol: Protocol = 'tcp';
+  if (m.protocol !== undefined && m.protocol !== '') {
+    const p = typeof m.protocol === 'string' ? m.protocol.toLowerCase() : m.protocol;
+    if (!PROTOCOLS.includes(p as Protocol)) throw invalidConfig(`${where}.protocol must be one of tcp, udp, sctp, got ${JSON.stringify(m.protocol)}`);
+    protocol = p as Protocol;
+  }
+  let hostIP: string | undefined;
+  if (m.hostIP !== undefined && m.hostIP !== '') {
+    if (typeof m.hostIP !== 'string' || normalizeIP(m.hostIP) === undefined) throw invalidConfig(`${where}.hostIP is not an IP address: ${JSON.stringify(m.hostIP)}`);
+    hostIP = normalizeIP(m.hostIP);
+  }
+  return { hostPort: m.hostPort, containerPort: m.containerPort, protocol, hostIP };
+}
+
+/** The reference treats a first token starting with "-" or "!" as iptables syntax. */
+function looksLikeIptables(cond: string): boolean {
+  return /^\s*[-!]/.test(cond);
+}
+
+function parseConditions(raw: unknown, field: string): string[] {
+  if (raw === undefined || raw === null) return [];
+  if (!Array.isArray(raw) || raw.some((c) => typeof c !== 'string')) throw invalidConfig(`${field} must be a list of strings`);
+  for (const c of raw as string[]) {
+    if (looksLikeIptables(c)) {
+      throw invalidConfig(
+        `${field} entry ${JSON.stringify(c)} is iptables syntax; this portmap uses nftables: write nft match expressions such as "ip saddr 10.0.0.0/8" or "iifname != \\"docker0\\""`,
+      );
+    }
+    // One rule per line of an nft script: these would smuggle in extra commands.
+    if (/[;\n\r#]/.test(c)) throw invalidConfig(`${field} entry ${JSON.stringify(c)} must be a single nft match expression (no ";", "#" or newline)`);
+  }
+  return (raw as string[]).map((c) => c.trim()).filter((c) => c !== '');
+}
+
+/** The families a mapping applies to: no hostIP = both; "0.0.0.0" or a v4 address = v4 only; "::" or v6 = v6 only. */
+export function mappingFamilies(m: PortMapping): Array<4 | 6> {
+  if (m.hostIP === undefined) return [4, 6];
+  return isIPv4(m.hostIP) ? [4] : [6];
+}
+
+/** The specific host address of a mapping, or undefined when it listens on every address of its family. */
+export function specificHostIP(m: PortMapping): string | undefined {
+  return m.hostIP === undefined || m.hostIP === '0.0.0.0' || m.hostIP === '::' ? undefined : m.hostIP;
+}
+
+/** The keys a mapping claims on the host, one per family: "4 0.0.0.0 tcp 8080". */
+export function claimKeys(m: PortMapping): string[] {
+  return mappingFamilies(m).map((f) => `${f} ${specificHostIP(m) ?? (f === 4 ? '0.0.0.0' : '::')} ${m.protocol} ${m.hostPort}`);
+}
+
+export function parsePortmapConfig(conf: NetConf): PortmapConfig {
+  const backend = conf.backend;
+  if (backend !== undefined && backend !== 'nftables') {
+    if (backend === 'iptables') {
+      throw invalidConfig('backend "iptables" is not supported: this portmap implements only nftables; remove "backend" or set it to "nftables"');
+    }
+    throw invalidConfig(`backend must be "nftables", got ${JSON.stringify(backend)}`);
+  }
+  // iptables-only knobs: validated like the reference, then unused.
+  if (conf.markMasqBit !== undefined) {
+    const b = conf.markMasqBit;
+    if (typeof b !== 'number' || !Number.isInteger(b) || b < 0 || b > 31) throw invalidConfig(`markMasqBit must be an integer 0-31, got ${JSON.stringify(b)}`);
+    if (conf.externalSetMarkChain !== undefined) throw invalidConfig('markMasqBit and externalSetMarkChain cannot both be set');
+  }
+  if (conf.externalSetMarkChain !== undefined && typeof conf.externalSetMarkChain !== 'string') throw invalidConfig('externalSetMarkChain must be a string');
+  for (const f of ['snat', 'masqAll'] as const) {
+    if (conf[f] !== undefined && typeof conf[f] !== 'boolean') throw invalidConfig(`${f} must be a boolean, got ${JSON.stringify(conf[f])}`);
+  }
+  if (conf.dataDir !== undefined && (typeof conf.dataDir !== 'string' || !conf.dataDir.startsWith('/'))) {
+    throw invalidConfig(`dataDir must be an absolute path, got ${JSON.stringify(conf.dataDir)}`);
+  }
+
+  const rawMappings = conf.runtimeConfig?.portMappings;
+  if (rawMappings !== undefined && rawMappings !== null && !Array.isArray(rawMappings)) throw invalidConfig('runtimeConfig.portMappings must be a list');
+  const mappings = ((rawMappings as unknown[] | undefined | null) ?? []).map(parseMapping);
+  const seen = new Map<string, number>();
+  mappings.forEach((m, i) => {
+    for (const k of claimKeys(m)) {
+      if (seen.has(k)) {
+        throw invalidConfig(`runtimeConfig.portMappings[${i}] publishes ${m.protocol} port ${m.hostPort}${m.hostIP ? ` on ${m.hostIP}` : ''} a second time (overlaps portMappings[${seen.get(k)}])`);
+      }
+      seen.set(k, i);
+    }
+  });
+
+  return {
+    cniVersion: conf.cniVersion,
+    network: conf.name,
+    mappings,
+    snat: (conf.snat as boolean | undefined) ?? true,
+    masqAll: (conf.masqAll as boolean | undefined) ?? false,
+    conditionsV4: parseConditions(conf.conditionsV4, 'conditionsV4'),
+    conditionsV6: parseConditions(conf.conditionsV6, 'conditionsV6'),
+    dataDir: (conf.dataDir as string | undefined) ?? DEFAULT_DATA_DIR,
+    prevResult: conf.prevResult,
+  };
+}

@@ -1,0 +1,129 @@
+// portmap: a chained plugin that publishes container ports on the host
+// (Docker's -p) with nftables maps. See lib/firewall/portmap.ts for the
+// ruleset and plugins/portmap/README.md for the design.
+
+import { CniError, ErrorCode } from '../../lib/cni/errors';
+import type { GcInvocation, Invocation, Plugin, Result } from '../../lib/cni/plugin';
+import { planElements, type PortmapAttachment, type PortmapNetwork } from '../../lib/firewall/portmap';
+import { createLogger, type Logger } from '../../lib/util/log';
+import { Rollback } from '../../lib/util/rollback';
+import { parsePortmapConfig, type PortmapConfig } from './config';
+import { enableRouteLocalnet, flushUdpConntrack, publish, unpublish, verifyPublished } from './kernel';
+import { containerAddresses, planEntries } from './plan';
+import { listRecordedAttachments, readRecord, removeRecord, writeRecord } from './store';
+
+function networkOf(cfg: PortmapConfig): PortmapNetwork {
+  return { name: cfg.network, snat: cfg.snat, masqAll: cfg.masqAll, conditionsV4: cfg.conditionsV4, conditionsV6: cfg.conditionsV6 };
+}
+
+function logger(verb: string, inv: Invocation): Logger {
+  return createLogger({ tag: `portmap ${verb} ${inv.env.containerId ?? ''}/${inv.env.ifname ?? ''}` });
+}
+
+function required(v: string | undefined, name: string): string {
+  if (!v) throw new CniError(ErrorCode.InvalidEnvironment, `portmap: ${name} is required`);
+  return v;
+}
+
+/** Take everything of one attachment out (elements, conntrack, record). Idempotent. */
+function release(cfg: PortmapConfig, containerID: string, ifname: string, log: Logger): string[] {
+  const rec = readRecord(cfg.dataDir, cfg.network, containerID, ifname);
+  if (!rec) return [];
+  const errors = unpublish(planElements(rec));
+  for (const w of flushUdpConntrack(rec.entries)) log.warn(w);
+  // Keep the record while something could not be removed, so a retried DEL can finish.
+  if (errors.length === 0) removeRecord(cfg.dataDir, cfg.network, containerID, ifname);
+  return errors;
+}
+
+async function add(inv: Invocation): Promise<Result> {
+  const cfg = parsePortmapConfig(inv.conf);
+  const passThrough: Result = cfg.prevResult ?? { cniVersion: cfg.cniVersion };
+  if (cfg.mappings.length === 0) return passThrough;
+  if (!cfg.prevResult) throw new CniError(ErrorCode.InvalidConfig, 'portmap: no prevResult; portmap must be chained after an interface plugin (bridge, macvlan, ...)');
+  const containerID = required(inv.env.containerId, 'CNI_CONTAINERID');
+  const ifname = required(inv.env.ifname, 'CNI_IFNAME');
+  const addrs = containerAddresses(cfg.prevResult, ifname);
+  const entries = planEntries(cfg.mappings, addrs, ifname);
+  const log = logger('ADD', inv);
+  // A repeated ADD (no DEL in between) replaces this attachment's earlier publication.
+  const stale = release(cfg, containerID, ifname, log);
+  if (stale.length) throw new CniError(ErrorCode.IoFailure, `portmap: cannot replace the earlier publication: ${stale.join('; ')}`);
+  if (entries.length === 0) return passThrough;
+
+  const att: PortmapAttachment = { network: cfg.network, containerID, ifname, entries };
+  // Record first: if we die after the transaction, DEL still finds the elements.
+  const undo = new Rollback();
+  try {
+    writeRecord(cfg.dataDir, att);
+    undo.push('remove record', () => removeRecord(cfg.dataDir, cfg.network, containerID, ifname));
+    publish(networkOf(cfg), planElements(att));
+    undo.push('unpublish', () => {
+      const errors = unpublish(planElements(att));
+      if (errors.length) throw new Error(errors.join('; '));
+    });
+    if (cfg.snat && addrs.v4 && entries.some((e) => e.family === 4)) enableRouteLocalnet(addrs.v4);
+    undo.commit();
+  } catch (err) {
+    for (const e of await undo.unwind()) log.error(`rollback "${e.step}": ${e.error.message}`);
+    throw err;
+  }
+  for (const w of flushUdpConntrack(entries)) log.warn(w);
+  return passThrough;
+}
+
+async function del(inv: Invocation): Promise<void> {
+  const cfg = parsePortmapConfig(inv.conf);
+  const containerID = required(inv.env.containerId, 'CNI_CONTAINERID');
+  const ifname = required(inv.env.ifname, 'CNI_IFNAME');
+  const errors = release(cfg, containerID, ifname, logger('DEL', inv));
+  if (errors.length) throw new CniError(ErrorCode.IoFailure, `portmap: DEL left elements behind: ${errors.join('; ')}`);
+}
+
+async function check(inv: Invocation): Promise<void> {
+  const cfg = parsePortmapConfig(inv.conf);
+  const containerID = required(inv.env.containerId, 'CNI_CONTAINERID');
+  const ifname = required(inv.env.ifname, 'CNI_IFNAME');
+  const rec = readRecord(cfg.dataDir, cfg.network, containerID, ifname);
+  if (cfg.mappings.length > 0 && cfg.prevResult) {
+    const want = planEntries(cfg.mappings, containerAddresses(cfg.prevResult, ifname), ifname);
+    const have = rec?.entries ?? [];
+    const key = (e: object): string => JSON.stringify(e, Object.keys(e).sort());
+    const haveKeys = new Set(have.map(key));
+    const missing = want.filter((e) => !haveKeys.has(key(e)));
+    if (missing.length) {
+      throw new CniError(ErrorCode.InvalidConfig, `portmap: ${missing.length} port mapping(s) are not published, e.g. ${missing[0].protocol} ${missing[0].hostIP ?? 'any'}:${missing[0].hostPort} -> ${missing[0].containerIP}:${missing[0].containerPort}`);
+    }
+  }
+  if (!rec) return;
+  const problems = verifyPublished(planElements(rec));
+  if (problems.length) throw new CniError(ErrorCode.InvalidConfig, `portmap: published ports of "${containerID}" are damaged: ${problems.join('; ')}`);
+}
+
+async function gc(inv: GcInvocation): Promise<void> {
+  const cfg = parsePortmapConfig(inv.conf);
+  const valid = new Set(inv.validAttachments.map((a) => `${a.containerID}:${a.ifname}`));
+  const log = createLogger({ tag: 'portmap GC' });
+  const errors: string[] = [];
+  for (const a of listRecordedAttachments(cfg.dataDir, cfg.network)) {
+    if (valid.has(`${a.containerID}:${a.ifname}`)) continue;
+    log.info(`removing port mappings of stale attachment ${a.containerID}/${a.ifname}`);
+    try {
+      errors.push(...release(cfg, a.containerID, a.ifname, log));
+    } catch (err) {
+      errors.push((err as Error).message);
+    }
+  }
+  if (errors.length) throw new CniError(ErrorCode.IoFailure, `portmap: GC could not remove everything: ${errors.join('; ')}`);
+}
+
+export const portmapPlugin: Plugin = {
+  name: 'portmap',
+  description: 'publishes container ports on the host (Docker -p) with nftables maps',
+  // Capabilities (runtimeConfig) and chaining (prevResult) exist from 0.3.0 on.
+  supportedVersions: ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'],
+  add,
+  del,
+  check,
+  gc,
+};
