@@ -1,0 +1,304 @@
+// Attaching a container to a local Linux bridge, and detaching it. Shared on
+// purpose: the vxlan-overlay plugin attaches containers to its bridge the
+// same way, so everything here takes an options object and knows nothing
+// about the bridge plugin's config format.
+//
+//   const att = await attachContainer({ netns, ifname, bridge: 'cni0', ips, routes, undo, ... });
+//   await detachContainer({ netnsPath, ifname, hostVeth: att.hostVeth.name });
+
+import * as crypto from 'crypto';
+import { CniError, ErrorCode } from '../../lib/cni/errors';
+import type { IpConfig, Route } from '../../lib/cni/types';
+import { applyMasqAdd, removeMasq, type MasqEntry, type MasqOwner } from '../../lib/firewall/masquerade';
+import { isExists, isNotFound, openRtnl, type Link, type Rtnl } from '../../lib/netlink';
+import { Netns, NetnsNotFoundError } from '../../lib/netns';
+import type { Rollback } from '../../lib/util/rollback';
+import { applyVlanOps, enableIpv6Forwarding, ensureSysctl, portVids, setPromisc } from './host';
+import { familyOf, overlaps, sameAddress } from './ipnet';
+import type { GatewayAddress, VlanOp } from './plan';
+
+export interface AttachOptions {
+  /** The container's network namespace (open). */
+  netns: Netns;
+  /** Interface name inside the container. */
+  ifname: string;
+  /** Bridge to create or reuse in the current (host) namespace. */
+  bridge: string;
+  /** 0/undefined: kernel default. Applied to both veth ends, and to the bridge when it is created. */
+  mtu?: number;
+  /** Container-side MAC. */
+  mac?: string;
+  promisc?: boolean;
+  hairpin?: boolean;
+  portIsolation?: boolean;
+  /** Create the bridge with vlan_filtering (only takes effect on creation). */
+  vlanFiltering?: boolean;
+  /** VLAN ops for the host port; `existing` VIDs are read from the port when a 'del' of the defaults is wanted. */
+  vlans?: (existing: number[]) => VlanOp[];
+  enableDad?: boolean;
+  /** Leave the container interface down (L2 only). */
+  disableContainerInterface?: boolean;
+  /** Addresses for the container interface (CIDR, host bits kept). */
+  ips: readonly IpConfig[];
+  routes: readonly Route[];
+  /** Gateway addresses to ensure on the bridge. */
+  bridgeAddresses: readonly GatewayAddress[];
+  forceAddress?: boolean;
+  forwardV4?: boolean;
+  forwardV6?: boolean;
+  masq?: { owner: MasqOwner; entries: readonly MasqEntry[] };
+  /** Every created thing gets an undo step here (the bridge and sysctls are shared: never undone). */
+  undo: Rollback;
+  /** Called right after the host veth name is known (e.g. to write a record DEL can use). */
+  onHostVeth?: (name: string) => void;
+}
+
+export interface AttachResult {
+  bridge: Link;
+  hostVeth: Link;
+  containerVeth: Link;
+}
+
+const VETH_NAME_TRIES = 10;
+const IFA_F_TENTATIVE = 0x40;
+const IFA_F_DADFAILED = 0x08;
+const HOST_NETNS = '/proc/thread-self/ns/net';
+
+export function randomVethName(): string {
+  return `veth${crypto.randomBytes(4).toString('hex')}`;
+}
+
+function fail(msg: string, code: number = ErrorCode.Internal): CniError {
+  return new CniError(code, msg);
+}
+
+function errMsg(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** Create or reuse the bridge, bring it up; a non-bridge of that name is an error. */
+export async function ensureBridge(host: Rtnl, o: { name: string; mtu?: number; promisc?: boolean; vlanFiltering?: boolean }): Promise<Link> {
+  let br = await host.getLink(o.name);
+  if (br && br.kind !== 'bridge') throw fail(`bridge: "${o.name}" already exists and is a ${br.kind ?? 'device'}, not a bridge`, ErrorCode.InvalidConfig);
+  if (!br) {
+    try {
+      br = await host.ensureBridge({ name: o.name, mtu: o.mtu || undefined, vlanFiltering: o.vlanFiltering || undefined });
+    } catch (err) {
+      throw fail(`bridge: failed to create bridge "${o.name}": ${errMsg(err)}`);
+    }
+  }
+  if (o.promisc) setPromisc(o.name, true);
+  // A bridge must not autoconfigure from RAs seen on container ports.
+  ensureSysctl(`net/ipv6/conf/${o.name}/accept_ra`, '0', undefined, true);
+  if (!br.up) await host.setLinkUp(br.index);
+  return br;
+}
+
+async function createVethPair(container: Rtnl, o: AttachOptions): Promise<{ containerVeth: Link; hostName: string }> {
+  for (let i = 0; ; i++) {
+    const hostName = randomVethName();
+    try {
+      const containerVeth = await container.createVeth({ name: o.ifname, peerName: hostName, peerNetns: HOST_NETNS, mtu: o.mtu || undefined, mac: o.mac });
+      return { containerVeth, hostName };
+    } catch (err) {
+      // ifname was checked free, so EEXIST is a clash of the random host name.
+      if (isExists(err) && i + 1 < VETH_NAME_TRIES) continue;
+      throw fail(`bridge: failed to create veth pair "${o.ifname}" <-> "${hostName}": ${errMsg(err)}`);
+    }
+  }
+}
+
+/** Put each gateway address on the bridge (shared state: never rolled back). */
+async function ensureBridgeAddresses(host: Rtnl, br: Link, wanted: readonly GatewayAddress[], force: boolean): Promise<void> {
+  if (wanted.length === 0) return;
+  const present = await host.listAddresses(br.index);
+  for (const gw of wanted) {
+    const [ip] = gw.cidr.split('/');
+    if (present.some((a) => sameAddress(a.ip, ip) && a.cidr.split('/')[1] === gw.cidr.split('/')[1])) continue;
+    // v4: one address per bridge; v6: only an overlapping prefix conflicts.
+    const conflicts = present.filter((a) => a.family === gw.family && (gw.family === 4 ? a.scope === 0 : overlaps(a.cidr, gw.cidr)) && !a.ip.startsWith('fe80:'));
+    for (const c of conflicts) {
+      if (!force) throw fail(`bridge: "${br.name}" already has an IP address different from ${gw.cidr} (${c.cidr}); set "forceAddress" to replace it`);
+      await host.deleteAddress(br.index, c.cidr);
+    }
+    try {
+      await host.addAddress(br.index, gw.cidr, { nodad: gw.family === 6 });
+    } catch (err) {
+      if (!isExists(err)) throw fail(`bridge: failed to add gateway address ${gw.cidr} to "${br.name}": ${errMsg(err)}`);
+    }
+  }
+  // Pin the bridge MAC so it stops following the lowest port MAC (cni#285).
+  await host.setMac(br.index, br.mac);
+}
+
+async function waitDad(container: Rtnl, index: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const addrs = (await container.listAddresses(index, 6)).filter((a) => !a.ip.startsWith('fe80:'));
+    const failed = addrs.find((a) => a.flags & IFA_F_DADFAILED);
+    if (failed) throw fail(`bridge: duplicate address detection failed for ${failed.cidr}`);
+    if (!addrs.some((a) => a.flags & IFA_F_TENTATIVE)) return;
+    if (Date.now() > deadline) throw fail(`bridge: IPv6 addresses still tentative after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function configureContainer(container: Rtnl, link: Link, o: AttachOptions): Promise<void> {
+  const hasV6 = o.ips.some((ip) => familyOf(ip.address) === 6);
+  const dev = o.ifname;
+  ensureSysctl(`net/ipv6/conf/${dev}/accept_dad`, o.enableDad ? '1' : '0', o.netns, true);
+  if (o.enableDad) ensureSysctl(`net/ipv6/conf/${dev}/enhanced_dad`, '1', o.netns, true);
+  ensureSysctl(`net/ipv4/conf/${dev}/arp_notify`, '1', o.netns, true);
+  if (hasV6) {
+    ensureSysctl('net/ipv6/conf/lo/disable_ipv6', '0', o.netns, true);
+    ensureSysctl(`net/ipv6/conf/${dev}/disable_ipv6`, '0', o.netns, true);
+    ensureSysctl(`net/ipv6/conf/${dev}/keep_addr_on_down`, '1', o.netns, true);
+  }
+  for (const ip of o.ips) {
+    try {
+      await container.addAddress(link.index, ip.address, { nodad: familyOf(ip.address) === 6 && !o.enableDad });
+    } catch (err) {
+      throw fail(`bridge: failed to add address ${ip.address} to "${dev}": ${errMsg(err)}`);
+    }
+  }
+  if (!o.disableContainerInterface) await container.setLinkUp(link.index);
+  if (hasV6 && o.enableDad) await waitDad(container, link.index, 5000);
+  for (const r of o.routes) {
+    try {
+      await container.addRoute({ dst: r.dst, gw: r.gw, dev: link.index, metric: r.priority, table: r.table, scope: r.scope, mtu: r.mtu, advmss: r.advmss });
+    } catch (err) {
+      if (!isExists(err)) throw fail(`bridge: failed to add route ${r.dst}${r.gw ? ` via ${r.gw}` : ''} in the container: ${errMsg(err)}`);
+    }
+  }
+}
+
+/**
+ * Attach a container: ensure the bridge, create the veth pair from the
+ * container side (host end `veth` + 8 hex), addresses and routes inside,
+ * gateway addresses on the bridge, forwarding, masquerade; wait for the host
+ * end to be up. Every step that creates something pushes its undo on o.undo.
+ */
+export async function attachContainer(o: AttachOptions): Promise<AttachResult> {
+  const host = openRtnl();
+  const container = openRtnl(o.netns);
+  try {
+    if (await container.getLink(o.ifname)) throw fail(`bridge: container already has an interface named "${o.ifname}"`);
+    const br = await ensureBridge(host, { name: o.bridge, mtu: o.mtu, promisc: o.promisc, vlanFiltering: o.vlanFiltering });
+
+    const { containerVeth, hostName } = await createVethPair(container, o);
+    o.undo.push(`delete veth "${o.ifname}"`, async () => {
+      // Deleting one end deletes both; the host end may be reachable only from the host.
+      const r = openRtnl(o.netns);
+      try { await r.deleteLink(o.ifname); } catch (err) { if (!isNotFound(err)) throw err; } finally { r.close(); }
+    });
+    o.onHostVeth?.(hostName);
+
+    let hostVeth = await host.requireLink(hostName);
+    ensureSysctl(`net/ipv6/conf/${hostName}/accept_ra`, '0', undefined, true);
+    try {
+      await host.setMaster(hostVeth.index, br.index);
+    } catch (err) {
+      throw fail(`bridge: failed to attach "${hostName}" to bridge "${o.bridge}": ${errMsg(err)}`);
+    }
+    if (o.hairpin || o.portIsolation) await host.setBridgePortFlags(hostVeth.index, { hairpin: o.hairpin || undefined, isolated: o.portIsolation || undefined });
+    const vlanOps = o.vlans?.(portVids(hostName)) ?? [];
+    if (vlanOps.length) applyVlanOps(hostName, vlanOps);
+    await host.setLinkUp(hostVeth.index);
+
+    await configureContainer(container, containerVeth, o);
+
+    await ensureBridgeAddresses(host, br, o.bridgeAddresses, !!o.forceAddress);
+    if (o.forwardV4) ensureSysctl('net/ipv4/ip_forward', '1');
+    if (o.forwardV6) enableIpv6Forwarding();
+
+    if (o.masq && o.masq.entries.length) {
+      const addrs = o.masq.entries.map((e) => e.address);
+      applyMasqAdd(o.masq.owner, o.masq.entries);
+      o.undo.push('remove masquerade elements', () => removeMasq(addrs));
+    }
+
+    if (!o.disableContainerInterface) {
+      try {
+        hostVeth = await host.waitOperUp(hostVeth.index, 2550);
+      } catch (err) {
+        throw fail(`bridge: bridge port "${hostName}" did not come up: ${errMsg(err)}`);
+      }
+    }
+    return {
+      bridge: await host.requireLink(br.index),
+      hostVeth: await host.requireLink(hostVeth.index),
+      containerVeth: await container.requireLink(containerVeth.index),
+    };
+  } finally {
+    host.close();
+    container.close();
+  }
+}
+
+export interface DetachOptions {
+  /** CNI_NETNS; empty or gone is fine. */
+  netnsPath?: string;
+  ifname: string;
+  /** The host end, when known from a record: deleted if the namespace is gone but the pair survived. */
+  hostVeth?: string;
+  /** Masquerade elements to remove. */
+  masqAddresses?: readonly string[];
+}
+
+/** The container interface's global addresses (before deleting it), for callers without a record. */
+export async function containerAddresses(netnsPath: string | undefined, ifname: string): Promise<string[]> {
+  if (!netnsPath) return [];
+  let ns: Netns;
+  try {
+    ns = Netns.open(netnsPath);
+  } catch {
+    return [];
+  }
+  const r = openRtnl(ns);
+  try {
+    const link = await r.getLink(ifname);
+    if (!link) return [];
+    return (await r.listAddresses(link.index)).filter((a) => a.scope === 0).map((a) => a.cidr);
+  } finally {
+    r.close();
+    ns.close();
+  }
+}
+
+/** Undo attachContainer; idempotent, best-effort: returns the errors it met. */
+export async function detachContainer(o: DetachOptions): Promise<Error[]> {
+  const errors: Error[] = [];
+  if (o.masqAddresses?.length) {
+    try { removeMasq(o.masqAddresses); } catch (err) { errors.push(new Error(`removing masquerade: ${errMsg(err)}`)); }
+  }
+  let ns: Netns | undefined;
+  if (o.netnsPath) {
+    try {
+      ns = Netns.open(o.netnsPath);
+    } catch (err) {
+      if (!(err instanceof NetnsNotFoundError)) errors.push(new Error(`opening ${o.netnsPath}: ${errMsg(err)}`));
+    }
+  }
+  if (ns) {
+    const r = openRtnl(ns);
+    try {
+      await r.deleteLink(o.ifname);
+    } catch (err) {
+      if (!isNotFound(err)) errors.push(new Error(`deleting "${o.ifname}": ${errMsg(err)}`));
+    } finally {
+      r.close();
+      ns.close();
+    }
+  }
+  if (o.hostVeth) {
+    const h = openRtnl();
+    try {
+      await h.deleteLink(o.hostVeth);
+    } catch (err) {
+      if (!isNotFound(err)) errors.push(new Error(`deleting "${o.hostVeth}": ${errMsg(err)}`));
+    } finally {
+      h.close();
+    }
+  }
+  return errors;
+}

@@ -1,0 +1,27 @@
+// The ADD result: [0] bridge, [1] host veth, [2] container veth (sandbox),
+// the container's addresses pointing at interface 2, routes, DNS.
+
+import type { Dns, Result, Route } from '../../lib/cni/types';
+import type { AttachResult } from './attach';
+import type { AddPlan } from './plan';
+
+export const CONTAINER_IF_INDEX = 2;
+
+export function buildResult(o: { cniVersion: string; netnsPath: string; att: AttachResult; plan: AddPlan; dns?: Dns; ipamDns?: Dns }): Result {
+  const { att, plan } = o;
+  const res: Result = {
+    cniVersion: o.cniVersion,
+    interfaces: [
+      { name: att.bridge.name, mac: att.bridge.mac },
+      { name: att.hostVeth.name, mac: att.hostVeth.mac },
+      { name: att.containerVeth.name, mac: att.containerVeth.mac, sandbox: o.netnsPath },
+    ],
+    ips: plan.ips.map((ip) => ({ ...ip, interface: CONTAINER_IF_INDEX })),
+  };
+  const routes: Route[] = plan.routes;
+  if (routes.length) res.routes = routes;
+  // The config's dns replaces IPAM's when any field is set (reference behaviour).
+  const dns = o.dns ?? o.ipamDns;
+  if (dns && Object.keys(dns).length) res.dns = dns;
+  return res;
+}
