@@ -55,7 +55,9 @@ export function buildVethRequest(o: VethRequest): NlRequest {
 }
 
 export function buildBridgeRequest(o: { name: string; mtu?: number; mac?: string; vlanFiltering?: boolean }): NlRequest {
-  const data: Attr[] = o.vlanFiltering !== undefined ? [{ type: IFLA_BR.VLAN_FILTERING, data: u8(o.vlanFiltering ? 1 : 0) }] : [];
+  // Sent only to turn it on (off is the default): a kernel built without
+  // CONFIG_BRIDGE_VLAN_FILTERING rejects the attribute with EOPNOTSUPP even when it is 0.
+  const data: Attr[] = o.vlanFiltering ? [{ type: IFLA_BR.VLAN_FILTERING, data: u8(1) }] : [];
   return newLink([...commonLinkAttrs(o), linkInfo('bridge', data)]);
 }
 
