@@ -1,0 +1,132 @@
+// Pure parsing of the macvlan configuration: the reference plugin's fields
+// unchanged (master, mode, mtu, mac, linkInContainer, bcqueuelen, ipam, dns),
+// plus Docker's trunk mode (`vlan`: use the 802.1q sub-interface
+// <master>.<vlan> as the parent) and `dataDir` (where trunk-mode records
+// live). Bad values throw CniError code 7 naming the field and the value.
+
+import { CniError, ErrorCode } from '../../lib/cni/errors';
+import type { Dns, NetConf } from '../../lib/cni/types';
+
+export type MacvlanMode = 'bridge' | 'private' | 'vepa' | 'passthru';
+export const MACVLAN_MODES: readonly MacvlanMode[] = ['bridge', 'private', 'vepa', 'passthru'];
+
+export interface MacvlanConfig {
+  readonly cniVersion: string;
+  readonly name: string;
+  /** undefined: the interface of the default route (host, or container with linkInContainer). */
+  readonly master?: string;
+  readonly mode: MacvlanMode;
+  /** 0: the master's MTU. */
+  readonly mtu: number;
+  /** config mac < CNI_ARGS MAC < args.cni.mac < runtimeConfig.mac. */
+  readonly mac?: string;
+  readonly linkInContainer: boolean;
+  /** undefined: the kernel default. */
+  readonly bcqueuelen?: number;
+  /** Empty: no IPAM, the interface is L2 only and up. */
+  readonly ipamType: string;
+  readonly dns?: Dns;
+  /** Trunk mode: 802.1q id 1-4094; 0 = off (the master itself is the parent). */
+  readonly vlan: number;
+  /** Trunk-mode records: which sub-interfaces we created and who uses them. */
+  readonly dataDir: string;
+}
+
+export const DEFAULT_DATA_DIR = '/run/cni/macvlan';
+/** What a Linux interface name may be: 1-15 bytes, no "/", ":" or whitespace. */
+export const IFNAME_RE = /^[^/:\s]{1,15}$/;
+const MAC_RE = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
+
+function bad(msg: string, details?: string): CniError {
+  return new CniError(ErrorCode.InvalidConfig, msg, details);
+}
+
+function isSet(v: unknown): boolean {
+  return v !== undefined && v !== null;
+}
+
+function optionalString(conf: Record<string, unknown>, key: string): string | undefined {
+  const v = conf[key];
+  if (!isSet(v) || v === '') return undefined;
+  if (typeof v !== 'string') throw bad(`macvlan: "${key}" must be a string, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+function int(v: unknown, key: string, min: number, max: number): number | undefined {
+  if (!isSet(v)) return undefined;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    throw bad(`macvlan: "${key}" must be an integer from ${min} to ${max}, got ${JSON.stringify(v)}`);
+  }
+  return v;
+}
+
+export function validIfName(name: string): boolean {
+  return IFNAME_RE.test(name) && Buffer.byteLength(name) <= 15 && name !== '.' && name !== '..';
+}
+
+/** A unicast MAC, lower case; `where` names the source for the message. */
+export function parseMac(value: unknown, where: string): string {
+  if (typeof value !== 'string' || !MAC_RE.test(value)) throw bad(`macvlan: invalid MAC address ${JSON.stringify(value)} in ${where}`);
+  if (parseInt(value.slice(0, 2), 16) & 1) throw bad(`macvlan: MAC address "${value}" in ${where} is a multicast address`);
+  return value.toLowerCase();
+}
+
+/** The MAC asked for, highest precedence first: runtimeConfig.mac, args.cni.mac, CNI_ARGS MAC, config mac. */
+function pickMac(conf: NetConf, cniArgs: Readonly<Record<string, string>>): string | undefined {
+  const rc = conf.runtimeConfig?.mac;
+  if (isSet(rc) && rc !== '') return parseMac(rc, 'runtimeConfig.mac');
+  const argsCni = conf.args?.cni;
+  if (argsCni && typeof argsCni === 'object' && isSet((argsCni as Record<string, unknown>).mac)) return parseMac((argsCni as Record<string, unknown>).mac, 'args.cni.mac');
+  if (cniArgs.MAC) return parseMac(cniArgs.MAC, 'CNI_ARGS MAC');
+  if (isSet(conf.mac) && conf.mac !== '') return parseMac(conf.mac, '"mac"');
+  return undefined;
+}
+
+function parseMode(v: unknown): MacvlanMode {
+  if (!isSet(v) || v === '') return 'bridge';
+  if (typeof v !== 'string' || !(MACVLAN_MODES as readonly string[]).includes(v)) {
+    throw bad(`macvlan: unknown mode ${JSON.stringify(v)}`, `"mode" must be one of ${MACVLAN_MODES.join(', ')}`);
+  }
+  return v as MacvlanMode;
+}
+
+function parseBool(v: unknown, key: string): boolean {
+  if (!isSet(v)) return false;
+  if (typeof v !== 'boolean') throw bad(`macvlan: "${key}" must be true or false, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+export function parseMacvlanConfig(conf: NetConf, cniArgs: Readonly<Record<string, string>> = {}): MacvlanConfig {
+  const master = optionalString(conf, 'master');
+  if (master !== undefined && !validIfName(master)) throw bad(`macvlan: "master" ${JSON.stringify(master)} is not a valid interface name`);
+  const vlanRaw = conf.vlan;
+  if (isSet(vlanRaw) && (typeof vlanRaw !== 'number' || !Number.isInteger(vlanRaw) || vlanRaw < 1 || vlanRaw > 4094)) {
+    throw bad(`macvlan: "vlan" must be an 802.1q id from 1 to 4094, got ${JSON.stringify(vlanRaw)}`);
+  }
+  const vlan = (vlanRaw as number | undefined) ?? 0;
+  const linkInContainer = parseBool(conf.linkInContainer, 'linkInContainer');
+  if (vlan && linkInContainer) {
+    throw bad('macvlan: "vlan" cannot be combined with "linkInContainer"', 'trunk mode creates the 802.1q sub-interface on the host');
+  }
+  const ipamType = conf.ipam?.type;
+  if (isSet(ipamType) && typeof ipamType !== 'string') throw bad(`macvlan: "ipam.type" must be a string, got ${JSON.stringify(ipamType)}`);
+  const dns = conf.dns;
+  if (isSet(dns) && (typeof dns !== 'object' || Array.isArray(dns))) throw bad(`macvlan: "dns" must be an object, got ${JSON.stringify(dns)}`);
+  const dataDir = optionalString(conf, 'dataDir') ?? DEFAULT_DATA_DIR;
+  if (!dataDir.startsWith('/')) throw bad(`macvlan: "dataDir" must be an absolute path, got ${JSON.stringify(dataDir)}`);
+  const bcqueuelen = int(conf.bcqueuelen, 'bcqueuelen', 0, 0xffffffff);
+  return {
+    cniVersion: conf.cniVersion,
+    name: conf.name,
+    master,
+    mode: parseMode(conf.mode),
+    mtu: int(conf.mtu, 'mtu', 0, 0x7fffffff) ?? 0,
+    mac: pickMac(conf, cniArgs),
+    linkInContainer,
+    bcqueuelen: bcqueuelen || undefined,
+    ipamType: (ipamType as string | undefined) ?? '',
+    dns: isSet(dns) ? (dns as Dns) : undefined,
+    vlan,
+    dataDir,
+  };
+}

@@ -1,0 +1,212 @@
+// The kernel side of macvlan: find the master, ensure/release the 802.1q
+// sub-interface of trunk mode, create and configure the macvlan inside the
+// container, read it back for CHECK. Decisions live in plan.ts and trunk.ts.
+
+import * as fs from 'fs';
+import { createRtNetlink } from 'netlink';
+import { CniError, ErrorCode } from '../../lib/cni/errors';
+import { Netns } from '../../lib/netns';
+import { NetlinkError, isExists, isNotFound, openRtnl, type Link, type Rtnl } from '../../lib/netlink';
+import { buildGetLinkRequest, MACVLAN_MODES } from '../../lib/netlink/requests';
+import { IFINFOMSG_LEN, IFLA, IFLA_INFO, IFLA_MACVLAN, RTM, attrMap, readStr } from '../../lib/netlink/wire';
+import type { MacvlanConfig, MacvlanMode } from './config';
+import { defaultRouteInterface, type InterfacePlan } from './plan';
+import { decideSubInterface, planSubInterface, type SubInterfaceDecision } from './trunk';
+import type { TrunkState } from './trunk-state';
+
+/** The master named in the config, or the default route's interface; code 7 when there is none. */
+export async function resolveMaster(rtnl: Rtnl, name: string | undefined, where: string): Promise<Link> {
+  if (name !== undefined) {
+    const link = await rtnl.getLink(name);
+    if (!link) throw new CniError(ErrorCode.InvalidConfig, `macvlan: master "${name}" does not exist in the ${where} namespace`);
+    return link;
+  }
+  const oif = defaultRouteInterface([...(await rtnl.listRoutes({ family: 4 })), ...(await rtnl.listRoutes({ family: 6 }))]);
+  const link = oif === undefined ? undefined : await rtnl.getLink(oif);
+  if (!link) throw new CniError(ErrorCode.InvalidConfig, `macvlan: no "master" given and the ${where} namespace has no default route to take it from`);
+  return link;
+}
+
+/** True when the kernel cannot make 802.1q links at all (no 8021q module). */
+export function isVlanUnsupported(err: unknown): boolean {
+  if (err instanceof NetlinkError) return err.code === 'EOPNOTSUPP' || err.code === 'ENOTSUP';
+  return /EOPNOTSUPP|ENOTSUP|Unknown device type|not supported/i.test(String((err as Error)?.message ?? err));
+}
+
+/**
+ * Trunk mode, ADD: reuse <master>.<vlan> or create it (master's MTU, up,
+ * recorded as ours), and record this attachment as a user. Under the trunk
+ * lock, so a concurrent DEL cannot delete it in between.
+ */
+export async function attachSubInterface(o: { rtnl: Rtnl; state: TrunkState; master: Link; vlan: number; user: string }): Promise<Link> {
+  const spec = planSubInterface(o.master, o.vlan);
+  return o.state.withLock(async () => {
+    let link = await o.rtnl.getLink(spec.name);
+    if (!link) {
+      let created = false;
+      try {
+        link = await o.rtnl.createVlan(spec);
+        created = true;
+      } catch (err) {
+        if (isVlanUnsupported(err)) {
+          throw new CniError(ErrorCode.Internal, `macvlan: cannot create 802.1q sub-interface "${spec.name}" on master "${o.master.name}": the kernel has no 802.1q (8021q) support`, (err as Error).message);
+        }
+        if (!isExists(err)) throw err;
+        link = await o.rtnl.requireLink(spec.name); // someone else made it just now: theirs
+      }
+      if (created) {
+        o.state.writeMarker(spec.name, { ifindex: link.index, master: o.master.name, vlan: o.vlan });
+      }
+      await o.rtnl.setLinkUp(link.index);
+      link = await o.rtnl.requireLink(link.index);
+    }
+    o.state.addUser(spec.name, o.user);
+    return link;
+  });
+}
+
+/** Decide about one sub-interface and act on it. Returns what happened (for logs and tests). */
+async function settle(rtnl: Rtnl, state: TrunkState, subif: string): Promise<SubInterfaceDecision> {
+  const link = await rtnl.getLink(subif);
+  const hostChildren = link ? (await rtnl.listLinks()).filter((l) => l.kind === 'macvlan' && l.peerIndex === link.index && l.linkNetnsId === undefined).length : 0;
+  const decision = decideSubInterface({ link, marker: state.readMarker(subif), users: state.users(subif).length, hostChildren });
+  if (decision.action === 'delete') {
+    try {
+      await rtnl.deleteLink(link!.index);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+    state.forget(subif);
+  } else if (decision.action === 'forget') {
+    state.forget(subif);
+  }
+  return decision;
+}
+
+/**
+ * Trunk mode, DEL/GC/rollback: drop the given user records (found by
+ * identity in every sub-interface we know, not by trusting the config), then
+ * delete each sub-interface we created that nobody uses any more.
+ */
+export async function releaseSubInterfaces(o: { rtnl: Rtnl; state: TrunkState; staleUsers: (subif: string, users: string[]) => string[] }): Promise<Error[]> {
+  if (o.state.subInterfaces().length === 0) return [];
+  const errors: Error[] = [];
+  await o.state.withLock(async () => {
+    for (const subif of o.state.subInterfaces()) {
+      try {
+        const drop = o.staleUsers(subif, o.state.users(subif));
+        for (const u of drop) o.state.removeUser(subif, u);
+        if (drop.length || o.state.users(subif).length === 0) await settle(o.rtnl, o.state, subif);
+      } catch (err) {
+        errors.push(err instanceof Error ? err : new Error(String(err)));
+      }
+    }
+  });
+  return errors;
+}
+
+export interface CreateMacvlanOptions {
+  conf: MacvlanConfig;
+  /** A socket where the parent lives (host, or container with linkInContainer). */
+  parentRtnl: Rtnl;
+  parent: Link;
+  mtu: number;
+  ifname: string;
+  /** Set when the parent is outside the container: the macvlan is created there under a temporary name, then renamed. */
+  containerNs?: Netns;
+}
+
+export async function createMacvlan(o: CreateMacvlanOptions): Promise<Link> {
+  try {
+    return await o.parentRtnl.createMacvlan({
+      name: o.ifname, parentIndex: o.parent.index, mode: o.conf.mode, mtu: o.mtu, mac: o.conf.mac, bcqueuelen: o.conf.bcqueuelen, netns: o.containerNs,
+    });
+  } catch (err) {
+    const e = err as NetlinkError;
+    if (isExists(err)) throw new CniError(ErrorCode.Internal, `macvlan: interface "${o.ifname}" already exists in the container`, e.message);
+    if (e.code === 'EBUSY' && o.conf.mode === 'passthru') {
+      throw new CniError(ErrorCode.Internal, `macvlan: master "${o.parent.name}" already has a macvlan; passthru mode takes the master for a single container`, e.message);
+    }
+    throw new CniError(ErrorCode.Internal, `macvlan: cannot create "${o.ifname}" on master "${o.parent.name}" (mode ${o.conf.mode})`, e.message);
+  }
+}
+
+/** sysctls of the container interface, written from inside its namespace (sync, in one tick). */
+export function writeSysctls(ns: Netns, sysctls: InterfacePlan['sysctls']): void {
+  ns.run(() => {
+    for (const s of sysctls) {
+      try {
+        fs.writeFileSync(`/proc/sys/${s.path}`, s.value);
+      } catch (err) {
+        // IPv6 may be disabled in the container: no ndisc_notify to set then.
+        if (!(s.path.startsWith('net/ipv6/') && (err as NodeJS.ErrnoException).code === 'ENOENT')) throw err;
+      }
+    }
+  });
+}
+
+/** Addresses, link up, then routes (routes need the addresses' subnets). */
+export async function configureInterface(rtnl: Rtnl, ifname: string, plan: InterfacePlan): Promise<void> {
+  for (const a of plan.addresses) await rtnl.addAddress(ifname, a);
+  await rtnl.setLinkUp(ifname);
+  for (const r of plan.routes) {
+    await rtnl.addRoute({ dst: r.dst, gw: r.gw, dev: ifname, metric: r.priority, mtu: r.mtu, advmss: r.advmss, table: r.table, scope: r.scope });
+  }
+}
+
+/** Delete the container interface; a missing namespace or interface counts as done. */
+export async function deleteContainerInterface(netnsPath: string, ifname: string): Promise<void> {
+  let ns: Netns;
+  try {
+    ns = Netns.open(netnsPath);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  const rtnl = openRtnl(ns);
+  try {
+    const link = await rtnl.getLink(ifname);
+    if (link) await rtnl.deleteLink(link.index).catch((err) => { if (!isNotFound(err)) throw err; });
+  } finally {
+    rtnl.close();
+    ns.close();
+  }
+}
+
+// ---- reading a macvlan back (CHECK) ----------------------------------------------
+// The facade's Link has no macvlan mode, so CHECK asks the kernel itself.
+
+const MODE_NAMES = new Map<number, MacvlanMode | 'source'>(Object.entries(MACVLAN_MODES).map(([k, v]) => [v, k as MacvlanMode]));
+
+export interface MacvlanInfo {
+  /** undefined when the link is not a macvlan. */
+  mode?: string;
+  /** IFLA_LINK: the parent's index in the parent's namespace. */
+  parentIndex?: number;
+}
+
+/** The macvlan mode and parent index of an RTM_NEWLINK payload (the facade's Link drops a parent index equal to the link's own). */
+export function decodeMacvlanInfo(data: Buffer): MacvlanInfo {
+  const attrs = attrMap(data.subarray(IFINFOMSG_LEN));
+  const out: MacvlanInfo = {};
+  if (attrs.has(IFLA.LINK)) out.parentIndex = attrs.get(IFLA.LINK)!.readUInt32LE(0);
+  const info = attrs.get(IFLA.LINKINFO);
+  if (!info) return out;
+  const li = attrMap(info);
+  if (!li.has(IFLA_INFO.KIND) || readStr(li.get(IFLA_INFO.KIND)!) !== 'macvlan') return out;
+  const mode = li.get(IFLA_INFO.DATA) && attrMap(li.get(IFLA_INFO.DATA)!).get(IFLA_MACVLAN.MODE);
+  if (mode) out.mode = MODE_NAMES.get(mode.readUInt32LE(0)) ?? `unknown (${mode.readUInt32LE(0)})`;
+  return out;
+}
+
+export async function readMacvlanInfo(ns: Netns, ifname: string): Promise<MacvlanInfo> {
+  const sock = ns.run(() => createRtNetlink());
+  try {
+    const req = buildGetLinkRequest(ifname);
+    const [msgs] = await sock.socket.request(req.type, req.data, { flags: req.flags, checkError: false, timeout: 10_000 });
+    const msg = msgs.find((m) => m.type === RTM.NEWLINK);
+    return msg ? decodeMacvlanInfo(Buffer.from(msg.data)) : {};
+  } finally {
+    sock.socket.close();
+  }
+}

@@ -1,0 +1,4 @@
+import { runPlugin } from '../../lib/cni/skel';
+import { macvlanPlugin } from './plugin';
+
+runPlugin(macvlanPlugin);

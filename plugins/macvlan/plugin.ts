@@ -1,0 +1,221 @@
+// The macvlan plugin: the reference macvlan, plus Docker's trunk mode
+// (`vlan`: the parent is the 802.1q sub-interface <master>.<vlan>, created
+// when missing and deleted with its last user when we created it).
+
+import { cniArgsOf } from '../../lib/cni/args';
+import { CniError, ErrorCode } from '../../lib/cni/errors';
+import { ipamAdd, ipamCheck, ipamDel, ipamGc, ipamStatus, type InProcessPlugins } from '../../lib/cni/ipam';
+import type { GcInvocation, Invocation, Plugin, Result } from '../../lib/cni/plugin';
+import { Netns } from '../../lib/netns';
+import { openRtnl, type Link, type Rtnl } from '../../lib/netlink';
+import { Rollback, describeRollbackErrors } from '../../lib/util/rollback';
+import { hostLocal } from '../../ipam/host-local/plugin';
+import { parseMacvlanConfig, type MacvlanConfig } from './config';
+import {
+  attachSubInterface, configureInterface, createMacvlan, deleteContainerInterface, readMacvlanInfo, releaseSubInterfaces, resolveMaster, writeSysctls,
+} from './link';
+import { buildResult, checkProblems, effectiveMtu, planInterface } from './plan';
+import { staleUserRecords, subInterfaceName, userRecordName } from './trunk';
+import { TrunkState } from './trunk-state';
+
+/** host-local runs in-process (no fork+exec of a second Node); any other IPAM type is exec'd from CNI_PATH. */
+const IN_PROCESS_IPAM: InProcessPlugins = { 'host-local': hostLocal };
+
+function configOf(inv: Invocation): MacvlanConfig {
+  return parseMacvlanConfig(inv.conf, cniArgsOf(inv, ['MAC']));
+}
+
+function required(v: string | undefined, name: string): string {
+  if (!v) throw new CniError(ErrorCode.InvalidEnvironment, `required env variables [${name}] missing`);
+  return v;
+}
+
+function openNetns(nsPath: string): Netns {
+  try {
+    return Netns.open(nsPath);
+  } catch (err) {
+    throw new CniError(ErrorCode.Internal, `macvlan: cannot open network namespace "${nsPath}"`, (err as Error).message);
+  }
+}
+
+function userOf(inv: Invocation): string {
+  return userRecordName({ network: inv.conf.name, containerId: required(inv.env.containerId, 'CNI_CONTAINERID'), ifname: required(inv.env.ifname, 'CNI_IFNAME') });
+}
+
+/** The parent of the macvlan: the master, or in trunk mode its sub-interface (the caller attaches/creates it). */
+async function findMaster(conf: MacvlanConfig, host: Rtnl, container: Rtnl): Promise<{ rtnl: Rtnl; master: Link }> {
+  const rtnl = conf.linkInContainer ? container : host;
+  return { rtnl, master: await resolveMaster(rtnl, conf.master, conf.linkInContainer ? 'container' : 'host') };
+}
+
+async function add(inv: Invocation): Promise<Result> {
+  const conf = configOf(inv);
+  const netnsPath = required(inv.env.netns, 'CNI_NETNS');
+  const ifname = required(inv.env.ifname, 'CNI_IFNAME');
+  const ns = openNetns(netnsPath);
+  const host = openRtnl();
+  const container = openRtnl(ns);
+  const state = new TrunkState(conf.dataDir);
+  try {
+    return await Rollback.run(async (undo) => {
+      const { rtnl, master } = await findMaster(conf, host, container);
+      let parent = master;
+      if (conf.vlan) {
+        const user = userOf(inv);
+        parent = await attachSubInterface({ rtnl: host, state, master, vlan: conf.vlan, user });
+        undo.push(`release sub-interface ${parent.name}`, async () => {
+          const errs = await releaseSubInterfaces({ rtnl: host, state, staleUsers: (_s, users) => users.filter((u) => u === user) });
+          if (errs.length) throw errs[0];
+        });
+      }
+      const mtu = effectiveMtu(conf, parent);
+      const link = await createMacvlan({ conf, parentRtnl: rtnl, parent, mtu, ifname, containerNs: conf.linkInContainer ? undefined : ns });
+      undo.push(`delete macvlan ${ifname}`, () => deleteContainerInterface(netnsPath, ifname));
+
+      let ipam: Result | undefined;
+      if (conf.ipamType) {
+        ipam = await ipamAdd(inv, IN_PROCESS_IPAM);
+        undo.push('IPAM DEL', () => ipamDel(inv, IN_PROCESS_IPAM));
+      }
+      const plan = planInterface(ifname, ipam);
+      writeSysctls(ns, plan.sysctls);
+      await configureInterface(container, ifname, plan);
+      const final = await container.requireLink(ifname);
+      return buildResult({ cniVersion: conf.cniVersion, ifname, mac: final.mac, mtu: final.mtu, netns: netnsPath, ipam, dns: conf.dns });
+    }, (e) => inv.log?.warn(`rollback: ${describeRollbackErrors([e])}`));
+  } finally {
+    container.close();
+    host.close();
+    ns.close();
+  }
+}
+
+/** Best-effort: IPAM first (like the reference), then the interface, then trunk records; every error reported at the end. */
+async function del(inv: Invocation): Promise<void> {
+  const conf = configOf(inv);
+  const errors: Error[] = [];
+  const attempt = async (fn: () => Promise<unknown>) => {
+    try {
+      await fn();
+    } catch (err) {
+      errors.push(err instanceof Error ? err : new Error(String(err)));
+    }
+  };
+  await attempt(() => ipamDel(inv, IN_PROCESS_IPAM));
+  if (inv.env.netns) await attempt(() => deleteContainerInterface(inv.env.netns!, required(inv.env.ifname, 'CNI_IFNAME')));
+  const state = new TrunkState(conf.dataDir);
+  if (state.subInterfaces().length) {
+    const user = userOf(inv);
+    const host = openRtnl();
+    try {
+      errors.push(...(await releaseSubInterfaces({ rtnl: host, state, staleUsers: (_s, users) => users.filter((u) => u === user) })));
+    } finally {
+      host.close();
+    }
+  }
+  if (errors.length) {
+    const first = errors[0];
+    const rest = errors.slice(1).map((e) => e.message).join('; ');
+    if (first instanceof CniError && !rest) throw first;
+    throw new CniError(first instanceof CniError ? first.code : ErrorCode.Internal, `macvlan DEL: ${first.message}`, rest || undefined);
+  }
+}
+
+async function check(inv: Invocation): Promise<void> {
+  const conf = configOf(inv);
+  const netnsPath = required(inv.env.netns, 'CNI_NETNS');
+  const ifname = required(inv.env.ifname, 'CNI_IFNAME');
+  await ipamCheck(inv, IN_PROCESS_IPAM);
+  const prev = inv.conf.prevResult;
+  if (!prev) throw new CniError(ErrorCode.InvalidConfig, 'macvlan CHECK: required prevResult missing');
+  const idx = (prev.interfaces ?? []).findIndex((i) => i.name === ifname && i.sandbox === netnsPath);
+  if (idx < 0) throw new CniError(ErrorCode.Internal, `macvlan CHECK: prevResult has no interface "${ifname}" in sandbox "${netnsPath}"`);
+  const ns = openNetns(netnsPath);
+  const host = openRtnl();
+  const container = openRtnl(ns);
+  try {
+    const { rtnl, master } = await findMaster(conf, host, container);
+    let parent = master;
+    if (conf.vlan) {
+      const name = subInterfaceName(master.name, conf.vlan);
+      const sub = await rtnl.getLink(name);
+      if (!sub) throw new CniError(ErrorCode.Internal, `macvlan CHECK: 802.1q sub-interface "${name}" does not exist`);
+      parent = sub;
+    }
+    const link = await container.getLink(ifname);
+    if (!link) throw new CniError(ErrorCode.Internal, `macvlan CHECK: interface "${ifname}" does not exist in "${netnsPath}"`);
+    const info = await readMacvlanInfo(ns, ifname);
+    const problems = checkProblems(
+      {
+        ifname, mode: conf.mode, mac: prev.interfaces![idx].mac, parent, configuredMtu: conf.mtu,
+        addresses: (prev.ips ?? []).filter((ip) => ip.interface === idx).map((ip) => ip.address),
+        routes: (prev.routes ?? []).map((r) => ({ dst: r.dst, gw: r.gw })),
+      },
+      {
+        kind: link.kind, mode: info.mode, mac: link.mac, mtu: link.mtu, parentIndex: info.parentIndex,
+        addresses: (await container.listAddresses(ifname)).map((a) => a.cidr),
+        routes: (await container.listRoutes({ table: 0 })).map((r) => ({ dst: r.dst, gw: r.gw })),
+      },
+    );
+    if (problems.length) throw new CniError(ErrorCode.Internal, `macvlan CHECK: ${problems[0]}`, problems.slice(1).join('; ') || undefined);
+  } finally {
+    container.close();
+    host.close();
+    ns.close();
+  }
+}
+
+/** Ready for ADD when the master exists and is up (checked on the host; linkInContainer masters only exist per container), and IPAM is. */
+async function status(inv: Invocation): Promise<void> {
+  const conf = configOf(inv);
+  if (!conf.linkInContainer) {
+    const host = openRtnl();
+    try {
+      let master: Link;
+      try {
+        master = await resolveMaster(host, conf.master, 'host');
+      } catch (err) {
+        throw new CniError(ErrorCode.NotAvailable, (err as Error).message);
+      }
+      if (!master.up) throw new CniError(ErrorCode.NotAvailable, `macvlan: master "${master.name}" is down`);
+    } finally {
+      host.close();
+    }
+  }
+  await ipamStatus(inv, IN_PROCESS_IPAM);
+}
+
+/** IPAM GC, then this network's trunk records of attachments no longer valid, then unused sub-interfaces we created. */
+async function gc(inv: GcInvocation): Promise<void> {
+  const conf = configOf(inv);
+  const errors: Error[] = [];
+  try {
+    await ipamGc(inv, IN_PROCESS_IPAM);
+  } catch (err) {
+    errors.push(err as Error);
+  }
+  const state = new TrunkState(conf.dataDir);
+  if (state.subInterfaces().length) {
+    const host = openRtnl();
+    try {
+      errors.push(...(await releaseSubInterfaces({ rtnl: host, state, staleUsers: (_s, users) => staleUserRecords(users, conf.name, inv.validAttachments) })));
+    } finally {
+      host.close();
+    }
+  }
+  if (errors.length) {
+    const first = errors[0];
+    throw new CniError(first instanceof CniError ? first.code : ErrorCode.Internal, `macvlan GC: ${first.message}`, errors.slice(1).map((e) => e.message).join('; ') || undefined);
+  }
+}
+
+export const macvlanPlugin: Plugin = {
+  name: 'macvlan',
+  description: 'macvlan interface on a host master (or its 802.1q sub-interface: Docker trunk mode)',
+  knownArgs: ['MAC'],
+  add,
+  del,
+  check,
+  status,
+  gc,
+};
