@@ -4,7 +4,7 @@
 
 import { CniError, ErrorCode } from '../../lib/cni/errors';
 import type { IpConfig, Result, Route } from '../../lib/cni/types';
-import { bytesToIp, ipFamily, networkOf, parseCidr } from '../../lib/netlink/addr';
+import { bytesToIp, ipFamily, ipToBytes, networkOf, parseCidr } from '../../lib/netlink/addr';
 import type { MacvlanConfig, MacvlanMode } from './config';
 
 /** The MTU to create the macvlan with: 0 means the parent's; more than the parent's is refused. */
@@ -31,11 +31,11 @@ export function canonicalNetwork(cidr: string): string {
 /** The canonical text of an address with its prefix ("fd00::5/64"). */
 export function canonicalAddress(cidr: string): string {
   const c = parseCidr(cidr);
-  return `${c.ip}/${c.prefix}`;
+  return `${canonicalIp(c.ip)}/${c.prefix}`;
 }
 
 function canonicalIp(ip: string): string {
-  return parseCidr(ip.includes('/') ? ip : `${ip}/${ipFamily(ip) === 4 ? 32 : 128}`).ip;
+  return bytesToIp(ipToBytes(ip));
 }
 
 export interface InterfacePlan {
