@@ -200,6 +200,11 @@ export class FileStore implements KvStore {
     this.lockFd = undefined;
   }
 
+  /** The revision of the last committed state (0 before the store exists). */
+  committedRevision(): number {
+    return this.readStateUnlocked()?.revision ?? 0;
+  }
+
   /** Revoke expired leases if the last committed state has any (cheap check first, lock only if needed). */
   sweepExpired(): void {
     if (this.lockFd === undefined) return;
@@ -285,11 +290,18 @@ export class FileStore implements KvStore {
       this.rewriteLog(state, 1, []);
       this.writeState(state);
     }
-    // A log longer than the state knows is the tail of a write that crashed
-    // before its state was committed: drop it and make watchers re-list.
+    // A log longer than the state knows ends with the line of a write that
+    // crashed before its state was committed (watchers never delivered it):
+    // keep the committed part. A shorter or missing log lost history: start a
+    // new one, and watchers from before get "compacted".
     let size = -1;
-    try { size = fs.statSync(this.logPath).size; } catch { /* missing: rebuild below */ }
-    if (size !== state.logSize) {
+    try { size = fs.statSync(this.logPath).size; } catch { /* missing */ }
+    if (size > state.logSize) {
+      const committed = Buffer.alloc(state.logSize);
+      const fd = fs.openSync(this.logPath, 'r');
+      try { fs.readSync(fd, committed, 0, state.logSize, 0); } finally { fs.closeSync(fd); }
+      writeFileAtomic(this.logPath, committed.toString('utf8'));
+    } else if (size !== state.logSize) {
       this.rewriteLog(state, state.revision + 1, []);
       this.writeState(state);
     }
@@ -388,22 +400,22 @@ class FileWatch {
       try { fd = fs.openSync(this.store.logPath, 'r'); } catch { return; } // not created yet
       try {
         const st = fs.fstatSync(fd);
-        if (st.ino !== this.ino) {
+        if (st.ino !== this.ino || st.size < this.offset) {
           // New log (first poll, trim or compaction): read it from the start.
           this.ino = st.ino;
           this.offset = 0;
           this.pending = Buffer.alloc(0);
         }
-        if (st.size <= this.offset) return;
+        if (st.size === this.offset && this.pending.length === 0) return;
         const buf = Buffer.alloc(st.size - this.offset);
         fs.readSync(fd, buf, 0, buf.length, this.offset);
         this.offset = st.size;
-        // Bytes after the last newline are a line still being written: keep them for the next poll.
-        const all = Buffer.concat([this.pending, buf]);
-        const end = all.lastIndexOf(0x0a) + 1;
-        this.pending = all.subarray(end);
-        const lines = parseLogText(all.subarray(0, end).toString('utf8'));
-        for (const line of lines) {
+        // Deliver only committed revisions (state.json is renamed after the log
+        // append): later lines, and a line still being written, wait for the next poll.
+        const committed = this.store.committedRevision();
+        let all = Buffer.concat([this.pending, buf]);
+        for (let nl = all.indexOf(0x0a); nl >= 0; nl = all.indexOf(0x0a)) {
+          const line = JSON.parse(all.subarray(0, nl).toString('utf8')) as LogLine;
           if (line.compact !== undefined) {
             if (this.nextRevision < line.compact) {
               this.flush(batch);
@@ -411,16 +423,20 @@ class FileWatch {
               this.listener.onCompacted();
               return;
             }
-            continue;
+          } else {
+            const rev = line.r as number;
+            if (rev > committed) break;
+            if (rev >= this.nextRevision) {
+              this.nextRevision = rev + 1;
+              for (const e of line.e ?? []) {
+                if (!e.k.startsWith(this.prefix)) continue;
+                batch.push({ type: e.t, key: e.k, value: e.v ?? '', modRevision: rev, ...(e.l !== undefined ? { lease: e.l } : {}) });
+              }
+            }
           }
-          const rev = line.r as number;
-          if (rev < this.nextRevision) continue;
-          this.nextRevision = rev + 1;
-          for (const e of line.e ?? []) {
-            if (!e.k.startsWith(this.prefix)) continue;
-            batch.push({ type: e.t, key: e.k, value: e.v ?? '', modRevision: rev, ...(e.l !== undefined ? { lease: e.l } : {}) });
-          }
+          all = all.subarray(nl + 1);
         }
+        this.pending = all;
       } finally {
         fs.closeSync(fd);
       }
