@@ -19,12 +19,23 @@ export async function inNetns<T>(nsPath: string, fn: (rtnl: Rtnl) => Promise<T>)
   }
 }
 
-/** Set lo up and return its addresses (v4 first, in kernel order). */
-export async function bringLoopbackUp(rtnl: Rtnl): Promise<Address[]> {
+/**
+ * Set lo up and return its addresses (v4 first, in kernel order). When
+ * `accept` refuses them, lo is set back down if we brought it up (a failed
+ * ADD leaves nothing changed) and the error propagates.
+ */
+export async function bringLoopbackUp(rtnl: Rtnl, accept: (addrs: Address[]) => void): Promise<Address[]> {
   const lo = await rtnl.requireLink(LOOPBACK_IFNAME);
   if (!lo.up) await rtnl.setLinkUp(lo);
-  const addrs = await rtnl.listAddresses(lo);
-  return [...addrs.filter((a) => a.family === 4), ...addrs.filter((a) => a.family === 6)];
+  try {
+    const all = await rtnl.listAddresses(lo);
+    const addrs = [...all.filter((a) => a.family === 4), ...all.filter((a) => a.family === 6)];
+    accept(addrs);
+    return addrs;
+  } catch (err) {
+    if (!lo.up) await rtnl.setLinkDown(lo).catch(() => undefined);
+    throw err;
+  }
 }
 
 export async function bringLoopbackDown(rtnl: Rtnl): Promise<void> {

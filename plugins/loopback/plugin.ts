@@ -5,6 +5,7 @@
 import { CniError, ErrorCode } from '../../lib/cni/errors';
 import type { Plugin } from '../../lib/cni/plugin';
 import type { Invocation, Result } from '../../lib/cni/types';
+import type { Address } from '../../lib/netlink';
 import { NetnsNotFoundError } from '../../lib/netns';
 import { bringLoopbackDown, bringLoopbackUp, inNetns, isLoopbackUp } from './lo';
 import { foreignAddress, loopbackResult } from './result';
@@ -25,14 +26,16 @@ function netnsError(err: unknown, netns: string): unknown {
 
 async function add(inv: Invocation): Promise<Result> {
   const netns = requireNetns(inv);
-  let addrs;
+  const refuseForeign = (addrs: Address[]): void => {
+    const foreign = foreignAddress(addrs);
+    if (foreign) throw new CniError(ErrorCode.Internal, `loopback interface found with non-loopback address "${foreign}"`, `lo in ${netns}`);
+  };
+  let addrs: Address[];
   try {
-    addrs = await inNetns(netns, bringLoopbackUp);
+    addrs = await inNetns(netns, (rtnl) => bringLoopbackUp(rtnl, refuseForeign));
   } catch (err) {
     throw netnsError(err, netns);
   }
-  const foreign = foreignAddress(addrs);
-  if (foreign) throw new CniError(ErrorCode.Internal, `loopback interface found with non-loopback address "${foreign}"`, `in ${netns}`);
   // Chained after another plugin: lo changes nothing in the result.
   return inv.conf.prevResult ?? loopbackResult(inv.conf.cniVersion, netns, addrs);
 }
