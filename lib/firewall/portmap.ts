@@ -115,7 +115,7 @@ export function renderSkeleton(net: PortmapNetwork, table = PORTMAP_TABLE): stri
   const comment = `comment "portmap network ${net.name.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 100)}";`;
   chain('dnat', comment, dnat);
   chain('prerouting', 'type nat hook prerouting priority dstnat; policy accept;', [`jump ${n}_dnat`]);
-  chain('output', 'type nat hook output priority dstnat; policy accept;', [`jump ${n}_dnat`]);
+  chain('output', 'type nat hook output priority -100; policy accept;', [`jump ${n}_dnat`]);
   const masq: string[] = [];
   for (const f of [4, 6] as const) {
     const ip = ipKw(f);

@@ -31,7 +31,7 @@ add rule inet cni_portmap n_6c270ef2f251_dnat fib daddr type local dnat ip6 to m
 add chain inet cni_portmap n_6c270ef2f251_prerouting { type nat hook prerouting priority dstnat; policy accept; }
 flush chain inet cni_portmap n_6c270ef2f251_prerouting
 add rule inet cni_portmap n_6c270ef2f251_prerouting jump n_6c270ef2f251_dnat
-add chain inet cni_portmap n_6c270ef2f251_output { type nat hook output priority dstnat; policy accept; }
+add chain inet cni_portmap n_6c270ef2f251_output { type nat hook output priority -100; policy accept; }
 flush chain inet cni_portmap n_6c270ef2f251_output
 add rule inet cni_portmap n_6c270ef2f251_output jump n_6c270ef2f251_dnat
 add chain inet cni_portmap n_6c270ef2f251_postrouting { type nat hook postrouting priority srcnat; policy accept; }

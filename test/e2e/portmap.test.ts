@@ -1,0 +1,178 @@
+// portmap e2e: the built dist/bin/portmap in a throwaway host namespace,
+// containers wired by hand (a hand-written prevResult), real TCP/UDP traffic
+// from another namespace ("another host"), from the host, and hairpin.
+import * as fs from 'fs';
+import { Sandbox } from '../helpers/sandbox';
+import {
+  addContainer, buildTopology, eventually, fetchFrom, HOST_ADDR4, HOST_ADDR4_B, HOST_ADDR6, nftTable, runPortmap, startHttpd, startUdpEcho, Topology, udpAsk,
+} from './portmap-helpers';
+
+jest.setTimeout(120000);
+
+const VERSIONS_WITH_RUNTIME_CONFIG = ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'];
+
+describe('portmap (hand-wired containers)', () => {
+  let sb: Sandbox;
+  let topo: Topology;
+  let dataDir: string;
+
+  beforeEach(() => {
+    sb = new Sandbox('pm');
+    topo = buildTopology(sb);
+    dataDir = sb.tmpdir('data');
+  });
+  afterEach(() => sb.cleanup());
+
+  const conf = (cniVersion: string, prevResult: unknown, portMappings?: unknown[], extra: Record<string, unknown> = {}) => ({
+    cniVersion, name: 'pmnet', type: 'portmap', capabilities: { portMappings: true }, dataDir,
+    ...(portMappings ? { runtimeConfig: { portMappings } } : {}), prevResult, ...extra,
+  });
+  const env = (cmd: string, id: string, ns: string) => ({ CNI_COMMAND: cmd, CNI_CONTAINERID: id, CNI_NETNS: sb.nsPath(ns), CNI_IFNAME: 'eth0' });
+
+  it('publishes a TCP port to other hosts, the host, 127.0.0.1, IPv6 and hairpin; DEL removes exactly it', async () => {
+    const c1 = addContainer(sb, topo, 'c1', 5, '1.1.0');
+    startHttpd(sb, c1.ns, 'hello from c1');
+    const maps = [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }];
+    const add = runPortmap(sb, topo.host, env('ADD', 'ctr-one', c1.ns), conf('1.1.0', c1.prevResult, maps));
+    expect(add.stderr).toBe('');
+    expect(add.status).toBe(0);
+    expect(add.json).toEqual(c1.prevResult); // chained: prevResult passes through unchanged
+
+    expect(await eventually(() => fetchFrom(sb, topo.other, HOST_ADDR4, 8080))).toBe('hello from c1');
+    expect(fetchFrom(sb, topo.other, HOST_ADDR4_B, 8080)).toBe('hello from c1'); // any local address
+    expect(fetchFrom(sb, topo.other, HOST_ADDR6, 8080)).toBe('hello from c1');
+    expect(fetchFrom(sb, topo.host, HOST_ADDR4, 8080)).toBe('hello from c1');
+    expect(fetchFrom(sb, topo.host, '127.0.0.1', 8080)).toBe('hello from c1');
+    expect(fetchFrom(sb, c1.ns, HOST_ADDR4, 8080)).toBe('hello from c1'); // hairpin
+    expect(fetchFrom(sb, c1.ns, HOST_ADDR6, 8080)).toBe('hello from c1'); // hairpin, IPv6
+
+    const check = runPortmap(sb, topo.host, env('CHECK', 'ctr-one', c1.ns), conf('1.1.0', c1.prevResult, maps));
+    expect(check.stdout + check.stderr).toBe('');
+    expect(check.status).toBe(0);
+
+    // DEL without runtimeConfig and without prevResult still finds the mappings.
+    const del = runPortmap(sb, topo.host, env('DEL', 'ctr-one', c1.ns), conf('1.1.0', undefined));
+    expect(del.stdout + del.stderr).toBe('');
+    expect(del.status).toBe(0);
+    expect(fetchFrom(sb, topo.other, HOST_ADDR4, 8080)).toBeUndefined();
+    expect(fetchFrom(sb, topo.host, '127.0.0.1', 8080)).toBeUndefined();
+    const table = nftTable(sb, topo.host);
+    expect(table).not.toMatch(/ctr-one|10\.88\.0\.5|fd88::5/);
+    expect(table).not.toMatch(/elements/);
+    expect(fs.readdirSync(`${dataDir}/pmnet`)).toEqual([]);
+    // CHECK after DEL fails; DEL again is fine.
+    expect(runPortmap(sb, topo.host, env('CHECK', 'ctr-one', c1.ns), conf('1.1.0', c1.prevResult, maps)).status).not.toBe(0);
+    expect(runPortmap(sb, topo.host, env('DEL', 'ctr-one', c1.ns), conf('1.1.0', undefined)).status).toBe(0);
+  });
+
+  it('publishes UDP (echo through the mapping), and hostIP limits a mapping to that address', async () => {
+    const c1 = addContainer(sb, topo, 'c1', 5, '1.0.0');
+    startHttpd(sb, c1.ns, 'hello');
+    startUdpEcho(sb, c1.ns, 5353);
+    const maps = [
+      { hostPort: 5300, containerPort: 5353, protocol: 'udp' },
+      { hostPort: 9090, containerPort: 80, protocol: 'tcp', hostIP: HOST_ADDR4_B },
+    ];
+    const add = runPortmap(sb, topo.host, env('ADD', 'ctr-udp', c1.ns), conf('1.0.0', c1.prevResult, maps));
+    expect(add.stderr).toBe('');
+    expect(add.status).toBe(0);
+    expect(await eventually(() => udpAsk(sb, topo.other, HOST_ADDR4, 5300))).toBe('echo:ping');
+    expect(udpAsk(sb, topo.other, HOST_ADDR6, 5300)).toBe('echo:ping');
+    expect(await eventually(() => fetchFrom(sb, topo.other, HOST_ADDR4_B, 9090))).toBe('hello');
+    expect(fetchFrom(sb, topo.other, HOST_ADDR4, 9090)).toBeUndefined();
+    expect(fetchFrom(sb, topo.other, HOST_ADDR6, 9090)).toBeUndefined(); // an IPv4 hostIP publishes no IPv6
+    expect(runPortmap(sb, topo.host, env('DEL', 'ctr-udp', c1.ns), conf('1.0.0', c1.prevResult, maps)).status).toBe(0);
+    expect(udpAsk(sb, topo.other, HOST_ADDR4, 5300)).toBeUndefined();
+    expect(fetchFrom(sb, topo.other, HOST_ADDR4_B, 9090)).toBeUndefined();
+  });
+
+  it('refuses a host port another container already publishes, and DEL of one container leaves the other working', async () => {
+    const c1 = addContainer(sb, topo, 'c1', 5, '1.1.0');
+    const c2 = addContainer(sb, topo, 'c2', 6, '1.1.0');
+    startHttpd(sb, c1.ns, 'one');
+    startHttpd(sb, c2.ns, 'two');
+    expect(runPortmap(sb, topo.host, env('ADD', 'ctr-a', c1.ns), conf('1.1.0', c1.prevResult, [{ hostPort: 8080, containerPort: 80 }])).status).toBe(0);
+
+    const clash = runPortmap(sb, topo.host, env('ADD', 'ctr-b', c2.ns), conf('1.1.0', c2.prevResult, [{ hostPort: 8081, containerPort: 80 }, { hostPort: 8080, containerPort: 80 }]));
+    expect(clash.status).not.toBe(0);
+    expect(clash.json.msg).toMatch(/host tcp port 8080 on every IPv4 address is already published by container "ctr-a" \(network "pmnet", interface "eth0"\)/);
+    // Atomic: nothing of the refused ADD stays (8081 is not published either), c1 is untouched.
+    expect(await eventually(() => fetchFrom(sb, topo.other, HOST_ADDR4, 8080))).toBe('one');
+    expect(fetchFrom(sb, topo.other, HOST_ADDR4, 8081)).toBeUndefined();
+    expect(nftTable(sb, topo.host)).not.toMatch(/ctr-b|10\.88\.0\.6/);
+    // A DEL for the refused container (the runtime always sends one) must not touch c1.
+    expect(runPortmap(sb, topo.host, env('DEL', 'ctr-b', c2.ns), conf('1.1.0', undefined)).status).toBe(0);
+    expect(fetchFrom(sb, topo.other, HOST_ADDR4, 8080)).toBe('one');
+
+    expect(runPortmap(sb, topo.host, env('ADD', 'ctr-b', c2.ns), conf('1.1.0', c2.prevResult, [{ hostPort: 8081, containerPort: 80 }])).status).toBe(0);
+    expect(await eventually(() => fetchFrom(sb, topo.other, HOST_ADDR4, 8081))).toBe('two');
+    expect(runPortmap(sb, topo.host, env('DEL', 'ctr-a', c1.ns), conf('1.1.0', undefined)).status).toBe(0);
+    expect(fetchFrom(sb, topo.other, HOST_ADDR4, 8080)).toBeUndefined();
+    expect(fetchFrom(sb, topo.other, HOST_ADDR4, 8081)).toBe('two');
+    expect(fetchFrom(sb, topo.host, '127.0.0.1', 8081)).toBe('two');
+    expect(nftTable(sb, topo.host)).not.toMatch(/ctr-a|10\.88\.0\.5/);
+  });
+
+  it('GC removes the mappings of attachments that are not valid any more', async () => {
+    const c1 = addContainer(sb, topo, 'c1', 5, '1.1.0');
+    const c2 = addContainer(sb, topo, 'c2', 6, '1.1.0');
+    startHttpd(sb, c1.ns, 'one');
+    startHttpd(sb, c2.ns, 'two');
+    expect(runPortmap(sb, topo.host, env('ADD', 'ctr-a', c1.ns), conf('1.1.0', c1.prevResult, [{ hostPort: 8080, containerPort: 80 }])).status).toBe(0);
+    expect(runPortmap(sb, topo.host, env('ADD', 'ctr-b', c2.ns), conf('1.1.0', c2.prevResult, [{ hostPort: 8081, containerPort: 80 }])).status).toBe(0);
+    const gc = runPortmap(sb, topo.host, { CNI_COMMAND: 'GC' }, {
+      cniVersion: '1.1.0', name: 'pmnet', type: 'portmap', dataDir, 'cni.dev/valid-attachments': [{ containerID: 'ctr-b', ifname: 'eth0' }],
+    });
+    expect(gc.stdout + gc.stderr).toMatch(/^(portmap GC: removing port mappings of stale attachment ctr-a\/eth0\n)?$/);
+    expect(gc.status).toBe(0);
+    expect(await eventually(() => fetchFrom(sb, topo.other, HOST_ADDR4, 8081))).toBe('two');
+    expect(fetchFrom(sb, topo.other, HOST_ADDR4, 8080)).toBeUndefined();
+    expect(nftTable(sb, topo.host)).not.toMatch(/ctr-a/);
+  });
+
+  it('with no portMappings, ADD passes prevResult through and creates nothing', () => {
+    const c1 = addContainer(sb, topo, 'c1', 5, '1.1.0');
+    const add = runPortmap(sb, topo.host, env('ADD', 'ctr-none', c1.ns), conf('1.1.0', c1.prevResult));
+    expect(add.status).toBe(0);
+    expect(add.json).toEqual(c1.prevResult);
+    expect(nftTable(sb, topo.host)).toBe('');
+    expect(fs.existsSync(`${dataDir}/pmnet`)).toBe(false);
+  });
+
+  it.each(VERSIONS_WITH_RUNTIME_CONFIG)('cniVersion %s: ADD, traffic, CHECK, DEL, nothing left', async (v) => {
+    const c1 = addContainer(sb, topo, 'c1', 5, v);
+    startHttpd(sb, c1.ns, `v${v}`);
+    const maps = [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }];
+    const add = runPortmap(sb, topo.host, env('ADD', 'ctr-v', c1.ns), conf(v, c1.prevResult, maps));
+    expect(add.stderr).toBe('');
+    expect(add.status).toBe(0);
+    expect(add.json).toEqual(c1.prevResult);
+    expect(await eventually(() => fetchFrom(sb, topo.other, HOST_ADDR4, 8080))).toBe(`v${v}`);
+    const check = runPortmap(sb, topo.host, env('CHECK', 'ctr-v', c1.ns), conf(v, c1.prevResult, maps));
+    if (v.startsWith('0.3')) expect(check.json.code).toBe(1); // CHECK does not exist before 0.4.0
+    else expect(check.status).toBe(0);
+    expect(runPortmap(sb, topo.host, env('DEL', 'ctr-v', c1.ns), conf(v, undefined, maps)).status).toBe(0);
+    expect(fetchFrom(sb, topo.other, HOST_ADDR4, 8080)).toBeUndefined();
+    expect(nftTable(sb, topo.host)).not.toMatch(/ctr-v/);
+  });
+
+  it('refuses iptables syntax and the iptables backend with a clear message', () => {
+    const c1 = addContainer(sb, topo, 'c1', 5, '1.1.0');
+    const maps = [{ hostPort: 8080, containerPort: 80 }];
+    const r1 = runPortmap(sb, topo.host, env('ADD', 'x', c1.ns), conf('1.1.0', c1.prevResult, maps, { conditionsV4: ['-s', '1.2.3.4'] }));
+    expect(r1.json).toMatchObject({ code: 7, msg: expect.stringMatching(/iptables syntax/) });
+    const r2 = runPortmap(sb, topo.host, env('ADD', 'x', c1.ns), conf('1.1.0', c1.prevResult, maps, { backend: 'iptables' }));
+    expect(r2.json).toMatchObject({ code: 7, msg: expect.stringMatching(/backend "iptables" is not supported/) });
+    expect(nftTable(sb, topo.host)).toBe('');
+  });
+
+  it('conditionsV4 (nft syntax) restrict who reaches the port', async () => {
+    const c1 = addContainer(sb, topo, 'c1', 5, '1.1.0');
+    startHttpd(sb, c1.ns, 'cond');
+    const maps = [{ hostPort: 8080, containerPort: 80 }];
+    expect(runPortmap(sb, topo.host, env('ADD', 'ctr-c', c1.ns), conf('1.1.0', c1.prevResult, maps, { conditionsV4: ['ip saddr != 192.168.77.2'] })).status).toBe(0);
+    expect(await eventually(() => fetchFrom(sb, topo.host, HOST_ADDR4, 8080))).toBe('cond');
+    expect(fetchFrom(sb, topo.other, HOST_ADDR4, 8080)).toBeUndefined();
+    expect(fetchFrom(sb, topo.other, HOST_ADDR6, 8080)).toBe('cond'); // conditionsV6 is empty
+  });
+});
