@@ -128,7 +128,9 @@ async function ensureBridgeAddresses(host: Rtnl, br: Link, wanted: readonly Gate
     }
   }
   // Pin the bridge MAC so it stops following the lowest port MAC (cni#285).
-  await host.setMac(br.index, br.mac);
+  // Re-read it: a bridge without ports reports 00:00:00:00:00:00 until one joins.
+  const now = await host.requireLink(br.index);
+  if (now.mac && now.mac !== '00:00:00:00:00:00') await host.setMac(br.index, now.mac);
 }
 
 async function waitDad(container: Rtnl, index: number, timeoutMs: number): Promise<void> {
