@@ -270,6 +270,15 @@ describe.each([fileBackend(), etcdBackend()])('overlay store contract: $name bac
       for (let i = 0; i < 14; i++) expect(stored.get(subnets[i])?.hostID).toBe(`host-${i}`);
     });
 
+    it('a host that won two subnets in a race keeps the lowest and gives the other back', async () => {
+      const ov = new OverlayStore(kv, network());
+      await ov.ensureNetworkConfig({ cidr: '10.71.0.0/24', subnetLength: 28, vni: 9 });
+      await kv.put(ov.subnetKey('10.71.0.32/28'), 'twin');
+      await kv.put(ov.subnetKey('10.71.0.16/28'), 'twin');
+      expect(await new OverlayStore(another(), network()).claimSubnet('twin')).toEqual({ subnet: '10.71.0.16/28', created: false });
+      expect([...(await ov.listSubnets()).keys()]).toEqual(['10.71.0.16/28']);
+    });
+
     it('publishes host records on a lease; watchers see them come and go; no record for a foreign subnet', async () => {
       const ov = new OverlayStore(kv, network());
       await ov.ensureNetworkConfig({ cidr: '10.80.0.0/16', vni: 10 });

@@ -19,11 +19,13 @@ export interface EtcdStoreOptions {
 
 export class EtcdStore implements KvStore {
   readonly client: Etcd3;
+  private readonly callTimeoutMs: number;
   private readonly watchers = new Set<Watcher>();
 
   constructor(opts: EtcdStoreOptions) {
     if (opts.endpoints.length === 0) throw new Error('etcd store needs at least one endpoint');
     const callTimeout = opts.callTimeoutMs ?? 10000;
+    this.callTimeoutMs = callTimeout;
     this.client = new Etcd3({
       hosts: opts.endpoints,
       dialTimeout: opts.dialTimeoutMs ?? 5000,
@@ -74,8 +76,10 @@ export class EtcdStore implements KvStore {
     const stream = await this.client.leaseClient.leaseKeepAlive();
     try {
       const res = await new Promise<{ TTL: string }>((resolve, reject) => {
-        stream.on('data', resolve);
-        stream.on('error', reject);
+        // A stream has no call deadline: bound the wait for the one answer here.
+        const timer = setTimeout(() => reject(new Error(`etcd did not answer the keepalive of lease ${id} in ${this.callTimeoutMs} ms`)), this.callTimeoutMs);
+        stream.on('data', (r) => { clearTimeout(timer); resolve(r); });
+        stream.on('error', (e) => { clearTimeout(timer); reject(e); });
         stream.write({ ID: id });
       });
       const ttl = Number(res.TTL);

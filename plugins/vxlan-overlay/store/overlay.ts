@@ -139,18 +139,39 @@ export class OverlayStore {
     const cidr = parseIpv4Cidr(cfg.cidr);
     for (let attempt = 0; attempt < MAX_CLAIM_ATTEMPTS; attempt++) {
       const taken = await this.listSubnets();
-      for (const [subnet, owner] of taken) {
-        if (owner.hostID === hostID && cidrContains(cidr, parseIpv4Cidr(subnet))) return { subnet, created: false };
-      }
+      const held = [...taken].filter(([subnet, o]) => o.hostID === hostID && cidrContains(cidr, parseIpv4Cidr(subnet)));
+      if (held.length === 1) return { subnet: held[0][0], created: false };
+      if (held.length > 1) return { subnet: (await this.dropExtraSubnets(hostID, cidr)) ?? held[0][0], created: false };
       const free = pickFreeSubnet(cfg, new Set(taken.keys()));
       if (!free) {
         throw new OverlayStoreError('cidr-full', ErrorCode.Internal,
           `overlay network "${this.network}": no free /${cfg.subnetLength} subnet left in ${cfg.cidr} for host "${hostID}" (${taken.size} assigned)`);
       }
-      if (await createIfAbsent(this.kv, this.subnetKey(free), hostID)) return { subnet: free, created: true };
+      if (await createIfAbsent(this.kv, this.subnetKey(free), hostID)) {
+        const kept = await this.dropExtraSubnets(hostID, cidr);
+        return { subnet: kept ?? free, created: kept === free };
+      }
     }
     throw new OverlayStoreError('contention', ErrorCode.TryAgainLater,
       `overlay network "${this.network}": could not claim a subnet for host "${hostID}" after ${MAX_CLAIM_ATTEMPTS} attempts (others kept taking the free ones)`);
+  }
+
+  /**
+   * Two claims for the same host racing each other (with a release by a third
+   * host in between) can both win a subnet: keep
+   * the lowest, give the others back (each only if unchanged), return the kept one.
+   */
+  private async dropExtraSubnets(hostID: string, cidr: ReturnType<typeof parseIpv4Cidr>): Promise<string | undefined> {
+    const mine = [...(await this.listSubnets())]
+      .filter(([subnet, o]) => o.hostID === hostID && cidrContains(cidr, parseIpv4Cidr(subnet)))
+      .sort(([a], [b]) => parseIpv4Cidr(a).base - parseIpv4Cidr(b).base);
+    for (const [subnet, o] of mine.slice(1)) {
+      await this.kv.txn({
+        compare: [{ key: this.subnetKey(subnet), target: 'modRevision', equals: o.modRevision }],
+        success: [{ type: 'delete', key: this.subnetKey(subnet) }],
+      });
+    }
+    return mine[0]?.[0];
   }
 
   /** Give the host's subnet back and drop its live record (the `leave` verb). Returns what was released. */
