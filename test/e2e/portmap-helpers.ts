@@ -42,6 +42,10 @@ export function addContainer(sb: Sandbox, topo: Topology, name: string, n: numbe
   const hostVeth = `v${name}`.slice(0, 15);
   sh('ip', ['-n', topo.host, 'link', 'add', hostVeth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
   sh('ip', ['-n', topo.host, 'link', 'set', hostVeth, 'master', 'br0', 'up']);
+  // This kernel has br_netfilter on (bridge-nf-call-iptables=1): a hairpin DNAT
+  // is bridged back out of the port it came in, which needs hairpin mode (the
+  // bridge plugin's hairpinMode; the reference needs it too).
+  sh('ip', ['-n', topo.host, 'link', 'set', hostVeth, 'type', 'bridge_slave', 'hairpin', 'on']);
   sh('ip', ['-n', ns, 'addr', 'add', `10.88.0.${n}/24`, 'dev', 'eth0']);
   sh('ip', ['-n', ns, 'addr', 'add', `fd88::${n}/64`, 'dev', 'eth0', 'nodad']);
   sh('ip', ['-n', ns, 'link', 'set', 'eth0', 'up']);
