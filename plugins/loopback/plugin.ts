@@ -7,7 +7,9 @@ import type { Plugin } from '../../lib/cni/plugin';
 import type { Invocation, Result } from '../../lib/cni/types';
 import type { Address } from '../../lib/netlink';
 import { NetnsNotFoundError } from '../../lib/netns';
-import { bringLoopbackDown, bringLoopbackUp, inNetns, isLoopbackUp } from './lo';
+// The kernel side (and node-netlink with it) is loaded only when a verb needs
+// it, so VERSION and input errors answer without evaluating it.
+const kernel = (): typeof import('./lo') => require('./lo') as typeof import('./lo');
 import { foreignAddress, loopbackResult } from './result';
 
 function requireNetns(inv: Invocation): string {
@@ -32,6 +34,7 @@ async function add(inv: Invocation): Promise<Result> {
   };
   let addrs: Address[];
   try {
+    const { inNetns, bringLoopbackUp } = kernel();
     addrs = await inNetns(netns, (rtnl) => bringLoopbackUp(rtnl, refuseForeign));
   } catch (err) {
     throw netnsError(err, netns);
@@ -44,6 +47,7 @@ async function del(inv: Invocation): Promise<void> {
   const netns = inv.env.netns;
   if (!netns) return;
   try {
+    const { inNetns, bringLoopbackDown } = kernel();
     await inNetns(netns, bringLoopbackDown);
   } catch (err) {
     if (err instanceof NetnsNotFoundError) return; // the container is gone, and lo with it
@@ -55,6 +59,7 @@ async function check(inv: Invocation): Promise<void> {
   const netns = requireNetns(inv);
   let up: boolean;
   try {
+    const { inNetns, isLoopbackUp } = kernel();
     up = await inNetns(netns, isLoopbackUp);
   } catch (err) {
     throw netnsError(err, netns);
