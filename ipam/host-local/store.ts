@@ -53,6 +53,34 @@ function io(what: string, err: unknown): CniError {
 
 const isCode = (err: unknown, code: string) => (err as NodeJS.ErrnoException)?.code === code;
 
+/** unlink, where "already gone" is fine; true when something was removed. */
+function unlinkIfExists(file: string): boolean {
+  try {
+    fs.unlinkSync(file);
+    return true;
+  } catch (err) {
+    if (isCode(err, 'ENOENT')) return false;
+    throw err;
+  }
+}
+
+/**
+ * Overwrite a small file without truncating it to zero first: ext4's
+ * auto_da_alloc flushes a file on close after a truncate-to-zero (O_TRUNC),
+ * which costs milliseconds per ADD (measured 5 ms vs 0.05 ms). Only for files
+ * whose torn state is harmless or repaired by the index rebuild.
+ */
+function overwrite(file: string, content: string): void {
+  const buf = Buffer.from(content);
+  const fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW, 0o600);
+  try {
+    fs.writeSync(fd, buf, 0, buf.length, 0);
+    fs.ftruncateSync(fd, buf.length);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 /** "<id>\r\n<ifname>" (the reference trims the id; ours never has spaces). */
 export function ownerContent(o: Owner): string {
   return o.ifname === undefined ? o.containerID : `${o.containerID}\r\n${o.ifname}`;
@@ -155,7 +183,7 @@ class DiskTx implements LockedStore {
     // Rewritten in place (no new directory entry after the first time); a torn
     // write only costs round-robin order, never correctness.
     try {
-      fs.writeFileSync(this.file(LAST_RESERVED + setIndex), formatAddr(a), { mode: 0o600 });
+      overwrite(this.file(LAST_RESERVED + setIndex), formatAddr(a));
     } catch (err) {
       throw io(`cannot write ${LAST_RESERVED}${setIndex} in ${this.dir}`, err);
     }
@@ -166,7 +194,7 @@ class DiskTx implements LockedStore {
     const tmp = this.file(RESERVE_TMP);
     this.dirty = true;
     try {
-      fs.rmSync(tmp, { force: true });
+      unlinkIfExists(tmp);
       const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
       try {
         fs.writeSync(fd, content);
@@ -189,7 +217,7 @@ class DiskTx implements LockedStore {
       throw io(`cannot reserve ${ip} in ${this.dir}`, err);
     }
     // One inode per reservation: drop the temp now, the next reservation writes its own.
-    fs.rmSync(this.file(RESERVE_TMP), { force: true });
+    unlinkIfExists(this.file(RESERVE_TMP));
     this.tmpContent = undefined;
     const e = this.entry(owner);
     e.ips.add(ip);
@@ -199,11 +227,10 @@ class DiskTx implements LockedStore {
 
   release(a: Addr, owner?: Owner): void {
     const ip = formatAddr(a);
-    this.dirty = true;
     try {
-      fs.unlinkSync(this.file(ip));
+      if (unlinkIfExists(this.file(ip))) this.dirty = true;
     } catch (err) {
-      if (!isCode(err, 'ENOENT')) throw io(`cannot release ${ip} in ${this.dir}`, err);
+      throw io(`cannot release ${ip} in ${this.dir}`, err);
     }
     if (owner) {
       const e = this.entry(owner);
@@ -251,25 +278,32 @@ class DiskTx implements LockedStore {
     const indexDir = path.join(this.dir, INDEX_DIR);
     const target = path.join(indexDir, key);
     if (ips.length === 0) {
-      fs.rmSync(target, { force: true });
+      unlinkIfExists(target);
       return;
     }
-    const tmp = path.join(indexDir, INDEX_TMP);
     const body = JSON.stringify({ containerID: owner.containerID, ...(owner.ifname === undefined ? {} : { ifname: owner.ifname }), ips });
-    try {
+    // While the network directory is unstamped (dirty), a torn index file is
+    // repaired by the rebuild a kill would trigger: overwrite in place, fast.
+    // Otherwise (CHECK dropping a stale entry) write a temp and rename it.
+    const write = () => {
+      if (this.dirty) return overwrite(target, body);
+      const tmp = path.join(indexDir, INDEX_TMP);
       fs.writeFileSync(tmp, body, { mode: 0o600 });
+      fs.renameSync(tmp, target);
+    };
+    try {
+      write();
     } catch (err) {
       if (!isCode(err, 'ENOENT')) throw err;
       fs.mkdirSync(indexDir, { recursive: true, mode: 0o755 });
-      fs.writeFileSync(tmp, body, { mode: 0o600 });
+      write();
     }
-    fs.renameSync(tmp, target);
   }
 
   /** Write back what changed; removes our temp. */
   flush(): void {
     if (this.tmpContent !== undefined) {
-      fs.rmSync(this.file(RESERVE_TMP), { force: true });
+      unlinkIfExists(this.file(RESERVE_TMP));
       this.tmpContent = undefined;
     }
     for (const [key, e] of this.entries) {
