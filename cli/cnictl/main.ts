@@ -1,0 +1,28 @@
+// cnictl: run CNI networks like cnitool, and manage test namespaces.
+import yargs from 'yargs/yargs';
+import { hideBin } from 'yargs/helpers';
+import { reportAndExit } from './errors';
+import { netnsCommand } from './netns';
+import { networkCommands } from './network';
+
+async function main(): Promise<void> {
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const version = (require('../../package.json') as { version: string }).version;
+  let cli = yargs(hideBin(process.argv)).scriptName('cnictl').usage('$0 <command> [args]\n\nRun CNI networks (like cnitool) and manage network namespaces.');
+  cli = networkCommands(netnsCommand(cli));
+  await cli
+    .demandCommand(1, 'say what to do: add, check, del, gc, status or netns')
+    .strict()
+    .version(`cnictl (node-cni-plugins) v${version}`)
+    .help()
+    .alias('h', 'help')
+    .fail((msg, err, y) => {
+      if (err) reportAndExit(err);
+      y.showHelp();
+      process.stderr.write(`\ncnictl: ${msg}\n`);
+      process.exit(2);
+    })
+    .parseAsync();
+}
+
+main().catch(reportAndExit);
