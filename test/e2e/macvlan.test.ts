@@ -249,6 +249,21 @@ describe('macvlan (built binary, throwaway host namespace)', () => {
     env.ok('DEL', conf, { id: 'ca', netns: env.sb.nsPath(a) });
   });
 
+  it('linkInContainer: the master is looked up and used inside the container', () => {
+    const a = env.container('a');
+    sh('ip', ['-n', env.host, 'link', 'add', 'cm0', 'type', 'veth', 'peer', 'name', 'cm0p', 'netns', a]);
+    sh('ip', ['-n', env.host, 'link', 'set', 'cm0', 'up']);
+    sh('ip', ['-n', a, 'link', 'set', 'cm0p', 'up']);
+    const conf = env.conf({ master: 'cm0p', linkInContainer: true });
+    const r = env.run('ADD', conf, { id: 'ca', netns: env.sb.nsPath(a), ifname: 'net1' });
+    expect(r.status).toBe(0);
+    expect(sh('ip', ['-n', a, '-d', 'link', 'show', 'net1'])).toMatch(/net1@cm0p[\s\S]*macvlan mode bridge/);
+    env.ok('CHECK', withPrev(conf, r.json), { id: 'ca', netns: env.sb.nsPath(a), ifname: 'net1' });
+    env.ok('DEL', conf, { id: 'ca', netns: env.sb.nsPath(a), ifname: 'net1' });
+    expect(env.containerLinks(a).sort()).toEqual(['cm0p', 'lo']);
+    expect(env.reservations()).toEqual([]);
+  });
+
   it('CHECK fails when the address was removed or the mode differs', () => {
     const a = env.container('a');
     const conf = env.conf();
