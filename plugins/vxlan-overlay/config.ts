@@ -1,0 +1,131 @@
+// The vxlan-overlay network config, shared by the CNI plugin and the agent
+// (the agent can read the same conflist). Pure: parse + default, throw a
+// CniError code 7 that names the bad field.
+
+import { CniError, ErrorCode } from '../../lib/cni/errors';
+import type { NetConf } from '../../lib/cni/types';
+import { DEFAULT_RUN_DIR } from './readiness';
+import { parseIpv4Cidr } from './store/subnets';
+
+export const DEFAULT_STORE_DIR = '/var/lib/cni/vxlan-overlay/store';
+export const DEFAULT_IPAM_DATA_DIR = '/var/lib/cni/networks';
+
+export type OverlayStoreConfig = { type: 'file'; dir: string } | { type: 'etcd'; endpoints: string[] };
+
+export interface OverlayConfig {
+  name: string;
+  cniVersion: string;
+  /** Cluster CIDR; optional for the plugin (the agent's state has it), required by the agent. */
+  cidr?: string;
+  subnetLength?: number;
+  vni?: number;
+  port?: number;
+  /** 0: underlay MTU minus the VXLAN overhead. */
+  mtu: number;
+  bridge?: string;
+  vxlanDevice?: string;
+  ipMasq: boolean;
+  /** Also a default route via the bridge (so masquerade has traffic to act on). */
+  isDefaultGateway: boolean;
+  runDir: string;
+  ipamDataDir: string;
+  store: OverlayStoreConfig;
+  leaseTTL?: number;
+  underlayInterface?: string;
+}
+
+function invalid(msg: string): CniError {
+  return new CniError(ErrorCode.InvalidConfig, `vxlan-overlay: ${msg}`);
+}
+
+function optInt(conf: Record<string, unknown>, key: string, min: number, max: number): number | undefined {
+  const v = conf[key];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw invalid(`"${key}" must be a whole number from ${min} to ${max}, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+function optString(conf: Record<string, unknown>, key: string): string | undefined {
+  const v = conf[key];
+  if (v === undefined || v === null || v === '') return undefined;
+  if (typeof v !== 'string') throw invalid(`"${key}" must be a string, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+function optIfname(conf: Record<string, unknown>, key: string): string | undefined {
+  const v = optString(conf, key);
+  if (v !== undefined && (Buffer.byteLength(v) > 15 || /[/:\s]/.test(v))) throw invalid(`"${key}" "${v}" is not a valid interface name (1-15 bytes, no "/", ":" or spaces)`);
+  return v;
+}
+
+function parseStore(v: unknown): OverlayStoreConfig {
+  if (v === undefined || v === null) return { type: 'file', dir: DEFAULT_STORE_DIR };
+  if (typeof v !== 'object' || Array.isArray(v)) throw invalid('"store" must be an object like {"type": "file", "dir": "..."} or {"type": "etcd", "endpoints": [...]}');
+  const s = v as Record<string, unknown>;
+  const type = s.type ?? 'file';
+  if (type === 'file') {
+    const dir = s.dir ?? DEFAULT_STORE_DIR;
+    if (typeof dir !== 'string' || !dir.startsWith('/')) throw invalid(`"store.dir" must be an absolute path, got ${JSON.stringify(dir)}`);
+    return { type: 'file', dir };
+  }
+  if (type === 'etcd') {
+    const eps = s.endpoints;
+    if (!Array.isArray(eps) || eps.length === 0 || !eps.every((e) => typeof e === 'string' && /^https?:\/\/\S+$/.test(e))) {
+      throw invalid(`"store.endpoints" must be a non-empty list of http(s):// URLs, got ${JSON.stringify(eps)}`);
+    }
+    return { type: 'etcd', endpoints: eps as string[] };
+  }
+  throw invalid(`"store.type" must be "file" or "etcd", got ${JSON.stringify(type)}`);
+}
+
+export function parseOverlayConfig(conf: NetConf | Record<string, unknown>): OverlayConfig {
+  const c = conf as Record<string, unknown>;
+  if (typeof c.name !== 'string' || c.name === '') throw invalid('"name" is required');
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(c.name)) throw invalid(`network name "${c.name}" must be letters, digits, "_", "." or "-" (at most 63)`);
+  const cidr = optString(c, 'cidr');
+  if (cidr !== undefined) {
+    try { parseIpv4Cidr(cidr); } catch (e) { throw invalid(`"cidr": ${(e as Error).message}`); }
+  }
+  const ipMasq = c.ipMasq ?? true;
+  if (typeof ipMasq !== 'boolean') throw invalid(`"ipMasq" must be true or false, got ${JSON.stringify(ipMasq)}`);
+  const isDefaultGateway = c.isDefaultGateway ?? true;
+  if (typeof isDefaultGateway !== 'boolean') throw invalid(`"isDefaultGateway" must be true or false, got ${JSON.stringify(isDefaultGateway)}`);
+  const runDir = optString(c, 'runDir') ?? DEFAULT_RUN_DIR;
+  if (!runDir.startsWith('/')) throw invalid(`"runDir" must be an absolute path, got "${runDir}"`);
+  const ipam = c.ipam as Record<string, unknown> | undefined;
+  if (ipam !== undefined && (typeof ipam !== 'object' || ipam === null || Array.isArray(ipam))) throw invalid('"ipam" must be an object');
+  if (ipam?.type !== undefined && ipam.type !== '' && ipam.type !== 'host-local') {
+    throw invalid(`"ipam.type" "${String(ipam.type)}" is not supported: addresses come from the host's overlay subnet through built-in host-local (omit ipam.type)`);
+  }
+  const ipamDataDir = ipam?.dataDir ?? DEFAULT_IPAM_DATA_DIR;
+  if (typeof ipamDataDir !== 'string' || !ipamDataDir.startsWith('/')) throw invalid(`"ipam.dataDir" must be an absolute path, got ${JSON.stringify(ipamDataDir)}`);
+  return {
+    name: c.name,
+    cniVersion: typeof c.cniVersion === 'string' ? c.cniVersion : '1.1.0',
+    cidr,
+    subnetLength: optInt(c, 'subnetLength', 1, 30),
+    vni: optInt(c, 'vni', 1, 0xffffff),
+    port: optInt(c, 'port', 1, 65535),
+    mtu: optInt(c, 'mtu', 0, 65535) ?? 0,
+    bridge: optIfname(c, 'bridge'),
+    vxlanDevice: optIfname(c, 'vxlanDevice'),
+    ipMasq,
+    isDefaultGateway,
+    runDir,
+    ipamDataDir,
+    store: parseStore(c.store),
+    leaseTTL: optInt(c, 'leaseTTL', 1, 3600),
+    underlayInterface: optIfname(c, 'underlayInterface'),
+  };
+}
+
+/** The plugin entry of a .conf or .conflist (the first of type "vxlan-overlay"), for the agent's --conf. */
+export function overlayEntryOf(file: Record<string, unknown>): Record<string, unknown> {
+  if (Array.isArray(file.plugins)) {
+    const entry = (file.plugins as Array<Record<string, unknown>>).find((p) => p && p.type === 'vxlan-overlay');
+    if (!entry) throw invalid('the conflist has no plugin of type "vxlan-overlay"');
+    return { cniVersion: file.cniVersion, name: file.name, ...entry };
+  }
+  if (file.type !== 'vxlan-overlay') throw invalid(`the config is of type ${JSON.stringify(file.type)}, not "vxlan-overlay"`);
+  return file;
+}

@@ -1,0 +1,233 @@
+// The vxlan-overlay CNI plugin: containers on a local bridge whose subnet the
+// host's agent leased from the cluster CIDR; the agent does the overlay. The
+// plugin never talks to the store: ADD/CHECK/STATUS read the agent's
+// readiness file, DEL and GC work from attachment records alone.
+
+import { CniError, ErrorCode } from '../../lib/cni/errors';
+import { ipamAdd, ipamCheck, ipamDel, ipamGc, type InProcessPlugins } from '../../lib/cni/ipam';
+import type { GcInvocation, Plugin } from '../../lib/cni/plugin';
+import type { Invocation, IpConfig, Result, Route } from '../../lib/cni/types';
+import { gcMasq, hasMasq, removeMasq, type MasqEntry } from '../../lib/firewall/masquerade';
+import { openRtnl } from '../../lib/netlink';
+import { Netns } from '../../lib/netns';
+import { Rollback, describeRollbackErrors } from '../../lib/util/rollback';
+import { hostLocal } from '../../ipam/host-local/plugin';
+import { attachContainer, containerAddresses, detachContainer } from '../bridge/attach';
+import { parseOverlayConfig, type OverlayConfig } from './config';
+import { gatewayOf } from './model';
+import { agentReadiness, readAgentState, statePath, type AgentState } from './readiness';
+import { listRecords, readRecord, removeRecord, writeRecord, type AttachmentRecord } from './records';
+
+const IN_PROCESS: InProcessPlugins = { 'host-local': hostLocal };
+const CONTAINER_IF = 2;
+/** DEL and GC release by container ID whatever the ranges say: any valid range will do when none is known. */
+const PLACEHOLDER_SUBNET = '192.0.2.0/24';
+
+function fail(msg: string, code: number = ErrorCode.Internal): CniError {
+  return new CniError(code, `vxlan-overlay: ${msg}`);
+}
+
+/** The agent's state, or code 11 (try again later) naming the agent and why it is not ready. */
+function requireAgent(conf: OverlayConfig): AgentState {
+  const r = agentReadiness(conf.runDir, conf.name);
+  if (!r.ready) throw new CniError(ErrorCode.TryAgainLater, `vxlan-overlay: ${r.reason}`);
+  if (conf.cidr && conf.cidr !== r.state.cidr) {
+    throw fail(`"cidr" is ${conf.cidr} in this config but the agent of network "${conf.name}" serves ${r.state.cidr}`, ErrorCode.InvalidConfig);
+  }
+  return r.state;
+}
+
+/** The invocation host-local sees: one range, the host's subnet, gateway on the bridge. */
+function ipamInvocation(inv: Invocation, conf: OverlayConfig, subnet: string): Invocation {
+  const ipam = { type: 'host-local', ranges: [[{ subnet, gateway: gatewayOf(subnet).ip }]], dataDir: conf.ipamDataDir };
+  const c = { ...inv.conf, ipam };
+  return { ...inv, conf: c, raw: Buffer.from(JSON.stringify(c)) };
+}
+
+/** A subnet for DEL/GC: the record's, else the (maybe stale) agent state's, else a placeholder. */
+function knownSubnet(conf: OverlayConfig, rec?: AttachmentRecord): string {
+  return rec?.subnet ?? readAgentState(statePath(conf.runDir, conf.name))?.subnet ?? PLACEHOLDER_SUBNET;
+}
+
+function openNetns(nsPath: string | undefined): Netns {
+  if (!nsPath) throw fail('CNI_NETNS is required', ErrorCode.InvalidEnvironment);
+  try {
+    return Netns.open(nsPath);
+  } catch (err) {
+    throw new CniError(ErrorCode.InvalidNetns, `vxlan-overlay: failed to open netns "${nsPath}": ${(err as Error).message}`);
+  }
+}
+
+async function add(inv: Invocation): Promise<Result> {
+  const conf = parseOverlayConfig(inv.conf);
+  const agent = requireAgent(conf);
+  const containerId = inv.env.containerId!;
+  const ifname = inv.env.ifname!;
+  const netns = openNetns(inv.env.netns);
+  try {
+    const probe = openRtnl(netns);
+    try {
+      if (await probe.getLink(ifname)) throw fail(`container already has an interface named "${ifname}"`);
+    } finally {
+      probe.close();
+    }
+    const ipamInv = ipamInvocation(inv, conf, agent.subnet);
+    return await Rollback.run(async (undo) => {
+      const ipam = await ipamAdd(ipamInv, IN_PROCESS);
+      undo.push('release IPAM', () => ipamDel(ipamInv, IN_PROCESS));
+      const gateway = gatewayOf(agent.subnet);
+      const ips: IpConfig[] = (ipam.ips ?? []).map((ip) => ({ address: ip.address, gateway: gateway.ip }));
+      if (ips.length === 0) throw fail(`host-local gave no address from ${agent.subnet}`);
+      const routes: Route[] = [{ dst: agent.cidr, gw: gateway.ip }];
+      if (conf.isDefaultGateway) routes.push({ dst: '0.0.0.0/0', gw: gateway.ip });
+      const masq: MasqEntry[] = conf.ipMasq ? ips.map((ip) => ({ address: ip.address.split('/')[0], subnet: agent.cidr })) : [];
+      const record: AttachmentRecord = { network: conf.name, containerId, ifname, subnet: agent.subnet, addresses: ips.map((i) => i.address), masq };
+      const att = await attachContainer({
+        netns, ifname, bridge: agent.bridge, mtu: agent.mtu, ips, routes,
+        bridgeAddresses: [{ family: 4, cidr: gateway.cidr }], forwardV4: true,
+        masq: masq.length ? { owner: { network: conf.name, containerId, ifname }, entries: masq } : undefined,
+        undo,
+        onHostVeth: (name) => {
+          writeRecord(conf.runDir, { ...record, hostVeth: name });
+          undo.push('remove attachment record', () => removeRecord(conf.runDir, conf.name, containerId, ifname));
+        },
+      });
+      const res: Result = {
+        cniVersion: conf.cniVersion,
+        interfaces: [
+          { name: att.bridge.name, mac: att.bridge.mac, mtu: att.bridge.mtu },
+          { name: att.hostVeth.name, mac: att.hostVeth.mac, mtu: att.hostVeth.mtu },
+          { name: att.containerVeth.name, mac: att.containerVeth.mac, mtu: att.containerVeth.mtu, sandbox: inv.env.netns },
+        ],
+        ips: ips.map((ip) => ({ ...ip, interface: CONTAINER_IF })),
+        routes,
+      };
+      if (inv.conf.dns && Object.keys(inv.conf.dns).length) res.dns = inv.conf.dns;
+      return res;
+    }, (e) => inv.log?.warn(`rollback: ${describeRollbackErrors([e])}`));
+  } finally {
+    netns.close();
+  }
+}
+
+/** Masquerade elements of an attachment without a record: from prevResult or the live interface, only those tagged as ours. */
+async function fallbackMasq(inv: Invocation, conf: OverlayConfig): Promise<string[]> {
+  const owner = { network: conf.name, containerId: inv.env.containerId!, ifname: inv.env.ifname! };
+  const prev = inv.conf.prevResult?.ips?.map((ip) => ip.address) ?? [];
+  const cidrs = prev.length ? prev : await containerAddresses(inv.env.netns, inv.env.ifname!);
+  return cidrs
+    .map((c) => c.split('/')[0])
+    .filter((address) => {
+      try { return hasMasq(owner, { address, subnet: conf.cidr ?? '0.0.0.0/0' }); } catch { return false; }
+    });
+}
+
+async function del(inv: Invocation): Promise<void> {
+  const conf = parseOverlayConfig(inv.conf);
+  const containerId = inv.env.containerId!;
+  const ifname = inv.env.ifname!;
+  const rec = readRecord(conf.runDir, conf.name, containerId, ifname);
+  const masqAddresses = rec ? rec.masq.map((m) => m.address) : conf.ipMasq ? await fallbackMasq(inv, conf) : [];
+  const errors = await detachContainer({ netnsPath: inv.env.netns || undefined, ifname, hostVeth: rec?.hostVeth, masqAddresses });
+  try {
+    await ipamDel(ipamInvocation(inv, conf, knownSubnet(conf, rec)), IN_PROCESS);
+  } catch (err) {
+    errors.push(err as Error);
+  }
+  if (errors.length === 0) removeRecord(conf.runDir, conf.name, containerId, ifname);
+  if (errors.length === 1 && errors[0] instanceof CniError) throw errors[0];
+  if (errors.length) throw fail(`DEL of ${containerId}/${ifname} failed: ${errors.map((e) => e.message).join('; ')}`);
+}
+
+function checkFail(msg: string): CniError {
+  return new CniError(ErrorCode.Internal, `vxlan-overlay CHECK: ${msg}`);
+}
+
+async function check(inv: Invocation): Promise<void> {
+  const conf = parseOverlayConfig(inv.conf);
+  const agent = requireAgent(conf);
+  const prev = inv.conf.prevResult;
+  if (!prev) throw fail('Required prevResult missing', ErrorCode.InvalidConfig);
+  await ipamCheck(ipamInvocation(inv, conf, agent.subnet), IN_PROCESS);
+  const ifname = inv.env.ifname!;
+  const netns = openNetns(inv.env.netns);
+  let peerIndex: number | undefined;
+  const ctr = openRtnl(netns);
+  try {
+    const link = await ctr.getLink(ifname);
+    if (!link) throw checkFail(`interface "${ifname}" not found in ${inv.env.netns}`);
+    if (link.kind !== 'veth') throw checkFail(`"${ifname}" is a ${link.kind ?? 'device'}, not a veth`);
+    if (link.mtu !== agent.mtu) throw checkFail(`"${ifname}" has MTU ${link.mtu}, the overlay's is ${agent.mtu}`);
+    peerIndex = link.peerIndex;
+    const have = await ctr.listAddresses(link.index, 4);
+    for (const ip of prev.ips ?? []) {
+      if (!have.some((a) => a.cidr === ip.address)) throw checkFail(`address ${ip.address} is missing on "${ifname}"`);
+    }
+    const routes = await ctr.listRoutes({ family: 4 });
+    const norm = (dst: string): string => (dst === 'default' ? '0.0.0.0/0' : dst);
+    for (const r of prev.routes ?? []) {
+      if (!routes.some((x) => norm(x.dst) === norm(r.dst) && (!r.gw || x.gw === r.gw))) throw checkFail(`route ${r.dst}${r.gw ? ` via ${r.gw}` : ''} is missing in the container`);
+    }
+  } finally {
+    ctr.close();
+    netns.close();
+  }
+  const host = openRtnl();
+  try {
+    const br = await host.getLink(agent.bridge);
+    if (!br) throw checkFail(`bridge "${agent.bridge}" does not exist`);
+    const peer = peerIndex !== undefined ? await host.getLink(peerIndex) : undefined;
+    if (!peer || peer.master !== br.index) throw checkFail(`the host end of "${ifname}" is not attached to bridge "${agent.bridge}"`);
+  } finally {
+    host.close();
+  }
+  if (conf.ipMasq) {
+    const owner = { network: conf.name, containerId: inv.env.containerId!, ifname };
+    for (const ip of prev.ips ?? []) {
+      const entry = { address: ip.address.split('/')[0], subnet: agent.cidr };
+      if (!hasMasq(owner, entry)) throw checkFail(`masquerade for ${entry.address} is missing`);
+    }
+  }
+}
+
+async function gc(inv: GcInvocation): Promise<void> {
+  const conf = parseOverlayConfig(inv.conf);
+  const errors: string[] = [];
+  const valid = new Set(inv.validAttachments.map((a) => `${a.containerID}\0${a.ifname}`));
+  try {
+    gcMasq(conf.name, inv.validAttachments);
+  } catch (err) {
+    errors.push(`masquerade: ${(err as Error).message}`);
+  }
+  for (const rec of listRecords(conf.runDir, conf.name)) {
+    if (valid.has(`${rec.containerId}\0${rec.ifname}`)) continue;
+    try {
+      removeMasq(rec.masq.map((m) => m.address));
+      removeRecord(conf.runDir, conf.name, rec.containerId, rec.ifname);
+    } catch (err) {
+      errors.push(`${rec.containerId}/${rec.ifname}: ${(err as Error).message}`);
+    }
+  }
+  try {
+    await ipamGc(ipamInvocation(inv, conf, knownSubnet(conf)) as GcInvocation, IN_PROCESS);
+  } catch (err) {
+    errors.push((err as Error).message);
+  }
+  if (errors.length) throw fail(`GC: ${errors.join('; ')}`);
+}
+
+async function status(inv: Invocation): Promise<void> {
+  const conf = parseOverlayConfig(inv.conf);
+  const r = agentReadiness(conf.runDir, conf.name);
+  if (!r.ready) throw new CniError(ErrorCode.NotAvailable, `vxlan-overlay: ${r.reason}`);
+}
+
+export const overlayPlugin: Plugin = {
+  name: 'vxlan-overlay',
+  description: 'VXLAN overlay across hosts (flannel-style: one subnet per host, a local bridge); run `vxlan-overlay agent` on every host',
+  add,
+  del,
+  check,
+  gc,
+  status,
+};
