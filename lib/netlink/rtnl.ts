@@ -16,7 +16,7 @@
 // - Renaming an up link fails with EBUSY on most devices: set it down first.
 import * as crypto from 'crypto';
 import * as fs from 'fs';
-import { createRtNetlink, RtNetlinkSocket } from 'netlink';
+import { createRtNetlink, RtNetlinkSocket } from 'netlink/dist/rt/rt';
 import { Netns } from '../netns';
 import { bytesToIp, bytesToMac, ipFamily, parseCidr, type Family } from './addr';
 import { NetlinkError, errnoName, isExists, isNotFound, kernelError, toNetlinkError } from './errors';
