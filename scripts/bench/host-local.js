@@ -49,41 +49,50 @@ function conf(dataDir) {
   return JSON.stringify({ cniVersion: '1.0.0', name: 'bench', type: 'bridge', ipam: { type: 'host-local', dataDir, ranges: [[{ subnet: SUBNET }]] } });
 }
 
-function exec(bin, command, id, stdin) {
+const TIME_OUT = path.join(tmp, 'time.out');
+
+/** Run once under /usr/bin/time: wall ms (what the runtime waits) and user+sys CPU ms (stable under load). */
+function timed(argv, stdin, env) {
   const t0 = now();
-  const r = spawnSync(bin, [], {
-    input: stdin,
-    encoding: 'utf8',
-    env: { PATH: process.env.PATH, CNI_COMMAND: command, CNI_CONTAINERID: id, CNI_IFNAME: 'eth0', CNI_NETNS: '/run/netns/none', CNI_PATH: '/usr/lib/cni' },
+  const r = spawnSync('/usr/bin/time', ['-o', TIME_OUT, '-f', '%U %S', ...argv], { input: stdin, encoding: 'utf8', env });
+  const wall = ms(t0);
+  if (r.status !== 0) throw new Error(`${argv.join(' ')}: ${r.stdout} ${r.stderr}`);
+  const [u, sy] = fs.readFileSync(TIME_OUT, 'utf8').trim().split(/\s+/).slice(-2).map(Number);
+  return { wall, cpu: (u + sy) * 1000 };
+}
+
+function exec(bin, command, id, stdin) {
+  return timed([bin], stdin, { PATH: process.env.PATH, CNI_COMMAND: command, CNI_CONTAINERID: id, CNI_IFNAME: 'eth0', CNI_NETNS: '/run/netns/none', CNI_PATH: '/usr/lib/cni' });
+}
+
+/** Both binaries and the node floor, interleaved rep by rep so load drift hits all columns alike. */
+function measureBinaries(n) {
+  const impls = [['ours', OURS], ['ref', REF]].map(([label, bin]) => {
+    const dataDir = path.join(tmp, `${label}-${n}`);
+    prefill(dataDir, n);
+    const stdin = conf(dataDir);
+    const first = exec(bin, 'ADD', 'warm', stdin).wall + exec(bin, 'DEL', 'warm', stdin).wall;
+    return { label, bin, dataDir, stdin, first, add: [], del: [], cpu: [] };
   });
-  const t = ms(t0);
-  if (r.status !== 0) throw new Error(`${bin} ${command} ${id}: ${r.stdout} ${r.stderr}`);
-  return t;
-}
-
-function measureBinary(bin, label, n) {
-  const dataDir = path.join(tmp, `${label}-${n}`);
-  prefill(dataDir, n);
-  const stdin = conf(dataDir);
-  const first = exec(bin, 'ADD', 'warm', stdin) + exec(bin, 'DEL', 'warm', stdin);
-  const add = [];
-  const del = [];
+  const floor = { wall: [], cpu: [] };
   for (let i = 0; i < REPS; i++) {
-    add.push(exec(bin, 'ADD', `b${i}`, stdin));
-    del.push(exec(bin, 'DEL', `b${i}`, stdin));
+    const f = timed([process.execPath, '-e', '0'], '', process.env);
+    floor.wall.push(f.wall);
+    floor.cpu.push(f.cpu);
+    for (const m of impls) {
+      const a = exec(m.bin, 'ADD', `b${i}`, m.stdin);
+      const d = exec(m.bin, 'DEL', `b${i}`, m.stdin);
+      m.add.push(a.wall);
+      m.del.push(d.wall);
+      m.cpu.push(a.cpu + d.cpu);
+    }
   }
-  fs.rmSync(dataDir, { recursive: true, force: true });
-  return { first, add: median(add), del: median(del) };
-}
-
-function nodeFloor() {
-  const xs = [];
-  for (let i = 0; i < REPS; i++) {
-    const t0 = now();
-    spawnSync(process.execPath, ['-e', '0']);
-    xs.push(ms(t0));
+  const out = { floor: { wall: median(floor.wall), cpu: median(floor.cpu) } };
+  for (const m of impls) {
+    fs.rmSync(m.dataDir, { recursive: true, force: true });
+    out[m.label] = { first: m.first, add: median(m.add), del: median(m.del), cpu: median(m.cpu) };
   }
-  return median(xs);
+  return out;
 }
 
 // In-process: load the TypeScript sources with a transpile-on-require hook
@@ -128,27 +137,26 @@ const f2 = (x) => x.toFixed(2);
 async function main() {
   if (!fs.existsSync(OURS)) throw new Error(`${OURS} is missing: node scripts/build.js host-local`);
   const hostLocal = loadPlugin();
-  const floor = nodeFloor();
   const rows = [];
   for (const n of COUNTS) {
-    const ours = measureBinary(OURS, 'ours', n);
-    const ref = measureBinary(REF, 'ref', n);
+    const b = measureBinaries(n);
     const inproc = await measureInProcess(hostLocal, n);
-    rows.push({ n, ours, ref, inproc });
+    rows.push({ n, ...b, inproc });
     process.stderr.write(`N=${n} done\n`);
   }
   const load = os.loadavg().map((x) => x.toFixed(1)).join(' ');
   const header = [
-    '| reservations already there | ours ADD | ours DEL | reference ADD | reference DEL | ours/ref (ADD+DEL) | ours − `node -e 0` (ADD+DEL) | ours first op after bulk write | in-process ADD | in-process DEL | in-process first op |',
+    '| reservations already there | ours ADD | ours DEL | reference ADD | reference DEL | ours/ref wall (ADD+DEL) | CPU ours / ref / 2× `node -e 0` (ADD+DEL) | ours first op after bulk write | in-process ADD | in-process DEL | in-process first op |',
     '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
-  const lines = rows.map(({ n, ours, ref, inproc }) => {
+  const lines = rows.map(({ n, ours, ref, floor, inproc }) => {
     const o = ours.add + ours.del;
     const r = ref.add + ref.del;
-    return `| ${n} | ${f1(ours.add)} ms | ${f1(ours.del)} ms | ${f1(ref.add)} ms | ${f1(ref.del)} ms | ${f2(o / r)}× | ${f1(o - 2 * floor)} ms | ${f1(ours.first)} ms | ${f2(inproc.add)} ms | ${f2(inproc.del)} ms | ${f1(inproc.first)} ms |`;
+    return `| ${n} | ${f1(ours.add)} ms | ${f1(ours.del)} ms | ${f1(ref.add)} ms | ${f1(ref.del)} ms | ${f2(o / r)}× | ${f1(ours.cpu)} / ${f1(ref.cpu)} / ${f1(2 * floor.cpu)} ms | ${f1(ours.first)} ms | ${f2(inproc.add)} ms | ${f2(inproc.del)} ms | ${f1(inproc.first)} ms |`;
   });
+  const floors = rows.map((r) => `${f1(r.floor.wall)} ms wall, ${f1(r.floor.cpu)} ms CPU`).join('; ');
   const table = [...header, ...lines].join('\n');
-  const meta = `\`node -e 0\`: ${f1(floor)} ms (median). Medians of ${REPS} runs per binary cell, ${REPS * 20} per in-process cell. ${os.cpus().length} CPUs, load average ${load} during the run, ${process.version}, ${new Date().toISOString()}.`;
+  const meta = `\`node -e 0\` per row: ${floors}. Wall = median of ${REPS} interleaved runs per cell; CPU = user+sys of the process (GNU time). In-process: median of ${REPS * 20} calls. ${os.cpus().length} CPUs, load average ${load} at the end of the run (the machine is shared), ${process.version}, ${new Date().toISOString()}.`;
   console.log(table);
   console.log(`\n${meta}`);
   writeMarkdown(table, meta);
