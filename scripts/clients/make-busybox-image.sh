@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Builds a tiny busybox image without any registry, for the real-client tests.
+#   make-busybox-image.sh <outdir> [image-name]
+# Writes:
+#   <outdir>/rootfs.tar  a root with bin/busybox + one symlink per applet (for `podman import`)
+#   <outdir>/oci.tar     the same root as a one-layer OCI image archive (for `ctr images import`,
+#                        `podman load`); named <image-name> (default localhost/bb:latest)
+set -euo pipefail
+out=${1:?usage: make-busybox-image.sh <outdir> [image-name]}
+name=${2:-localhost/bb:latest}
+bb=${BUSYBOX:-/bin/busybox}
+[ -x "$bb" ] || { echo "make-busybox-image: $bb is missing (apt-get install busybox-static)" >&2; exit 1; }
+
+work=$(mktemp -d "$out/.bbimg-XXXXXX")
+trap 'rm -rf "$work"' EXIT
+root=$work/root
+mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,etc,tmp,proc,sys,dev,root,www}
+cp "$bb" "$root/bin/busybox"
+for applet in $("$bb" --list); do
+  [ "$applet" = busybox ] || ln -sf busybox "$root/bin/$applet"
+done
+echo 'root:x:0:0:root:/root:/bin/sh' > "$root/etc/passwd"
+echo 'root:x:0:' > "$root/etc/group"
+echo 'hello from busybox' > "$root/www/index.html"
+# Fixed owner and mtime: the same input gives the same layer digest.
+tar --numeric-owner --owner=0 --group=0 --mtime='2020-01-01 00:00:00Z' --sort=name \
+    -C "$root" -cf "$out/rootfs.tar" .
+
+# OCI image layout: oci-layout, index.json, blobs/sha256/{layer,config,manifest}.
+oci=$work/oci
+mkdir -p "$oci/blobs/sha256"
+layer_sha=$(sha256sum "$out/rootfs.tar" | cut -d' ' -f1)
+layer_size=$(stat -c %s "$out/rootfs.tar")
+cp "$out/rootfs.tar" "$oci/blobs/sha256/$layer_sha"
+blob() { # stdin -> blob; prints "<sha> <size>"
+  local tmp=$oci/blob.tmp sha
+  cat > "$tmp"; sha=$(sha256sum "$tmp" | cut -d' ' -f1)
+  echo "$sha $(stat -c %s "$tmp")"; mv "$tmp" "$oci/blobs/sha256/$sha"
+}
+read -r config_sha config_size < <(printf '%s' \
+  '{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":["/bin/sh"]},'\
+'"rootfs":{"type":"layers","diff_ids":["sha256:'"$layer_sha"'"]},"history":[{"created_by":"make-busybox-image.sh"}]}' | blob)
+read -r manifest_sha manifest_size < <(printf '%s' \
+  '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",'\
+'"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:'"$config_sha"'","size":'"$config_size"'},'\
+'"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:'"$layer_sha"'","size":'"$layer_size"'}]}' | blob)
+printf '%s' '{"imageLayoutVersion":"1.0.0"}' > "$oci/oci-layout"
+printf '%s' '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json",'\
+'"digest":"sha256:'"$manifest_sha"'","size":'"$manifest_size"','\
+'"annotations":{"io.containerd.image.name":"'"$name"'","org.opencontainers.image.ref.name":"'"${name##*:}"'"},'\
+'"platform":{"architecture":"amd64","os":"linux"}}]}' > "$oci/index.json"
+tar --numeric-owner --owner=0 --group=0 -C "$oci" -cf "$out/oci.tar" oci-layout index.json blobs
+echo "$out/rootfs.tar $out/oci.tar"

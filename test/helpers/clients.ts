@@ -1,0 +1,339 @@
+// Real container runtimes (podman 4.3 with its CNI backend, containerd 1.6's
+// `ctr run --cni`) driving our dist/bin plugins. Everything a runtime makes
+// lives in a throwaway "host" network namespace and in temp dirs; the few
+// host paths the runtimes insist on (/var/lib/cni/results, /run/containerd)
+// are tracked and removed in cleanup, also on failure.
+import { ChildProcess, spawn, spawnSync, SpawnSyncReturns } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+import { DIST_BIN, ROOT, Sandbox, sh, shTry } from './sandbox';
+
+export const CLIENT_SCRIPTS = path.join(ROOT, 'scripts', 'clients');
+/** libcni's result cache: podman and ctr both use the default, on the real host. */
+export const LIBCNI_RESULTS = '/var/lib/cni/results';
+
+/** Absolute path of an executable on PATH, or undefined. */
+export function which(bin: string): string | undefined {
+  for (const dir of (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':')) {
+    const p = path.join(dir, bin);
+    try { fs.accessSync(p, fs.constants.X_OK); return p; } catch { /* next */ }
+  }
+  return undefined;
+}
+
+/** The first of `bins` that is not installed, for a skip message. */
+export function missingBinary(bins: string[]): string | undefined {
+  return bins.find((b) => !which(b));
+}
+
+/** Build the plugins the clients exec, only those missing from dist/bin. */
+export function ensurePluginsBuilt(names: string[]): void {
+  const missing = names.filter((n) => !fs.existsSync(path.join(DIST_BIN, n)));
+  if (missing.length) sh('node', [path.join(ROOT, 'scripts', 'build.js'), ...missing]);
+}
+
+export interface BusyboxImage { rootfs: string; oci: string; name: string }
+
+/** rootfs.tar (for `podman import`) and oci.tar (for `ctr images import`) of a busybox root. */
+export function makeBusyboxImage(dir: string, name = 'localhost/bb:latest'): BusyboxImage {
+  sh(path.join(CLIENT_SCRIPTS, 'make-busybox-image.sh'), [dir, name]);
+  return { rootfs: path.join(dir, 'rootfs.tar'), oci: path.join(dir, 'oci.tar'), name };
+}
+
+/** A random 10.x.y.0/24 (y even) and its neighbour 10.x.y+1.0/24, as prefixes "10.x.y". */
+export function randomSubnets(): { net: string; uplink: string } {
+  const x = 100 + Math.floor(Math.random() * 150);
+  const y = 2 * Math.floor(Math.random() * 127);
+  return { net: `10.${x}.${y}`, uplink: `10.${x}.${y + 1}` };
+}
+
+/** Poll a synchronous condition (the runtimes settle asynchronously) until it holds or the time is up. */
+export function waitFor(cond: () => boolean, timeoutMs = 20000): boolean {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    if (cond()) return true;
+    if (Date.now() > end) return false;
+    spawnSync('sleep', ['0.2']);
+  }
+}
+
+export function ok(r: SpawnSyncReturns<string>, what: string): string {
+  if (r.status !== 0) {
+    throw new Error(`${what} failed (status ${r.status}${r.signal ? `, signal ${r.signal}` : ''}${r.error ? `, ${r.error.message}` : ''}):\n${r.stdout}\n${r.stderr}`);
+  }
+  return r.stdout;
+}
+
+/** The host side of addOutsideClient's veth. */
+const UPLINK = 'up0';
+
+/** What a user would look at in the host namespace after a container is gone. */
+export interface HostState { veths: string[]; nftMentions: string[] }
+
+/** Container veths (not the uplink of addOutsideClient) and nft lines naming the container, in the host namespace. */
+export function hostState(hostns: string, containerId: string): HostState {
+  const links = sh('ip', ['-n', hostns, '-o', 'link', 'show', 'type', 'veth']);
+  const veths = links.split('\n').filter(Boolean).map((l) => l.split(': ')[1].split('@')[0]).filter((n) => n !== UPLINK);
+  const ruleset = sh('ip', ['netns', 'exec', hostns, 'nft', 'list', 'ruleset']);
+  const nftMentions = ruleset.split('\n').filter((l) => l.includes(containerId.slice(0, 12)) || l.includes(containerId));
+  return { veths, nftMentions };
+}
+
+/** host-local reservations (files named by IP) in <dataDir>/<network>. */
+export function reservations(dataDir: string, network: string): string[] {
+  const dir = path.join(dataDir, network);
+  if (!fs.existsSync(dir)) return [];
+  return fs.readdirSync(dir).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f) || (f.includes(':') && /^[0-9a-f:]+$/i.test(f)));
+}
+
+export function cachedResults(network: string): string[] {
+  if (!fs.existsSync(LIBCNI_RESULTS)) return [];
+  return fs.readdirSync(LIBCNI_RESULTS).filter((f) => f.startsWith(`${network}-`));
+}
+
+export function removeCachedResults(network: string): void {
+  for (const f of cachedResults(network)) fs.rmSync(path.join(LIBCNI_RESULTS, f), { force: true });
+}
+
+/** A conflist of ours: bridge (+ host-local, private dataDir) + portmap (private dataDir). */
+export function bridgeConflist(o: { name: string; bridge: string; prefix: string; dataDir: string; cniVersion?: string }): Record<string, unknown> {
+  return {
+    cniVersion: o.cniVersion ?? '1.0.0',
+    name: o.name,
+    plugins: [
+      {
+        type: 'bridge', bridge: o.bridge, isGateway: true, ipMasq: true, hairpinMode: true,
+        ipam: {
+          type: 'host-local',
+          ranges: [[{ subnet: `${o.prefix}.0/24`, gateway: `${o.prefix}.1` }]],
+          routes: [{ dst: '0.0.0.0/0' }],
+          dataDir: path.join(o.dataDir, 'ipam'),
+        },
+      },
+      { type: 'portmap', capabilities: { portMappings: true }, dataDir: path.join(o.dataDir, 'portmap') },
+    ],
+  };
+}
+
+/**
+ * Make a conflist written by `podman network create` run on our plugins only:
+ * drop "firewall" and "tuning" (we ship neither; see docs/clients.md) and give
+ * host-local a private dataDir. Same as the jq filter in docs/clients.md.
+ */
+export function adaptPodmanConflist(conf: { plugins: Array<Record<string, any>> }, dataDir?: string): { plugins: Array<Record<string, any>> } {
+  const plugins = conf.plugins
+    .filter((p) => p.type !== 'firewall' && p.type !== 'tuning')
+    .map((p) => (dataDir && p.ipam ? { ...p, ipam: { ...p.ipam, dataDir } } : p));
+  return { ...conf, plugins };
+}
+
+/** Connect `hostns` to a fresh "outside client" namespace over a veth: host .1, client .2 of `prefix`.0/24. */
+export function addOutsideClient(sb: Sandbox, hostns: string, prefix: string): { client: string; hostAddr: string } {
+  const client = sb.netns('x');
+  sh('ip', ['-n', hostns, 'link', 'add', UPLINK, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', client]);
+  sh('ip', ['-n', hostns, 'addr', 'add', `${prefix}.1/24`, 'dev', UPLINK]);
+  sh('ip', ['-n', hostns, 'link', 'set', UPLINK, 'up']);
+  sh('ip', ['-n', client, 'addr', 'add', `${prefix}.2/24`, 'dev', 'eth0']);
+  sh('ip', ['-n', client, 'link', 'set', 'eth0', 'up']);
+  return { client, hostAddr: `${prefix}.1` };
+}
+
+/** HTTP GET with curl from inside a namespace; the body, or throws with curl's error. */
+export function httpGet(ns: string, url: string): string {
+  return ok(shTry('ip', ['netns', 'exec', ns, 'curl', '-sS', '--max-time', '10', url], { timeout: 15000 }), `curl ${url} in ${ns}`);
+}
+
+// ---------------------------------------------------------------- podman
+
+export const PODMAN_RUN_FLAGS = ['--runtime', 'runc', '--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=1024:1024'];
+
+/**
+ * podman with a private containers.conf (CNI backend, cni_plugin_dirs = dist/bin
+ * only, network_config_dir = a temp dir) and a private vfs storage, run with
+ * `nsenter --net` in a throwaway host namespace: podman execs the plugins in
+ * its own network namespace, so bridges and nft tables land there.
+ */
+export class Podman {
+  readonly dir: string;
+  readonly netConfDir: string;
+  readonly env: NodeJS.ProcessEnv;
+
+  constructor(private sb: Sandbox, readonly hostns: string) {
+    this.dir = sb.tmpdir('-podman');
+    this.netConfDir = path.join(this.dir, 'net.d');
+    fs.mkdirSync(this.netConfDir);
+    const conf = path.join(this.dir, 'containers.conf');
+    const storage = path.join(this.dir, 'storage.conf');
+    fs.writeFileSync(conf, podmanContainersConf(this.dir, this.netConfDir));
+    fs.writeFileSync(storage, podmanStorageConf(this.dir));
+    this.env = { ...process.env, CONTAINERS_CONF: conf, CONTAINERS_STORAGE_CONF: storage };
+    sb.onCleanup(() => this.removeEverything());
+  }
+
+  run(args: string[], timeoutMs = 90000): SpawnSyncReturns<string> {
+    return shTry('nsenter', [`--net=/run/netns/${this.hostns}`, 'podman', ...args], { env: this.env, timeout: timeoutMs });
+  }
+
+  must(args: string[], timeoutMs?: number): string {
+    return ok(this.run(args, timeoutMs), `podman ${args.join(' ')}`).trim();
+  }
+
+  writeConflist(conf: Record<string, unknown>): void {
+    fs.writeFileSync(path.join(this.netConfDir, `${conf.name}.conflist`), JSON.stringify(conf, null, 2));
+  }
+
+  /** Containers first (their DEL runs our plugins in the host namespace), then the sandbox removes the rest. */
+  private removeEverything(): void {
+    this.run(['rm', '--all', '--force', '--time', '0'], 60000);
+  }
+}
+
+export function podmanContainersConf(dir: string, netConfDir: string): string {
+  return `# podman 4.3 on node-cni-plugins only (see docs/clients.md)
+[network]
+network_backend = "cni"
+cni_plugin_dirs = ["${DIST_BIN}"]
+network_config_dir = "${netConfDir}"
+
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+events_logfile_path = "${dir}/events.log"
+tmp_dir = "${dir}/tmp"
+static_dir = "${dir}/storage/libpod"
+volume_path = "${dir}/storage/volumes"
+lock_type = "file"
+`;
+}
+
+export function podmanStorageConf(dir: string): string {
+  return `[storage]
+driver = "vfs"
+graphroot = "${dir}/storage"
+runroot = "${dir}/run"
+`;
+}
+
+// ---------------------------------------------------------------- containerd
+
+/**
+ * A private containerd (own root, state, socket; the CRI plugin's CNI bin_dir
+ * and conf_dir point at ours) and a ctr that runs `--cni` through
+ * scripts/clients/ctr-cni.sh, in a throwaway host namespace, in a containerd
+ * namespace of its own.
+ */
+export class Containerd {
+  readonly dir: string;
+  readonly socket: string;
+  readonly confDir: string;
+  readonly namespace: string;
+  private daemon?: ChildProcess;
+  private hostDirsBefore: Set<string>;
+
+  constructor(private sb: Sandbox, readonly hostns: string) {
+    this.dir = sb.tmpdir('-ctd');
+    this.socket = path.join(this.dir, 'run', 'containerd.sock');
+    this.confDir = path.join(this.dir, 'net.d');
+    this.namespace = sb.tag;
+    for (const d of ['root', 'state', 'run', 'net.d', 'fifo']) fs.mkdirSync(path.join(this.dir, d));
+    fs.writeFileSync(path.join(this.dir, 'config.toml'), containerdConfig(this.dir, this.confDir));
+    this.hostDirsBefore = new Set(CONTAINERD_HOST_DIRS.filter((d) => fs.existsSync(d)));
+    sb.onCleanup(() => this.stop());
+  }
+
+  start(): void {
+    const log = fs.openSync(path.join(this.dir, 'containerd.log'), 'a');
+    this.daemon = spawn('containerd', ['--config', path.join(this.dir, 'config.toml')], { stdio: ['ignore', log, log], detached: true });
+    fs.closeSync(log);
+    const up = waitFor(() => this.ctr(['version'], 5000).status === 0, 30000);
+    if (!up) throw new Error(`private containerd did not come up:\n${this.log()}`);
+  }
+
+  log(): string {
+    try { return fs.readFileSync(path.join(this.dir, 'containerd.log'), 'utf8').split('\n').slice(-30).join('\n'); } catch { return ''; }
+  }
+
+  /** Plain ctr against our daemon and namespace (no CNI involved). */
+  ctr(args: string[], timeoutMs = 60000): SpawnSyncReturns<string> {
+    return shTry('ctr', ['--address', this.socket, '--namespace', this.namespace, ...args], { timeout: timeoutMs });
+  }
+
+  /** ctr whose `--cni` uses our conf dir and dist/bin, with the plugins running in the host namespace. */
+  ctrCni(args: string[], timeoutMs = 90000): SpawnSyncReturns<string> {
+    return shTry(path.join(CLIENT_SCRIPTS, 'ctr-cni.sh'), [this.hostns, this.confDir, DIST_BIN,
+      'ctr', '--address', this.socket, '--namespace', this.namespace, ...args], { timeout: timeoutMs });
+  }
+
+  /** libcni's container ID for a ctr container: "<namespace>-<id>". */
+  fullId(id: string): string {
+    return `${this.namespace}-${id}`;
+  }
+
+  writeConflist(file: string, conf: Record<string, unknown>): void {
+    fs.writeFileSync(path.join(this.confDir, file), JSON.stringify(conf, null, 2));
+  }
+
+  stop(): void {
+    // Tasks first, through ctr-cni so their CNI DEL runs against our plugins.
+    const tasks = this.ctr(['task', 'ls', '-q'], 10000).stdout?.split('\n').filter(Boolean) ?? [];
+    for (const t of tasks) this.ctrCni(['task', 'rm', '-f', t], 30000);
+    const containers = this.ctr(['container', 'ls', '-q'], 10000).stdout?.split('\n').filter(Boolean) ?? [];
+    for (const c of containers) this.ctr(['container', 'rm', c], 30000);
+    if (this.daemon?.pid && this.daemon.exitCode === null) {
+      try { process.kill(this.daemon.pid, 'SIGTERM'); } catch { /* gone */ }
+      if (!waitFor(() => !processAlive(this.daemon!.pid!), 15000)) {
+        try { process.kill(this.daemon.pid, 'SIGKILL'); } catch { /* gone */ }
+      }
+    }
+    // Shims started for our socket outlive the daemon if a task was left behind.
+    for (const pid of pidsWithArgument(this.socket)) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
+    for (const m of mountsUnder(this.dir).reverse()) shTry('umount', ['-l', m]);
+    // containerd 1.6 puts shim sockets and runc state under /run/containerd whatever its config says.
+    try { fs.rmdirSync(`/run/containerd/runc/${this.namespace}`); } catch { /* never made or not empty */ }
+    for (const d of [...CONTAINERD_HOST_DIRS].reverse()) {
+      if (!this.hostDirsBefore.has(d)) { try { fs.rmdirSync(d); } catch { /* not empty or gone */ } }
+    }
+  }
+}
+
+const CONTAINERD_HOST_DIRS = ['/run/containerd', '/run/containerd/fifo', '/run/containerd/s', '/run/containerd/runc'];
+
+export function containerdConfig(dir: string, confDir: string): string {
+  return `# A private containerd 1.6 for node-cni-plugins (see docs/clients.md)
+version = 2
+root = "${dir}/root"
+state = "${dir}/state"
+
+[grpc]
+  address = "${dir}/run/containerd.sock"
+[ttrpc]
+  address = "${dir}/run/containerd.sock.ttrpc"
+[debug]
+  address = "${dir}/run/debug.sock"
+
+[plugins."io.containerd.grpc.v1.cri".cni]
+  bin_dir = "${DIST_BIN}"
+  conf_dir = "${confDir}"
+`;
+}
+
+function processAlive(pid: number): boolean {
+  try { process.kill(pid, 0); return true; } catch { return false; }
+}
+
+function pidsWithArgument(arg: string): number[] {
+  const pids: number[] = [];
+  for (const p of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      if (fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').includes(arg)) pids.push(Number(p));
+    } catch { /* exited */ }
+  }
+  return pids;
+}
+
+function mountsUnder(dir: string): string[] {
+  return fs.readFileSync('/proc/self/mounts', 'utf8').split('\n')
+    .map((l) => l.split(' ')[1]).filter((m) => m && (m === dir || m.startsWith(`${dir}/`)));
+}
