@@ -29,9 +29,24 @@ import type { OpenStore, Owner } from './store-types';
 
 const KNOWN_ARGS = ['IP'] as const;
 
+/**
+ * CNI_ARGS IP. Our skel parsed CNI_ARGS with our knownArgs; an in-process
+ * caller's skel parsed them with its own keys and may have dropped IP (with
+ * IgnoreUnknown), so fall back to the raw string.
+ */
+function cniArgsIp(inv: Invocation): Record<string, string> {
+  const parsed = inv.cniArgs ?? cniArgsOf(inv, KNOWN_ARGS);
+  if (parsed.IP !== undefined) return { IP: parsed.IP };
+  for (const pair of (inv.env.args ?? '').split(';')) {
+    const kv = pair.split('=');
+    if (kv.length === 2 && kv[0] === 'IP') return { IP: kv[1] };
+  }
+  return {};
+}
+
 function configOf(inv: Invocation): HostLocalConfig {
   validateNetworkName(inv.conf.name);
-  return parseHostLocalConfig(inv.conf, cniArgsOf(inv, KNOWN_ARGS));
+  return parseHostLocalConfig(inv.conf, cniArgsIp(inv));
 }
 
 /** The attachment this invocation is about; validated again because in-process callers bypass our skel. */

@@ -224,6 +224,12 @@ describe('handlers over the in-memory store', () => {
     expect((await plugin.add(i)).ips![0].address).toBe(want);
   });
 
+  it('in-process, CNI_ARGS IP is read even when the caller\'s skel dropped it', async () => {
+    const i = { ...inv('ADD', 'c1', v4), cniArgs: { IgnoreUnknown: '1' } };
+    i.env = { ...i.env, args: 'IgnoreUnknown=1;MAC=02:00:00:00:00:01;IP=10.5.0.6' };
+    expect((await plugin.add(i)).ips![0].address).toBe('10.5.0.6/29');
+  });
+
   it('a requested address outside the ranges is code 7; one in use is code 11', async () => {
     expect(await codeOf(plugin.add(inv('ADD', 'c1', v4, { runtimeConfig: { ips: ['10.6.0.1'] } })))).toBe(7);
     await plugin.add(inv('ADD', 'c1', v4, { runtimeConfig: { ips: ['10.5.0.3'] } }));
