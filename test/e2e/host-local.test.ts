@@ -191,6 +191,22 @@ it('GC releases stale and legacy reservations of its network only', async () => 
   expect([...reservations('gcb').values()]).toEqual(['other\r\neth0']);
 });
 
+it('recovers the state a kill between link and stamp leaves: the temp still linked to a fresh reservation', async () => {
+  const conf = netConf('crash', { subnet: '10.84.0.0/24' }, { cniVersion: '1.1.0' });
+  addressOf(await run(OURS, 'ADD', 'before', conf));
+  const dir = path.join(dataDir, 'crash');
+  fs.writeFileSync(path.join(dir, '10.84.0.50'), 'ghost\r\neth0', { mode: 0o600 });
+  fs.linkSync(path.join(dir, '10.84.0.50'), path.join(dir, '.reserve.tmp'));
+  // The next ADD must not write through the stale temp into ghost's reservation.
+  addressOf(await run(OURS, 'ADD', 'next', conf));
+  expect(fs.readFileSync(path.join(dir, '10.84.0.50'), 'utf8')).toBe('ghost\r\neth0');
+  // The index was rebuilt: ghost's reservation is known and DEL-able by its owner.
+  expect((await run(OURS, 'CHECK', 'ghost', conf)).code).toBe(0);
+  await run(OURS, 'GC', '', { ...conf, 'cni.dev/valid-attachments': [{ containerID: 'before', ifname: 'eth0' }, { containerID: 'next', ifname: 'eth0' }] });
+  expect([...reservations('crash').values()].sort()).toEqual(['before\r\neth0', 'next\r\neth0']);
+  expect(fs.existsSync(path.join(dir, '.reserve.tmp'))).toBe(false);
+});
+
 it('refuses names that would escape dataDir', async () => {
   const r = await run(OURS, 'ADD', 'c1', netConf('../escape', { subnet: '10.83.0.0/24' }));
   expect(JSON.parse(r.stdout).code).toBe(7);
