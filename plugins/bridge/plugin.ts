@@ -219,6 +219,8 @@ async function status(inv: Invocation): Promise<void> {
 export const bridgePlugin: Plugin = {
   name: 'bridge',
   description: 'Linux bridge networks (Docker bridge mode) with nftables masquerade',
+  // MAC for the container veth; IP for host-local, which runs in-process.
+  knownArgs: ['MAC', 'IP'],
   add,
   del,
   check,

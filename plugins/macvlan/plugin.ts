@@ -212,7 +212,7 @@ async function gc(inv: GcInvocation): Promise<void> {
 export const macvlanPlugin: Plugin = {
   name: 'macvlan',
   description: 'macvlan interface on a host master (or its 802.1q sub-interface: Docker trunk mode)',
-  knownArgs: ['MAC'],
+  knownArgs: ['MAC', 'IP'], // IP: for host-local, which runs in-process
   add,
   del,
   check,
