@@ -13,8 +13,11 @@ import { applyMasqAdd, removeMasq, type MasqEntry, type MasqOwner } from '../../
 import { isExists, isNotFound, openRtnl, type Link, type Rtnl } from '../../lib/netlink';
 import { Netns, NetnsNotFoundError } from '../../lib/netns';
 import type { Rollback } from '../../lib/util/rollback';
+import type { NameResolutionConfig } from './dns/config';
+import { registerNames, unregisterNames } from './dns/service';
 import { applyVlanOps, enableIpv6Forwarding, ensureSysctl, portVids, setPromisc } from './host';
-import { familyOf, overlaps, sameAddress } from './ipnet';
+import { addressOf, familyOf, overlaps, sameAddress } from './ipnet';
+import { joinIsolation, leaveIsolationIfEmpty } from './isolation';
 import type { GatewayAddress, VlanOp } from './plan';
 
 export interface AttachOptions {
@@ -51,6 +54,27 @@ export interface AttachOptions {
   undo: Rollback;
   /** Called right after the host veth name is known (e.g. to write a record DEL can use). */
   onHostVeth?: (name: string) => void;
+  /** Put the bridge into the isolation group (isolation.ts): no forwarding to other isolated bridges. */
+  isolation?: AttachIsolation;
+  /** Register the container's names with the network's DNS service on the gateway addresses (dns/service.ts). */
+  nameService?: AttachNameService;
+}
+
+export interface AttachIsolation {
+  /** CNI network name. */
+  network: string;
+  /** Directory for the per-bridge lock file (the plugin's state directory). */
+  lockDir: string;
+  /** nftables table; default node_cni_isolation. */
+  table?: string;
+}
+
+export interface AttachNameService {
+  network: string;
+  config: NameResolutionConfig;
+  containerId: string;
+  /** The container's names on this network (dns/config.ts containerNames). */
+  names: readonly string[];
 }
 
 export interface AttachResult {
@@ -219,6 +243,23 @@ export async function attachContainer(o: AttachOptions): Promise<AttachResult> {
       o.undo.push('remove masquerade elements', () => removeMasq(addrs));
     }
 
+    if (o.isolation) {
+      const iso = { ...o.isolation, bridge: o.bridge };
+      await joinIsolation(iso);
+      // The undo runs while our own veth still exists: do not count it.
+      o.undo.push('leave the isolation group if the bridge has no other container', () => leaveIsolationIfEmpty(iso, [hostName]));
+    }
+
+    if (o.nameService) {
+      const ns = o.nameService;
+      await registerNames({
+        ...ns, ifname: o.ifname,
+        addresses: o.ips.map((ip) => addressOf(ip.address)),
+        listen: o.bridgeAddresses.map((b) => addressOf(b.cidr)),
+      });
+      o.undo.push('unregister the container\'s names', () => unregisterNames({ ...ns, ifname: o.ifname }));
+    }
+
     if (!o.disableContainerInterface) {
       try {
         hostVeth = await host.waitOperUp(hostVeth.index, 2550);
@@ -245,6 +286,10 @@ export interface DetachOptions {
   hostVeth?: string;
   /** Masquerade elements to remove. */
   masqAddresses?: readonly string[];
+  /** Leave the isolation group when this was the bridge's last container. */
+  isolation?: AttachIsolation & { bridge: string };
+  /** Remove the container's names; the last one stops the network's DNS service. */
+  nameService?: Omit<AttachNameService, 'names'>;
 }
 
 /** The container interface's global addresses (before deleting it), for callers without a record. */
@@ -301,6 +346,12 @@ export async function detachContainer(o: DetachOptions): Promise<Error[]> {
     } finally {
       h.close();
     }
+  }
+  if (o.nameService) {
+    try { await unregisterNames({ ...o.nameService, ifname: o.ifname }); } catch (err) { errors.push(new Error(`removing DNS names: ${errMsg(err)}`)); }
+  }
+  if (o.isolation) {
+    try { await leaveIsolationIfEmpty(o.isolation); } catch (err) { errors.push(new Error(`leaving the isolation group: ${errMsg(err)}`)); }
   }
   return errors;
 }

@@ -4,6 +4,7 @@
 
 import { CniError, ErrorCode } from '../../lib/cni/errors';
 import type { Dns, NetConf } from '../../lib/cni/types';
+import { parseNameResolution, type NameResolutionConfig } from './dns/config';
 
 export type MasqBackend = 'nftables' | 'iptables';
 
@@ -37,6 +38,10 @@ export interface BridgeConfig {
   readonly mac?: string;
   /** Our extension: where per-attachment records live (default /run/cni/bridge). */
   readonly stateDir: string;
+  /** Our extension: no forwarding between this bridge and other isolated bridges (isolation.ts). */
+  readonly isolation: boolean;
+  /** Our extension: container-name DNS on the gateway address (dns/, docs/dns.md); undefined = off. */
+  readonly nameResolution?: NameResolutionConfig;
 }
 
 export const DEFAULT_BRIDGE = 'cni0';
@@ -166,11 +171,16 @@ export function parseBridgeConfig(conf: NetConf, cniArgs?: string): BridgeConfig
   const stateDir = c.stateDir ?? DEFAULT_STATE_DIR;
   if (typeof stateDir !== 'string' || !stateDir.startsWith('/')) throw bad(`bridge: "stateDir" must be an absolute path, got ${JSON.stringify(c.stateDir)}`);
 
+  const nameResolution = parseNameResolution(c.nameResolution, conf.name);
+  const isGateway = bool(c, 'isGateway') || isDefaultGateway;
+  if (nameResolution && !isGateway) throw bad('bridge: "nameResolution" needs "isGateway": the DNS service listens on the gateway address of the bridge');
+  if (nameResolution && !ipamType) throw bad('bridge: "nameResolution" needs IPAM: names resolve to the addresses IPAM hands out');
+
   return Object.freeze({
     cniVersion: conf.cniVersion,
     name: conf.name,
     bridge,
-    isGateway: bool(c, 'isGateway') || isDefaultGateway,
+    isGateway,
     isDefaultGateway,
     forceAddress: bool(c, 'forceAddress'),
     ipMasq: bool(c, 'ipMasq'),
@@ -189,5 +199,7 @@ export function parseBridgeConfig(conf: NetConf, cniArgs?: string): BridgeConfig
     dns: parseDns(c.dns),
     mac: pickMac(conf, cniArgs),
     stateDir,
+    isolation: bool(c, 'isolation'),
+    nameResolution,
   });
 }

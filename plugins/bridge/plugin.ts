@@ -11,8 +11,12 @@ import { openRtnl } from '../../lib/netlink';
 import { hostLocal } from '../../ipam/host-local/plugin';
 import { Netns } from '../../lib/netns';
 import { Rollback, describeRollbackErrors } from '../../lib/util/rollback';
-import { attachContainer, containerAddresses, detachContainer } from './attach';
-import { parseBridgeConfig, type BridgeConfig } from './config';
+import { attachContainer, containerAddresses, detachContainer, type AttachIsolation, type AttachNameService } from './attach';
+import { parseBridgeConfig, parseCniArgs, type BridgeConfig } from './config';
+import { containerNames } from './dns/config';
+import { mergeResultDns } from './dns/render';
+import { checkNames, gcNames } from './dns/service';
+import { leaveIsolationIfEmpty } from './isolation';
 import { addressOf, networkOf, sameAddress } from './ipnet';
 import { needsVlanFiltering, planAdd, planVlans, requireAddresses } from './plan';
 import { buildResult } from './result';
@@ -23,6 +27,17 @@ export const IN_PROCESS_IPAM: InProcessPlugins = { 'host-local': hostLocal };
 
 function configOf(inv: Invocation): BridgeConfig {
   return parseBridgeConfig(inv.conf, inv.env.args);
+}
+
+function isolationOf(conf: BridgeConfig): (AttachIsolation & { bridge: string }) | undefined {
+  return conf.isolation ? { network: conf.name, bridge: conf.bridge, lockDir: conf.stateDir } : undefined;
+}
+
+function nameServiceOf(conf: BridgeConfig, inv: Invocation): AttachNameService | undefined {
+  if (!conf.nameResolution) return undefined;
+  const podName = inv.cniArgs?.K8S_POD_NAME ?? parseCniArgs(inv.env.args).get('K8S_POD_NAME');
+  const names = inv.env.command === 'ADD' ? containerNames({ network: conf.name, aliases: inv.conf.runtimeConfig?.aliases, podName }) : [];
+  return { network: conf.name, config: conf.nameResolution, containerId: inv.env.containerId!, names };
 }
 
 function openContainerNetns(nsPath: string | undefined): Netns {
@@ -38,6 +53,7 @@ async function add(inv: Invocation): Promise<Result> {
   const conf = configOf(inv);
   const containerId = inv.env.containerId!;
   const ifname = inv.env.ifname!;
+  const nameService = nameServiceOf(conf, inv);
   const netns = openContainerNetns(inv.env.netns);
   try {
     // Fail on an existing ifname before IPAM, so a repeated ADD does not release the first one's address.
@@ -67,6 +83,7 @@ async function add(inv: Invocation): Promise<Result> {
         ips: plan.ips, routes: plan.routes, bridgeAddresses: plan.bridgeAddresses, forceAddress: conf.forceAddress,
         forwardV4: plan.forwardV4, forwardV6: plan.forwardV6,
         masq: plan.masq.length ? { owner: { network: conf.name, containerId, ifname }, entries: plan.masq } : undefined,
+        isolation: isolationOf(conf), nameService,
         undo,
         onHostVeth: (name) => {
           // Written before the masquerade elements exist, so a crash after them still leaves DEL a record.
@@ -74,7 +91,11 @@ async function add(inv: Invocation): Promise<Result> {
           undo.push('remove attachment record', () => removeRecord(conf.stateDir, conf.name, containerId, ifname));
         },
       });
-      return buildResult({ cniVersion: conf.cniVersion, netnsPath: inv.env.netns!, att, plan, dns: conf.dns, ipamDns: ipam?.dns });
+      // Name resolution: the gateways become the container's nameservers, the network's domain its search domain.
+      const dns = conf.nameResolution
+        ? mergeResultDns(conf.dns ?? ipam?.dns, plan.bridgeAddresses.map((b) => addressOf(b.cidr)), conf.nameResolution.domain)
+        : conf.dns;
+      return buildResult({ cniVersion: conf.cniVersion, netnsPath: inv.env.netns!, att, plan, dns, ipamDns: ipam?.dns });
     }, (e) => inv.log?.warn(`rollback: ${describeRollbackErrors([e])}`));
   } finally {
     netns.close();
@@ -104,7 +125,10 @@ async function del(inv: Invocation): Promise<void> {
   const ifname = inv.env.ifname!;
   const rec = readRecord(conf.stateDir, conf.name, containerId, ifname);
   const masqAddresses = rec ? rec.masq.map((m) => m.address) : conf.ipMasq ? await fallbackMasq(inv, conf) : [];
-  const errors = await detachContainer({ netnsPath: inv.env.netns || undefined, ifname, hostVeth: rec?.hostVeth, masqAddresses });
+  const errors = await detachContainer({
+    netnsPath: inv.env.netns || undefined, ifname, hostVeth: rec?.hostVeth, masqAddresses,
+    isolation: isolationOf(conf), nameService: nameServiceOf(conf, inv),
+  });
   // Masquerade goes before IPAM releases the address, so no later owner of it is affected.
   try {
     await ipamDel(inv, IN_PROCESS_IPAM);
@@ -182,6 +206,7 @@ async function check(inv: Invocation): Promise<void> {
       if (!hasMasq(owner, entry)) throw checkFail(`masquerade for ${entry.address} is missing`);
     }
   }
+  if (conf.nameResolution) checkNames({ network: conf.name, config: conf.nameResolution, containerId: inv.env.containerId!, ifname });
 }
 
 async function gc(inv: GcInvocation): Promise<void> {
@@ -200,6 +225,21 @@ async function gc(inv: GcInvocation): Promise<void> {
       removeRecord(conf.stateDir, conf.name, rec.containerId, rec.ifname);
     } catch (err) {
       errors.push(`${rec.containerId}/${rec.ifname}: ${(err as Error).message}`);
+    }
+  }
+  if (conf.nameResolution) {
+    try {
+      await gcNames({ network: conf.name, config: conf.nameResolution }, inv.validAttachments);
+    } catch (err) {
+      errors.push(`DNS service: ${(err as Error).message}`);
+    }
+  }
+  const iso = isolationOf(conf);
+  if (iso) {
+    try {
+      await leaveIsolationIfEmpty(iso);
+    } catch (err) {
+      errors.push(`isolation: ${(err as Error).message}`);
     }
   }
   try {

@@ -1,0 +1,188 @@
+// The per-network DNS service: one dnsmasq per network, bound to the
+// network's gateway addresses, answering the names of the network's
+// containers from one hosts file per attachment (dnsmasq's hostsdir watches
+// the directory: files added, changed or removed take effect without a
+// signal), forwarding other names upstream.
+//
+//   <runDir>/<network>.lock          flock: start/stop/membership changes
+//   <runDir>/<network>/dnsmasq.conf  the whole configuration
+//   <runDir>/<network>/dnsmasq.pid
+//   <runDir>/<network>/hosts.d/<containerId>.<ifname>
+//
+// The first registration starts the daemon, the last unregistration (or GC)
+// stops it and removes the directory. Registration finds a dead daemon and
+// starts it again. Also used by vxlan-overlay through attach.ts.
+
+import * as fs from 'fs';
+import * as path from 'path';
+import { CniError, ErrorCode } from '../../../lib/cni/errors';
+import type { NameResolutionConfig } from './config';
+import { runningDaemon, startDaemon, stopDaemon } from './daemon';
+import { withFileLock } from './lock';
+import { hostsFileName, renderDnsmasqConf, renderHostsFile } from './render';
+
+export interface NameServiceScope {
+  network: string;
+  config: NameResolutionConfig;
+}
+
+export interface NameRegistration extends NameServiceScope {
+  containerId: string;
+  ifname: string;
+  /** The container's names on this network (may be empty: it still keeps the service up). */
+  names: readonly string[];
+  /** The container's addresses, without prefix. */
+  addresses: readonly string[];
+  /** Gateway addresses on the bridge, without prefix: where the daemon listens. */
+  listen: readonly string[];
+}
+
+export interface ServicePaths {
+  lock: string;
+  dir: string;
+  hostsDir: string;
+  confFile: string;
+  pidFile: string;
+}
+
+export function servicePaths(s: NameServiceScope): ServicePaths {
+  const dir = path.join(s.config.runDir, s.network);
+  return {
+    lock: path.join(s.config.runDir, `${s.network}.lock`),
+    dir,
+    hostsDir: path.join(dir, 'hosts.d'),
+    confFile: path.join(dir, 'dnsmasq.conf'),
+    pidFile: path.join(dir, 'dnsmasq.pid'),
+  };
+}
+
+/** dnsmasq drops to user nobody before it reads hosts.d: every directory above it must be searchable by others. */
+function requireSearchable(dir: string, runDir: string): void {
+  for (let d = dir; ; d = path.dirname(d)) {
+    const st = fs.statSync(d);
+    if ((st.mode & 0o001) === 0) {
+      throw new CniError(ErrorCode.InvalidConfig, `bridge: "nameResolution.runDir" ${runDir}: directory "${d}" is not searchable by others, and dnsmasq (running as nobody) must read ${path.join(dir, 'hosts.d')}`);
+    }
+    if (d === path.dirname(d)) return;
+  }
+}
+
+function mkdirShared(dir: string): void {
+  fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
+  fs.chmodSync(dir, 0o755); // the umask may have narrowed it
+}
+
+function writeShared(file: string, text: string): void {
+  // A dotfile first: dnsmasq's hostsdir ignores dotfiles, so it only ever sees the renamed, complete file.
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
+  fs.writeFileSync(tmp, text, { mode: 0o644 });
+  fs.chmodSync(tmp, 0o644);
+  fs.renameSync(tmp, file);
+}
+
+function readText(file: string): string | undefined {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+function members(hostsDir: string): string[] {
+  try {
+    return fs.readdirSync(hostsDir).filter((n) => !n.startsWith('.'));
+  } catch {
+    return [];
+  }
+}
+
+function shutDown(p: ServicePaths): void {
+  stopDaemon(p.pidFile, p.confFile);
+  fs.rmSync(p.dir, { recursive: true, force: true });
+}
+
+/** Start the daemon unless it runs with exactly this configuration (a changed one restarts it). Returns whether it started one. */
+function ensureDaemon(s: NameServiceScope, p: ServicePaths, conf: string): boolean {
+  const pid = runningDaemon(p.pidFile, p.confFile);
+  if (pid !== undefined && readText(p.confFile) === conf) return false;
+  if (pid !== undefined) stopDaemon(p.pidFile, p.confFile);
+  writeShared(p.confFile, conf);
+  startDaemon({ dnsmasq: s.config.dnsmasq, confFile: p.confFile, pidFile: p.pidFile, network: s.network });
+  return true;
+}
+
+/**
+ * Add (or replace) this attachment's names, starting the network's daemon
+ * if none is running. Returns whether a daemon was started.
+ */
+export async function registerNames(r: NameRegistration): Promise<{ started: boolean }> {
+  if (r.listen.length === 0) {
+    throw new CniError(ErrorCode.InvalidConfig, `bridge: "nameResolution" of network "${r.network}" needs a gateway address on the bridge to listen on (set "isGateway")`);
+  }
+  const p = servicePaths(r);
+  return withFileLock(p.lock, () => {
+    mkdirShared(p.hostsDir);
+    mkdirShared(p.dir);
+    requireSearchable(p.dir, r.config.runDir);
+    writeShared(path.join(p.hostsDir, hostsFileName(r.containerId, r.ifname)), renderHostsFile(r.addresses, r.names));
+    const conf = renderDnsmasqConf({
+      network: r.network, listen: r.listen, domain: r.config.domain, hostsDir: p.hostsDir, pidFile: p.pidFile,
+      upstream: r.config.upstream, resolvConf: r.config.resolvConf,
+    });
+    try {
+      return { started: ensureDaemon(r, p, conf) };
+    } catch (err) {
+      // Do not leave a member file behind that would keep a dead service "in use".
+      fs.rmSync(path.join(p.hostsDir, hostsFileName(r.containerId, r.ifname)), { force: true });
+      if (members(p.hostsDir).length === 0) shutDown(p);
+      throw err;
+    }
+  }, 0o755);
+}
+
+/** Remove this attachment's names; the last one stops the daemon. Idempotent. Returns whether the daemon was stopped. */
+export async function unregisterNames(s: NameServiceScope & { containerId: string; ifname: string }): Promise<{ stopped: boolean }> {
+  const p = servicePaths(s);
+  if (!fs.existsSync(p.dir)) return { stopped: false };
+  return withFileLock(p.lock, () => {
+    fs.rmSync(path.join(p.hostsDir, hostsFileName(s.containerId, s.ifname)), { force: true });
+    if (members(p.hostsDir).length > 0) return { stopped: false };
+    shutDown(p);
+    return { stopped: true };
+  }, 0o755);
+}
+
+/**
+ * GC: drop the names of attachments that are not valid; stop the daemon when
+ * none is left, start it again when some are left and it died.
+ */
+export async function gcNames(s: NameServiceScope, valid: ReadonlyArray<{ containerID: string; ifname: string }>): Promise<string[]> {
+  const p = servicePaths(s);
+  if (!fs.existsSync(p.dir)) return [];
+  const keep = new Set(valid.map((a) => hostsFileName(a.containerID, a.ifname)));
+  return withFileLock(p.lock, () => {
+    const stale = members(p.hostsDir).filter((n) => !keep.has(n));
+    for (const n of stale) fs.rmSync(path.join(p.hostsDir, n), { force: true });
+    if (members(p.hostsDir).length === 0) {
+      shutDown(p);
+    } else if (runningDaemon(p.pidFile, p.confFile) === undefined && fs.existsSync(p.confFile)) {
+      startDaemon({ dnsmasq: s.config.dnsmasq, confFile: p.confFile, pidFile: p.pidFile, network: s.network });
+    }
+    return stale;
+  }, 0o755);
+}
+
+/** CHECK: the daemon runs and this attachment's names are registered. */
+export function checkNames(s: NameServiceScope & { containerId: string; ifname: string }): void {
+  const p = servicePaths(s);
+  if (runningDaemon(p.pidFile, p.confFile) === undefined) throw new CniError(ErrorCode.Internal, `bridge CHECK: the DNS service of network "${s.network}" is not running`);
+  if (!fs.existsSync(path.join(p.hostsDir, hostsFileName(s.containerId, s.ifname)))) {
+    throw new CniError(ErrorCode.Internal, `bridge CHECK: ${s.containerId}/${s.ifname} is not registered with the DNS service of network "${s.network}"`);
+  }
+}
+
+/** The running daemon's pid (tests, diagnostics). */
+export function serviceDaemonPid(s: NameServiceScope): number | undefined {
+  const p = servicePaths(s);
+  return runningDaemon(p.pidFile, p.confFile);
+}
