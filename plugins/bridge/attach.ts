@@ -253,7 +253,7 @@ export async function attachContainer(o: AttachOptions): Promise<AttachResult> {
     if (o.nameService) {
       const ns = o.nameService;
       await registerNames({
-        ...ns, ifname: o.ifname,
+        ...ns, ifname: o.ifname, bridge: o.bridge,
         addresses: o.ips.map((ip) => addressOf(ip.address)),
         listen: o.bridgeAddresses.map((b) => addressOf(b.cidr)),
       });

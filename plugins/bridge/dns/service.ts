@@ -7,6 +7,7 @@
 //   <runDir>/<network>.lock          flock: start/stop/membership changes
 //   <runDir>/<network>/dnsmasq.conf  the whole configuration
 //   <runDir>/<network>/dnsmasq.pid
+//   <runDir>/<network>/guard.json    the nft guard elements to remove at stop
 //   <runDir>/<network>/hosts.d/<containerId>.<ifname>
 //
 // The first registration starts the daemon, the last unregistration (or GC)
@@ -16,6 +17,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { CniError, ErrorCode } from '../../../lib/cni/errors';
+import { applyDnsGuardAdd, applyDnsGuardDel, type DnsGuard } from '../../../lib/firewall/isolation-dns';
 import type { NameResolutionConfig } from './config';
 import { runningDaemon, startDaemon, stopDaemon } from './daemon';
 import { withFileLock } from './lock';
@@ -27,6 +29,8 @@ export interface NameServiceScope {
 }
 
 export interface NameRegistration extends NameServiceScope {
+  /** The bridge whose gateway addresses the daemon listens on. */
+  bridge: string;
   containerId: string;
   ifname: string;
   /** The container's names on this network (may be empty: it still keeps the service up). */
@@ -43,6 +47,7 @@ export interface ServicePaths {
   hostsDir: string;
   confFile: string;
   pidFile: string;
+  guardFile: string;
 }
 
 export function servicePaths(s: NameServiceScope): ServicePaths {
@@ -53,6 +58,7 @@ export function servicePaths(s: NameServiceScope): ServicePaths {
     hostsDir: path.join(dir, 'hosts.d'),
     confFile: path.join(dir, 'dnsmasq.conf'),
     pidFile: path.join(dir, 'dnsmasq.pid'),
+    guardFile: path.join(dir, 'guard.json'),
   };
 }
 
@@ -96,16 +102,32 @@ function members(hostsDir: string): string[] {
   }
 }
 
+function readGuard(p: ServicePaths): DnsGuard | undefined {
+  const text = readText(p.guardFile);
+  try {
+    return text ? (JSON.parse(text) as DnsGuard) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 function shutDown(p: ServicePaths): void {
   stopDaemon(p.pidFile, p.confFile);
+  const guard = readGuard(p);
+  if (guard) applyDnsGuardDel(guard);
   fs.rmSync(p.dir, { recursive: true, force: true });
 }
 
-/** Start the daemon unless it runs with exactly this configuration (a changed one restarts it). Returns whether it started one. */
-function ensureDaemon(s: NameServiceScope, p: ServicePaths, conf: string): boolean {
+/** Start the daemon (with its nft guard) unless it runs with exactly this configuration (a changed one restarts it). Returns whether it started one. */
+function ensureDaemon(s: NameServiceScope, p: ServicePaths, conf: string, guard: DnsGuard): boolean {
   const pid = runningDaemon(p.pidFile, p.confFile);
   if (pid !== undefined && readText(p.confFile) === conf) return false;
   if (pid !== undefined) stopDaemon(p.pidFile, p.confFile);
+  const old = readGuard(p);
+  if (old && JSON.stringify(old) !== JSON.stringify(guard)) applyDnsGuardDel(old);
+  // The guard goes in before the daemon answers anything.
+  writeShared(p.guardFile, JSON.stringify(guard));
+  applyDnsGuardAdd(guard);
   writeShared(p.confFile, conf);
   startDaemon({ dnsmasq: s.config.dnsmasq, confFile: p.confFile, pidFile: p.pidFile, network: s.network });
   return true;
@@ -130,7 +152,7 @@ export async function registerNames(r: NameRegistration): Promise<{ started: boo
       upstream: r.config.upstream, resolvConf: r.config.resolvConf,
     });
     try {
-      return { started: ensureDaemon(r, p, conf) };
+      return { started: ensureDaemon(r, p, conf, { bridge: r.bridge, addresses: r.listen }) };
     } catch (err) {
       // Do not leave a member file behind that would keep a dead service "in use".
       fs.rmSync(path.join(p.hostsDir, hostsFileName(r.containerId, r.ifname)), { force: true });
@@ -166,6 +188,8 @@ export async function gcNames(s: NameServiceScope, valid: ReadonlyArray<{ contai
     if (members(p.hostsDir).length === 0) {
       shutDown(p);
     } else if (runningDaemon(p.pidFile, p.confFile) === undefined && fs.existsSync(p.confFile)) {
+      const guard = readGuard(p);
+      if (guard) applyDnsGuardAdd(guard);
       startDaemon({ dnsmasq: s.config.dnsmasq, confFile: p.confFile, pidFile: p.pidFile, network: s.network });
     }
     return stale;
