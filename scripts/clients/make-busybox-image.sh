@@ -32,18 +32,19 @@ mkdir -p "$oci/blobs/sha256"
 layer_sha=$(sha256sum "$out/rootfs.tar" | cut -d' ' -f1)
 layer_size=$(stat -c %s "$out/rootfs.tar")
 cp "$out/rootfs.tar" "$oci/blobs/sha256/$layer_sha"
-blob() { # stdin -> blob; prints "<sha> <size>"
-  local tmp=$oci/blob.tmp sha
-  cat > "$tmp"; sha=$(sha256sum "$tmp" | cut -d' ' -f1)
-  echo "$sha $(stat -c %s "$tmp")"; mv "$tmp" "$oci/blobs/sha256/$sha"
+blob() { # stdin -> blob; prints "<sha> <size>" once the blob is in place
+  local tmp sha size
+  tmp=$(mktemp "$oci/blob.XXXXXX")
+  cat > "$tmp"; sha=$(sha256sum "$tmp" | cut -d' ' -f1); size=$(stat -c %s "$tmp")
+  mv "$tmp" "$oci/blobs/sha256/$sha"; echo "$sha $size"
 }
-read -r config_sha config_size < <(printf '%s' \
+IFS=' ' read -r config_sha config_size <<<"$(printf '%s' \
   '{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":["/bin/sh"]},'\
-'"rootfs":{"type":"layers","diff_ids":["sha256:'"$layer_sha"'"]},"history":[{"created_by":"make-busybox-image.sh"}]}' | blob)
-read -r manifest_sha manifest_size < <(printf '%s' \
+'"rootfs":{"type":"layers","diff_ids":["sha256:'"$layer_sha"'"]},"history":[{"created_by":"make-busybox-image.sh"}]}' | blob)"
+IFS=' ' read -r manifest_sha manifest_size <<<"$(printf '%s' \
   '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",'\
 '"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:'"$config_sha"'","size":'"$config_size"'},'\
-'"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:'"$layer_sha"'","size":'"$layer_size"'}]}' | blob)
+'"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:'"$layer_sha"'","size":'"$layer_size"'}]}' | blob)"
 printf '%s' '{"imageLayoutVersion":"1.0.0"}' > "$oci/oci-layout"
 printf '%s' '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json",'\
 '"digest":"sha256:'"$manifest_sha"'","size":'"$manifest_size"','\

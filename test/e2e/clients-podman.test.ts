@@ -8,7 +8,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import {
   PODMAN_RUN_FLAGS, Podman, addOutsideClient, adaptPodmanConflist, bridgeConflist, cachedResults, ensurePluginsBuilt,
-  hostState, httpGet, makeBusyboxImage, missingBinary, ok, randomSubnets, removeCachedResults, reservations,
+  hostState, httpGet, makeBusyboxImage, missingBinary, ok, randomSubnets, removeHostState, reservations,
 } from '../helpers/clients';
 import { DIST_BIN, Sandbox } from '../helpers/sandbox';
 
@@ -37,11 +37,10 @@ describeIfPodman('podman 4.3 (CNI backend) on our plugins', () => {
     ({ client, hostAddr } = addOutsideClient(sb, hostns, uplink));
     podman = new Podman(sb, hostns);
     dataDir = sb.tmpdir('-cni');
-    // podman-created networks keep host-local state in the default dir, and libcni caches results on the host.
+    // libcni caches results on the host; a podman-created network uses our plugins' default dirs.
     sb.onCleanup(() => {
-      fs.rmSync(`/var/lib/cni/networks/${created}`, { recursive: true, force: true });
-      removeCachedResults(net);
-      removeCachedResults(created);
+      removeHostState(net);
+      removeHostState(created);
     });
     podman.writeConflist(bridgeConflist({ name: net, bridge: `${sb.tag}b`, prefix, dataDir }));
     const image = makeBusyboxImage(sb.tmpdir('-img'));

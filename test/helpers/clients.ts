@@ -64,6 +64,25 @@ export function ok(r: SpawnSyncReturns<string>, what: string): string {
   return r.stdout;
 }
 
+/**
+ * DEL an attachment the way libcni does, from its result cache: every plugin
+ * of the cached conflist in reverse order, prevResult = the cached result,
+ * CNI_NETNS empty, the plugins run in `hostns`; then drop the cache file.
+ * For runtimes that never DEL (ctr 1.6 with `run -d`, see docs/clients.md).
+ */
+export function delFromLibcniCache(o: { hostns: string; network: string; containerId: string; ifname?: string }): void {
+  const ifname = o.ifname ?? 'eth0';
+  const file = path.join(LIBCNI_RESULTS, `${o.network}-${o.containerId}-${ifname}`);
+  const cached = JSON.parse(fs.readFileSync(file, 'utf8'));
+  const list = JSON.parse(Buffer.from(cached.config, 'base64').toString('utf8'));
+  for (const plugin of [...list.plugins].reverse()) {
+    const conf = { ...plugin, name: list.name, cniVersion: list.cniVersion, prevResult: cached.result };
+    const env = { ...process.env, CNI_COMMAND: 'DEL', CNI_CONTAINERID: o.containerId, CNI_NETNS: '', CNI_IFNAME: ifname, CNI_PATH: DIST_BIN };
+    ok(shTry('ip', ['netns', 'exec', o.hostns, path.join(DIST_BIN, plugin.type)], { env, input: JSON.stringify(conf) }), `DEL ${plugin.type}`);
+  }
+  fs.rmSync(file);
+}
+
 /** The host side of addOutsideClient's veth. */
 const UPLINK = 'up0';
 
@@ -91,11 +110,19 @@ export function cachedResults(network: string): string[] {
   return fs.readdirSync(LIBCNI_RESULTS).filter((f) => f.startsWith(`${network}-`));
 }
 
-export function removeCachedResults(network: string): void {
+/**
+ * Remove what the runtimes and our plugins keep on the real host for `network`
+ * when a conflist does not name private dirs (podman-created networks) or a
+ * test failed half-way: libcni's result cache and the plugins' default dirs.
+ */
+export function removeHostState(network: string): void {
   for (const f of cachedResults(network)) fs.rmSync(path.join(LIBCNI_RESULTS, f), { force: true });
+  for (const dir of ['/var/lib/cni/networks', '/var/lib/cni/portmap', '/run/cni/bridge']) {
+    fs.rmSync(path.join(dir, network), { recursive: true, force: true });
+  }
 }
 
-/** A conflist of ours: bridge (+ host-local, private dataDir) + portmap (private dataDir). */
+/** A conflist of ours: bridge (+ host-local) + portmap, every state dir private (under dataDir). */
 export function bridgeConflist(o: { name: string; bridge: string; prefix: string; dataDir: string; cniVersion?: string }): Record<string, unknown> {
   return {
     cniVersion: o.cniVersion ?? '1.0.0',
@@ -103,6 +130,7 @@ export function bridgeConflist(o: { name: string; bridge: string; prefix: string
     plugins: [
       {
         type: 'bridge', bridge: o.bridge, isGateway: true, ipMasq: true, hairpinMode: true,
+        stateDir: path.join(o.dataDir, 'bridge'),
         ipam: {
           type: 'host-local',
           ranges: [[{ subnet: `${o.prefix}.0/24`, gateway: `${o.prefix}.1` }]],
@@ -254,13 +282,13 @@ export class Containerd {
     try { return fs.readFileSync(path.join(this.dir, 'containerd.log'), 'utf8').split('\n').slice(-30).join('\n'); } catch { return ''; }
   }
 
-  /** Plain ctr against our daemon and namespace (no CNI involved). */
-  ctr(args: string[], timeoutMs = 60000): SpawnSyncReturns<string> {
-    return shTry('ctr', ['--address', this.socket, '--namespace', this.namespace, ...args], { timeout: timeoutMs });
-  }
-
-  /** ctr whose `--cni` uses our conf dir and dist/bin, with the plugins running in the host namespace. */
-  ctrCni(args: string[], timeoutMs = 90000): SpawnSyncReturns<string> {
+  /**
+   * ctr against our daemon and namespace, always through scripts/clients/ctr-cni.sh:
+   * besides `run --cni`, `task kill` and `task rm` run CNI DEL too (ctr 1.6 calls
+   * RemoveCniNetworkIfExist there), and without the wrapper they would read the
+   * host's /etc/cni/net.d and /opt/cni/bin in the host's network namespace.
+   */
+  ctr(args: string[], timeoutMs = 90000): SpawnSyncReturns<string> {
     return shTry(path.join(CLIENT_SCRIPTS, 'ctr-cni.sh'), [this.hostns, this.confDir, DIST_BIN,
       'ctr', '--address', this.socket, '--namespace', this.namespace, ...args], { timeout: timeoutMs });
   }
@@ -275,9 +303,9 @@ export class Containerd {
   }
 
   stop(): void {
-    // Tasks first, through ctr-cni so their CNI DEL runs against our plugins.
+    // Tasks first: their CNI DEL runs against our plugins in the host namespace.
     const tasks = this.ctr(['task', 'ls', '-q'], 10000).stdout?.split('\n').filter(Boolean) ?? [];
-    for (const t of tasks) this.ctrCni(['task', 'rm', '-f', t], 30000);
+    for (const t of tasks) this.ctr(['task', 'rm', '-f', t], 30000);
     const containers = this.ctr(['container', 'ls', '-q'], 10000).stdout?.split('\n').filter(Boolean) ?? [];
     for (const c of containers) this.ctr(['container', 'rm', c], 30000);
     if (this.daemon?.pid && this.daemon.exitCode === null) {
