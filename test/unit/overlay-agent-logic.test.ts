@@ -1,0 +1,153 @@
+// Pure parts of the vxlan-overlay agent and plugin: MTU, names, VTEP MAC and
+// addresses, the peer sync plan, readiness judgement, config and CLI parsing.
+import { parseOverlayConfig, overlayEntryOf } from '../../plugins/vxlan-overlay/config';
+import { desiredPeers, gatewayOf, overlayMtu, peerEntries, planSync, vtepCidr, vtepMac, type PeerRecord } from '../../plugins/vxlan-overlay/model';
+import { judgeReadiness, type AgentState } from '../../plugins/vxlan-overlay/readiness';
+import { isAgentVerb, parseCli } from '../../plugins/vxlan-overlay/agent/options';
+
+const peer = (n: number, underlay = `10.77.0.${n}`): PeerRecord => ({ hostID: `h${n}`, underlayIP: underlay, vtepMAC: vtepMac(`10.244.${n}.0/24`), subnet: `10.244.${n}.0/24` });
+
+describe('overlay model', () => {
+  it.each([
+    [{ underlayMtu: 1500, underlayFamily: 4 as const }, 1450],
+    [{ underlayMtu: 1500, underlayFamily: 6 as const }, 1430],
+    [{ underlayMtu: 9000, underlayFamily: 4 as const }, 8950],
+    [{ configured: 1400, underlayMtu: 1500, underlayFamily: 4 as const }, 1400],
+    [{ configured: 0, underlayMtu: 1500, underlayFamily: 4 as const }, 1450],
+  ])('MTU %j -> %d', (o, mtu) => expect(overlayMtu(o)).toBe(mtu));
+
+  it('derives a stable, locally administered unicast VTEP MAC from the subnet', () => {
+    expect(vtepMac('10.244.3.0/24')).toBe('0a:76:0a:f4:03:00');
+    expect(vtepMac('10.244.3.0/24')).toBe(vtepMac('10.244.3.0/24'));
+    expect(vtepMac('10.244.4.0/24')).not.toBe(vtepMac('10.244.3.0/24'));
+    const first = parseInt(vtepMac('10.244.3.0/24').slice(0, 2), 16);
+    expect(first & 0x02).toBe(2); // locally administered
+    expect(first & 0x01).toBe(0); // unicast
+  });
+
+  it('puts the VTEP on the subnet address with the cluster prefix and the gateway on .1', () => {
+    expect(vtepCidr('10.244.3.0/24', '10.244.0.0/16')).toBe('10.244.3.0/16');
+    expect(gatewayOf('10.244.3.0/24')).toEqual({ ip: '10.244.3.1', cidr: '10.244.3.1/24' });
+  });
+
+  it('wants every peer but itself, one host per subnet', () => {
+    const dup = { ...peer(2), hostID: 'a-dup' };
+    const want = desiredPeers([peer(1), peer(2), peer(3), dup], { hostID: 'h1', subnet: '10.244.1.0/24' });
+    expect(want.map((p) => p.hostID)).toEqual(['a-dup', 'h3']);
+  });
+
+  it('plans neighbour, FDB, route for a new peer, in that order', () => {
+    expect(planSync([peerEntries(peer(2))], { neighbours: [], fdb: [], routes: [] })).toEqual([
+      { op: 'add-neighbour', ip: '10.244.2.0', mac: '0a:76:0a:f4:02:00' },
+      { op: 'add-fdb', mac: '0a:76:0a:f4:02:00', dst: '10.77.0.2' },
+      { op: 'add-route', dst: '10.244.2.0/24', gw: '10.244.2.0' },
+    ]);
+  });
+
+  it('removes a departed peer route first, neighbour last, and plans nothing when in sync', () => {
+    const e = peerEntries(peer(2));
+    const actual = { neighbours: [e.neighbour], fdb: [e.fdb], routes: [e.route] };
+    expect(planSync([], actual)).toEqual([
+      { op: 'del-route', ...e.route },
+      { op: 'del-fdb', ...e.fdb },
+      { op: 'del-neighbour', ip: e.neighbour.ip },
+    ]);
+    expect(planSync([e], actual)).toEqual([]);
+  });
+
+  it('moves a peer whose underlay address changed: old FDB out, new in', () => {
+    const old = peerEntries(peer(2));
+    const moved = peerEntries(peer(2, '10.77.0.99'));
+    expect(planSync([moved], { neighbours: [old.neighbour], fdb: [old.fdb], routes: [old.route] })).toEqual([
+      { op: 'del-fdb', ...old.fdb },
+      { op: 'add-fdb', ...moved.fdb },
+    ]);
+  });
+});
+
+describe('agent readiness as the plugin judges it', () => {
+  const state: AgentState = {
+    network: 'n', hostID: 'h', pid: 42, subnet: '10.244.1.0/24', cidr: '10.244.0.0/16', gateway: '10.244.1.1',
+    bridge: 'ovbr1', vxlan: 'ovx1', mtu: 1450, leaseOk: true, heartbeat: 1000, heartbeatMs: 1000,
+  };
+  it.each([
+    ['no file', undefined, 2000, true, /not running on this host/],
+    ['dead pid', state, 2000, false, /pid 42\) is not running/],
+    ['stale heartbeat', state, 1000 + 3001, true, /has not sent a heartbeat/],
+    ['lease lost', { ...state, leaseOk: false }, 2000, true, /lost its lease/],
+  ])('%s: not ready', (_n, s, now, alive, re) => {
+    const r = judgeReadiness('n', '/run/x.json', s, now, () => alive);
+    expect(r.ready).toBe(false);
+    expect(!r.ready && r.reason).toMatch(re);
+    expect(!r.ready && r.reason).toMatch(/vxlan-overlay agent/);
+  });
+  it('fresh heartbeat, live pid, lease held: ready', () => {
+    expect(judgeReadiness('n', '/f', state, 2500, () => true).ready).toBe(true);
+  });
+});
+
+describe('overlay config', () => {
+  it('defaults: file store, masquerade, default route, auto MTU', () => {
+    const c = parseOverlayConfig({ cniVersion: '1.0.0', name: 'ov', type: 'vxlan-overlay' });
+    expect(c).toMatchObject({ store: { type: 'file' }, ipMasq: true, isDefaultGateway: true, mtu: 0, runDir: '/run/node-cni/overlay' });
+  });
+  it.each([
+    [{ cidr: '10.244.0.1/16' }, /"cidr": .*host bits/],
+    [{ mtu: -1 }, /"mtu"/],
+    [{ vni: 0 }, /"vni"/],
+    [{ store: { type: 'consul' } }, /"store.type"/],
+    [{ store: { type: 'etcd', endpoints: [] } }, /"store.endpoints"/],
+    [{ ipam: { type: 'dhcp' } }, /"ipam.type" "dhcp" is not supported/],
+    [{ bridge: 'a-name-that-is-too-long' }, /"bridge"/],
+    [{ ipMasq: 'yes' }, /"ipMasq"/],
+  ])('rejects %j with code 7', (extra, re) => {
+    try {
+      parseOverlayConfig({ cniVersion: '1.0.0', name: 'ov', type: 'vxlan-overlay', ...extra });
+      throw new Error('accepted');
+    } catch (err) {
+      expect((err as { code?: number }).code).toBe(7);
+      expect((err as Error).message).toMatch(re);
+    }
+  });
+  it('finds the overlay entry of a conflist', () => {
+    const e = overlayEntryOf({ cniVersion: '1.0.0', name: 'ov', plugins: [{ type: 'vxlan-overlay', cidr: '10.1.0.0/16' }, { type: 'portmap' }] });
+    expect(e).toMatchObject({ name: 'ov', type: 'vxlan-overlay', cidr: '10.1.0.0/16' });
+  });
+});
+
+describe('agent command line', () => {
+  const noFile = (): string => { throw new Error('no file'); };
+  it('knows its verbs', () => {
+    expect(isAgentVerb('agent')).toBe(true);
+    expect(isAgentVerb('leave')).toBe(true);
+    expect(isAgentVerb('ADD')).toBe(false);
+    expect(isAgentVerb(undefined)).toBe(false);
+  });
+  it('parses flags with defaults', () => {
+    const o = parseCli(['agent', '--network', 'ov', '--cidr', '10.244.0.0/16', '--etcd', 'http://10.0.0.1:2379,http://10.0.0.2:2379', '--lease-ttl', '3'], noFile);
+    expect(o).toMatchObject({ verb: 'agent', network: 'ov', cidr: '10.244.0.0/16', leaseTtl: 3, reconcileMs: 5000, store: { type: 'etcd', endpoints: ['http://10.0.0.1:2379', 'http://10.0.0.2:2379'] } });
+  });
+  it('reads a conflist and lets flags override it', () => {
+    const file = JSON.stringify({ cniVersion: '1.0.0', name: 'ov', plugins: [{ type: 'vxlan-overlay', cidr: '10.9.0.0/16', vni: 7, store: { type: 'file', dir: '/s' } }] });
+    const o = parseCli(['agent', '--conf', '/x.conflist', '--vni', '8'], () => file);
+    expect(o).toMatchObject({ network: 'ov', cidr: '10.9.0.0/16', vni: 8, store: { type: 'file', dir: '/s' } });
+  });
+  it.each([
+    [['agent'], /--network/],
+    [['agent', '--network', 'ov', '--bogus'], /bogus/],
+    [['agent', '--network', 'ov', '--store-dir', '/a', '--etcd', 'http://x:1'], /exclude/],
+    [['agent', '--network', 'ov', '--lease-ttl', '0'], /--lease-ttl/],
+    [['agent', '--network', 'ov', '--cidr', 'nope'], /cidr/],
+  ])('rejects %j', (argv, re) => expect(() => parseCli(argv, noFile)).toThrow(re));
+});
+
+describe('overlay conf-examples', () => {
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const fs = require('fs') as typeof import('fs');
+  it.each(['50-overlay-file.conflist', '51-overlay-etcd.conflist'])('%s parses for the plugin and the agent', (f) => {
+    const text = fs.readFileSync(`${__dirname}/../../conf-examples/${f}`, 'utf8');
+    const entry = overlayEntryOf(JSON.parse(text));
+    expect(parseOverlayConfig(entry).cidr).toMatch(/^10\.24[45]\.0\.0\/16$/);
+    expect(parseCli(['agent', '--conf', f], () => text).network).toBe(entry.name);
+  });
+});
