@@ -12,7 +12,7 @@ import {
 } from '../helpers/clients';
 import { DIST_BIN, Sandbox } from '../helpers/sandbox';
 
-const missing = missingBinary(['podman', 'runc', 'conmon', 'nsenter', 'curl']);
+const missing = missingBinary(['podman', 'runc', 'conmon', 'nsenter', 'nc']);
 if (missing) console.warn(`clients-podman: skipped, "${missing}" is not installed (scripts/setup.sh installs it)`);
 const describeIfPodman = missing ? describe.skip : describe;
 
@@ -76,9 +76,9 @@ describeIfPodman('podman 4.3 (CNI backend) on our plugins', () => {
   });
 
   it('answers on the published port from the host (localhost, gateway) and from outside', () => {
-    expect(httpGet(hostns, 'http://127.0.0.1:18080/')).toContain('hello from busybox');
-    expect(httpGet(hostns, `http://${prefix}.1:18080/`)).toContain('hello from busybox');
-    expect(httpGet(client, `http://${hostAddr}:18080/`)).toContain('hello from busybox');
+    expect(httpGet(hostns, '127.0.0.1', 18080)).toContain('hello from busybox');
+    expect(httpGet(hostns, `${prefix}.1`, 18080)).toContain('hello from busybox');
+    expect(httpGet(client, hostAddr, 18080)).toContain('hello from busybox');
   });
 
   it('leaves nothing behind after podman rm: no veth, reservation, nft element, cache or netns', () => {

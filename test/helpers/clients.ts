@@ -166,9 +166,10 @@ export function addOutsideClient(sb: Sandbox, hostns: string, prefix: string): {
   return { client, hostAddr: `${prefix}.1` };
 }
 
-/** HTTP GET with curl from inside a namespace; the body, or throws with curl's error. */
-export function httpGet(ns: string, url: string): string {
-  return ok(shTry('ip', ['netns', 'exec', ns, 'curl', '-sS', '--max-time', '10', url], { timeout: 15000 }), `curl ${url} in ${ns}`);
+/** HTTP/1.0 GET with nc from inside a namespace; the whole response, or throws with nc's error. */
+export function httpGet(ns: string, host: string, port: number): string {
+  return ok(shTry('ip', ['netns', 'exec', ns, 'nc', '-w', '10', host, String(port)],
+    { input: 'GET / HTTP/1.0\r\n\r\n', timeout: 15000 }), `GET ${host}:${port} in ${ns}`);
 }
 
 // ---------------------------------------------------------------- podman
