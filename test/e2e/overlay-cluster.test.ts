@@ -322,6 +322,19 @@ function scenarios(store: 'file' | 'etcd'): void {
     expect(spawnSync('ip', ['-n', h3.ns, 'link', 'show', 'ovx1']).status).not.toBe(0);
   }, 30000);
 
+  it('CHECK passes on a good attachment and names what is missing on a broken one', () => {
+    const h1 = c.hosts[0];
+    const a = ctr.get(h1)!;
+    const conf = { ...c.conf(h1), prevResult: a.result };
+    const id = `${c.sb.tag}-c1`;
+    expect(c.plugin(h1, 'CHECK', id, c.sb.nsPath(a.ns), conf).status).toBe(0);
+    sh('ip', ['-n', a.ns, 'route', 'del', CIDR]);
+    const r = c.plugin(h1, 'CHECK', id, c.sb.nsPath(a.ns), conf);
+    sh('ip', ['-n', a.ns, 'route', 'add', CIDR, 'via', a.result.ips[0].gateway]);
+    expect(r.status).not.toBe(0);
+    expect(r.json.msg).toContain(`route ${CIDR} via ${a.result.ips[0].gateway} is missing`);
+  });
+
   it('DEL is idempotent and needs neither the agent nor the netns', () => {
     const h3 = c.hosts[2];
     const id = `${c.sb.tag}-c3`;
