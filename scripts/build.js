@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Builds dist/bin/<name> for every plugin and for cnictl: one executable file
 // each (ncc bundle + embedded native addons), needing only Node >= 20.
-// Usage: node scripts/build.js [name ...]
+// Usage: node scripts/build.js [--out DIR] [name ...]
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -9,7 +9,10 @@ const crypto = require('crypto');
 const { execFileSync } = require('child_process');
 
 const root = path.resolve(__dirname, '..');
-const outDir = path.join(root, 'dist', 'bin');
+const argv = process.argv.slice(2);
+const outAt = argv.indexOf('--out');
+// --out DIR: build somewhere else than dist/bin (benchmarks, experiments).
+const outDir = outAt >= 0 ? path.resolve(argv.splice(outAt, 2)[1]) : path.join(root, 'dist', 'bin');
 
 function entries() {
   const found = [];
@@ -38,7 +41,7 @@ function buildAddon() {
 
 // ncc turns `require('x.node')` into `require(__nccwpck_require__.ab + "x.node")`
 // and hands us the binary as an asset; we swap in the embedded loader.
-function embedNative(code, assets) {
+function embedNative(name, code, assets) {
   const blobs = {};
   for (const [name, asset] of Object.entries(assets)) {
     if (!name.endsWith('.node')) continue;
@@ -50,24 +53,38 @@ function embedNative(code, assets) {
     code = code.replace(needle, `__cniNative(${JSON.stringify(name)})`);
   }
   if (/require\([A-Za-z_$][\w$]*\.ab\s*\+/.test(code)) throw new Error('build: the bundle still loads a file next to itself; it would not be single-file');
+  return withPrelude(name, code, blobs);
+}
+
+// The body goes after the prelude as `//` lines (see native-prelude.js): Node
+// only scans it as comments, the prelude compiles it with a V8 code cache.
+// Code units outside ASCII (and \x01, the escape) become \x01XXXX so the
+// file stays ASCII: Node and the prelude then read it on their fast paths.
+function withPrelude(name, body, blobs) {
+  if (/[\r\u2028\u2029]/.test(body)) throw new Error('build: the bundle contains a \\r, U+2028 or U+2029 line terminator; it cannot travel as // comments');
+  const sha = crypto.createHash('sha256').update(body).digest('hex');
+  const escaped = body.replace(/[\x01\x80-\uffff]/g, (c) => `\x01${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
   const prelude = fs.readFileSync(path.join(__dirname, 'native-prelude.js'), 'utf8')
-    .replace('/*__NATIVE_BLOBS__*/ {}', JSON.stringify(blobs));
-  return prelude + code;
+    .replace('/*__NATIVE_BLOBS__*/ {}', () => JSON.stringify(blobs))
+    .replace("/*__PLUGIN__*/ ''", () => JSON.stringify(name))
+    .replace("/*__BODY_SHA__*/ ''", () => JSON.stringify(sha))
+    .replace('/*__ESCAPED__*/ false', () => String(escaped !== body));
+  return `${prelude}\n//__CNI_BODY__\n${escaped.replace(/^/gm, '//')}\n`;
 }
 
 async function buildOne(ncc, { name, main }) {
   const t0 = Date.now();
   const { code, assets } = await ncc(main, { minify: true, quiet: true, sourceMap: false, transpileOnly: true });
-  let out = embedNative(code.replace(/^#!.*\n/, ''), assets);
+  let out = embedNative(name, code.replace(/^#!.*\n/, ''), assets);
   out = `#!/usr/bin/env node\n${out}`;
   const file = path.join(outDir, name);
   fs.writeFileSync(`${file}.tmp`, out, { mode: 0o755 });
   fs.renameSync(`${file}.tmp`, file);
-  console.log(`built dist/bin/${name} (${(out.length / 1024).toFixed(0)} KiB, ${Date.now() - t0} ms)`);
+  console.log(`built ${path.relative(root, file)} (${(out.length / 1024).toFixed(0)} KiB, ${Date.now() - t0} ms)`);
 }
 
 async function main() {
-  const only = process.argv.slice(2);
+  const only = argv;
   buildAddon();
   fs.mkdirSync(outDir, { recursive: true });
   const ncc = require('@vercel/ncc');

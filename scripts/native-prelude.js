@@ -1,11 +1,22 @@
-// Prepended to every dist/bin bundle by scripts/build.js. Native addons travel
-// inside the file as base64; before loading one we write it (once) into a
-// directory only this user (root, for a plugin) can write, and check its
-// SHA-256 on every load, so nobody can swap the code we dlopen.
-const __cniNative = (() => {
-  const blobs = /*__NATIVE_BLOBS__*/ {};
-  const loaded = new Map();
-  function safeDir(fs, path, os) {
+// Prepended to every dist/bin bundle by scripts/build.js.
+//
+// 1. Native addons travel inside the file as base64; before loading one we
+//    write it (once) into a directory only this user (root, for a plugin) can
+//    write, and check its SHA-256 on every load, so nobody can swap the code
+//    we dlopen.
+// 2. Start-up: the bundle body follows this prelude as `//` comment lines, so
+//    Node's own compile of this file only scans comments. We read the body
+//    back, compile it with vm.Script using a V8 code cache kept in the same
+//    private directory (keyed by the body's SHA-256 and the CNI verb, written
+//    atomically at exit, rewritten when V8 rejects it), and call it with the
+//    usual CommonJS arguments. A plugin is short-lived and always runs the
+//    same code, so most of its compile time is otherwise spent again on
+//    every invocation.
+const __cniPrivateDir = (() => {
+  let dir;
+  return function privateDir() {
+    if (dir) return dir;
+    const fs = require('fs'), path = require('path'), os = require('os');
     const uid = process.geteuid ? process.geteuid() : 0;
     const base = process.env.CNI_NATIVE_DIR
       || (uid === 0 ? '/run/node-cni-plugins/native' : path.join(os.tmpdir(), `node-cni-plugins-${uid}`));
@@ -14,15 +25,21 @@ const __cniNative = (() => {
     if (!st.isDirectory() || st.uid !== uid || (st.mode & 0o022) !== 0) {
       throw new Error(`refusing to load native code from "${base}": it must be a directory owned by uid ${uid} and writable by no one else`);
     }
-    return base;
-  }
-  return function load(name) {
+    dir = base;
+    return dir;
+  };
+})();
+
+const __cniNative = (() => {
+  const blobs = /*__NATIVE_BLOBS__*/ {};
+  const loaded = new Map();
+  function load(name) {
     if (loaded.has(name)) return loaded.get(name);
     const blob = blobs[name];
     if (!blob) throw new Error(`native module "${name}" is not embedded in this executable`);
-    const fs = require('fs'), path = require('path'), os = require('os'), crypto = require('crypto');
+    const fs = require('fs'), path = require('path'), crypto = require('crypto');
     const [sha, b64] = blob;
-    const file = path.join(safeDir(fs, path, os), `${sha}.node`);
+    const file = path.join(__cniPrivateDir(), `${sha}.node`);
     const sum = (buf) => crypto.createHash('sha256').update(buf).digest('hex');
     let ok = false;
     try { ok = sum(fs.readFileSync(file)) === sha; } catch { ok = false; }
@@ -36,5 +53,74 @@ const __cniNative = (() => {
     process.dlopen(mod, file);
     loaded.set(name, mod.exports);
     return mod.exports;
+  }
+  // node-netlink requires its addon when its module is evaluated, which every
+  // verb of a netlink plugin does, VERSION included. Hand out a stand-in that
+  // loads (dlopen, crypto, SHA-256 check) on first use instead.
+  return function lazyLoad(name) {
+    if (loaded.has(name)) return loaded.get(name);
+    const real = () => load(name);
+    return new Proxy({}, {
+      get: (_, k) => Reflect.get(real(), k),
+      set: (_, k, v) => Reflect.set(real(), k, v),
+      has: (_, k) => Reflect.has(real(), k),
+      ownKeys: () => Reflect.ownKeys(real()),
+      // Reported configurable: the stand-in target has none of these properties (Proxy invariants).
+      getOwnPropertyDescriptor: (_, k) => {
+        const d = Reflect.getOwnPropertyDescriptor(real(), k);
+        return d && { ...d, configurable: true };
+      },
+      defineProperty: (_, k, d) => Reflect.defineProperty(real(), k, d),
+      deleteProperty: (_, k) => Reflect.deleteProperty(real(), k),
+      getPrototypeOf: () => Reflect.getPrototypeOf(real()),
+    });
   };
+})();
+
+(() => {
+  const PLUGIN = /*__PLUGIN__*/ '';
+  const BODY_SHA = /*__BODY_SHA__*/ '';
+  const ESCAPED = /*__ESCAPED__*/ false;
+  const MARKER = '\n//__CNI_BODY__\n';
+  const fs = require('fs'), path = require('path'), vm = require('vm');
+  // The build keeps this file ASCII (non-ASCII code units travel as \x01XXXX), so latin1 is exact and fast.
+  const text = fs.readFileSync(__filename, 'latin1');
+  const at = text.indexOf(MARKER);
+  if (at < 0) throw new Error(`${__filename}: bundle body not found (damaged executable?)`);
+  // Every body line was prefixed with "//" by the build (which refuses bodies with other line terminators).
+  let body = text.slice(at + MARKER.length).replace(/^\/\//gm, '');
+  if (ESCAPED) body = body.replace(/\x01([0-9a-f]{4})/g, (_, hex) => String.fromCharCode(parseInt(hex, 16)));
+  const source = `(function (exports, require, module, __filename, __dirname, __cniNative) {${body}\n})`;
+
+  // One cache per verb: the functions a VERSION compiles are not those of an ADD.
+  const verb = /^[A-Z]{1,10}$/.test(process.env.CNI_COMMAND || '') ? process.env.CNI_COMMAND : 'none';
+  const prefix = `${PLUGIN}.`;
+  const suffix = `.${process.versions.v8}.${verb}.jscache`;
+  let dir = '';
+  let cachedData;
+  try {
+    dir = __cniPrivateDir();
+    cachedData = fs.readFileSync(path.join(dir, prefix + BODY_SHA + suffix));
+  } catch {
+    cachedData = undefined; // no cache yet, or no usable private directory: compile normally
+  }
+  const script = new vm.Script(source, { filename: __filename, cachedData });
+  if (dir && (!cachedData || script.cachedDataRejected)) {
+    // Written at exit so the cache also holds the functions this run compiled lazily.
+    process.once('exit', () => {
+      try {
+        const file = path.join(dir, prefix + BODY_SHA + suffix);
+        const tmp = `${file}.${process.pid}.tmp`;
+        fs.writeFileSync(tmp, script.createCachedData(), { mode: 0o600 });
+        fs.renameSync(tmp, file);
+        // Caches of this plugin's earlier builds would pile up in /run otherwise.
+        for (const f of fs.readdirSync(dir)) {
+          if (f.startsWith(prefix) && f.endsWith(suffix) && f !== path.basename(file)) fs.rmSync(path.join(dir, f), { force: true });
+        }
+      } catch {
+        // A cache is an optimisation; never fail an invocation over it.
+      }
+    });
+  }
+  script.runInThisContext()(exports, require, module, __filename, __dirname, __cniNative);
 })();

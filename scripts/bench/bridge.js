@@ -32,6 +32,8 @@ const COUNTS = opt('counts', '1,10,100,1000').split(',').map(Number);
 const REPS = Number(opt('reps', '7'));
 const CONC = Number(opt('concurrency', '64'));
 const JSON_OUT = opt('json', '');
+// --steps latency,concurrent,iperf,rss (default all): run a part alone, e.g. to diagnose one step.
+const STEPS = new Set(opt('steps', 'latency,concurrent,iperf,rss').split(','));
 const tag = `bb${crypto.randomBytes(2).toString('hex')}`;
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `${tag}-`));
 const namespaces = [];
@@ -72,9 +74,11 @@ function runPlugin(im, cmd, id, nsPath, { async = false } = {}) {
     return new Promise((resolve) => {
       const p = spawn('ip', args, { env });
       let out = '';
+      let err = '';
       p.stdout.on('data', (d) => { out += d; });
+      p.stderr.on('data', (d) => { err += d; });
       p.stdin.end(JSON.stringify(im.conf));
-      p.on('close', (code) => resolve({ code, out }));
+      p.on('close', (code, signal) => resolve({ code, signal, out, err }));
     });
   }
   const r = spawnSync('ip', args, { env, input: JSON.stringify(im.conf), encoding: 'utf8' });
@@ -170,18 +174,36 @@ function timeNode(reps) {
   return median(xs);
 }
 
+/** Distinct failure messages (names and numbers blanked) with counts: a count alone does not say whose fault it is. */
+function summarize(im, cmd, failed) {
+  const seen = new Map();
+  for (const r of failed) {
+    let msg = `exit ${r.code ?? r.signal}: ${r.out.trim() || r.err.trim()}`.replace(/\s+/g, ' ').slice(0, 300);
+    msg = msg.replace(/veth[0-9a-f]{8}/g, 'veth*').replace(/#\d+/g, '#N');
+    seen.set(msg, (seen.get(msg) || 0) + 1);
+  }
+  const out = [...seen].map(([m, k]) => `${cmd} x${k} ${m}`);
+  for (const m of out) console.error(`  ${im.name} concurrent ${m}`);
+  return out;
+}
+
 async function concurrent(im, n) {
   const nss = [];
   for (let i = 0; i < n; i++) nss.push(netns(`${tag}-${im.name}-c${i}`));
   const t0 = process.hrtime.bigint();
   const rs = await Promise.all(nss.map((ns, i) => runPlugin(im, 'ADD', `conc${i}`, `/run/netns/${ns}`, { async: true })));
   const wall = ms(t0);
-  const errors = rs.filter((r) => r.code !== 0).length;
+  const failed = rs.filter((r) => r.code !== 0);
+  const errors = failed.length;
+  const messages = summarize(im, 'ADD', failed);
   const addrs = rs.filter((r) => r.code === 0).map((r) => JSON.parse(r.out).ips[0].address);
   const dup = addrs.length - new Set(addrs).size;
-  await Promise.all(nss.map((ns, i) => runPlugin(im, 'DEL', `conc${i}`, `/run/netns/${ns}`, { async: true })));
+  const dels = await Promise.all(nss.map((ns, i) => runPlugin(im, 'DEL', `conc${i}`, `/run/netns/${ns}`, { async: true })));
+  const delFailed = dels.filter((r) => r.code !== 0);
+  const delErrors = delFailed.length;
+  messages.push(...summarize(im, 'DEL', delFailed));
   for (const ns of nss) { spawnSync('ip', ['netns', 'del', ns]); namespaces.splice(namespaces.indexOf(ns), 1); }
-  return { wall, errors, dup };
+  return { wall, errors, dup, delErrors, messages };
 }
 
 async function throughput(im) {
@@ -215,6 +237,7 @@ async function main() {
   for (const n of COUNTS) {
     populate(ours, n);
     populate(ref, n);
+    if (!STEPS.has('latency')) continue;
     const o = timeAddDel(ours, REPS);
     const r = timeAddDel(ref, REPS);
     rows.push({ containers: n, oursAdd: o.add, oursDel: o.del, refAdd: r.add, refDel: r.del });
@@ -222,15 +245,25 @@ async function main() {
   }
   const node = timeNode(REPS);
   console.error(`node -e 0: ${node.toFixed(0)} ms`);
-  const concOurs = await concurrent(ours, CONC);
-  const concRef = await concurrent(ref, CONC);
-  console.error(`${CONC} concurrent ADDs: ours ${concOurs.wall.toFixed(0)} ms (${concOurs.errors} errors, ${concOurs.dup} dup) | ref ${concRef.wall.toFixed(0)} ms (${concRef.errors} errors, ${concRef.dup} dup)`);
-  const tputOurs = await throughput(ours);
-  const tputRef = await throughput(ref);
-  console.error(`iperf3: ours ${tputOurs.toFixed(2)} Gbit/s | ref ${tputRef.toFixed(2)} Gbit/s`);
-  const memOurs = peakMemory(ours);
-  const memRef = peakMemory(ref);
-  console.error(`peak RSS per ADD: ours ${memOurs.toFixed(1)} MiB | ref ${memRef.toFixed(1)} MiB`);
+  let concOurs = null, concRef = null, tputOurs = NaN, tputRef = NaN, memOurs = NaN, memRef = NaN;
+  if (STEPS.has('concurrent')) {
+    // On fresh networks: a Linux bridge takes at most 1023 ports (BR_MAX_PORTS 1024, port 0 unused), so after the
+    // 1000-container population only 23 of 64 ADDs could ever succeed (EXFULL, for both implementations alike).
+    // Fresh also means all 64 race to create the bridge, the nft table and the IPAM directory.
+    concOurs = await concurrent(impl('oc', OURS, 'nftables', 73), CONC);
+    concRef = await concurrent(impl('rc', REF, undefined, 74), CONC);
+    console.error(`${CONC} concurrent ADDs: ours ${concOurs.wall.toFixed(0)} ms (${concOurs.errors} errors, ${concOurs.dup} dup, ${concOurs.delErrors} DEL errors) | ref ${concRef.wall.toFixed(0)} ms (${concRef.errors} errors, ${concRef.dup} dup, ${concRef.delErrors} DEL errors)`);
+  }
+  if (STEPS.has('iperf')) {
+    tputOurs = await throughput(ours);
+    tputRef = await throughput(ref);
+    console.error(`iperf3: ours ${tputOurs.toFixed(2)} Gbit/s | ref ${tputRef.toFixed(2)} Gbit/s`);
+  }
+  if (STEPS.has('rss')) {
+    memOurs = peakMemory(ours);
+    memRef = peakMemory(ref);
+    console.error(`peak RSS per ADD: ours ${memOurs.toFixed(1)} MiB | ref ${memRef.toFixed(1)} MiB`);
+  }
   const out = { rows, node, concurrent: { n: CONC, ours: concOurs, ref: concRef }, throughputGbps: { ours: tputOurs, ref: tputRef }, peakMiB: { ours: memOurs, ref: memRef } };
   if (JSON_OUT) fs.writeFileSync(JSON_OUT, JSON.stringify(out, null, 2));
   console.log(JSON.stringify(out, null, 2));
