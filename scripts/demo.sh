@@ -12,7 +12,7 @@ ROOT=$PWD
 [ -x dist/bin/cnictl ] && [ -x dist/bin/bridge ] && [ -x dist/bin/portmap ] || npm run build
 
 P=demo$$
-HOST=$P-host OUTSIDE=$P-outside WEB=$P-web CLIENT=$P-client NONE=$P-none APP=$P-app
+HOST=$P-host OUTSIDE=$P-outside WEB=$P-web CLIENT=$P-client NONE=$P-none APP=$P-app DB=$P-db
 WORK=$(mktemp -d /tmp/$P.XXXX)
 export NETCONFPATH=$WORK/net.d CNI_PATH=$ROOT/dist/bin CNI_CACHE_DIR=$WORK/cache
 BIN=$ROOT/dist/bin
@@ -23,11 +23,16 @@ say() { printf '   %s\n' "$*"; }
 run() { printf '   $ %s\n' "$*"; "$@" 2>&1 | sed 's/^/     /'; }
 in_host() { ip netns exec "$HOST" "$@"; }
 cnictl() { in_host "$BIN/cnictl" "$@"; }
+# Runs a cnictl add and prints only the addresses of its result.
+run_quiet() {
+  printf '   $ %s\n' "$*"
+  "$@" | python3 -c 'import json,sys; r=json.load(sys.stdin); print("     ips:", [i["address"] for i in r.get("ips", [])], " dns:", r.get("dns", {}))'
+}
 
 cleanup() {
   set +e
   [ -n "$HTTPD_PID" ] && kill "$HTTPD_PID" 2>/dev/null
-  for ns in "$WEB" "$CLIENT" "$APP" "$NONE"; do
+  for ns in "$WEB" "$CLIENT" "$APP" "$DB" "$NONE"; do
     [ -e "/run/netns/$ns" ] || continue
     for net in docker0 backend none; do
       [ -e "$CNI_CACHE_DIR/results/$net-$ns-eth0" ] && cnictl del "$net" "/run/netns/$ns" >/dev/null 2>&1
@@ -73,8 +78,7 @@ for ns in "$WEB" "$CLIENT"; do run "$BIN/cnictl" netns add "$ns"; done
 say "cnictl runs the conflist like containerd would: bridge, then portmap, with the portMappings capability."
 CAP_ARGS='{"portMappings":[{"hostPort":8080,"containerPort":80,"protocol":"tcp"}]}' run cnictl add docker0 "/run/netns/$WEB"
 say "(a second container; its result, compacted:)"
-printf '   $ cnictl add docker0 /run/netns/%s\n' "$CLIENT"
-cnictl add docker0 "/run/netns/$CLIENT" | python3 -c 'import json,sys; r=json.load(sys.stdin); print("     eth0", [i["address"] for i in r["ips"]])'
+run_quiet cnictl add docker0 "/run/netns/$CLIENT"
 WEB_IP=$(ip -n "$WEB" -4 -o addr show eth0 | awk '{print $4}' | cut -d/ -f1)
 say "Inside the web container:"
 run ip -n "$WEB" addr show eth0
@@ -105,11 +109,21 @@ run "$BIN/cnictl" netns add "$NONE"
 run cnictl add none "/run/netns/$NONE"
 run ip -n "$NONE" -br addr
 
-step "6. A user-defined network: its own bridge and subnet"
+step "6. A user-defined network: its own bridge and subnet, isolation, and names"
+say "backend has \"isolation\": true (as docker0 here) and \"nameResolution\": a dnsmasq on its gateway answers for its containers' names."
 run "$BIN/cnictl" netns add "$APP"
-run cnictl add backend "/run/netns/$APP"
+run "$BIN/cnictl" netns add "$DB"
+say "the runtime passes each container's names with the aliases capability:"
+CAP_ARGS='{"aliases":["db"]}' run_quiet cnictl add backend "/run/netns/$DB"
+CAP_ARGS='{"aliases":["app"]}' run_quiet cnictl add backend "/run/netns/$APP"
 run ip -n "$APP" -br addr show eth0
-run ip netns exec "$APP" ping -c 1 -W 1 10.18.0.1
+say "app finds db by name (the DNS server is the network's gateway, as the result's dns says):"
+run ip netns exec "$APP" busybox nslookup db 10.18.0.1
+run ip netns exec "$APP" ping -c 1 -W 1 db.backend.internal
+say "but the web container on docker0 is another network: isolated, the ping is dropped:"
+if ip netns exec "$APP" ping -c 1 -W 1 "$WEB_IP" >/dev/null 2>&1; then echo "   !! backend reached docker0"; exit 1; else say "ping $WEB_IP: no answer (dropped by the isolation rule)"; fi
+say "while the outside world is still reachable (masqueraded):"
+run ip netns exec "$APP" busybox wget -qO- http://10.250.0.2/cgi-bin/whoami
 
 step "7. Teardown (DEL in reverse plugin order, like a runtime)"
 kill "$HTTPD_PID" 2>/dev/null; wait "$HTTPD_PID" 2>/dev/null || true; HTTPD_PID=
@@ -117,6 +131,7 @@ run cnictl del docker0 "/run/netns/$WEB"
 run cnictl del docker0 "/run/netns/$CLIENT"
 run cnictl del none "/run/netns/$NONE"
 run cnictl del backend "/run/netns/$APP"
+run cnictl del backend "/run/netns/$DB"
 say "after DEL: no veth on the bridge, no reservation left, the published port is gone:"
 run ip -n "$HOST" -br link show master cni-docker0
 run ls "$WORK/ipam/docker0"
@@ -125,7 +140,7 @@ if timeout 3 ip netns exec "$OUTSIDE" busybox wget -qO- http://10.250.0.1:8080/ 
 else
   say "http://10.250.0.1:8080/ no longer answers."
 fi
-for ns in "$WEB" "$CLIENT" "$NONE" "$APP"; do "$BIN/cnictl" netns del "$ns"; done
+for ns in "$WEB" "$CLIENT" "$NONE" "$APP" "$DB"; do "$BIN/cnictl" netns del "$ns"; done
 cleanup; trap - EXIT
 step "Done: every namespace, link, nft table and file of the demo is gone."
 left=$(ip netns list | grep -c "^$P-" || true); say "namespaces of this demo left: $left"

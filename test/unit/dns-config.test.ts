@@ -21,7 +21,7 @@ describe('parseNameResolution', () => {
 
   it('true gives every default', () => {
     expect(parseNameResolution(true, 'My_Net')).toEqual({
-      domain: 'my-net.cni.internal', upstream: [], resolvConf: '/etc/resolv.conf', runDir: '/run/cni/dnsname', dnsmasq: '/usr/sbin/dnsmasq',
+      domain: 'my-net.cni.internal', upstream: [], resolvConf: '/etc/resolv.conf', runDir: '/run/node-cni/dnsname', dnsmasq: '/usr/sbin/dnsmasq',
     });
   });
 

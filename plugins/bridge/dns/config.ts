@@ -4,7 +4,7 @@
 //
 //   "nameResolution": true
 //   "nameResolution": { "domain": "web.internal", "upstream": ["10.0.0.2"],
-//                       "resolvConf": "/etc/resolv.conf", "runDir": "/run/cni/dnsname" }
+//                       "resolvConf": "/etc/resolv.conf", "runDir": "/run/node-cni/dnsname" }
 
 import { isIP } from 'net';
 import { CniError, ErrorCode } from '../../../lib/cni/errors';
@@ -22,7 +22,7 @@ export interface NameResolutionConfig {
   readonly dnsmasq: string;
 }
 
-export const DEFAULT_DNS_RUN_DIR = '/run/cni/dnsname';
+export const DEFAULT_DNS_RUN_DIR = '/run/node-cni/dnsname';
 export const DEFAULT_RESOLV_CONF = '/etc/resolv.conf';
 export const DEFAULT_DNSMASQ = '/usr/sbin/dnsmasq';
 export const DEFAULT_DOMAIN_SUFFIX = 'cni.internal';
