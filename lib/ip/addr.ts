@@ -1,0 +1,136 @@
+// IP addresses as a family plus a bigint, so IPv4 and IPv6 share one code
+// path. Pure: no I/O. Text is parsed strictly (Node's isIPv4/isIPv6, no zone
+// ids) and formatted like Go's net.IP.String() (RFC 5952: lower-case hex, the
+// longest run of two or more zero groups compressed, the leftmost on a tie),
+// because the reference plugins name files and compare addresses that way.
+
+import { isIPv4, isIPv6 } from 'net';
+
+export type Family = 4 | 6;
+
+export interface Addr {
+  family: Family;
+  value: bigint;
+}
+
+export const bitsOf = (family: Family): number => (family === 4 ? 32 : 128);
+
+/** The thrown error of the helpers that take text and cannot return undefined. */
+export class IpParseError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'IpParseError';
+  }
+}
+
+function parseV4(s: string): bigint {
+  return s.split('.').reduce((acc, part) => (acc << 8n) | BigInt(Number(part)), 0n);
+}
+
+function parseV6(s: string): bigint {
+  let text = s;
+  let tail: bigint[] = [];
+  const lastColon = text.lastIndexOf(':');
+  if (text.includes('.', lastColon)) {
+    // Embedded IPv4 in the last 32 bits (::ffff:10.0.0.1): two groups.
+    const v4 = parseV4(text.slice(lastColon + 1));
+    tail = [v4 >> 16n, v4 & 0xffffn];
+    text = `${text.slice(0, lastColon + 1)}0`; // placeholder group, replaced below
+  }
+  const [head, rest] = text.split('::');
+  const groups = (g: string | undefined): bigint[] => (g ? g.split(':').map((h) => BigInt(parseInt(h, 16))) : []);
+  let left = groups(head);
+  let right = rest === undefined ? [] : groups(rest);
+  if (tail.length) {
+    if (rest === undefined) left = [...left.slice(0, -1), ...tail];
+    else right = [...right.slice(0, -1), ...tail];
+  }
+  const fill = rest === undefined ? [] : new Array<bigint>(8 - left.length - right.length).fill(0n);
+  return [...left, ...fill, ...right].reduce((acc, g) => (acc << 16n) | g, 0n);
+}
+
+/** The family of IP text (no prefix), or undefined. A zone id ("fe80::1%eth0") is not an address here. */
+export function familyOfText(text: unknown): Family | undefined {
+  if (typeof text !== 'string') return undefined;
+  if (isIPv4(text)) return 4;
+  if (isIPv6(text) && !text.includes('%')) return 6;
+  return undefined;
+}
+
+/** Parse IP text in the family it is written in ("::ffff:1.2.3.4" is IPv6); undefined when it is not one. */
+export function parseIP(text: unknown): Addr | undefined {
+  const family = familyOfText(text);
+  if (family === undefined) return undefined;
+  return { family, value: family === 4 ? parseV4(text as string) : parseV6(text as string) };
+}
+
+/** Like parseIP, but throws IpParseError naming the text. */
+export function requireIP(text: string): Addr {
+  const a = parseIP(text);
+  if (!a) throw new IpParseError(`"${text}" is not an IP address`);
+  return a;
+}
+
+const V4_MAPPED = 0xffffn;
+
+/** An IPv4-mapped IPv6 address (::ffff:a.b.c.d) as IPv4, like Go's To4(); any other address unchanged. */
+export function unmapIPv4(a: Addr): Addr {
+  if (a.family === 6 && a.value >> 32n === V4_MAPPED) return { family: 4, value: a.value & 0xffffffffn };
+  return a;
+}
+
+/** Text of an address in its own family: IPv4 dotted, IPv6 RFC 5952 hex (also for ::ffff:a.b.c.d). */
+export function formatIP(a: Addr): string {
+  if (a.family === 4) return [24n, 16n, 8n, 0n].map((sh) => String((a.value >> sh) & 0xffn)).join('.');
+  const groups: number[] = [];
+  for (let i = 7; i >= 0; i--) groups.push(Number((a.value >> BigInt(i * 16)) & 0xffffn));
+  let best = -1;
+  let bestLen = 0;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) { i++; continue; }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLen) { best = i; bestLen = j - i; }
+    i = j;
+  }
+  const hex = (g: number[]): string => g.map((x) => x.toString(16)).join(':');
+  if (bestLen < 2) return hex(groups);
+  return `${hex(groups.slice(0, best))}::${hex(groups.slice(best + bestLen))}`;
+}
+
+/** Go's net.IP.String() of IP text: "fd00:0::5" → "fd00::5", "::ffff:10.0.0.1" → "10.0.0.1". Throws on garbage. */
+export function canonicalIP(text: string): string {
+  return formatIP(unmapIPv4(requireIP(text)));
+}
+
+/** Same address, whatever the spelling (an IPv4-mapped address equals its IPv4 one, like Go's IP.Equal); false for garbage. */
+export function sameIP(a: string, b: string): boolean {
+  const pa = parseIP(a);
+  const pb = parseIP(b);
+  if (!pa || !pb) return false;
+  return sameAddr(unmapIPv4(pa), unmapIPv4(pb));
+}
+
+export function sameAddr(a: Addr, b: Addr): boolean {
+  return a.family === b.family && a.value === b.value;
+}
+
+/** Network byte order: 4 bytes for IPv4, 16 for IPv6. */
+export function addrToBytes(a: Addr): Buffer {
+  const len = a.family === 4 ? 4 : 16;
+  const out = Buffer.alloc(len);
+  let v = a.value;
+  for (let i = len - 1; i >= 0; i--) {
+    out[i] = Number(v & 0xffn);
+    v >>= 8n;
+  }
+  return out;
+}
+
+/** 4 bytes → IPv4, 16 bytes → IPv6; undefined for any other length. */
+export function addrFromBytes(b: Uint8Array): Addr | undefined {
+  if (b.length !== 4 && b.length !== 16) return undefined;
+  let v = 0n;
+  for (const x of b) v = (v << 8n) | BigInt(x);
+  return { family: b.length === 4 ? 4 : 6, value: v };
+}
