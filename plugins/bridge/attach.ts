@@ -16,7 +16,7 @@ import type { Rollback } from '../../lib/util/rollback';
 import type { NameResolutionConfig } from './dns/config';
 import { registerNames, unregisterNames } from './dns/service';
 import { applyVlanOps, enableIpv6Forwarding, ensureSysctl, portVids, setPromisc } from './host';
-import { addressOf, familyOf, overlaps, sameAddress } from './ipnet';
+import { addressText, familyOf, overlapsText, sameIP } from '../../lib/ip';
 import { joinIsolation, leaveIsolationIfEmpty } from './isolation';
 import type { GatewayAddress, VlanOp } from './plan';
 
@@ -138,9 +138,9 @@ async function ensureBridgeAddresses(host: Rtnl, br: Link, wanted: readonly Gate
   const present = await host.listAddresses(br.index);
   for (const gw of wanted) {
     const [ip] = gw.cidr.split('/');
-    if (present.some((a) => sameAddress(a.ip, ip) && a.cidr.split('/')[1] === gw.cidr.split('/')[1])) continue;
+    if (present.some((a) => sameIP(a.ip, ip) && a.cidr.split('/')[1] === gw.cidr.split('/')[1])) continue;
     // v4: one address per bridge; v6: only an overlapping prefix conflicts.
-    const conflicts = present.filter((a) => a.family === gw.family && (gw.family === 4 ? a.scope === 0 : overlaps(a.cidr, gw.cidr)) && !a.ip.startsWith('fe80:'));
+    const conflicts = present.filter((a) => a.family === gw.family && (gw.family === 4 ? a.scope === 0 : overlapsText(a.cidr, gw.cidr)) && !a.ip.startsWith('fe80:'));
     for (const c of conflicts) {
       if (!force) throw fail(`bridge: "${br.name}" already has an IP address different from ${gw.cidr} (${c.cidr}); set "forceAddress" to replace it`);
       await host.deleteAddress(br.index, c.cidr);
@@ -254,8 +254,8 @@ export async function attachContainer(o: AttachOptions): Promise<AttachResult> {
       const ns = o.nameService;
       await registerNames({
         ...ns, ifname: o.ifname, bridge: o.bridge,
-        addresses: o.ips.map((ip) => addressOf(ip.address)),
-        listen: o.bridgeAddresses.map((b) => addressOf(b.cidr)),
+        addresses: o.ips.map((ip) => addressText(ip.address)),
+        listen: o.bridgeAddresses.map((b) => addressText(b.cidr)),
       });
       o.undo.push('unregister the container\'s names', () => unregisterNames({ ...ns, ifname: o.ifname }));
     }

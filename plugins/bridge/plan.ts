@@ -7,7 +7,7 @@ import type { IpConfig, Result, Route } from '../../lib/cni/types';
 import type { MasqEntry } from '../../lib/firewall/masquerade';
 import { AF, encodeAttrs, ifinfomsg, RTM, u16, type NlRequest } from '../../lib/netlink/wire';
 import type { BridgeConfig } from './config';
-import { addressOf, familyOf, firstHost, networkOf, type Family } from './ipnet';
+import { addressText, type Family, familyOf, firstHostText, networkText } from '../../lib/ip';
 
 export interface GatewayAddress {
   family: Family;
@@ -35,7 +35,7 @@ export function planAdd(conf: BridgeConfig, ipam: Result | undefined): AddPlan {
     const fam = familyOf(ip.address);
     let gateway = ip.gateway;
     // Reference calcGateways: no gateway from IPAM + isGateway → network + 1.
-    if (!gateway && conf.isGateway) gateway = firstHost(ip.address);
+    if (!gateway && conf.isGateway) gateway = firstHostText(ip.address);
     ips.push(gateway ? { address: ip.address, gateway } : { address: ip.address });
     if (gateway && firstGw[fam] === undefined) firstGw[fam] = gateway;
     if (conf.isGateway && gateway) {
@@ -61,7 +61,7 @@ export function planAdd(conf: BridgeConfig, ipam: Result | undefined): AddPlan {
 
   const hasV4 = ips.some((ip) => familyOf(ip.address) === 4);
   const hasV6 = ips.some((ip) => familyOf(ip.address) === 6);
-  const masq: MasqEntry[] = conf.ipMasq ? ips.map((ip) => ({ address: addressOf(ip.address), subnet: networkOf(ip.address) })) : [];
+  const masq: MasqEntry[] = conf.ipMasq ? ips.map((ip) => ({ address: addressText(ip.address), subnet: networkText(ip.address) })) : [];
 
   return {
     ips,

@@ -17,7 +17,7 @@ import { containerNames } from './dns/config';
 import { mergeResultDns } from './dns/render';
 import { checkNames, gcNames } from './dns/service';
 import { leaveIsolationIfEmpty } from './isolation';
-import { addressOf, networkOf, sameAddress } from './ipnet';
+import { addressText, networkText, sameIP } from '../../lib/ip';
 import { needsVlanFiltering, planAdd, planVlans, requireAddresses } from './plan';
 import { buildResult } from './result';
 import { listRecords, readRecord, removeRecord, writeRecord, type AttachmentRecord } from './state';
@@ -93,7 +93,7 @@ async function add(inv: Invocation): Promise<Result> {
       });
       // Name resolution: the gateways become the container's nameservers, the network's domain its search domain.
       const dns = conf.nameResolution
-        ? mergeResultDns(conf.dns ?? ipam?.dns, plan.bridgeAddresses.map((b) => addressOf(b.cidr)), conf.nameResolution.domain)
+        ? mergeResultDns(conf.dns ?? ipam?.dns, plan.bridgeAddresses.map((b) => addressText(b.cidr)), conf.nameResolution.domain)
         : conf.dns;
       return buildResult({ cniVersion: conf.cniVersion, netnsPath: inv.env.netns!, att, plan, dns, ipamDns: ipam?.dns });
     }, (e) => inv.log?.warn(`rollback: ${describeRollbackErrors([e])}`));
@@ -112,7 +112,7 @@ async function fallbackMasq(inv: Invocation, conf: BridgeConfig): Promise<string
   const prev = inv.conf.prevResult?.ips?.map((ip) => ip.address) ?? [];
   const cidrs = prev.length ? prev : await containerAddresses(inv.env.netns, inv.env.ifname!);
   return cidrs
-    .map((c) => ({ address: addressOf(c), subnet: networkOf(c) }))
+    .map((c) => ({ address: addressText(c), subnet: networkText(c) }))
     .filter((e) => {
       try { return hasMasq(owner, e); } catch { return false; }
     })
@@ -177,12 +177,12 @@ async function check(inv: Invocation): Promise<void> {
       for (const ip of prev.ips ?? []) {
         if (ip.interface !== undefined && ip.interface !== ctrIdx) continue;
         const [a, len] = ip.address.split('/');
-        if (!have.some((x) => sameAddress(x.ip, a) && String(x.prefix) === len)) throw checkFail(`address ${ip.address} is missing on "${ifname}"`);
+        if (!have.some((x) => sameIP(x.ip, a) && String(x.prefix) === len)) throw checkFail(`address ${ip.address} is missing on "${ifname}"`);
       }
       const routes = [...(await ctr.listRoutes({ family: 4 })), ...(await ctr.listRoutes({ family: 6 }))];
       for (const r of prev.routes ?? []) {
-        const dst = networkOf(r.dst);
-        const found = routes.some((x) => networkOf(x.dst) === dst && (!r.gw || (x.gw !== undefined && sameAddress(x.gw, r.gw))));
+        const dst = networkText(r.dst);
+        const found = routes.some((x) => networkText(x.dst) === dst && (!r.gw || (x.gw !== undefined && sameIP(x.gw, r.gw))));
         if (!found) throw checkFail(`route ${r.dst}${r.gw ? ` via ${r.gw}` : ''} is missing in the container`);
       }
     } finally {
@@ -202,7 +202,7 @@ async function check(inv: Invocation): Promise<void> {
   if (conf.ipMasq) {
     const owner = { network: conf.name, containerId: inv.env.containerId!, ifname };
     for (const ip of prev.ips ?? []) {
-      const entry: MasqEntry = { address: addressOf(ip.address), subnet: networkOf(ip.address) };
+      const entry: MasqEntry = { address: addressText(ip.address), subnet: networkText(ip.address) };
       if (!hasMasq(owner, entry)) throw checkFail(`masquerade for ${entry.address} is missing`);
     }
   }

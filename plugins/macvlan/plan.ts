@@ -4,7 +4,7 @@
 
 import { CniError, ErrorCode } from '../../lib/cni/errors';
 import type { IpConfig, Result, Route } from '../../lib/cni/types';
-import { bytesToIp, ipFamily, ipToBytes, networkOf, parseCidr } from '../../lib/netlink/addr';
+import { canonicalCidr, canonicalIP, familyOf, networkText } from '../../lib/ip';
 import type { MacvlanConfig, MacvlanMode } from './config';
 
 /** The MTU to create the macvlan with: 0 means the parent's; more than the parent's is refused. */
@@ -22,20 +22,9 @@ export function defaultRouteInterface(routes: ReadonlyArray<{ dst: string; oif?:
   return def?.oif;
 }
 
-/** The canonical text of a CIDR's network ("10.1.0.0/16"), for comparisons. */
+/** The canonical text of a route destination's network ("10.1.0.0/16"; "default" is 0.0.0.0/0), for comparisons. */
 export function canonicalNetwork(cidr: string): string {
-  const c = parseCidr(cidr === 'default' ? '0.0.0.0/0' : cidr);
-  return `${bytesToIp(networkOf(c))}/${c.prefix}`;
-}
-
-/** The canonical text of an address with its prefix ("fd00::5/64"). */
-export function canonicalAddress(cidr: string): string {
-  const c = parseCidr(cidr);
-  return `${canonicalIp(c.ip)}/${c.prefix}`;
-}
-
-function canonicalIp(ip: string): string {
-  return bytesToIp(ipToBytes(ip));
+  return networkText(cidr === 'default' ? '0.0.0.0/0' : cidr);
 }
 
 export interface InterfacePlan {
@@ -50,15 +39,15 @@ export function planInterface(ifname: string, ipam: Result | undefined): Interfa
   const ips = ipam?.ips ?? [];
   const gw: Partial<Record<4 | 6, string>> = {};
   for (const ip of ips) {
-    const fam = ipFamily(parseCidr(ip.address).ip);
+    const fam = familyOf(ip.address);
     if (ip.gateway && gw[fam] === undefined) gw[fam] = ip.gateway;
   }
   const routes = (ipam?.routes ?? []).map((r) => {
-    const fam = ipFamily(parseCidr(r.dst === 'default' ? '0.0.0.0/0' : r.dst).ip);
+    const fam = familyOf(r.dst === 'default' ? '0.0.0.0/0' : r.dst);
     return r.gw || !gw[fam] ? { ...r } : { ...r, gw: gw[fam] };
   });
   const sysctls = ips.length ? [{ path: `net/ipv4/conf/${ifname}/arp_notify`, value: '1' }] : [];
-  if (ips.some((ip) => ipFamily(parseCidr(ip.address).ip) === 6)) sysctls.push({ path: `net/ipv6/conf/${ifname}/ndisc_notify`, value: '1' });
+  if (ips.some((ip) => familyOf(ip.address) === 6)) sysctls.push({ path: `net/ipv6/conf/${ifname}/ndisc_notify`, value: '1' });
   return { addresses: ips.map((ip) => ip.address), routes, sysctls };
 }
 
@@ -107,11 +96,11 @@ export function checkProblems(e: ExpectedMacvlan, o: ObservedMacvlan): string[] 
   if (e.mac && o.mac.toLowerCase() !== e.mac.toLowerCase()) p.push(`${where} has MAC ${o.mac}, expected ${e.mac}`);
   if (o.parentIndex !== undefined && o.parentIndex !== e.parent.index) p.push(`${where} is not on master "${e.parent.name}" (parent #${o.parentIndex}, master is #${e.parent.index})`);
   if (e.configuredMtu > e.parent.mtu) p.push(`mtu ${e.configuredMtu} is larger than the MTU ${e.parent.mtu} of master "${e.parent.name}"`);
-  const have = new Set(o.addresses.map(canonicalAddress));
-  for (const a of e.addresses) if (!have.has(canonicalAddress(a))) p.push(`${where} lacks address ${a}`);
+  const have = new Set(o.addresses.map(canonicalCidr));
+  for (const a of e.addresses) if (!have.has(canonicalCidr(a))) p.push(`${where} lacks address ${a}`);
   for (const r of e.routes) {
     const dst = canonicalNetwork(r.dst);
-    const found = o.routes.some((x) => canonicalNetwork(x.dst) === dst && (!r.gw || (x.gw !== undefined && canonicalIp(x.gw) === canonicalIp(r.gw))));
+    const found = o.routes.some((x) => canonicalNetwork(x.dst) === dst && (!r.gw || (x.gw !== undefined && canonicalIP(x.gw) === canonicalIP(r.gw))));
     if (!found) p.push(`route ${r.dst}${r.gw ? ` via ${r.gw}` : ''} is missing on ${where}`);
   }
   return p;

@@ -23,9 +23,14 @@ function readPid(pidFile: string): number | undefined {
   }
 }
 
-/** Live (not a zombie) and started with this conf file: a recycled pid does not count. */
+/**
+ * Live (not a zombie), started with this conf file and in our network
+ * namespace: neither a recycled pid nor a daemon left in a namespace that was
+ * torn down without DEL (it would hold the pid file but serve nobody) counts.
+ */
 function isOurDaemon(pid: number, confFile: string): boolean {
   try {
+    if (fs.statSync(`/proc/${pid}/ns/net`).ino !== fs.statSync('/proc/self/ns/net').ino) return false;
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
     const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
     if (state === 'Z' || state === 'X') return false;
