@@ -7,11 +7,20 @@
 //     chain postrouting (nat hook)        two fixed rules: ip saddr vmap @masq4, ip6 saddr vmap @masq6
 //     chain masq-<h16(network,subnet)>    daddr in subnet → return; multicast → return; masquerade
 //
-// A container ADD is one transaction that re-states the fixed parts
-// (idempotent: add/flush/re-add) and adds its elements; a DEL deletes its
-// elements. Nothing grows per container except map elements (hash lookup),
-// and nothing ever lists the table on the ADD/DEL path. Element comments
-// carry hashes of the network and the attachment so GC can find strays.
+//     set ok-<mark> (empty)               one per (network, subnet): its name is a hash of
+//                                         the schema, the base and that chain
+//
+// A container ADD is one transaction of element operations only: it adds and
+// deletes a dummy element in the marker sets of its chains (ENOENT unless the
+// base and those chains were declared, by this schema; the sets stay empty,
+// so listings show no elements of ours after the last DEL) and adds its
+// elements. On
+// ENOENT the structure is declared (idempotent: add/flush/re-add) in the same
+// transaction as the elements, and retried once. A DEL deletes its elements.
+// Nothing grows per container except map elements (hash lookup); nothing
+// lists the table on the ADD/DEL path, and nft 1.0.6 fetches no set contents
+// for element operations (scripts/bench/nft.js). Element comments carry
+// hashes of the network and the attachment so GC can find strays.
 
 import { spawnSync } from 'child_process';
 import { createHash } from 'crypto';
@@ -19,6 +28,8 @@ import type { Netns } from '../netns';
 import { applyNft, NftError, nftJson } from './nft';
 
 export const MASQ_TABLE = 'node_cni_masq';
+/** Bump when the structure's meaning changes without its text changing. */
+export const MASQ_SCHEMA = 2;
 
 export interface MasqOwner {
   network: string;
@@ -97,15 +108,35 @@ function renderSubnetChain(t: string, network: string, subnet: string): string[]
   ];
 }
 
-/**
- * The ADD transaction. Each element is added, deleted and added again with
- * this owner's comment, so a stale element for the same address (a leaked
- * attachment) is replaced rather than left labelled with its old owner.
- */
-export function renderMasqAdd(owner: MasqOwner, entries: readonly MasqEntry[], table = MASQ_TABLE): string {
+/** Name of the (empty) set whose existence says: the base and this chain are declared, by this schema. */
+export function markerSet(network: string, subnet: string, table = MASQ_TABLE): string {
+  const text = [...renderBase(table), ...renderSubnetChain(table, network, subnet)].join('\n');
+  return `ok-${h(`${MASQ_SCHEMA}\0${text}`, 16)}`;
+}
+
+/** The base, this owner's subnet chains, and their marker sets (idempotent). */
+export function renderMasqDeclare(owner: MasqOwner, entries: readonly MasqEntry[], table = MASQ_TABLE): string {
   const lines = renderBase(table);
   const subnets = [...new Set(entries.map((e) => e.subnet))];
-  for (const s of subnets) lines.push(...renderSubnetChain(table, owner.network, s));
+  for (const s of subnets) {
+    lines.push(...renderSubnetChain(table, owner.network, s));
+    lines.push(`add set inet ${table} ${markerSet(owner.network, s, table)} { type mark; comment ${quote(`declared: network ${owner.network} subnet ${s}`.slice(0, 120))}; }`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+/**
+ * The steady-state ADD: element operations only. A dummy element is added to
+ * and deleted from each marker set (no change; ENOENT if not declared). Each element is
+ * added, deleted and added again with this owner's comment, so a stale
+ * element for the same address (a leaked attachment) is replaced rather than
+ * left labelled with its old owner.
+ */
+export function renderMasqAdd(owner: MasqOwner, entries: readonly MasqEntry[], table = MASQ_TABLE): string {
+  const lines: string[] = [];
+  for (const set of new Set(entries.map((e) => markerSet(owner.network, e.subnet, table)))) {
+    lines.push(`add element inet ${table} ${set} { 0x1 }`, `delete element inet ${table} ${set} { 0x1 }`);
+  }
   const comment = quote(elementComment(owner));
   for (const e of entries) {
     const chain = subnetChain(owner.network, e.subnet);
@@ -121,13 +152,21 @@ export function renderMasqDel(addresses: readonly string[], table = MASQ_TABLE):
   return addresses.map((a) => `delete element inet ${table} ${mapOf(a)} { ${a} }\n`).join('');
 }
 
-export function applyMasqAdd(owner: MasqOwner, entries: readonly MasqEntry[], opts: MasqOptions = {}): void {
-  if (entries.length === 0) return;
-  applyNft(renderMasqAdd(owner, entries, opts.table), opts.netns);
-}
-
 function isMissing(err: unknown): boolean {
   return err instanceof NftError && /No such file or directory|does not exist/.test(err.stderr);
+}
+
+/** One transaction of element operations; declares the structure (same transaction) only when it is missing. */
+export function applyMasqAdd(owner: MasqOwner, entries: readonly MasqEntry[], opts: MasqOptions = {}): void {
+  if (entries.length === 0) return;
+  const elements = renderMasqAdd(owner, entries, opts.table);
+  try {
+    applyNft(elements, opts.netns);
+    return;
+  } catch (err) {
+    if (!isMissing(err)) throw err;
+  }
+  applyNft(renderMasqDeclare(owner, entries, opts.table) + elements, opts.netns);
 }
 
 /**

@@ -12,12 +12,25 @@
 //   N_hairpin4/6      (containerIP . containerIP): masquerade a container reaching itself
 //   N_dnat            the four map lookups, behind the network's conditions
 //   N_prerouting/N_output/N_postrouting   base chains of that network
+//   N_declared        one element: the structure mark of what was last declared
 // Per packet: a constant number of hash lookups per network; per ADD: one
 // transaction whose size depends only on this container's mappings.
+//
+// Declared once, not per ADD: the steady-state ADD is element operations only
+// (renderPublish): it deletes and re-adds the network's structure mark, which
+// fails with ENOENT when the structure is missing (new network, flushed
+// ruleset, new namespace) or was declared from another config/schema; the
+// caller then sends renderSkeleton + the same elements (renderDeclareAndPublish).
+// The mark lives in the kernel, so it is right per network namespace and
+// survives nothing the structure does not survive. nft 1.0.6 fetches no set
+// contents for add/create/delete element (scripts/bench/nft.js), so the cost
+// does not grow with the elements already published.
 
 import { createHash } from 'crypto';
 
 export const PORTMAP_TABLE = 'cni_portmap';
+/** Bump when the structure's meaning changes without its text changing. */
+export const PORTMAP_SCHEMA = 2;
 export type Family = 4 | 6;
 
 export interface PortmapNetwork {
@@ -82,8 +95,31 @@ const anyAddr = (f: Family): string => (f === 4 ? '0.0.0.0' : '::');
 const ipKw = (f: Family): string => (f === 4 ? 'ip' : 'ip6');
 const addrType = (f: Family): string => (f === 4 ? 'ipv4_addr' : 'ipv6_addr');
 
-/** The table, the claim maps and the network's maps, sets and chains; idempotent (rules are flushed and rewritten). */
+/** The table, the claim maps and the network's maps, sets and chains; idempotent (rules are flushed and rewritten), ends by recording its mark. */
 export function renderSkeleton(net: PortmapNetwork, table = PORTMAP_TABLE): string {
+  const n = networkPrefix(net.name);
+  const t = `inet ${table}`;
+  const structure = renderStructure(net, table);
+  return (
+    structure +
+    `add set ${t} ${n}_declared { type mark; comment "structure mark of this network"; }\n` +
+    `flush set ${t} ${n}_declared\n` +
+    `add element ${t} ${n}_declared { ${structureMark(structure)} }\n`
+  );
+}
+
+/** 32 bits of the structure's text and schema: what the steady-state ADD checks is in place. */
+export function structureMark(structureText: string): string {
+  const h = createHash('sha256').update(`${PORTMAP_SCHEMA}\0${structureText}`).digest();
+  return `0x${((h.readUInt32BE(0) | 0x80000000) >>> 0).toString(16)}`;
+}
+
+/** The mark renderSkeleton records for this network. */
+export function networkStructureMark(net: PortmapNetwork, table = PORTMAP_TABLE): string {
+  return structureMark(renderStructure(net, table));
+}
+
+function renderStructure(net: PortmapNetwork, table: string): string {
   const t = `inet ${table}`;
   const n = networkPrefix(net.name);
   const out: string[] = [`add table ${t} { comment "node-cni-plugins portmap: published container ports"; }`];
@@ -165,6 +201,22 @@ function groupBySet(ops: readonly ElementOp[]): Map<string, ElementOp[]> {
 
 const elem = (op: ElementOp, withComment: boolean): string =>
   `${op.key}${withComment && op.comment ? ` comment "${op.comment}"` : ''}${op.value !== undefined ? ` : ${op.value}` : ''}`;
+
+/**
+ * The steady-state ADD: element operations only. The first two lines fail
+ * with ENOENT unless this network's structure, as this config renders it, is
+ * in place (then declare with renderDeclareAndPublish); they change nothing.
+ */
+export function renderPublish(net: PortmapNetwork, ops: readonly ElementOp[], table = PORTMAP_TABLE): string {
+  const set = `inet ${table} ${networkPrefix(net.name)}_declared`;
+  const mark = networkStructureMark(net, table);
+  return `delete element ${set} { ${mark} }\nadd element ${set} { ${mark} }\n` + renderAddElements(ops, table);
+}
+
+/** First ADD of a network (or after a config change): declare the structure and publish, one transaction. */
+export function renderDeclareAndPublish(net: PortmapNetwork, ops: readonly ElementOp[], table = PORTMAP_TABLE): string {
+  return renderSkeleton(net, table) + renderAddElements(ops, table);
+}
 
 /** Publish: claims and DNAT entries are created (fail if present), the shared-by-key sets are added. */
 export function renderAddElements(ops: readonly ElementOp[], table = PORTMAP_TABLE): string {

@@ -12,10 +12,10 @@ import {
   PORTMAP_TABLE,
   PortmapEntry,
   PortmapNetwork,
-  renderAddElements,
+  renderDeclareAndPublish,
   renderGetElements,
+  renderPublish,
   renderRemoveElements,
-  renderSkeleton,
 } from '../../lib/firewall/portmap';
 
 function nft(args: string[]): { status: number | null; stdout: string; stderr: string } {
@@ -42,18 +42,35 @@ function explainConflict(ops: readonly ElementOp[], err: NftError, table: string
   return new CniError(ErrorCode.InvalidConfig, 'portmap: a requested host port is already published', err.stderr.trim());
 }
 
-/** Ensure the table and this network's chains, and publish the elements, in one transaction. */
+const MISSING = /No such file or directory|does not exist/;
+
+/**
+ * Publish the elements in one transaction. Steady state: element operations
+ * only (renderPublish). If the network's structure is missing or was declared
+ * from another config (ENOENT), declare it and publish in one transaction.
+ * A claim someone else holds fails either transaction atomically (EEXIST).
+ */
 export function publish(net: PortmapNetwork, ops: readonly ElementOp[], table = PORTMAP_TABLE): void {
-  const script = renderSkeleton(net, table) + renderAddElements(ops, table);
   try {
-    applyNft(script);
+    applyNft(renderPublish(net, ops, table));
+    return;
   } catch (err) {
-    if (err instanceof NftError && /File exists/.test(err.stderr)) throw explainConflict(ops, err, table);
-    throw new CniError(ErrorCode.IoFailure, `portmap: ${(err as Error).message}`);
+    if (!(err instanceof NftError)) throw new CniError(ErrorCode.IoFailure, `portmap: ${(err as Error).message}`);
+    if (!MISSING.test(err.stderr)) throw failure(ops, err, table);
+  }
+  try {
+    applyNft(renderDeclareAndPublish(net, ops, table));
+  } catch (err) {
+    throw failure(ops, err, table);
   }
 }
 
-const ALREADY_GONE = /No such file or directory|does not exist/;
+function failure(ops: readonly ElementOp[], err: unknown, table: string): CniError {
+  if (err instanceof NftError && /File exists/.test(err.stderr)) return explainConflict(ops, err, table);
+  return new CniError(ErrorCode.IoFailure, `portmap: ${(err as Error).message}`);
+}
+
+const ALREADY_GONE = MISSING;
 
 /**
  * Remove an attachment's elements. One transaction normally; if it fails

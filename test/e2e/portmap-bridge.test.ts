@@ -5,6 +5,9 @@ import * as path from 'path';
 import { DIST_BIN, Sandbox, sh } from '../helpers/sandbox';
 import { buildTopology, eventually, fetchFrom, HOST_ADDR4, nftTable, runPortmap, startHttpd, startUdpEcho, Topology, udpAsk } from './portmap-helpers';
 
+/** The table without its per-network structure-mark sets (one element each, kept after the last DEL). */
+const withoutStructureMarks = (table: string): string => table.replace(/set n_[0-9a-f]+_declared \{[^}]*\}/g, '');
+
 jest.setTimeout(180000);
 
 beforeAll(() => {
@@ -97,6 +100,6 @@ describe('conflist [bridge, portmap]', () => {
     expect(nftTable(sb, topo.host)).not.toMatch(/pb-ctr-a|pb-ctr-c/);
     delNetwork('pb-ctr-b', b, v, rb);
     expect(fetchFrom(sb, topo.other, HOST_ADDR4, 8081)).toBeUndefined();
-    expect(nftTable(sb, topo.host)).not.toMatch(/elements/);
+    expect(withoutStructureMarks(nftTable(sb, topo.host))).not.toMatch(/elements/);
   });
 });

@@ -1,13 +1,14 @@
-import { attachmentTag, elementComment, networkTag, renderMasqAdd, renderMasqDel, subnetChain } from '../../lib/firewall/masquerade';
+import { attachmentTag, elementComment, networkTag, renderMasqAdd, renderMasqDeclare, renderMasqDel, markerSet, subnetChain } from '../../lib/firewall/masquerade';
 
 const owner = { network: 'net1', containerId: 'c0ffee', ifname: 'eth0' };
 
 describe('masquerade rendering', () => {
-  it('renders one ADD transaction: fixed base, one chain per (network, subnet), one element per address', () => {
+  it('renders the declaration: fixed base, one chain and one (empty) marker set per (network, subnet)', () => {
     const c4 = subnetChain('net1', '10.1.0.0/24');
     const c6 = subnetChain('net1', 'fd00:1::/64');
-    const cm = `"${elementComment(owner)}"`;
-    expect(renderMasqAdd(owner, [{ address: '10.1.0.5', subnet: '10.1.0.0/24' }, { address: 'fd00:1::5', subnet: 'fd00:1::/64' }])).toBe(
+    const m4 = markerSet('net1', '10.1.0.0/24');
+    const m6 = markerSet('net1', 'fd00:1::/64');
+    expect(renderMasqDeclare(owner, [{ address: '10.1.0.5', subnet: '10.1.0.0/24' }, { address: 'fd00:1::5', subnet: 'fd00:1::/64' }])).toBe(
       [
         'add table inet node_cni_masq { comment "masquerade for node-cni-plugins bridge networks"; }',
         'add chain inet node_cni_masq postrouting { type nat hook postrouting priority srcnat; policy accept; }',
@@ -21,11 +22,31 @@ describe('masquerade rendering', () => {
         `add rule inet node_cni_masq ${c4} ip daddr 10.1.0.0/24 return`,
         `add rule inet node_cni_masq ${c4} ip daddr 224.0.0.0/4 return`,
         `add rule inet node_cni_masq ${c4} masquerade`,
+        `add set inet node_cni_masq ${m4} { type mark; comment "declared: network net1 subnet 10.1.0.0/24"; }`,
         `add chain inet node_cni_masq ${c6} { comment "network net1 subnet fd00:1::/64"; }`,
         `flush chain inet node_cni_masq ${c6}`,
         `add rule inet node_cni_masq ${c6} ip6 daddr fd00:1::/64 return`,
         `add rule inet node_cni_masq ${c6} ip6 daddr ff00::/8 return`,
         `add rule inet node_cni_masq ${c6} masquerade`,
+        `add set inet node_cni_masq ${m6} { type mark; comment "declared: network net1 subnet fd00:1::/64"; }`,
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('renders the steady-state ADD as element operations only: the marker check, then one element per address', () => {
+    const c4 = subnetChain('net1', '10.1.0.0/24');
+    const c6 = subnetChain('net1', 'fd00:1::/64');
+    const m4 = markerSet('net1', '10.1.0.0/24');
+    const m6 = markerSet('net1', 'fd00:1::/64');
+    const cm = `"${elementComment(owner)}"`;
+    const script = renderMasqAdd(owner, [{ address: '10.1.0.5', subnet: '10.1.0.0/24' }, { address: 'fd00:1::5', subnet: 'fd00:1::/64' }]);
+    expect(script).toBe(
+      [
+        `add element inet node_cni_masq ${m4} { 0x1 }`,
+        `delete element inet node_cni_masq ${m4} { 0x1 }`,
+        `add element inet node_cni_masq ${m6} { 0x1 }`,
+        `delete element inet node_cni_masq ${m6} { 0x1 }`,
         `add element inet node_cni_masq masq4 { 10.1.0.5 : jump ${c4} }`,
         'delete element inet node_cni_masq masq4 { 10.1.0.5 }',
         `add element inet node_cni_masq masq4 { 10.1.0.5 comment ${cm} : jump ${c4} }`,
@@ -35,6 +56,17 @@ describe('masquerade rendering', () => {
         '',
       ].join('\n'),
     );
+    for (const line of script.trim().split('\n')) {
+      expect(line).toMatch(/^(add|delete) element /);
+      expect(line).not.toMatch(/^(add|create|delete|flush) (table|chain|map|set|rule)\b|^(list|reset)\b/);
+    }
+  });
+
+  it('marker sets differ per (network, subnet) and table, and are stable', () => {
+    const marks = new Set([markerSet('net1', '10.1.0.0/24'), markerSet('net2', '10.1.0.0/24'), markerSet('net1', '10.2.0.0/24'), markerSet('net1', '10.1.0.0/24', 't')]);
+    expect(marks.size).toBe(4);
+    expect(markerSet('net1', '10.1.0.0/24')).toBe(markerSet('net1', '10.1.0.0/24'));
+    expect(markerSet('net1', '10.1.0.0/24')).toMatch(/^ok-[0-9a-f]{16}$/);
   });
 
   it('the ADD text does not depend on how many containers exist (only on this one)', () => {

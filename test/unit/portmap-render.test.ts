@@ -1,4 +1,18 @@
-import { ownerComment, ownerMark, parseOwnerComment, planElements, renderAddElements, renderGetElements, renderRemoveElements, renderSkeleton, type PortmapAttachment } from '../../lib/firewall/portmap';
+import {
+  networkStructureMark,
+  ownerComment,
+  ownerMark,
+  parseOwnerComment,
+  planElements,
+  renderAddElements,
+  renderDeclareAndPublish,
+  renderGetElements,
+  renderPublish,
+  renderRemoveElements,
+  renderSkeleton,
+  type PortmapAttachment,
+  type PortmapNetwork,
+} from '../../lib/firewall/portmap';
 
 const att: PortmapAttachment = {
   network: 'net1',
@@ -39,7 +53,15 @@ flush chain inet cni_portmap n_6c270ef2f251_postrouting
 add rule inet cni_portmap n_6c270ef2f251_postrouting ct status dnat ip saddr . ip daddr @n_6c270ef2f251_hairpin4 masquerade
 add rule inet cni_portmap n_6c270ef2f251_postrouting ip saddr 127.0.0.0/8 ct status dnat ip daddr . meta l4proto . th dport @n_6c270ef2f251_targets4 masquerade
 add rule inet cni_portmap n_6c270ef2f251_postrouting ct status dnat ip6 saddr . ip6 daddr @n_6c270ef2f251_hairpin6 masquerade
+add set inet cni_portmap n_6c270ef2f251_declared { type mark; comment "structure mark of this network"; }
+flush set inet cni_portmap n_6c270ef2f251_declared
+add element inet cni_portmap n_6c270ef2f251_declared { 0xcbb6bd47 }
 `;
+
+const net1: PortmapNetwork = { name: 'net1', snat: true, masqAll: false, conditionsV4: ['iifname != "eth9"'], conditionsV6: [] };
+
+/** Any line that declares or rewrites structure (as opposed to an element operation). */
+const STRUCTURE = /^(add|create|delete|flush) (table|chain|map|set|rule)\b|^(insert|replace) rule\b|^(list|reset)\b/;
 
 const GOLDEN_ADD = `create element inet cni_portmap claims4 { 0.0.0.0 . tcp . 8080 comment "net1/abc/eth0" : 0xc23805bb, 192.0.2.10 . udp . 53 comment "net1/abc/eth0" : 0xc23805bb }
 create element inet cni_portmap n_6c270ef2f251_any4 { tcp . 8080 comment "net1/abc/eth0" : 10.88.0.5 . 80 }
@@ -74,7 +96,38 @@ delete element inet cni_portmap n_6c270ef2f251_hairpin6 { fd00::5 . fd00::5 }
 
 describe('portmap nft rendering (golden text)', () => {
   it('renders the table, claims and the per-network maps and chains', () => {
-    expect(renderSkeleton({ name: 'net1', snat: true, masqAll: false, conditionsV4: ['iifname != "eth9"'], conditionsV6: [] })).toBe(GOLDEN_SKELETON);
+    expect(renderSkeleton(net1)).toBe(GOLDEN_SKELETON);
+  });
+
+  it('the steady-state ADD is element operations only: the structure-mark check, then the elements', () => {
+    const script = renderPublish(net1, planElements(att));
+    expect(script).toBe(
+      'delete element inet cni_portmap n_6c270ef2f251_declared { 0xcbb6bd47 }\n' +
+      'add element inet cni_portmap n_6c270ef2f251_declared { 0xcbb6bd47 }\n' +
+      GOLDEN_ADD,
+    );
+    for (const line of script.trim().split('\n')) {
+      expect(line).toMatch(/^(add|create|delete) element /);
+      expect(line).not.toMatch(STRUCTURE);
+    }
+  });
+
+  it('the declaring ADD is the skeleton (which records the mark the steady ADD checks) plus the same elements', () => {
+    expect(renderDeclareAndPublish(net1, planElements(att))).toBe(GOLDEN_SKELETON + GOLDEN_ADD);
+    expect(GOLDEN_SKELETON).toContain(`{ ${networkStructureMark(net1)} }`);
+  });
+
+  it('a config or schema change changes the structure mark, so the next ADD re-declares', () => {
+    const marks = new Set([
+      networkStructureMark(net1),
+      networkStructureMark({ ...net1, conditionsV4: [] }),
+      networkStructureMark({ ...net1, masqAll: true }),
+      networkStructureMark({ ...net1, snat: false }),
+      networkStructureMark({ ...net1, name: 'net2' }),
+      networkStructureMark(net1, 'other_table'),
+    ]);
+    expect(marks.size).toBe(6);
+    expect(networkStructureMark(net1)).toBe(networkStructureMark({ ...net1 }));
   });
 
   it('creates claims and DNAT entries exclusively, and adds the masquerade keys', () => {
@@ -97,8 +150,12 @@ describe('portmap nft rendering (golden text)', () => {
   });
 
   it('the ADD transaction does not grow with other containers: its size depends only on this one', () => {
-    const one = renderAddElements(planElements({ ...att, containerID: 'other' }));
-    expect(one.split('\n').length).toBe(GOLDEN_ADD.split('\n').length);
+    const one = renderPublish(net1, planElements({ ...att, containerID: 'other' }));
+    expect(one.split('\n').length).toBe(renderPublish(net1, planElements(att)).split('\n').length);
+  });
+
+  it('DEL is element operations only', () => {
+    for (const line of GOLDEN_REMOVE.trim().split('\n')) expect(line).toMatch(/^(add|delete) element /);
   });
 
   it('deduplicates elements shared by two mappings of one container', () => {
