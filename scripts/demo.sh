@@ -34,11 +34,10 @@ cleanup() {
   [ -n "$HTTPD_PID" ] && kill "$HTTPD_PID" 2>/dev/null
   for ns in "$WEB" "$CLIENT" "$APP" "$DB" "$NONE"; do
     [ -e "/run/netns/$ns" ] || continue
-    for net in docker0 backend none; do
-      [ -e "$CNI_CACHE_DIR/results/$net-$ns-eth0" ] && cnictl del "$net" "/run/netns/$ns" >/dev/null 2>&1
-    done
+    for net in docker0 backend none; do cnictl del "$net" "/run/netns/$ns" >/dev/null 2>&1; done
     ip netns del "$ns" 2>/dev/null
   done
+  rm -rf "/etc/netns/$APP"
   ip netns pids "$OUTSIDE" 2>/dev/null | xargs -r kill 2>/dev/null
   ip netns del "$OUTSIDE" 2>/dev/null
   ip netns del "$HOST" 2>/dev/null
@@ -119,7 +118,9 @@ CAP_ARGS='{"aliases":["app"]}' run_quiet cnictl add backend "/run/netns/$APP"
 run ip -n "$APP" -br addr show eth0
 say "app finds db by name (the DNS server is the network's gateway, as the result's dns says):"
 run ip netns exec "$APP" busybox nslookup db 10.18.0.1
-run ip netns exec "$APP" ping -c 1 -W 1 db.backend.internal
+say "a runtime writes the result's dns into the container's resolv.conf; ip netns exec reads /etc/netns/<ns>/resolv.conf:"
+mkdir -p "/etc/netns/$APP"; printf 'nameserver 10.18.0.1\nsearch backend.internal\n' > "/etc/netns/$APP/resolv.conf"
+run ip netns exec "$APP" ping -c 1 -W 1 db
 say "but the web container on docker0 is another network: isolated, the ping is dropped:"
 if ip netns exec "$APP" ping -c 1 -W 1 "$WEB_IP" >/dev/null 2>&1; then echo "   !! backend reached docker0"; exit 1; else say "ping $WEB_IP: no answer (dropped by the isolation rule)"; fi
 say "while the outside world is still reachable (masqueraded):"
