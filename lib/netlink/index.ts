@@ -6,7 +6,7 @@ export * from './types';
 export {
   buildVethRequest, buildBridgeRequest, buildMacvlanRequest, buildVxlanRequest, buildVlanRequest,
   buildSetLinkRequest, buildBridgePortFlagsRequest, buildAddressRequest, buildRouteRequest,
-  buildNeighbourRequest, buildFdbRequest, checkIfname, MACVLAN_MODES,
+  buildNeighbourRequest, buildFdbRequest, buildBridgeVlanRequest, checkIfname, MACVLAN_MODES,
 } from './requests';
 export { parseCidr, ipFamily, ipToBytes, bytesToIp, macToBytes, bytesToMac } from './addr';
-export { RT_SCOPE, RT_TABLE, IFF_UP, IFF_LOOPBACK, IFA_F, NUD, NTF } from './wire';
+export { RT_SCOPE, RT_TABLE, RTNH_F, IFF_UP, IFF_LOOPBACK, IFF_PROMISC, IFA_F, NUD, NTF } from './wire';

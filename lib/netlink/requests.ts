@@ -3,10 +3,11 @@
 // kernel without the module).
 import { broadcastOf, macToBytes, networkOf, parseCidr, afOf, ipToBytes, ipFamily } from './addr';
 import { NetlinkError } from './errors';
-import type { BridgePortFlags, MacvlanMode } from './types';
+import type { BridgePortFlags, BridgeVlan, MacvlanMode } from './types';
 import {
-  AF, Attr, ETH_P_8021Q, IFA, IFA_F, IFF_UP, IFLA, IFLA_BR, IFLA_BRPORT, IFLA_INFO, IFLA_MACVLAN, IFLA_VLAN, IFLA_VXLAN,
-  NDA, NLM_F, NlRequest, NTF, NUD, RTA, RTAX_ADVMSS, RTAX_MTU, RTM, RTN_UNICAST, RTPROT_BOOT, RT_SCOPE, RT_TABLE,
+  AF, Attr, BRIDGE_FLAGS_MASTER, BRIDGE_VLAN_INFO, ETH_P_8021Q, IFA, IFA_F, IFF_PROMISC, IFF_UP, IFLA, IFLA_BR, IFLA_BRIDGE, IFLA_BRPORT,
+  IFLA_INFO, IFLA_MACVLAN, IFLA_VLAN, IFLA_VXLAN, NDA, NLM_F, NlRequest, NTF, NUD, RTA, RTAX_ADVMSS, RTAX_MTU, RTEXT_FILTER_BRVLAN, RTM,
+  RTN_UNICAST, RTNH_F, RTPROT_BOOT, RT_SCOPE, RT_TABLE,
   VETH_INFO_PEER, encodeAttrs, ifaddrmsg, ifinfomsg, ndmsg, rtmsg, str, u16, u16be, u32, u8,
 } from './wire';
 
@@ -89,6 +90,8 @@ export function buildVlanRequest(o: { name: string; parentIndex: number; vlanId:
 
 export interface LinkChange {
   up?: boolean;
+  /** IFF_PROMISC, like `ip link set promisc on|off`. */
+  promisc?: boolean;
   mtu?: number;
   mac?: string;
   name?: string;
@@ -104,7 +107,12 @@ export function buildSetLinkRequest(index: number, c: LinkChange): NlRequest {
   if (c.mac !== undefined) a.push({ type: IFLA.ADDRESS, data: macToBytes(c.mac) });
   if (c.master !== undefined) a.push({ type: IFLA.MASTER, data: u32(c.master) });
   if (c.netnsFd !== undefined) a.push({ type: IFLA.NET_NS_FD, data: u32(c.netnsFd) });
-  const hdr = c.up === undefined ? ifinfomsg({ index }) : ifinfomsg({ index, flags: c.up ? IFF_UP : 0, change: IFF_UP });
+  // ifi_change names the flags this request sets; the others stay as they are.
+  let flags = 0;
+  let change = 0;
+  if (c.up !== undefined) { change |= IFF_UP; if (c.up) flags |= IFF_UP; }
+  if (c.promisc !== undefined) { change |= IFF_PROMISC; if (c.promisc) flags |= IFF_PROMISC; }
+  const hdr = ifinfomsg({ index, flags, change });
   return { type: RTM.SETLINK, flags: 0, data: Buffer.concat([hdr, encodeAttrs(a)]) };
 }
 
@@ -132,6 +140,30 @@ export function buildBridgePortFlagsRequest(index: number, f: BridgePortFlags): 
   return { type: RTM.SETLINK, flags: 0, data: Buffer.concat([ifinfomsg({ family: AF.BRIDGE, index }), attrs]) };
 }
 
+/**
+ * A VLAN on a bridge port: RTM_SETLINK (add) or RTM_DELLINK (del) with family
+ * AF_BRIDGE and IFLA_AF_SPEC { IFLA_BRIDGE_FLAGS = MASTER, IFLA_BRIDGE_VLAN_INFO },
+ * which is what `bridge vlan add|del ... master` sends. Needs a bridge with
+ * vlan_filtering (a kernel without CONFIG_BRIDGE_VLAN_FILTERING refuses it).
+ */
+export function buildBridgeVlanRequest(op: 'add' | 'del', index: number, v: BridgeVlan): NlRequest {
+  if (!Number.isInteger(v.vid) || v.vid < 1 || v.vid > 4094) throw new NetlinkError('ERANGE', `bridge VLAN ${v.vid} is out of range 1-4094`);
+  const info = Buffer.alloc(4);
+  info.writeUInt16LE((v.pvid ? BRIDGE_VLAN_INFO.PVID : 0) | (v.untagged ? BRIDGE_VLAN_INFO.UNTAGGED : 0), 0);
+  info.writeUInt16LE(v.vid, 2);
+  const attrs = encodeAttrs([{ type: IFLA.AF_SPEC, children: [
+    { type: IFLA_BRIDGE.FLAGS, data: u16(BRIDGE_FLAGS_MASTER) },
+    { type: IFLA_BRIDGE.VLAN_INFO, data: info },
+  ] }]);
+  return { type: op === 'add' ? RTM.SETLINK : RTM.DELLINK, flags: 0, data: Buffer.concat([ifinfomsg({ family: AF.BRIDGE, index }), attrs]) };
+}
+
+/** Dump the bridge ports with their VLANs (`bridge vlan show`): AF_BRIDGE link dump with IFLA_EXT_MASK = RTEXT_FILTER_BRVLAN. */
+export function buildBridgeVlanDumpRequest(): NlRequest {
+  const attrs = encodeAttrs([{ type: IFLA.EXT_MASK, data: u32(RTEXT_FILTER_BRVLAN) }]);
+  return { type: RTM.GETLINK, flags: NLM_F.DUMP, data: Buffer.concat([ifinfomsg({ family: AF.BRIDGE }), attrs]) };
+}
+
 export function buildAddressRequest(op: 'add' | 'del', index: number, cidr: string, o: { nodad?: boolean; noprefixroute?: boolean; scope?: number } = {}): NlRequest {
   const c = parseCidr(cidr);
   const addr = ipToBytes(c.ip);
@@ -156,6 +188,7 @@ export interface RouteRequest {
   mtu?: number;
   advmss?: number;
   src?: string;
+  onlink?: boolean;
 }
 
 export function normaliseDst(dst: string, gw?: string): string {
@@ -181,7 +214,7 @@ export function buildRouteRequest(op: 'add' | 'del' | 'replace', r: RouteRequest
   if (metrics.length) a.push({ type: RTA.METRICS, children: metrics });
   const hdr = rtmsg({
     family: afOf(dst.family), dstLen: dst.prefix, table, protocol: op === 'del' ? 0 : RTPROT_BOOT,
-    scope: op === 'del' ? RT_SCOPE.NOWHERE : scope, type: RTN_UNICAST,
+    scope: op === 'del' ? RT_SCOPE.NOWHERE : scope, type: RTN_UNICAST, flags: r.onlink ? RTNH_F.ONLINK : 0,
   });
   const flags = op === 'add' ? CREATE_EXCL : op === 'replace' ? NLM_F.CREATE | NLM_F.REPLACE : 0;
   return { type: op === 'del' ? RTM.DELROUTE : RTM.NEWROUTE, flags, data: Buffer.concat([hdr, encodeAttrs(a)]) };

@@ -21,16 +21,17 @@ import { Netns } from '../netns';
 import { bytesToIp, bytesToMac, ipFamily, parseCidr, type Family } from './addr';
 import { NetlinkError, errnoName, isExists, isNotFound, kernelError, toNetlinkError } from './errors';
 import {
-  buildAddressRequest, buildBridgePortFlagsRequest, buildBridgeRequest, buildDeleteLinkRequest, buildDumpRequest,
+  buildAddressRequest, buildBridgePortFlagsRequest, buildBridgeRequest, buildBridgeVlanDumpRequest, buildBridgeVlanRequest, buildDeleteLinkRequest, buildDumpRequest,
   buildFdbRequest, buildGetLinkRequest, buildMacvlanRequest, buildNeighbourRequest, buildRouteRequest, buildSetLinkRequest,
-  buildVethRequest, buildVlanRequest, buildVxlanRequest, LinkChange, normaliseDst,
+  buildVethRequest, buildVlanRequest, buildVxlanRequest, LinkChange, MACVLAN_MODES, normaliseDst,
 } from './requests';
 import type {
-  Address, AddressOptions, BridgeOptions, BridgePortFlags, FdbEntry, Link, LinkRef, MacvlanOptions, Neighbour, NetnsRef,
+  Address, AddressOptions, BridgeOptions, BridgePortFlags, BridgeVlan, FdbEntry, MacvlanMode, Link, LinkRef, MacvlanOptions, Neighbour, NetnsRef,
   Route, RouteFilter, RouteSpec, VethOptions, VlanOptions, VxlanOptions,
 } from './types';
 import {
-  AF, IFA, IFADDRMSG_LEN, IFF_UP, IFINFOMSG_LEN, IFLA, IFLA_BRPORT, IFLA_INFO, IF_OPER_UP, NDA, NDMSG_LEN, NLM_F, NlRequest,
+  AF, BRIDGE_VLAN_INFO, IFA, IFADDRMSG_LEN, IFF_UP, IFINFOMSG_LEN, IFLA, IFLA_BRIDGE, IFLA_BRPORT, IFLA_INFO, IFLA_MACVLAN, IF_OPER_UP, NDA,
+  NDMSG_LEN, NLM_F, NlRequest,
   RTA, RTAX_MTU, RTM, RTMSG_LEN, attrMap, decodeAttrs, parseIfaddrmsg, parseIfinfomsg, parseNdmsg, parseRtmsg, readStr,
 } from './wire';
 
@@ -244,6 +245,11 @@ export class Rtnl {
     await this.change(ref, { master }, what);
   }
 
+  /** Promiscuous mode on or off (IFF_PROMISC), like `ip link set promisc`. */
+  setPromisc(ref: LinkRef, on: boolean): Promise<void> {
+    return this.change(ref, { promisc: on }, `setting promiscuous mode ${on ? 'on' : 'off'} on`);
+  }
+
   setMtu(ref: LinkRef, mtu: number): Promise<void> {
     return this.change(ref, { mtu }, `setting MTU ${mtu} on`);
   }
@@ -276,6 +282,25 @@ export class Rtnl {
   async setBridgePortFlags(ref: LinkRef, flags: BridgePortFlags): Promise<void> {
     const index = await this.indexOf(ref);
     await this.send(buildBridgePortFlagsRequest(index, flags), `setting bridge port flags ${JSON.stringify(flags)} on ${describeRef(ref)}`);
+  }
+
+  /** Add a VLAN to a bridge port (`bridge vlan add ... master`); the bridge needs vlan_filtering. */
+  async addBridgeVlan(ref: LinkRef, v: BridgeVlan): Promise<void> {
+    const index = await this.indexOf(ref);
+    await this.send(buildBridgeVlanRequest('add', index, v), `adding VLAN ${v.vid}${v.pvid ? ' pvid' : ''}${v.untagged ? ' untagged' : ''} to bridge port ${describeRef(ref)}`);
+  }
+
+  async deleteBridgeVlan(ref: LinkRef, v: BridgeVlan): Promise<void> {
+    const index = await this.indexOf(ref);
+    await this.send(buildBridgeVlanRequest('del', index, v), `deleting VLAN ${v.vid} from bridge port ${describeRef(ref)}`);
+  }
+
+  /** The VLANs of a bridge port (`bridge vlan show dev`); [] when it has none or the kernel has no VLAN filtering. */
+  async listBridgeVlans(ref: LinkRef): Promise<BridgeVlan[]> {
+    const index = await this.indexOf(ref);
+    const msgs = await this.dump(buildBridgeVlanDumpRequest(), `listing the VLANs of ${describeRef(ref)}`);
+    const msg = msgs.find((m) => m.type === RTM.NEWLINK && parseIfinfomsg(m.data).index === index);
+    return msg ? decodeBridgeVlans(msg.data) : [];
   }
 
   /** Poll until the link is operationally up (veth: both ends up). */
@@ -322,7 +347,7 @@ export class Rtnl {
 
   private describeRoute(r: RouteSpec): string {
     const dev = r.dev === undefined ? '' : ` dev ${typeof r.dev === 'object' ? r.dev.name : r.dev}`;
-    return `${r.dst}${r.gw ? ` via ${r.gw}` : ''}${dev}${r.table ? ` table ${r.table}` : ''}`;
+    return `${r.dst}${r.gw ? ` via ${r.gw}` : ''}${dev}${r.table ? ` table ${r.table}` : ''}${r.onlink ? ' onlink' : ''}`;
   }
 
   async addRoute(r: RouteSpec): Promise<void> {
@@ -420,10 +445,14 @@ export function decodeLink(data: Buffer): Link {
   const peer = a.get(IFLA.LINK)?.readUInt32LE(0) ?? (link.linkNetnsId !== undefined ? hdr.index : undefined);
   if (peer && (peer !== hdr.index || link.linkNetnsId !== undefined)) link.peerIndex = peer;
   if (a.has(IFLA.TXQLEN)) link.txqlen = a.get(IFLA.TXQLEN)!.readUInt32LE(0);
+  if (a.has(IFLA.LINK)) link.linkIndex = a.get(IFLA.LINK)!.readUInt32LE(0);
   const info = a.get(IFLA.LINKINFO);
   if (info) {
     const li = attrMap(info);
     if (li.has(IFLA_INFO.KIND)) link.kind = readStr(li.get(IFLA_INFO.KIND)!);
+    const data = li.get(IFLA_INFO.DATA);
+    const mode = link.kind === 'macvlan' && data ? attrMap(data).get(IFLA_MACVLAN.MODE) : undefined;
+    if (mode) link.macvlanMode = MACVLAN_MODE_NAMES.get(mode.readUInt32LE(0)) ?? `unknown (${mode.readUInt32LE(0)})`;
     const slaveKind = li.get(IFLA_INFO.SLAVE_KIND);
     const slaveData = li.get(IFLA_INFO.SLAVE_DATA);
     if (slaveKind && readStr(slaveKind) === 'bridge' && slaveData) {
@@ -433,6 +462,27 @@ export function decodeLink(data: Buffer): Link {
     }
   }
   return link;
+}
+
+const MACVLAN_MODE_NAMES = new Map<number, MacvlanMode>(Object.entries(MACVLAN_MODES).map(([k, v]) => [v, k as MacvlanMode]));
+
+/** The VLANs in an AF_BRIDGE RTM_NEWLINK (IFLA_AF_SPEC); a RANGE_BEGIN..RANGE_END pair is expanded. */
+export function decodeBridgeVlans(data: Buffer): BridgeVlan[] {
+  const spec = attrMap(data.subarray(IFINFOMSG_LEN)).get(IFLA.AF_SPEC);
+  if (!spec) return [];
+  const out: BridgeVlan[] = [];
+  let rangeStart: number | undefined;
+  for (const at of decodeAttrs(spec)) {
+    if (at.type !== IFLA_BRIDGE.VLAN_INFO || at.data.length < 4) continue;
+    const flags = at.data.readUInt16LE(0);
+    const vid = at.data.readUInt16LE(2);
+    if (flags & BRIDGE_VLAN_INFO.RANGE_BEGIN) { rangeStart = vid; continue; }
+    const pvid = (flags & BRIDGE_VLAN_INFO.PVID) !== 0;
+    const untagged = (flags & BRIDGE_VLAN_INFO.UNTAGGED) !== 0;
+    for (let v = rangeStart ?? vid; v <= vid; v++) out.push({ vid: v, pvid, untagged });
+    rangeStart = undefined;
+  }
+  return out;
 }
 
 function decodeAddress(data: Buffer): Address | undefined {
@@ -456,7 +506,7 @@ function decodeRoute(data: Buffer): Route | undefined {
   const dstIp = a.has(RTA.DST) ? bytesToIp(a.get(RTA.DST)!) : family === 4 ? '0.0.0.0' : '::';
   const r: Route = {
     dst: `${dstIp}/${hdr.dstLen}`, family, table: a.get(RTA.TABLE)?.readUInt32LE(0) ?? hdr.table,
-    scope: hdr.scope, protocol: hdr.protocol, type: hdr.type,
+    scope: hdr.scope, flags: hdr.flags, protocol: hdr.protocol, type: hdr.type,
   };
   if (a.has(RTA.GATEWAY)) r.gw = bytesToIp(a.get(RTA.GATEWAY)!);
   if (a.has(RTA.OIF)) r.oif = a.get(RTA.OIF)!.readUInt32LE(0);

@@ -17,6 +17,14 @@ export interface Link {
   master?: number;
   /** IFLA_LINK: a veth's peer index, a macvlan/vxlan parent index (may live in another namespace). */
   peerIndex?: number;
+  /**
+   * IFLA_LINK exactly as the kernel sent it, also when it equals this link's
+   * own index (peerIndex drops that case unless IFLA_LINK_NETNSID is set).
+   * A macvlan's parent index, in the parent's namespace.
+   */
+  linkIndex?: number;
+  /** A macvlan's mode (IFLA_MACVLAN_MODE); "unknown (n)" for a mode this code has no name for. */
+  macvlanMode?: MacvlanMode | string;
   /** Set when peerIndex lives in another namespace (IFLA_LINK_NETNSID). */
   linkNetnsId?: number;
   txqlen?: number;
@@ -80,6 +88,15 @@ export interface VlanOptions {
   mtu?: number;
 }
 
+/** One VLAN on a bridge port (what `bridge vlan add/del dev <port> vid <vid> [pvid] [untagged] master` sends). */
+export interface BridgeVlan {
+  vid: number;
+  /** Untagged frames arriving on the port get this VID. */
+  pvid?: boolean;
+  /** Frames of this VID leave the port untagged. */
+  untagged?: boolean;
+}
+
 export interface BridgePortFlags {
   hairpin?: boolean;
   isolated?: boolean;
@@ -119,6 +136,8 @@ export interface RouteSpec {
   mtu?: number;
   advmss?: number;
   src?: string;
+  /** RTNH_F_ONLINK: the gateway is on the link even though no address of the link covers it (`ip route ... onlink`). */
+  onlink?: boolean;
 }
 
 export interface Route {
@@ -131,6 +150,8 @@ export interface Route {
   metric?: number;
   mtu?: number;
   src?: string;
+  /** RTNH_F_* flags of the route (rtm_flags), e.g. RTNH_F.ONLINK. */
+  flags: number;
   protocol: number;
   type: number;
 }

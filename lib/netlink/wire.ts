@@ -20,17 +20,24 @@ export const AF = { UNSPEC: 0, INET: 2, BRIDGE: 7, INET6: 10 } as const;
 
 export const IFF_UP = 0x1;
 export const IFF_LOOPBACK = 0x8;
+export const IFF_PROMISC = 0x100;
 export const IFF_RUNNING = 0x40;
 export const IF_OPER_UP = 6;
 
 export const IFLA = {
   ADDRESS: 1, BROADCAST: 2, IFNAME: 3, MTU: 4, LINK: 5, MASTER: 10, PROTINFO: 12, TXQLEN: 13,
-  OPERSTATE: 16, LINKINFO: 18, NET_NS_PID: 19, NET_NS_FD: 28, LINK_NETNSID: 37,
+  OPERSTATE: 16, LINKINFO: 18, NET_NS_PID: 19, AF_SPEC: 26, NET_NS_FD: 28, EXT_MASK: 29, LINK_NETNSID: 37,
 } as const;
 export const IFLA_INFO = { KIND: 1, DATA: 2, SLAVE_KIND: 4, SLAVE_DATA: 5 } as const;
 export const VETH_INFO_PEER = 1;
 export const IFLA_BR = { VLAN_FILTERING: 7 } as const;
 export const IFLA_BRPORT = { MODE: 4, LEARNING: 8, ISOLATED: 33 } as const;
+/** Inside IFLA_AF_SPEC of an AF_BRIDGE message. */
+export const IFLA_BRIDGE = { FLAGS: 0, VLAN_INFO: 2 } as const;
+export const BRIDGE_FLAGS_MASTER = 1;
+export const BRIDGE_VLAN_INFO = { PVID: 0x2, UNTAGGED: 0x4, RANGE_BEGIN: 0x8, RANGE_END: 0x10 } as const;
+/** IFLA_EXT_MASK: ask a link dump for each port's VLANs. */
+export const RTEXT_FILTER_BRVLAN = 0x2;
 export const IFLA_MACVLAN = { MODE: 1, BC_QUEUE_LEN: 7 } as const;
 export const IFLA_VLAN = { ID: 1, PROTOCOL: 5 } as const;
 export const IFLA_VXLAN = { ID: 1, LINK: 3, LOCAL: 4, LEARNING: 7, PORT: 15, LOCAL6: 17 } as const;
@@ -46,6 +53,8 @@ export const RT_TABLE = { UNSPEC: 0, MAIN: 254, LOCAL: 255 } as const;
 export const RT_SCOPE = { UNIVERSE: 0, SITE: 200, LINK: 253, HOST: 254, NOWHERE: 255 } as const;
 export const RTPROT_BOOT = 3;
 export const RTN_UNICAST = 1;
+/** rtm_flags / rtnh_flags. */
+export const RTNH_F = { ONLINK: 0x4 } as const;
 
 export const NDA = { DST: 1, LLADDR: 2, MASTER: 9 } as const;
 export const NUD = { REACHABLE: 0x02, STALE: 0x04, NOARP: 0x40, PERMANENT: 0x80 } as const;

@@ -30,25 +30,51 @@ function inNs<T>(netns: Netns | undefined, fn: () => T): T {
   return netns ? netns.run(fn) : fn();
 }
 
+export interface SysctlOptions {
+  /**
+   * Skip a key that does not exist (ENOENT) instead of failing: the
+   * net/ipv6/... keys are absent when IPv6 is disabled in the namespace.
+   */
+  ignoreMissing?: boolean;
+}
+
+function codeOf(err: unknown): string {
+  return (err as NodeJS.ErrnoException).code ?? String(err);
+}
+
 export function readSysctl(key: string, netns?: Netns): string {
   const file = sysctlPath(key);
   try {
     return inNs(netns, () => fs.readFileSync(file, 'utf8')).trim();
   } catch (err) {
-    throw new Error(`reading sysctl ${file}${netns ? ` in "${netns.path}"` : ''}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    throw new Error(`reading sysctl ${file}${netns ? ` in "${netns.path}"` : ''}: ${codeOf(err)}`);
   }
 }
 
-export function writeSysctl(key: string, value: string | number, netns?: Netns): void {
+/** The value, or undefined when the key does not exist (IPv6 disabled, interface gone). */
+export function readSysctlIfExists(key: string, netns?: Netns): string | undefined {
+  const file = sysctlPath(key);
+  try {
+    return inNs(netns, () => fs.readFileSync(file, 'utf8')).trim();
+  } catch (err) {
+    if (codeOf(err) === 'ENOENT') return undefined;
+    throw new Error(`reading sysctl ${file}${netns ? ` in "${netns.path}"` : ''}: ${codeOf(err)}`);
+  }
+}
+
+export function writeSysctl(key: string, value: string | number, netns?: Netns, o: SysctlOptions = {}): void {
   const file = sysctlPath(key);
   try {
     inNs(netns, () => fs.writeFileSync(file, String(value)));
   } catch (err) {
-    throw new Error(`writing ${value} to sysctl ${file}${netns ? ` in "${netns.path}"` : ''}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    if (o.ignoreMissing && codeOf(err) === 'ENOENT') return;
+    throw new Error(`writing ${value} to sysctl ${file}${netns ? ` in "${netns.path}"` : ''}: ${codeOf(err)}`);
   }
 }
 
 /** Write only when different (saves a write, and works where the value is read-only but already right). */
-export function ensureSysctl(key: string, value: string | number, netns?: Netns): void {
-  if (readSysctl(key, netns) !== String(value)) writeSysctl(key, value, netns);
+export function ensureSysctl(key: string, value: string | number, netns?: Netns, o: SysctlOptions = {}): void {
+  const cur = o.ignoreMissing ? readSysctlIfExists(key, netns) : readSysctl(key, netns);
+  if (cur === undefined) return;
+  if (cur !== String(value)) writeSysctl(key, value, netns, o);
 }

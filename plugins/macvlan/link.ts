@@ -2,14 +2,11 @@
 // sub-interface of trunk mode, create and configure the macvlan inside the
 // container, read it back for CHECK. Decisions live in plan.ts and trunk.ts.
 
-import * as fs from 'fs';
-import { createRtNetlink } from 'netlink';
 import { CniError, ErrorCode } from '../../lib/cni/errors';
 import { Netns } from '../../lib/netns';
 import { NetlinkError, isExists, isNotFound, openRtnl, type Link, type Rtnl } from '../../lib/netlink';
-import { buildGetLinkRequest, MACVLAN_MODES } from '../../lib/netlink/requests';
-import { IFINFOMSG_LEN, IFLA, IFLA_INFO, IFLA_MACVLAN, RTM, attrMap, readStr } from '../../lib/netlink/wire';
-import type { MacvlanConfig, MacvlanMode } from './config';
+import { writeSysctl } from '../../lib/sys/sysctl';
+import type { MacvlanConfig } from './config';
 import { defaultRouteInterface, type InterfacePlan } from './plan';
 import { decideSubInterface, planSubInterface, type SubInterfaceDecision } from './trunk';
 import type { TrunkState } from './trunk-state';
@@ -133,16 +130,8 @@ export async function createMacvlan(o: CreateMacvlanOptions): Promise<Link> {
 
 /** sysctls of the container interface, written from inside its namespace (sync, in one tick). */
 export function writeSysctls(ns: Netns, sysctls: InterfacePlan['sysctls']): void {
-  ns.run(() => {
-    for (const s of sysctls) {
-      try {
-        fs.writeFileSync(`/proc/sys/${s.path}`, s.value);
-      } catch (err) {
-        // IPv6 may be disabled in the container: no ndisc_notify to set then.
-        if (!(s.path.startsWith('net/ipv6/') && (err as NodeJS.ErrnoException).code === 'ENOENT')) throw err;
-      }
-    }
-  });
+  // IPv6 may be disabled in the container: no ndisc_notify to set then.
+  for (const s of sysctls) writeSysctl(s.path, s.value, ns, { ignoreMissing: s.path.startsWith('net/ipv6/') });
 }
 
 /** Addresses, link up, then routes (routes need the addresses' subnets). */
@@ -170,43 +159,5 @@ export async function deleteContainerInterface(netnsPath: string, ifname: string
   } finally {
     rtnl.close();
     ns.close();
-  }
-}
-
-// ---- reading a macvlan back (CHECK) ----------------------------------------------
-// The facade's Link has no macvlan mode, so CHECK asks the kernel itself.
-
-const MODE_NAMES = new Map<number, MacvlanMode | 'source'>(Object.entries(MACVLAN_MODES).map(([k, v]) => [v, k as MacvlanMode]));
-
-export interface MacvlanInfo {
-  /** undefined when the link is not a macvlan. */
-  mode?: string;
-  /** IFLA_LINK: the parent's index in the parent's namespace. */
-  parentIndex?: number;
-}
-
-/** The macvlan mode and parent index of an RTM_NEWLINK payload (the facade's Link drops a parent index equal to the link's own). */
-export function decodeMacvlanInfo(data: Buffer): MacvlanInfo {
-  const attrs = attrMap(data.subarray(IFINFOMSG_LEN));
-  const out: MacvlanInfo = {};
-  if (attrs.has(IFLA.LINK)) out.parentIndex = attrs.get(IFLA.LINK)!.readUInt32LE(0);
-  const info = attrs.get(IFLA.LINKINFO);
-  if (!info) return out;
-  const li = attrMap(info);
-  if (!li.has(IFLA_INFO.KIND) || readStr(li.get(IFLA_INFO.KIND)!) !== 'macvlan') return out;
-  const mode = li.get(IFLA_INFO.DATA) && attrMap(li.get(IFLA_INFO.DATA)!).get(IFLA_MACVLAN.MODE);
-  if (mode) out.mode = MODE_NAMES.get(mode.readUInt32LE(0)) ?? `unknown (${mode.readUInt32LE(0)})`;
-  return out;
-}
-
-export async function readMacvlanInfo(ns: Netns, ifname: string): Promise<MacvlanInfo> {
-  const sock = ns.run(() => createRtNetlink());
-  try {
-    const req = buildGetLinkRequest(ifname);
-    const [msgs] = await sock.socket.request(req.type, req.data, { flags: req.flags, checkError: false, timeout: 10_000 });
-    const msg = msgs.find((m) => m.type === RTM.NEWLINK);
-    return msg ? decodeMacvlanInfo(Buffer.from(msg.data)) : {};
-  } finally {
-    sock.socket.close();
   }
 }

@@ -12,7 +12,7 @@ import { Rollback, describeRollbackErrors } from '../../lib/util/rollback';
 import { hostLocal } from '../../ipam/host-local/plugin';
 import { parseMacvlanConfig, type MacvlanConfig } from './config';
 import {
-  attachSubInterface, configureInterface, createMacvlan, deleteContainerInterface, readMacvlanInfo, releaseSubInterfaces, resolveMaster, writeSysctls,
+  attachSubInterface, configureInterface, createMacvlan, deleteContainerInterface, releaseSubInterfaces, resolveMaster, writeSysctls,
 } from './link';
 import { buildResult, checkProblems, effectiveMtu, planInterface } from './plan';
 import { staleUserRecords, subInterfaceName, userRecordName } from './trunk';
@@ -144,7 +144,6 @@ async function check(inv: Invocation): Promise<void> {
     }
     const link = await container.getLink(ifname);
     if (!link) throw new CniError(ErrorCode.Internal, `macvlan CHECK: interface "${ifname}" does not exist in "${netnsPath}"`);
-    const info = await readMacvlanInfo(ns, ifname);
     const problems = checkProblems(
       {
         ifname, mode: conf.mode, mac: prev.interfaces![idx].mac, parent, configuredMtu: conf.mtu,
@@ -152,7 +151,7 @@ async function check(inv: Invocation): Promise<void> {
         routes: (prev.routes ?? []).map((r) => ({ dst: r.dst, gw: r.gw })),
       },
       {
-        kind: link.kind, mode: info.mode, mac: link.mac, mtu: link.mtu, parentIndex: info.parentIndex,
+        kind: link.kind, mode: link.macvlanMode, mac: link.mac, mtu: link.mtu, parentIndex: link.linkIndex,
         addresses: (await container.listAddresses(ifname)).map((a) => a.cidr),
         routes: (await container.listRoutes({ table: 0 })).map((r) => ({ dst: r.dst, gw: r.gw })),
       },

@@ -1,6 +1,6 @@
 // lib/sys/sysctl inside throwaway namespaces: the value lands in that namespace only.
 import { Netns } from '../../lib/netns';
-import { ensureSysctl, readSysctl, writeSysctl } from '../../lib/sys/sysctl';
+import { ensureSysctl, readSysctl, readSysctlIfExists, writeSysctl } from '../../lib/sys/sysctl';
 import { Sandbox } from '../helpers/sandbox';
 
 const sb = new Sandbox('nls');
@@ -39,4 +39,15 @@ it('writes per-interface keys and names the key on failure', () => {
   expect(seen(b, 'net.ipv6.conf.lo.disable_ipv6')).toBe('1');
   expect(() => writeSysctl('net/ipv4/conf/nosuchdev/rp_filter', 1, nsB)).toThrow(/net\/ipv4\/conf\/nosuchdev\/rp_filter.*in ".*".*ENOENT/);
   expect(() => readSysctl('net/ipv4/conf/nosuchdev/rp_filter', nsB)).toThrow(/ENOENT/);
+});
+
+it('skips a missing key only when asked (IPv6 disabled, interface gone)', () => {
+  expect(() => ensureSysctl('net/ipv6/conf/nosuchdev/accept_ra', 0, nsB)).toThrow(/ENOENT/);
+  expect(() => ensureSysctl('net/ipv6/conf/nosuchdev/accept_ra', 0, nsB, { ignoreMissing: true })).not.toThrow();
+  expect(() => writeSysctl('net/ipv6/conf/nosuchdev/accept_ra', 0, nsB, { ignoreMissing: true })).not.toThrow();
+  expect(readSysctlIfExists('net/ipv6/conf/nosuchdev/accept_ra', nsB)).toBeUndefined();
+  expect(readSysctlIfExists('net/ipv6/conf/lo/disable_ipv6', nsB)).toBe('1');
+  // A present key is still written with the option.
+  ensureSysctl('net/ipv4/conf/lo/arp_notify', 1, nsA, { ignoreMissing: true });
+  expect(seen(a, 'net.ipv4.conf.lo.arp_notify')).toBe('1');
 });

@@ -5,10 +5,10 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { CniError } from '../../lib/cni/errors';
-import { NetlinkError, type Link, type Rtnl } from '../../lib/netlink';
+import { NetlinkError, decodeLink, type Link, type Rtnl } from '../../lib/netlink';
 import { buildMacvlanRequest } from '../../lib/netlink/requests';
 import { IFINFOMSG_LEN, IFLA, IFLA_INFO, IFLA_VLAN, NLM_F, RTM, attrMap, readStr } from '../../lib/netlink/wire';
-import { attachSubInterface, decodeMacvlanInfo, isVlanUnsupported, releaseSubInterfaces } from '../../plugins/macvlan/link';
+import { attachSubInterface, isVlanUnsupported, releaseSubInterfaces } from '../../plugins/macvlan/link';
 import {
   decideSubInterface, parseUserRecordName, planSubInterface, staleUserRecords, subInterfaceName, subInterfaceRequest, userRecordName,
 } from '../../plugins/macvlan/trunk';
@@ -201,9 +201,16 @@ describe('attach and release of the sub-interface (records on disk, fake kernel)
   });
 });
 
-describe('decodeMacvlanInfo', () => {
-  it('reads the mode and parent of an RTM_NEWLINK payload', () => {
+describe('the facade reads a macvlan back (decodeLink)', () => {
+  it('keeps the mode and the raw parent index, even when it equals the link\'s own index', () => {
     const req = buildMacvlanRequest({ name: 'eth0', parentIndex: 2, mode: 'private' });
-    expect(decodeMacvlanInfo(req.data)).toEqual({ mode: 'private', parentIndex: 2 });
+    req.data.writeInt32LE(2, 4); // ifi_index 2: the parent has the same index in its namespace
+    const link = decodeLink(req.data);
+    expect(link).toMatchObject({ name: 'eth0', kind: 'macvlan', macvlanMode: 'private', linkIndex: 2 });
+    expect(link.peerIndex).toBeUndefined(); // peerIndex drops it without IFLA_LINK_NETNSID
+  });
+
+  it.each(['private', 'vepa', 'bridge', 'passthru', 'source'] as const)('names mode %s', (mode) => {
+    expect(decodeLink(buildMacvlanRequest({ name: 'm0', parentIndex: 9, mode }).data).macvlanMode).toBe(mode);
   });
 });

@@ -1,8 +1,9 @@
 // The pure request builders: what we would send, attribute by attribute.
 import {
-  buildAddressRequest, buildBridgePortFlagsRequest, buildBridgeRequest, buildFdbRequest, buildMacvlanRequest,
-  buildNeighbourRequest, buildRouteRequest, buildSetLinkRequest, buildVethRequest, buildVlanRequest, buildVxlanRequest,
+  buildAddressRequest, buildBridgePortFlagsRequest, buildBridgeRequest, buildBridgeVlanRequest, buildFdbRequest, buildMacvlanRequest,
+  buildNeighbourRequest, buildRouteRequest, buildSetLinkRequest, buildVethRequest, buildVlanRequest, buildVxlanRequest, IFF_PROMISC, IFF_UP, RTNH_F,
 } from '../../lib/netlink';
+import { decodeBridgeVlans } from '../../lib/netlink/rtnl';
 import {
   AF, IFA, IFADDRMSG_LEN, IFINFOMSG_LEN, IFLA, IFLA_INFO, NDA, NDMSG_LEN, NLA_F_NESTED, NLM_F, RTA, RTM, RTMSG_LEN,
   attrMap, decodeAttrs, parseIfaddrmsg, parseIfinfomsg, parseNdmsg, parseRtmsg, readStr,
@@ -168,5 +169,72 @@ describe('address, route, neighbour, FDB builders', () => {
     const a = attrMap(req.data.subarray(NDMSG_LEN));
     expect([...a.get(NDA.DST)!]).toEqual([192, 168, 1, 2]);
     expect(buildFdbRequest('add', 8, '02:00:00:00:00:01', '192.168.1.2').flags).toBe(NLM_F.CREATE | NLM_F.REPLACE);
+  });
+});
+
+describe('bridge port VLANs (this kernel has no CONFIG_BRIDGE_VLAN_FILTERING, so the bytes are the test)', () => {
+  it('encodes what `bridge vlan add dev X vid 100 pvid untagged master` sends', () => {
+    const req = buildBridgeVlanRequest('add', 42, { vid: 100, pvid: true, untagged: true });
+    expect(req.type).toBe(RTM.SETLINK);
+    expect(req.flags).toBe(0);
+    expect(req.data.toString('hex')).toBe(
+      '07000000' + '2a000000' + '00000000' + '00000000' + // ifinfomsg: AF_BRIDGE, index 42
+      '1400' + '1a00' + // IFLA_AF_SPEC, 20 bytes
+      '0600' + '0000' + '0100' + '0000' + // IFLA_BRIDGE_FLAGS = BRIDGE_FLAGS_MASTER (padded)
+      '0800' + '0200' + '0600' + '6400', // IFLA_BRIDGE_VLAN_INFO {flags PVID|UNTAGGED, vid 100}
+    );
+  });
+
+  it('deletes with RTM_DELLINK and plain flags', () => {
+    const del = buildBridgeVlanRequest('del', 42, { vid: 1 });
+    expect(del.type).toBe(RTM.DELLINK);
+    expect(del.data.subarray(-4).toString('hex')).toBe('00000100');
+  });
+
+  it.each([0, 4095, 1.5])('refuses VID %p', (vid) => {
+    expect(() => buildBridgeVlanRequest('add', 1, { vid })).toThrow(/out of range 1-4094/);
+  });
+
+  it('decodes a port\'s VLAN list, ranges expanded (what listBridgeVlans reads)', () => {
+    const info = (flags: number, vid: number) => { const b = Buffer.alloc(4); b.writeUInt16LE(flags, 0); b.writeUInt16LE(vid, 2); return b; };
+    // An RTM_NEWLINK as the kernel sends it: the add request's layout, with several VLAN_INFO entries.
+    const spec = Buffer.concat([
+      attr(2, info(0x2 | 0x4, 1)), attr(2, info(0x8, 10)), attr(2, info(0x10, 12)), attr(2, info(0, 100)),
+    ]);
+    const msg = Buffer.concat([buildBridgeVlanRequest('add', 5, { vid: 1 }).data.subarray(0, IFINFOMSG_LEN), attr(26, spec)]);
+    expect(decodeBridgeVlans(msg)).toEqual([
+      { vid: 1, pvid: true, untagged: true },
+      { vid: 10, pvid: false, untagged: false }, { vid: 11, pvid: false, untagged: false }, { vid: 12, pvid: false, untagged: false },
+      { vid: 100, pvid: false, untagged: false },
+    ]);
+    expect(decodeBridgeVlans(buildSetLinkRequest(5, { up: true }).data)).toEqual([]);
+  });
+});
+
+function attr(type: number, data: Buffer): Buffer {
+  const h = Buffer.alloc(4);
+  h.writeUInt16LE(4 + data.length, 0);
+  h.writeUInt16LE(type, 2);
+  return Buffer.concat([h, data, Buffer.alloc((4 - (data.length % 4)) % 4)]);
+}
+
+describe('link flags', () => {
+  it.each([
+    [{ promisc: true }, IFF_PROMISC, IFF_PROMISC],
+    [{ promisc: false }, 0, IFF_PROMISC],
+    [{ up: true, promisc: true }, IFF_UP | IFF_PROMISC, IFF_UP | IFF_PROMISC],
+    [{ up: false }, 0, IFF_UP],
+    [{ mtu: 1400 }, 0, 0],
+  ])('%p sets flags %d within change mask %d', (change, flags, mask) => {
+    const hdr = parseIfinfomsg(buildSetLinkRequest(3, change).data);
+    expect(hdr).toMatchObject({ index: 3, flags, change: mask });
+  });
+});
+
+describe('onlink routes', () => {
+  it('sets RTNH_F_ONLINK in rtm_flags only when asked', () => {
+    const on = parseRtmsg(buildRouteRequest('add', { dst: '10.9.0.0/16', gw: '192.0.2.1', oif: 4, onlink: true }).data);
+    expect(on.flags).toBe(RTNH_F.ONLINK);
+    expect(parseRtmsg(buildRouteRequest('add', { dst: '10.9.0.0/16', gw: '192.0.2.1', oif: 4 }).data).flags).toBe(0);
   });
 });
