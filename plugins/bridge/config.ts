@@ -4,7 +4,7 @@
 
 import { CniError, ErrorCode } from '../../lib/cni/errors';
 import type { Dns, NetConf } from '../../lib/cni/types';
-import { parseNameResolution, type NameResolutionConfig } from './dns/config';
+import { parseNameResolution, type NameResolutionConfig } from '../../lib/dns/config';
 
 export type MasqBackend = 'nftables' | 'iptables';
 
@@ -38,9 +38,9 @@ export interface BridgeConfig {
   readonly mac?: string;
   /** Our extension: where per-attachment records live (default /run/cni/bridge). */
   readonly stateDir: string;
-  /** Our extension: no forwarding between this bridge and other isolated bridges (isolation.ts). */
+  /** Our extension: no forwarding between this bridge and other isolated bridges (lib/bridge/isolation.ts). */
   readonly isolation: boolean;
-  /** Our extension: container-name DNS on the gateway address (dns/, docs/dns.md); undefined = off. */
+  /** Our extension: container-name DNS on the gateway address (lib/dns/, docs/dns.md); undefined = off. */
   readonly nameResolution?: NameResolutionConfig;
 }
 

@@ -5,15 +5,11 @@
 import { CniError, ErrorCode } from '../../lib/cni/errors';
 import type { IpConfig, Result, Route } from '../../lib/cni/types';
 import type { MasqEntry } from '../../lib/firewall/masquerade';
-import { AF, encodeAttrs, ifinfomsg, RTM, u16, type NlRequest } from '../../lib/netlink/wire';
-import type { BridgeConfig } from './config';
+import type { BridgeVlanOp, GatewayAddress } from '../../lib/bridge/attach';
 import { addressText, type Family, familyOf, firstHostText, networkText } from '../../lib/ip';
+import type { BridgeConfig } from './config';
 
-export interface GatewayAddress {
-  family: Family;
-  /** Gateway with the subnet's prefix, as it goes on the bridge: "10.1.0.1/24". */
-  cidr: string;
-}
+export type { GatewayAddress };
 
 export interface AddPlan {
   /** ips for the result (gateway filled in when isGateway computed one). */
@@ -81,14 +77,10 @@ export function requireAddresses(conf: BridgeConfig, ipam: Result | undefined): 
 }
 
 // ---------------------------------------------------------------------------
-// VLANs on the host veth port (`bridge vlan add/del ... master`).
+// VLANs on the host veth port (`bridge vlan add/del ... master`; sent by
+// lib/bridge/attach through the facade's addBridgeVlan/deleteBridgeVlan).
 
-export interface VlanOp {
-  op: 'add' | 'del';
-  vid: number;
-  pvid: boolean;
-  untagged: boolean;
-}
+export type VlanOp = BridgeVlanOp & { pvid: boolean; untagged: boolean };
 
 /**
  * What VIDs the port gets. Without preserveDefaultVlan, every VID already on
@@ -104,31 +96,6 @@ export function planVlans(conf: BridgeConfig, existingVids: readonly number[] = 
   else ops.push({ op: 'add', vid: 1, pvid: true, untagged: true });
   for (const vid of conf.vlanTrunk) if (vid !== conf.vlan) ops.push({ op: 'add', vid, pvid: false, untagged: false });
   return ops;
-}
-
-const IFLA_AF_SPEC = 26;
-const IFLA_BRIDGE_FLAGS = 0;
-const IFLA_BRIDGE_VLAN_INFO = 2;
-const BRIDGE_FLAGS_MASTER = 1;
-const BRIDGE_VLAN_INFO_PVID = 2;
-const BRIDGE_VLAN_INFO_UNTAGGED = 4;
-
-/** The rtnetlink request of one VLAN op on port `ifindex`: what iproute2's `bridge vlan` sends. */
-export function vlanRequest(ifindex: number, op: VlanOp): NlRequest {
-  const info = Buffer.alloc(4);
-  info.writeUInt16LE((op.pvid ? BRIDGE_VLAN_INFO_PVID : 0) | (op.untagged ? BRIDGE_VLAN_INFO_UNTAGGED : 0), 0);
-  info.writeUInt16LE(op.vid, 2);
-  const attrs = encodeAttrs([
-    { type: IFLA_AF_SPEC, children: [
-      { type: IFLA_BRIDGE_FLAGS, data: u16(BRIDGE_FLAGS_MASTER) },
-      { type: IFLA_BRIDGE_VLAN_INFO, data: info },
-    ] },
-  ]);
-  return {
-    type: op.op === 'add' ? RTM.SETLINK : RTM.DELLINK,
-    flags: 0,
-    data: Buffer.concat([ifinfomsg({ family: AF.BRIDGE, index: ifindex }), attrs]),
-  };
 }
 
 /** Whether the bridge must be created with vlan_filtering on. */

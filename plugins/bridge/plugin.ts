@@ -1,32 +1,47 @@
 // The bridge plugin's verb handlers: Docker's docker0 and user-defined
 // bridge networks as a CNI plugin. Parsing and planning are pure
-// (config.ts, plan.ts); the kernel work is in attach.ts.
+// (config.ts, plan.ts); the kernel work is lib/bridge (shared with vxlan-overlay).
 
+import * as path from 'path';
 import { CniError, ErrorCode } from '../../lib/cni/errors';
 import { ipamAdd, ipamCheck, ipamDel, ipamGc, ipamStatus, type InProcessPlugins } from '../../lib/cni/ipam';
 import type { GcInvocation, Plugin } from '../../lib/cni/plugin';
 import type { Invocation, Result } from '../../lib/cni/types';
-import { gcMasq, hasMasq, removeMasq, type MasqEntry } from '../../lib/firewall/masquerade';
+import { hasMasq, type MasqEntry } from '../../lib/firewall/masquerade';
 import { openRtnl } from '../../lib/netlink';
 import { hostLocal } from '../../ipam/host-local/plugin';
-import { Netns } from '../../lib/netns';
 import { Rollback, describeRollbackErrors } from '../../lib/util/rollback';
-import { attachContainer, containerAddresses, detachContainer, type AttachIsolation, type AttachNameService } from './attach';
-import { parseBridgeConfig, parseCniArgs, type BridgeConfig } from './config';
-import { containerNames } from './dns/config';
-import { mergeResultDns } from './dns/render';
-import { checkNames, gcNames } from './dns/service';
-import { leaveIsolationIfEmpty } from './isolation';
+import { attachContainer, detachContainer, type AttachIsolation, type AttachNameService } from '../../lib/bridge/attach';
+import { leaveIsolationIfEmpty } from '../../lib/bridge/isolation';
+import { gcAttachments, masqToRemove, openContainerNetns, requireFreeIfname, throwDelErrors } from '../../lib/bridge/lifecycle';
+import { RecordDir, type AttachmentRecord } from '../../lib/bridge/records';
+import { containerNames } from '../../lib/dns/config';
+import { mergeResultDns } from '../../lib/dns/render';
+import { checkNames, gcNames } from '../../lib/dns/service';
 import { addressText, networkText, sameIP } from '../../lib/ip';
+import { parseBridgeConfig, parseCniArgs, type BridgeConfig } from './config';
 import { needsVlanFiltering, planAdd, planVlans, requireAddresses } from './plan';
 import { buildResult } from './result';
-import { listRecords, readRecord, removeRecord, writeRecord, type AttachmentRecord } from './state';
 
 /** IPAM plugins run in-process instead of exec'd: saves a fork+exec of Node per call. Any other type is exec'd from CNI_PATH. */
 export const IN_PROCESS_IPAM: InProcessPlugins = { 'host-local': hostLocal };
 
 function configOf(inv: Invocation): BridgeConfig {
   return parseBridgeConfig(inv.conf, inv.env.args);
+}
+
+interface BridgeRecord extends AttachmentRecord {
+  bridge: string;
+}
+
+/** One JSON file per attachment under <stateDir>/<network>/. */
+function recordsOf(conf: BridgeConfig): RecordDir<BridgeRecord> {
+  return new RecordDir<BridgeRecord>(path.join(conf.stateDir, conf.name));
+}
+
+/** A container address and its subnet: the masquerade element of that address. */
+function masqEntryOf(cidr: string): MasqEntry {
+  return { address: addressText(cidr), subnet: networkText(cidr) };
 }
 
 function isolationOf(conf: BridgeConfig): (AttachIsolation & { bridge: string }) | undefined {
@@ -40,29 +55,15 @@ function nameServiceOf(conf: BridgeConfig, inv: Invocation): AttachNameService |
   return { network: conf.name, config: conf.nameResolution, containerId: inv.env.containerId!, names };
 }
 
-function openContainerNetns(nsPath: string | undefined): Netns {
-  if (!nsPath) throw new CniError(ErrorCode.InvalidEnvironment, 'bridge: CNI_NETNS is required');
-  try {
-    return Netns.open(nsPath);
-  } catch (err) {
-    throw new CniError(ErrorCode.InvalidNetns, `bridge: failed to open netns "${nsPath}": ${(err as Error).message}`);
-  }
-}
-
 async function add(inv: Invocation): Promise<Result> {
   const conf = configOf(inv);
   const containerId = inv.env.containerId!;
   const ifname = inv.env.ifname!;
   const nameService = nameServiceOf(conf, inv);
-  const netns = openContainerNetns(inv.env.netns);
+  const records = recordsOf(conf);
+  const netns = openContainerNetns(inv.env.netns, 'bridge');
   try {
-    // Fail on an existing ifname before IPAM, so a repeated ADD does not release the first one's address.
-    const probe = openRtnl(netns);
-    try {
-      if (await probe.getLink(ifname)) throw new CniError(ErrorCode.Internal, `bridge: container already has an interface named "${ifname}"`);
-    } finally {
-      probe.close();
-    }
+    await requireFreeIfname(netns, ifname, 'bridge');
     return await Rollback.run(async (undo) => {
       let ipam: Result | undefined;
       if (conf.ipamType) {
@@ -71,7 +72,7 @@ async function add(inv: Invocation): Promise<Result> {
       }
       requireAddresses(conf, ipam);
       const plan = planAdd(conf, ipam);
-      const record: AttachmentRecord = {
+      const record: BridgeRecord = {
         network: conf.name, containerId, ifname, bridge: conf.bridge,
         addresses: plan.ips.map((ip) => ip.address), masq: plan.masq,
       };
@@ -87,8 +88,8 @@ async function add(inv: Invocation): Promise<Result> {
         undo,
         onHostVeth: (name) => {
           // Written before the masquerade elements exist, so a crash after them still leaves DEL a record.
-          writeRecord(conf.stateDir, { ...record, hostVeth: name });
-          undo.push('remove attachment record', () => removeRecord(conf.stateDir, conf.name, containerId, ifname));
+          records.write({ ...record, hostVeth: name });
+          undo.push('remove attachment record', () => records.remove(containerId, ifname));
         },
       });
       // Name resolution: the gateways become the container's nameservers, the network's domain its search domain.
@@ -102,29 +103,13 @@ async function add(inv: Invocation): Promise<Result> {
   }
 }
 
-/**
- * The masquerade elements to remove when there is no record (written by an
- * older ADD, or lost): addresses from prevResult or the live interface, and
- * only the elements that carry this attachment's tag.
- */
-async function fallbackMasq(inv: Invocation, conf: BridgeConfig): Promise<string[]> {
-  const owner = { network: conf.name, containerId: inv.env.containerId!, ifname: inv.env.ifname! };
-  const prev = inv.conf.prevResult?.ips?.map((ip) => ip.address) ?? [];
-  const cidrs = prev.length ? prev : await containerAddresses(inv.env.netns, inv.env.ifname!);
-  return cidrs
-    .map((c) => ({ address: addressText(c), subnet: networkText(c) }))
-    .filter((e) => {
-      try { return hasMasq(owner, e); } catch { return false; }
-    })
-    .map((e) => e.address);
-}
-
 async function del(inv: Invocation): Promise<void> {
   const conf = configOf(inv);
   const containerId = inv.env.containerId!;
   const ifname = inv.env.ifname!;
-  const rec = readRecord(conf.stateDir, conf.name, containerId, ifname);
-  const masqAddresses = rec ? rec.masq.map((m) => m.address) : conf.ipMasq ? await fallbackMasq(inv, conf) : [];
+  const records = recordsOf(conf);
+  const rec = records.read(containerId, ifname);
+  const masqAddresses = await masqToRemove(inv, { network: conf.name, record: rec, ipMasq: conf.ipMasq, entryOf: masqEntryOf });
   const errors = await detachContainer({
     netnsPath: inv.env.netns || undefined, ifname, hostVeth: rec?.hostVeth, masqAddresses,
     isolation: isolationOf(conf), nameService: nameServiceOf(conf, inv),
@@ -135,9 +120,8 @@ async function del(inv: Invocation): Promise<void> {
   } catch (err) {
     errors.push(err as Error);
   }
-  if (errors.length === 0) removeRecord(conf.stateDir, conf.name, containerId, ifname);
-  if (errors.length === 1 && errors[0] instanceof CniError) throw errors[0];
-  if (errors.length) throw new CniError(ErrorCode.Internal, `bridge: DEL of ${containerId}/${ifname} failed: ${errors.map((e) => e.message).join('; ')}`);
+  if (errors.length === 0) records.remove(containerId, ifname);
+  throwDelErrors(errors, 'bridge', inv);
 }
 
 function checkFail(msg: string): CniError {
@@ -165,7 +149,7 @@ async function check(inv: Invocation): Promise<void> {
     const promisc = (br.flags & 0x100) !== 0;
     if (conf.promiscMode && !promisc) throw checkFail(`bridge "${conf.bridge}" is not promiscuous`);
 
-    const netns = openContainerNetns(inv.env.netns);
+    const netns = openContainerNetns(inv.env.netns, 'bridge');
     const ctr = openRtnl(netns);
     try {
       const link = await ctr.getLink(ifname);
@@ -202,7 +186,7 @@ async function check(inv: Invocation): Promise<void> {
   if (conf.ipMasq) {
     const owner = { network: conf.name, containerId: inv.env.containerId!, ifname };
     for (const ip of prev.ips ?? []) {
-      const entry: MasqEntry = { address: addressText(ip.address), subnet: networkText(ip.address) };
+      const entry = masqEntryOf(ip.address);
       if (!hasMasq(owner, entry)) throw checkFail(`masquerade for ${entry.address} is missing`);
     }
   }
@@ -211,22 +195,7 @@ async function check(inv: Invocation): Promise<void> {
 
 async function gc(inv: GcInvocation): Promise<void> {
   const conf = configOf(inv);
-  const errors: string[] = [];
-  const valid = new Set(inv.validAttachments.map((a) => `${a.containerID}\0${a.ifname}`));
-  try {
-    gcMasq(conf.name, inv.validAttachments);
-  } catch (err) {
-    errors.push(`masquerade: ${(err as Error).message}`);
-  }
-  for (const rec of listRecords(conf.stateDir, conf.name)) {
-    if (valid.has(`${rec.containerId}\0${rec.ifname}`)) continue;
-    try {
-      removeMasq(rec.masq.map((m) => m.address));
-      removeRecord(conf.stateDir, conf.name, rec.containerId, rec.ifname);
-    } catch (err) {
-      errors.push(`${rec.containerId}/${rec.ifname}: ${(err as Error).message}`);
-    }
-  }
+  const errors = gcAttachments(conf.name, recordsOf(conf), inv.validAttachments);
   if (conf.nameResolution) {
     try {
       await gcNames({ network: conf.name, config: conf.nameResolution }, inv.validAttachments);

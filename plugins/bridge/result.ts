@@ -2,7 +2,7 @@
 // the container's addresses pointing at interface 2, routes, DNS.
 
 import type { Dns, Result, Route } from '../../lib/cni/types';
-import type { AttachResult } from './attach';
+import type { AttachResult } from '../../lib/bridge/attach';
 import type { AddPlan } from './plan';
 
 export const CONTAINER_IF_INDEX = 2;

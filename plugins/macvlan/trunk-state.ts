@@ -7,7 +7,7 @@
 
 import * as fs from 'fs';
 import * as path from 'path';
-import { LOCK_EX, LOCK_UN, native } from '../../lib/sys/native';
+import { withFileLock } from '../../lib/sys/lock';
 import type { CreatedMarker } from './trunk';
 
 export class TrunkState {
@@ -20,17 +20,7 @@ export class TrunkState {
   /** Run fn holding the trunk lock (blocking flock: every holder is one short plugin run). */
   async withLock<T>(fn: () => Promise<T>): Promise<T> {
     fs.mkdirSync(this.root, { recursive: true, mode: 0o700 });
-    const fd = fs.openSync(path.join(path.dirname(this.root), 'trunk.lock'), fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
-    try {
-      native().flock(fd, LOCK_EX);
-      try {
-        return await fn();
-      } finally {
-        native().flock(fd, LOCK_UN);
-      }
-    } finally {
-      fs.closeSync(fd);
-    }
+    return withFileLock(path.join(path.dirname(this.root), 'trunk.lock'), fn);
   }
 
   private dir(subif: string): string {

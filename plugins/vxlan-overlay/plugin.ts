@@ -7,21 +7,32 @@ import { CniError, ErrorCode } from '../../lib/cni/errors';
 import { ipamAdd, ipamCheck, ipamDel, ipamGc, type InProcessPlugins } from '../../lib/cni/ipam';
 import type { GcInvocation, Plugin } from '../../lib/cni/plugin';
 import type { Invocation, IpConfig, Result, Route } from '../../lib/cni/types';
-import { gcMasq, hasMasq, removeMasq, type MasqEntry } from '../../lib/firewall/masquerade';
+import * as path from 'path';
+import { hasMasq, type MasqEntry } from '../../lib/firewall/masquerade';
+import { attachContainer, detachContainer } from '../../lib/bridge/attach';
+import { gcAttachments, masqToRemove, openContainerNetns, requireFreeIfname, throwDelErrors } from '../../lib/bridge/lifecycle';
+import { RecordDir, type AttachmentRecord } from '../../lib/bridge/records';
 import { openRtnl } from '../../lib/netlink';
-import { Netns } from '../../lib/netns';
 import { Rollback, describeRollbackErrors } from '../../lib/util/rollback';
 import { hostLocal } from '../../ipam/host-local/plugin';
-import { attachContainer, containerAddresses, detachContainer } from '../bridge/attach';
 import { parseOverlayConfig, type OverlayConfig } from './config';
 import { gatewayOf } from './model';
-import { agentReadiness, readAgentState, statePath, type AgentState } from './readiness';
-import { listRecords, readRecord, removeRecord, writeRecord, type AttachmentRecord } from './records';
+import { agentReadiness, currentNetnsId, readAgentState, statePath, type AgentState } from './readiness';
 
 const IN_PROCESS: InProcessPlugins = { 'host-local': hostLocal };
 const CONTAINER_IF = 2;
 /** DEL and GC release by container ID whatever the ranges say: any valid range will do when none is known. */
 const PLACEHOLDER_SUBNET = '192.0.2.0/24';
+
+/** What DEL and GC need without the netns, the agent or the store; `subnet` picks the IPAM range to release from. */
+interface OverlayRecord extends AttachmentRecord {
+  subnet: string;
+}
+
+/** One JSON file per attachment under <runDir>/<network>/attachments-<netns id>/ (a tmpfs). */
+function recordsOf(conf: OverlayConfig): RecordDir<OverlayRecord> {
+  return new RecordDir<OverlayRecord>(path.join(conf.runDir, conf.name, `attachments-${currentNetnsId()}`));
+}
 
 function fail(msg: string, code: number = ErrorCode.Internal): CniError {
   return new CniError(code, `vxlan-overlay: ${msg}`);
@@ -45,17 +56,8 @@ function ipamInvocation(inv: Invocation, conf: OverlayConfig, subnet: string): I
 }
 
 /** A subnet for DEL/GC: the record's, else the (maybe stale) agent state's, else a placeholder. */
-function knownSubnet(conf: OverlayConfig, rec?: AttachmentRecord): string {
+function knownSubnet(conf: OverlayConfig, rec?: OverlayRecord): string {
   return rec?.subnet ?? readAgentState(statePath(conf.runDir, conf.name))?.subnet ?? PLACEHOLDER_SUBNET;
-}
-
-function openNetns(nsPath: string | undefined): Netns {
-  if (!nsPath) throw fail('CNI_NETNS is required', ErrorCode.InvalidEnvironment);
-  try {
-    return Netns.open(nsPath);
-  } catch (err) {
-    throw new CniError(ErrorCode.InvalidNetns, `vxlan-overlay: failed to open netns "${nsPath}": ${(err as Error).message}`);
-  }
 }
 
 async function add(inv: Invocation): Promise<Result> {
@@ -63,14 +65,10 @@ async function add(inv: Invocation): Promise<Result> {
   const agent = requireAgent(conf);
   const containerId = inv.env.containerId!;
   const ifname = inv.env.ifname!;
-  const netns = openNetns(inv.env.netns);
+  const records = recordsOf(conf);
+  const netns = openContainerNetns(inv.env.netns, 'vxlan-overlay');
   try {
-    const probe = openRtnl(netns);
-    try {
-      if (await probe.getLink(ifname)) throw fail(`container already has an interface named "${ifname}"`);
-    } finally {
-      probe.close();
-    }
+    await requireFreeIfname(netns, ifname, 'vxlan-overlay');
     const ipamInv = ipamInvocation(inv, conf, agent.subnet);
     return await Rollback.run(async (undo) => {
       const ipam = await ipamAdd(ipamInv, IN_PROCESS);
@@ -81,15 +79,15 @@ async function add(inv: Invocation): Promise<Result> {
       const routes: Route[] = [{ dst: agent.cidr, gw: gateway.ip }];
       if (conf.isDefaultGateway) routes.push({ dst: '0.0.0.0/0', gw: gateway.ip });
       const masq: MasqEntry[] = conf.ipMasq ? ips.map((ip) => ({ address: ip.address.split('/')[0], subnet: agent.cidr })) : [];
-      const record: AttachmentRecord = { network: conf.name, containerId, ifname, subnet: agent.subnet, addresses: ips.map((i) => i.address), masq };
+      const record: OverlayRecord = { network: conf.name, containerId, ifname, subnet: agent.subnet, addresses: ips.map((i) => i.address), masq };
       const att = await attachContainer({
-        netns, ifname, bridge: agent.bridge, mtu: agent.mtu, ips, routes,
+        plugin: 'vxlan-overlay', netns, ifname, bridge: agent.bridge, mtu: agent.mtu, ips, routes,
         bridgeAddresses: [{ family: 4, cidr: gateway.cidr }], forwardV4: true,
         masq: masq.length ? { owner: { network: conf.name, containerId, ifname }, entries: masq } : undefined,
         undo,
         onHostVeth: (name) => {
-          writeRecord(conf.runDir, { ...record, hostVeth: name });
-          undo.push('remove attachment record', () => removeRecord(conf.runDir, conf.name, containerId, ifname));
+          records.write({ ...record, hostVeth: name });
+          undo.push('remove attachment record', () => records.remove(containerId, ifname));
         },
       });
       const res: Result = {
@@ -110,33 +108,23 @@ async function add(inv: Invocation): Promise<Result> {
   }
 }
 
-/** Masquerade elements of an attachment without a record: from prevResult or the live interface, only those tagged as ours. */
-async function fallbackMasq(inv: Invocation, conf: OverlayConfig): Promise<string[]> {
-  const owner = { network: conf.name, containerId: inv.env.containerId!, ifname: inv.env.ifname! };
-  const prev = inv.conf.prevResult?.ips?.map((ip) => ip.address) ?? [];
-  const cidrs = prev.length ? prev : await containerAddresses(inv.env.netns, inv.env.ifname!);
-  return cidrs
-    .map((c) => c.split('/')[0])
-    .filter((address) => {
-      try { return hasMasq(owner, { address, subnet: conf.cidr ?? '0.0.0.0/0' }); } catch { return false; }
-    });
-}
-
 async function del(inv: Invocation): Promise<void> {
   const conf = parseOverlayConfig(inv.conf);
   const containerId = inv.env.containerId!;
   const ifname = inv.env.ifname!;
-  const rec = readRecord(conf.runDir, conf.name, containerId, ifname);
-  const masqAddresses = rec ? rec.masq.map((m) => m.address) : conf.ipMasq ? await fallbackMasq(inv, conf) : [];
+  const records = recordsOf(conf);
+  const rec = records.read(containerId, ifname);
+  // Without a record the cluster CIDR may be unknown: the element's tag is what identifies it.
+  const entryOf = (cidr: string): MasqEntry => ({ address: cidr.split('/')[0], subnet: conf.cidr ?? '0.0.0.0/0' });
+  const masqAddresses = await masqToRemove(inv, { network: conf.name, record: rec, ipMasq: conf.ipMasq, entryOf });
   const errors = await detachContainer({ netnsPath: inv.env.netns || undefined, ifname, hostVeth: rec?.hostVeth, masqAddresses });
   try {
     await ipamDel(ipamInvocation(inv, conf, knownSubnet(conf, rec)), IN_PROCESS);
   } catch (err) {
     errors.push(err as Error);
   }
-  if (errors.length === 0) removeRecord(conf.runDir, conf.name, containerId, ifname);
-  if (errors.length === 1 && errors[0] instanceof CniError) throw errors[0];
-  if (errors.length) throw fail(`DEL of ${containerId}/${ifname} failed: ${errors.map((e) => e.message).join('; ')}`);
+  if (errors.length === 0) records.remove(containerId, ifname);
+  throwDelErrors(errors, 'vxlan-overlay', inv);
 }
 
 function checkFail(msg: string): CniError {
@@ -150,7 +138,7 @@ async function check(inv: Invocation): Promise<void> {
   if (!prev) throw fail('Required prevResult missing', ErrorCode.InvalidConfig);
   await ipamCheck(ipamInvocation(inv, conf, agent.subnet), IN_PROCESS);
   const ifname = inv.env.ifname!;
-  const netns = openNetns(inv.env.netns);
+  const netns = openContainerNetns(inv.env.netns, 'vxlan-overlay');
   let peerIndex: number | undefined;
   const ctr = openRtnl(netns);
   try {
@@ -192,22 +180,7 @@ async function check(inv: Invocation): Promise<void> {
 
 async function gc(inv: GcInvocation): Promise<void> {
   const conf = parseOverlayConfig(inv.conf);
-  const errors: string[] = [];
-  const valid = new Set(inv.validAttachments.map((a) => `${a.containerID}\0${a.ifname}`));
-  try {
-    gcMasq(conf.name, inv.validAttachments);
-  } catch (err) {
-    errors.push(`masquerade: ${(err as Error).message}`);
-  }
-  for (const rec of listRecords(conf.runDir, conf.name)) {
-    if (valid.has(`${rec.containerId}\0${rec.ifname}`)) continue;
-    try {
-      removeMasq(rec.masq.map((m) => m.address));
-      removeRecord(conf.runDir, conf.name, rec.containerId, rec.ifname);
-    } catch (err) {
-      errors.push(`${rec.containerId}/${rec.ifname}: ${(err as Error).message}`);
-    }
-  }
+  const errors = gcAttachments(conf.name, recordsOf(conf), inv.validAttachments);
   try {
     await ipamGc(ipamInvocation(inv, conf, knownSubnet(conf)) as GcInvocation, IN_PROCESS);
   } catch (err) {

@@ -1,7 +1,8 @@
 import { CniError } from '../../lib/cni/errors';
 import type { NetConf } from '../../lib/cni/types';
 import { parseBridgeConfig } from '../../plugins/bridge/config';
-import { planAdd, planVlans, vlanRequest } from '../../plugins/bridge/plan';
+import { buildBridgeVlanRequest } from '../../lib/netlink';
+import { planAdd, planVlans } from '../../plugins/bridge/plan';
 
 const base = (extra: Record<string, unknown> = {}): NetConf => ({ cniVersion: '1.1.0', name: 'net1', type: 'bridge', ...extra });
 
@@ -114,7 +115,10 @@ describe('VLAN requests', () => {
   });
 
   it('encodes what `bridge vlan add dev X vid 100 pvid untagged master` sends', () => {
-    const req = vlanRequest(42, { op: 'add', vid: 100, pvid: true, untagged: true });
+    // The ops go to the facade as they are (lib/bridge/attach); the bytes are checked in netlink-requests.test.ts too.
+    const [op] = planVlans(parseBridgeConfig(base({ vlan: 100, preserveDefaultVlan: true })));
+    expect(op).toEqual({ op: 'add', vid: 100, pvid: true, untagged: true });
+    const req = buildBridgeVlanRequest(op.op, 42, op);
     expect(req.type).toBe(19); // RTM_SETLINK
     expect(req.data.toString('hex')).toBe(
       '07000000' + '2a000000' + '00000000' + '00000000' + // ifinfomsg: AF_BRIDGE, index 42
@@ -122,7 +126,7 @@ describe('VLAN requests', () => {
       '0600' + '0000' + '0100' + '0000' + // IFLA_BRIDGE_FLAGS = BRIDGE_FLAGS_MASTER (padded)
       '0800' + '0200' + '0600' + '6400', // IFLA_BRIDGE_VLAN_INFO {flags PVID|UNTAGGED, vid 100}
     );
-    const del = vlanRequest(42, { op: 'del', vid: 1, pvid: false, untagged: false });
+    const del = buildBridgeVlanRequest('del', 42, { vid: 1, pvid: false, untagged: false });
     expect(del.type).toBe(17); // RTM_DELLINK
     expect(del.data.subarray(-4).toString('hex')).toBe('00000100');
   });

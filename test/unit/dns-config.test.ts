@@ -1,7 +1,7 @@
 // Pure parts of container-name DNS: config parsing, names, renderers.
 import { CniError } from '../../lib/cni/errors';
-import { containerNames, defaultDomain, parseNameResolution, validDnsName } from '../../plugins/bridge/dns/config';
-import { hostsFileName, mergeResultDns, renderDnsmasqConf, renderHostsFile } from '../../plugins/bridge/dns/render';
+import { containerNames, defaultDomain, parseNameResolution, validDnsName } from '../../lib/dns/config';
+import { hostsFileName, mergeResultDns, renderDnsmasqConf, renderHostsFile } from '../../lib/dns/render';
 import { renderDnsGuardAdd, renderDnsGuardDel } from '../../lib/firewall/isolation-dns';
 import { parseBridgeConfig } from '../../plugins/bridge/config';
 

@@ -2,7 +2,7 @@
 // bridge, read the peer entries the device holds, and apply a sync plan.
 // Decisions live in ../model.ts; this file only talks to the kernel.
 
-import { ensureBridge } from '../../bridge/attach';
+import { ensureBridge } from '../../../lib/bridge/attach';
 import { isExists, isNotFound, NUD, type Link, type Rtnl } from '../../../lib/netlink';
 import { ensureSysctl } from '../../../lib/sys/sysctl';
 import type { ActualEntries, SyncOp } from '../model';
@@ -73,7 +73,7 @@ export async function ensureVxlan(rtnl: Rtnl, s: VxlanSpec): Promise<Link> {
 
 /** Create or reuse the local bridge with the subnet's gateway address and the overlay MTU. */
 export async function ensureOverlayBridge(rtnl: Rtnl, o: { name: string; mtu: number; gatewayCidr: string }): Promise<Link> {
-  const br = await ensureBridge(rtnl, { name: o.name, mtu: o.mtu });
+  const br = await ensureBridge(rtnl, { name: o.name, mtu: o.mtu, plugin: 'vxlan-overlay' });
   if (br.mtu !== o.mtu) await rtnl.setMtu(br.index, o.mtu);
   await ensureAddress(rtnl, br, o.gatewayCidr);
   ensureSysctl('net/ipv4/ip_forward', '1');

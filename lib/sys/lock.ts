@@ -3,7 +3,7 @@
 
 import * as fs from 'fs';
 import * as path from 'path';
-import { LOCK_EX, LOCK_UN, native } from '../../../lib/sys/native';
+import { LOCK_EX, LOCK_UN, native } from './native';
 
 export async function withFileLock<T>(lockFile: string, fn: () => Promise<T> | T, dirMode = 0o700): Promise<T> {
   fs.mkdirSync(path.dirname(lockFile), { recursive: true, mode: dirMode });

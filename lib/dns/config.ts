@@ -7,7 +7,7 @@
 //                       "resolvConf": "/etc/resolv.conf", "runDir": "/run/node-cni/dnsname" }
 
 import { isIP } from 'net';
-import { CniError, ErrorCode } from '../../../lib/cni/errors';
+import { CniError, ErrorCode } from '../cni/errors';
 
 export interface NameResolutionConfig {
   /** Search domain handed to containers; names answer bare and as <name>.<domain>. */

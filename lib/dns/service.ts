@@ -12,15 +12,16 @@
 //
 // The first registration starts the daemon, the last unregistration (or GC)
 // stops it and removes the directory. Registration finds a dead daemon and
-// starts it again. Also used by vxlan-overlay through attach.ts.
+// starts it again. Called from lib/bridge/attach.ts (bridge plugin; the
+// overlay can opt in the same way).
 
 import * as fs from 'fs';
 import * as path from 'path';
-import { CniError, ErrorCode } from '../../../lib/cni/errors';
-import { applyDnsGuardAdd, applyDnsGuardDel, type DnsGuard } from '../../../lib/firewall/isolation-dns';
+import { CniError, ErrorCode } from '../cni/errors';
+import { applyDnsGuardAdd, applyDnsGuardDel, type DnsGuard } from '../firewall/isolation-dns';
 import type { NameResolutionConfig } from './config';
 import { runningDaemon, startDaemon, stopDaemon } from './daemon';
-import { withFileLock } from './lock';
+import { withFileLock } from '../sys/lock';
 import { hostsFileName, renderDnsmasqConf, renderHostsFile } from './render';
 
 export interface NameServiceScope {

@@ -5,7 +5,7 @@
 
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
-import { CniError, ErrorCode } from '../../../lib/cni/errors';
+import { CniError, ErrorCode } from '../cni/errors';
 
 const START_TIMEOUT_MS = 10000;
 const STOP_WAIT_MS = 3000;

@@ -1,26 +1,40 @@
-// Attaching a container to a local Linux bridge, and detaching it. Shared on
-// purpose: the vxlan-overlay plugin attaches containers to its bridge the
-// same way, so everything here takes an options object and knows nothing
-// about the bridge plugin's config format.
+// Attaching a container to a local Linux bridge, and detaching it: what the
+// bridge and vxlan-overlay plugins share (the overlay agent also uses
+// ensureBridge). Everything takes an options object and knows nothing about
+// either plugin's config format.
 //
 //   const att = await attachContainer({ netns, ifname, bridge: 'cni0', ips, routes, undo, ... });
 //   await detachContainer({ netnsPath, ifname, hostVeth: att.hostVeth.name });
 
 import * as crypto from 'crypto';
-import { CniError, ErrorCode } from '../../lib/cni/errors';
-import type { IpConfig, Route } from '../../lib/cni/types';
-import { applyMasqAdd, removeMasq, type MasqEntry, type MasqOwner } from '../../lib/firewall/masquerade';
-import { isExists, isNotFound, openRtnl, type Link, type Rtnl } from '../../lib/netlink';
-import { Netns, NetnsNotFoundError } from '../../lib/netns';
-import type { Rollback } from '../../lib/util/rollback';
-import type { NameResolutionConfig } from './dns/config';
-import { registerNames, unregisterNames } from './dns/service';
-import { applyVlanOps, enableIpv6Forwarding, ensureSysctl, portVids, setPromisc } from './host';
-import { addressText, familyOf, overlapsText, sameIP } from '../../lib/ip';
+import { CniError, ErrorCode } from '../cni/errors';
+import type { IpConfig, Route } from '../cni/types';
+import { applyMasqAdd, removeMasq, type MasqEntry, type MasqOwner } from '../firewall/masquerade';
+import { isExists, isNotFound, openRtnl, type Link, type Rtnl } from '../netlink';
+import { Netns, NetnsNotFoundError } from '../netns';
+import type { Rollback } from '../util/rollback';
+import type { NameResolutionConfig } from '../dns/config';
+import { registerNames, unregisterNames } from '../dns/service';
+import { addressText, familyOf, overlapsText, sameIP, type Family } from '../ip';
+import type { BridgeVlan } from '../netlink';
+import { ensureSysctl } from '../sys/sysctl';
+import { enableIpv4Forwarding, enableIpv6Forwarding } from './forwarding';
 import { joinIsolation, leaveIsolationIfEmpty } from './isolation';
-import type { GatewayAddress, VlanOp } from './plan';
+
+export interface GatewayAddress {
+  family: Family;
+  /** Gateway with the subnet's prefix, as it goes on the bridge: "10.1.0.1/24". */
+  cidr: string;
+}
+
+/** One VLAN change on the host port (`bridge vlan add|del dev <port> vid ... master`). */
+export interface BridgeVlanOp extends BridgeVlan {
+  op: 'add' | 'del';
+}
 
 export interface AttachOptions {
+  /** Who is attaching, for messages ("bridge", "vxlan-overlay"); default "bridge". */
+  plugin?: string;
   /** The container's network namespace (open). */
   netns: Netns;
   /** Interface name inside the container. */
@@ -37,7 +51,7 @@ export interface AttachOptions {
   /** Create the bridge with vlan_filtering (only takes effect on creation). */
   vlanFiltering?: boolean;
   /** VLAN ops for the host port; `existing` VIDs are read from the port when a 'del' of the defaults is wanted. */
-  vlans?: (existing: number[]) => VlanOp[];
+  vlans?: (existing: number[]) => BridgeVlanOp[];
   enableDad?: boolean;
   /** Leave the container interface down (L2 only). */
   disableContainerInterface?: boolean;
@@ -54,9 +68,9 @@ export interface AttachOptions {
   undo: Rollback;
   /** Called right after the host veth name is known (e.g. to write a record DEL can use). */
   onHostVeth?: (name: string) => void;
-  /** Put the bridge into the isolation group (isolation.ts): no forwarding to other isolated bridges. */
+  /** Put the bridge into the isolation group (./isolation.ts): no forwarding to other isolated bridges. */
   isolation?: AttachIsolation;
-  /** Register the container's names with the network's DNS service on the gateway addresses (dns/service.ts). */
+  /** Register the container's names with the network's DNS service on the gateway addresses (lib/dns/service.ts). */
   nameService?: AttachNameService;
 }
 
@@ -73,7 +87,7 @@ export interface AttachNameService {
   network: string;
   config: NameResolutionConfig;
   containerId: string;
-  /** The container's names on this network (dns/config.ts containerNames). */
+  /** The container's names on this network (lib/dns/config.ts containerNames). */
   names: readonly string[];
 }
 
@@ -96,26 +110,53 @@ function fail(msg: string, code: number = ErrorCode.Internal): CniError {
   return new CniError(code, msg);
 }
 
+/** Whatever the kernel says missing (IPv6 disabled, interface gone) is skipped: these sysctls are best-effort tuning. */
+const OPTIONAL = { ignoreMissing: true };
+
 function errMsg(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
 /** Create or reuse the bridge, bring it up; a non-bridge of that name is an error. */
-export async function ensureBridge(host: Rtnl, o: { name: string; mtu?: number; promisc?: boolean; vlanFiltering?: boolean }): Promise<Link> {
+export async function ensureBridge(host: Rtnl, o: { name: string; mtu?: number; promisc?: boolean; vlanFiltering?: boolean; plugin?: string }): Promise<Link> {
+  const who = o.plugin ?? 'bridge';
   let br = await host.getLink(o.name);
-  if (br && br.kind !== 'bridge') throw fail(`bridge: "${o.name}" already exists and is a ${br.kind ?? 'device'}, not a bridge`, ErrorCode.InvalidConfig);
+  if (br && br.kind !== 'bridge') throw fail(`${who}: "${o.name}" already exists and is a ${br.kind ?? 'device'}, not a bridge`, ErrorCode.InvalidConfig);
   if (!br) {
     try {
       br = await host.ensureBridge({ name: o.name, mtu: o.mtu || undefined, vlanFiltering: o.vlanFiltering || undefined });
     } catch (err) {
-      throw fail(`bridge: failed to create bridge "${o.name}": ${errMsg(err)}`);
+      throw fail(`${who}: failed to create bridge "${o.name}": ${errMsg(err)}`);
     }
   }
-  if (o.promisc) setPromisc(o.name, true);
+  if (o.promisc) {
+    try {
+      await host.setPromisc(br.index, true);
+    } catch (err) {
+      throw fail(`${who}: failed to set promiscuous mode on "${o.name}": ${errMsg(err)}`);
+    }
+  }
   // A bridge must not autoconfigure from RAs seen on container ports.
-  ensureSysctl(`net/ipv6/conf/${o.name}/accept_ra`, '0', undefined, true);
+  ensureSysctl(`net/ipv6/conf/${o.name}/accept_ra`, '0', undefined, OPTIONAL);
   if (!br.up) await host.setLinkUp(br.index);
   return br;
+}
+
+function who(o: { plugin?: string }): string {
+  return o.plugin ?? 'bridge';
+}
+
+/** VLANs of the host port, through the facade (the bridge was created with vlan_filtering). */
+async function applyVlans(host: Rtnl, port: Link, o: AttachOptions): Promise<void> {
+  const existing = (await host.listBridgeVlans(port.index)).map((v) => v.vid);
+  for (const op of o.vlans!(existing)) {
+    try {
+      if (op.op === 'add') await host.addBridgeVlan(port.index, op);
+      else await host.deleteBridgeVlan(port.index, op);
+    } catch (err) {
+      throw fail(`${who(o)}: failed to ${op.op} VLAN ${op.vid} on "${port.name}": ${errMsg(err)}`);
+    }
+  }
 }
 
 async function createVethPair(container: Rtnl, o: AttachOptions): Promise<{ containerVeth: Link; hostName: string }> {
@@ -127,13 +168,13 @@ async function createVethPair(container: Rtnl, o: AttachOptions): Promise<{ cont
     } catch (err) {
       // ifname was checked free, so EEXIST is a clash of the random host name.
       if (isExists(err) && i + 1 < VETH_NAME_TRIES) continue;
-      throw fail(`bridge: failed to create veth pair "${o.ifname}" <-> "${hostName}": ${errMsg(err)}`);
+      throw fail(`${who(o)}: failed to create veth pair "${o.ifname}" <-> "${hostName}": ${errMsg(err)}`);
     }
   }
 }
 
 /** Put each gateway address on the bridge (shared state: never rolled back). */
-async function ensureBridgeAddresses(host: Rtnl, br: Link, wanted: readonly GatewayAddress[], force: boolean): Promise<void> {
+async function ensureBridgeAddresses(host: Rtnl, br: Link, wanted: readonly GatewayAddress[], force: boolean, plugin: string): Promise<void> {
   if (wanted.length === 0) return;
   const present = await host.listAddresses(br.index);
   for (const gw of wanted) {
@@ -142,13 +183,13 @@ async function ensureBridgeAddresses(host: Rtnl, br: Link, wanted: readonly Gate
     // v4: one address per bridge; v6: only an overlapping prefix conflicts.
     const conflicts = present.filter((a) => a.family === gw.family && (gw.family === 4 ? a.scope === 0 : overlapsText(a.cidr, gw.cidr)) && !a.ip.startsWith('fe80:'));
     for (const c of conflicts) {
-      if (!force) throw fail(`bridge: "${br.name}" already has an IP address different from ${gw.cidr} (${c.cidr}); set "forceAddress" to replace it`);
+      if (!force) throw fail(`${plugin}: "${br.name}" already has an IP address different from ${gw.cidr} (${c.cidr}); set "forceAddress" to replace it`);
       await host.deleteAddress(br.index, c.cidr);
     }
     try {
       await host.addAddress(br.index, gw.cidr, { nodad: gw.family === 6 });
     } catch (err) {
-      if (!isExists(err)) throw fail(`bridge: failed to add gateway address ${gw.cidr} to "${br.name}": ${errMsg(err)}`);
+      if (!isExists(err)) throw fail(`${plugin}: failed to add gateway address ${gw.cidr} to "${br.name}": ${errMsg(err)}`);
     }
   }
   // Pin the bridge MAC so it stops following the lowest port MAC (cni#285).
@@ -157,14 +198,14 @@ async function ensureBridgeAddresses(host: Rtnl, br: Link, wanted: readonly Gate
   if (now.mac && now.mac !== '00:00:00:00:00:00') await host.setMac(br.index, now.mac);
 }
 
-async function waitDad(container: Rtnl, index: number, timeoutMs: number): Promise<void> {
+async function waitDad(container: Rtnl, index: number, timeoutMs: number, plugin: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const addrs = (await container.listAddresses(index, 6)).filter((a) => !a.ip.startsWith('fe80:'));
     const failed = addrs.find((a) => a.flags & IFA_F_DADFAILED);
-    if (failed) throw fail(`bridge: duplicate address detection failed for ${failed.cidr}`);
+    if (failed) throw fail(`${plugin}: duplicate address detection failed for ${failed.cidr}`);
     if (!addrs.some((a) => a.flags & IFA_F_TENTATIVE)) return;
-    if (Date.now() > deadline) throw fail(`bridge: IPv6 addresses still tentative after ${timeoutMs} ms`);
+    if (Date.now() > deadline) throw fail(`${plugin}: IPv6 addresses still tentative after ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
@@ -172,28 +213,28 @@ async function waitDad(container: Rtnl, index: number, timeoutMs: number): Promi
 async function configureContainer(container: Rtnl, link: Link, o: AttachOptions): Promise<void> {
   const hasV6 = o.ips.some((ip) => familyOf(ip.address) === 6);
   const dev = o.ifname;
-  ensureSysctl(`net/ipv6/conf/${dev}/accept_dad`, o.enableDad ? '1' : '0', o.netns, true);
-  if (o.enableDad) ensureSysctl(`net/ipv6/conf/${dev}/enhanced_dad`, '1', o.netns, true);
-  ensureSysctl(`net/ipv4/conf/${dev}/arp_notify`, '1', o.netns, true);
+  ensureSysctl(`net/ipv6/conf/${dev}/accept_dad`, o.enableDad ? '1' : '0', o.netns, OPTIONAL);
+  if (o.enableDad) ensureSysctl(`net/ipv6/conf/${dev}/enhanced_dad`, '1', o.netns, OPTIONAL);
+  ensureSysctl(`net/ipv4/conf/${dev}/arp_notify`, '1', o.netns, OPTIONAL);
   if (hasV6) {
-    ensureSysctl('net/ipv6/conf/lo/disable_ipv6', '0', o.netns, true);
-    ensureSysctl(`net/ipv6/conf/${dev}/disable_ipv6`, '0', o.netns, true);
-    ensureSysctl(`net/ipv6/conf/${dev}/keep_addr_on_down`, '1', o.netns, true);
+    ensureSysctl('net/ipv6/conf/lo/disable_ipv6', '0', o.netns, OPTIONAL);
+    ensureSysctl(`net/ipv6/conf/${dev}/disable_ipv6`, '0', o.netns, OPTIONAL);
+    ensureSysctl(`net/ipv6/conf/${dev}/keep_addr_on_down`, '1', o.netns, OPTIONAL);
   }
   for (const ip of o.ips) {
     try {
       await container.addAddress(link.index, ip.address, { nodad: familyOf(ip.address) === 6 && !o.enableDad });
     } catch (err) {
-      throw fail(`bridge: failed to add address ${ip.address} to "${dev}": ${errMsg(err)}`);
+      throw fail(`${who(o)}: failed to add address ${ip.address} to "${dev}": ${errMsg(err)}`);
     }
   }
   if (!o.disableContainerInterface) await container.setLinkUp(link.index);
-  if (hasV6 && o.enableDad) await waitDad(container, link.index, 5000);
+  if (hasV6 && o.enableDad) await waitDad(container, link.index, 5000, who(o));
   for (const r of o.routes) {
     try {
       await container.addRoute({ dst: r.dst, gw: r.gw, dev: link.index, metric: r.priority, table: r.table, scope: r.scope, mtu: r.mtu, advmss: r.advmss });
     } catch (err) {
-      if (!isExists(err)) throw fail(`bridge: failed to add route ${r.dst}${r.gw ? ` via ${r.gw}` : ''} in the container: ${errMsg(err)}`);
+      if (!isExists(err)) throw fail(`${who(o)}: failed to add route ${r.dst}${r.gw ? ` via ${r.gw}` : ''} in the container: ${errMsg(err)}`);
     }
   }
 }
@@ -208,8 +249,8 @@ export async function attachContainer(o: AttachOptions): Promise<AttachResult> {
   const host = openRtnl();
   const container = openRtnl(o.netns);
   try {
-    if (await container.getLink(o.ifname)) throw fail(`bridge: container already has an interface named "${o.ifname}"`);
-    const br = await ensureBridge(host, { name: o.bridge, mtu: o.mtu, promisc: o.promisc, vlanFiltering: o.vlanFiltering });
+    if (await container.getLink(o.ifname)) throw fail(`${who(o)}: container already has an interface named "${o.ifname}"`);
+    const br = await ensureBridge(host, { name: o.bridge, mtu: o.mtu, promisc: o.promisc, vlanFiltering: o.vlanFiltering, plugin: o.plugin });
 
     const { containerVeth, hostName } = await createVethPair(container, o);
     o.undo.push(`delete veth "${o.ifname}"`, async () => {
@@ -220,21 +261,20 @@ export async function attachContainer(o: AttachOptions): Promise<AttachResult> {
     o.onHostVeth?.(hostName);
 
     let hostVeth = await host.requireLink(hostName);
-    ensureSysctl(`net/ipv6/conf/${hostName}/accept_ra`, '0', undefined, true);
+    ensureSysctl(`net/ipv6/conf/${hostName}/accept_ra`, '0', undefined, OPTIONAL);
     try {
       await host.setMaster(hostVeth.index, br.index);
     } catch (err) {
-      throw fail(`bridge: failed to attach "${hostName}" to bridge "${o.bridge}": ${errMsg(err)}`);
+      throw fail(`${who(o)}: failed to attach "${hostName}" to bridge "${o.bridge}": ${errMsg(err)}`);
     }
     if (o.hairpin || o.portIsolation) await host.setBridgePortFlags(hostVeth.index, { hairpin: o.hairpin || undefined, isolated: o.portIsolation || undefined });
-    const vlanOps = o.vlans?.(portVids(hostName)) ?? [];
-    if (vlanOps.length) applyVlanOps(hostName, vlanOps);
+    if (o.vlans) await applyVlans(host, hostVeth, o);
     await host.setLinkUp(hostVeth.index);
 
     await configureContainer(container, containerVeth, o);
 
-    await ensureBridgeAddresses(host, br, o.bridgeAddresses, !!o.forceAddress);
-    if (o.forwardV4) ensureSysctl('net/ipv4/ip_forward', '1');
+    await ensureBridgeAddresses(host, br, o.bridgeAddresses, !!o.forceAddress, who(o));
+    if (o.forwardV4) enableIpv4Forwarding();
     if (o.forwardV6) enableIpv6Forwarding();
 
     if (o.masq && o.masq.entries.length) {
@@ -264,7 +304,7 @@ export async function attachContainer(o: AttachOptions): Promise<AttachResult> {
       try {
         hostVeth = await host.waitOperUp(hostVeth.index, 2550);
       } catch (err) {
-        throw fail(`bridge: bridge port "${hostName}" did not come up: ${errMsg(err)}`);
+        throw fail(`${who(o)}: bridge port "${hostName}" did not come up: ${errMsg(err)}`);
       }
     }
     return {

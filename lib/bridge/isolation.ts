@@ -7,12 +7,12 @@
 // is on the bridge: a DEL that counts ports either sees that port (keeps the
 // network isolated) or ran before it and is followed by the join. The join
 // still happens before the ADD returns, i.e. before the runtime starts any
-// process in the container. Also used by vxlan-overlay through attach.ts.
+// process in the container. Called from lib/bridge/attach.ts.
 
 import * as path from 'path';
-import { applyIsolationJoin, applyIsolationLeave, type IsolationMember } from '../../lib/firewall/isolation';
-import { openRtnl } from '../../lib/netlink';
-import { withFileLock } from './dns/lock';
+import { applyIsolationJoin, applyIsolationLeave, type IsolationMember } from '../firewall/isolation';
+import { openRtnl } from '../netlink';
+import { withFileLock } from '../sys/lock';
 
 export interface IsolationHook extends IsolationMember {
   /** Where the per-bridge lock file lives (the plugin's state directory). */

@@ -1,7 +1,7 @@
 // Pure renderers of the per-network DNS service: the dnsmasq configuration,
 // one hosts file per attachment, and the result's dns field.
 
-import type { Dns } from '../../../lib/cni/types';
+import type { Dns } from '../cni/types';
 
 export interface DnsmasqConfInput {
   network: string;

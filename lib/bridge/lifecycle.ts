@@ -1,0 +1,86 @@
+// The DEL/GC bookkeeping both bridge-attaching plugins share: opening the
+// container's namespace, the masquerade elements of an attachment without a
+// record, collecting DEL errors, and GC of stale records.
+
+import { CniError, ErrorCode } from '../cni/errors';
+import type { Invocation } from '../cni/types';
+import { gcMasq, hasMasq, removeMasq, type MasqEntry } from '../firewall/masquerade';
+import { openRtnl } from '../netlink';
+import { Netns } from '../netns';
+import { containerAddresses } from './attach';
+import type { AttachmentRecord, RecordDir } from './records';
+
+/** Open CNI_NETNS: code 4 when it is missing, 6 (InvalidNetns) when it cannot be opened. */
+export function openContainerNetns(nsPath: string | undefined, plugin: string): Netns {
+  if (!nsPath) throw new CniError(ErrorCode.InvalidEnvironment, `${plugin}: CNI_NETNS is required`);
+  try {
+    return Netns.open(nsPath);
+  } catch (err) {
+    throw new CniError(ErrorCode.InvalidNetns, `${plugin}: failed to open netns "${nsPath}": ${(err as Error).message}`);
+  }
+}
+
+/** Fail on an existing ifname before IPAM runs, so a repeated ADD does not release the first one's address. */
+export async function requireFreeIfname(netns: Netns, ifname: string, plugin: string): Promise<void> {
+  const probe = openRtnl(netns);
+  try {
+    if (await probe.getLink(ifname)) throw new CniError(ErrorCode.Internal, `${plugin}: container already has an interface named "${ifname}"`);
+  } finally {
+    probe.close();
+  }
+}
+
+/**
+ * The masquerade elements to remove for an attachment without a record
+ * (written by an older ADD, or lost): addresses from prevResult or the live
+ * interface, and only the elements tagged with this attachment.
+ */
+export async function untrackedMasqAddresses(inv: Invocation, network: string, entryOf: (cidr: string) => MasqEntry): Promise<string[]> {
+  const owner = { network, containerId: inv.env.containerId!, ifname: inv.env.ifname! };
+  const prev = inv.conf.prevResult?.ips?.map((ip) => ip.address) ?? [];
+  const cidrs = prev.length ? prev : await containerAddresses(inv.env.netns, inv.env.ifname!);
+  return cidrs
+    .map(entryOf)
+    .filter((e) => {
+      try { return hasMasq(owner, e); } catch { return false; }
+    })
+    .map((e) => e.address);
+}
+
+/** What DEL removes from the host side: the record's masquerade elements, else (with ipMasq) the tagged ones found. */
+export async function masqToRemove(inv: Invocation, o: { network: string; record?: AttachmentRecord; ipMasq: boolean; entryOf: (cidr: string) => MasqEntry }): Promise<string[]> {
+  if (o.record) return o.record.masq.map((m) => m.address);
+  return o.ipMasq ? untrackedMasqAddresses(inv, o.network, o.entryOf) : [];
+}
+
+/** DEL reports every error it met, at the end; a single CniError passes through as it is. */
+export function throwDelErrors(errors: readonly Error[], plugin: string, inv: Invocation): void {
+  if (errors.length === 0) return;
+  if (errors.length === 1 && errors[0] instanceof CniError) throw errors[0];
+  throw new CniError(ErrorCode.Internal, `${plugin}: DEL of ${inv.env.containerId}/${inv.env.ifname} failed: ${errors.map((e) => e.message).join('; ')}`);
+}
+
+/**
+ * GC: masquerade elements of the network not owned by a valid attachment,
+ * then the records (and their elements) of attachments no longer valid.
+ * Returns the errors as messages; the caller goes on with the rest of GC.
+ */
+export function gcAttachments(network: string, records: RecordDir, valid: ReadonlyArray<{ containerID: string; ifname: string }>): string[] {
+  const errors: string[] = [];
+  const keep = new Set(valid.map((a) => `${a.containerID}\0${a.ifname}`));
+  try {
+    gcMasq(network, valid);
+  } catch (err) {
+    errors.push(`masquerade: ${(err as Error).message}`);
+  }
+  for (const rec of records.list()) {
+    if (keep.has(`${rec.containerId}\0${rec.ifname}`)) continue;
+    try {
+      removeMasq(rec.masq.map((m) => m.address));
+      records.remove(rec.containerId, rec.ifname);
+    } catch (err) {
+      errors.push(`${rec.containerId}/${rec.ifname}: ${(err as Error).message}`);
+    }
+  }
+  return errors;
+}
