@@ -13,7 +13,7 @@ const BIN = path.join(DIST_BIN, 'bridge');
 const DNSMASQ = '/usr/sbin/dnsmasq';
 
 function ensureBuilt(): void {
-  const dirs = [path.join(ROOT, 'plugins', 'bridge'), path.join(ROOT, 'plugins', 'bridge', 'dns'), path.join(ROOT, 'lib', 'firewall')];
+  const dirs = ['plugins/bridge', 'lib/bridge', 'lib/dns', 'lib/firewall', 'lib/netlink', 'lib/ip'].map((d) => path.join(ROOT, d));
   const srcs = dirs.flatMap((d) => fs.readdirSync(d).filter((f) => f.endsWith('.ts')).map((f) => path.join(d, f)));
   const newest = Math.max(...srcs.map((f) => fs.statSync(f).mtimeMs));
   if (!fs.existsSync(BIN) || fs.statSync(BIN).mtimeMs < newest) sh('node', [path.join(ROOT, 'scripts', 'build.js'), 'bridge']);

@@ -12,6 +12,7 @@ const VERSIONS = ['0.1.0', '0.2.0', '0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0']
 function ensureBuilt(): void {
   const srcs = fs.readdirSync(path.join(ROOT, 'plugins', 'bridge')).map((f) => path.join(ROOT, 'plugins', 'bridge', f));
   srcs.push(path.join(ROOT, 'lib', 'firewall', 'masquerade.ts'));
+  for (const d of ['lib/bridge', 'lib/netlink', 'lib/ip']) srcs.push(...fs.readdirSync(path.join(ROOT, d)).map((f) => path.join(ROOT, d, f)));
   const newest = Math.max(...srcs.map((f) => fs.statSync(f).mtimeMs));
   if (!fs.existsSync(BIN) || fs.statSync(BIN).mtimeMs < newest) sh('node', [path.join(ROOT, 'scripts', 'build.js'), 'bridge']);
 }

@@ -19,7 +19,7 @@ const SLACK_MS = 1500;
 function ensureBuilt(): void {
   const dirs = [path.join(ROOT, 'plugins', 'vxlan-overlay'), path.join(ROOT, 'plugins', 'vxlan-overlay', 'agent'), path.join(ROOT, 'plugins', 'vxlan-overlay', 'store')];
   const srcs = dirs.flatMap((d) => fs.readdirSync(d).filter((f) => f.endsWith('.ts')).map((f) => path.join(d, f)));
-  srcs.push(path.join(ROOT, 'plugins', 'bridge', 'attach.ts'));
+  for (const d of ['lib/bridge', 'lib/netlink', 'lib/ip']) srcs.push(...fs.readdirSync(path.join(ROOT, d)).map((f) => path.join(ROOT, d, f)));
   const newest = Math.max(...srcs.map((f) => fs.statSync(f).mtimeMs));
   if (!fs.existsSync(BUILT) || fs.statSync(BUILT).mtimeMs < newest) sh('node', [path.join(ROOT, 'scripts', 'build.js'), 'vxlan-overlay']);
 }
