@@ -352,6 +352,18 @@ export async function containerAddresses(netnsPath: string | undefined, ifname: 
   }
 }
 
+/** Delete a link in `ns` (or here); gone already counts as done, anything else is added to `errors`. */
+async function deleteLinkIfPresent(ns: Netns | undefined, name: string, errors: Error[]): Promise<void> {
+  const r = openRtnl(ns);
+  try {
+    await r.deleteLink(name);
+  } catch (err) {
+    if (!isNotFound(err)) errors.push(new Error(`deleting "${name}": ${errMsg(err)}`));
+  } finally {
+    r.close();
+  }
+}
+
 /** Undo attachContainer; idempotent, best-effort: returns the errors it met. */
 export async function detachContainer(o: DetachOptions): Promise<Error[]> {
   const errors: Error[] = [];
@@ -367,26 +379,13 @@ export async function detachContainer(o: DetachOptions): Promise<Error[]> {
     }
   }
   if (ns) {
-    const r = openRtnl(ns);
     try {
-      await r.deleteLink(o.ifname);
-    } catch (err) {
-      if (!isNotFound(err)) errors.push(new Error(`deleting "${o.ifname}": ${errMsg(err)}`));
+      await deleteLinkIfPresent(ns, o.ifname, errors);
     } finally {
-      r.close();
       ns.close();
     }
   }
-  if (o.hostVeth) {
-    const h = openRtnl();
-    try {
-      await h.deleteLink(o.hostVeth);
-    } catch (err) {
-      if (!isNotFound(err)) errors.push(new Error(`deleting "${o.hostVeth}": ${errMsg(err)}`));
-    } finally {
-      h.close();
-    }
-  }
+  if (o.hostVeth) await deleteLinkIfPresent(undefined, o.hostVeth, errors);
   if (o.nameService) {
     try { await unregisterNames({ ...o.nameService, ifname: o.ifname }); } catch (err) { errors.push(new Error(`removing DNS names: ${errMsg(err)}`)); }
   }

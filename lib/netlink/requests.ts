@@ -3,7 +3,7 @@
 // kernel without the module).
 import { broadcastOf, macToBytes, networkOf, parseCidr, afOf, ipToBytes, ipFamily } from './addr';
 import { NetlinkError } from './errors';
-import type { BridgePortFlags, BridgeVlan, MacvlanMode } from './types';
+import type { BridgePortFlags, BridgeVlan, MacvlanMode, RouteSpec } from './types';
 import {
   AF, Attr, BRIDGE_FLAGS_MASTER, BRIDGE_VLAN_INFO, ETH_P_8021Q, IFA, IFA_F, IFF_PROMISC, IFF_UP, IFLA, IFLA_BR, IFLA_BRIDGE, IFLA_BRPORT,
   IFLA_INFO, IFLA_MACVLAN, IFLA_VLAN, IFLA_VXLAN, NDA, NLM_F, NlRequest, NTF, NUD, RTA, RTAX_ADVMSS, RTAX_MTU, RTEXT_FILTER_BRVLAN, RTM,
@@ -178,18 +178,8 @@ export function buildAddressRequest(op: 'add' | 'del', index: number, cidr: stri
   return { type: op === 'add' ? RTM.NEWADDR : RTM.DELADDR, flags: op === 'add' ? CREATE_EXCL : 0, data: Buffer.concat([hdr, encodeAttrs(a)]) };
 }
 
-export interface RouteRequest {
-  dst: string;
-  gw?: string;
-  oif?: number;
-  table?: number;
-  scope?: number;
-  metric?: number;
-  mtu?: number;
-  advmss?: number;
-  src?: string;
-  onlink?: boolean;
-}
+/** A RouteSpec with the output link resolved to its index. */
+export type RouteRequest = Omit<RouteSpec, 'dev'> & { oif?: number };
 
 export function normaliseDst(dst: string, gw?: string): string {
   if (dst === 'default') return gw && ipFamily(gw) === 6 ? '::/0' : '0.0.0.0/0';
