@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 // Benchmark: what one nft transaction costs as a function of the elements
 // already in the table, and which statements make nft 1.0.6 fetch them.
-// Runs in one throwaway network namespace. For each size N it builds a
-// portmap-like table (claim map, DNAT map, two sets, chains with rules using
-// them) and a masquerade-like table (vmap of jump verdicts), N elements each,
-// then times one transaction per variant: CPU (user+sys of the nft process,
+// Runs in one throwaway network namespace. For each size N it declares the
+// real portmap table of one network and the real masquerade table (rendered
+// by lib/firewall/*.ts), puts N containers' elements in each, then times one
+// transaction per variant: CPU (user+sys of the nft process,
 // which includes the kernel's commit work done in its syscalls) and wall,
 // median of --runs, plus the bytes nft read from netlink (strace), which
 // shows whether it listed the sets' contents before the transaction.
@@ -22,8 +22,6 @@ const SIZES = arg('--sizes', '0,100,1000,10000').split(',').map(Number);
 const RUNS = Number(arg('--runs', '15'));
 const ONLY = arg('--only', '') ? arg('--only', '').split(',') : undefined;
 const NS = `nftb${crypto.randomBytes(3).toString('hex')}`;
-const T = 'inet bench_pm';
-const M = 'inet bench_masq';
 const DIR = fs.mkdtempSync(path.join(os.tmpdir(), `${NS}-`));
 
 const sh = (cmd, args, input) => execFileSync(cmd, args, { encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'], maxBuffer: 1 << 28 });
@@ -39,101 +37,93 @@ function cleanup() {
 process.on('exit', cleanup);
 process.on('SIGINT', () => process.exit(130));
 
+// The real renderers (TypeScript, transpiled on the fly), so the bench sends what the plugins send.
+const ts = require(path.join(__dirname, '..', '..', 'node_modules', 'typescript'));
+require.extensions['.ts'] = (m, file) => {
+  const out = ts.transpileModule(fs.readFileSync(file, 'utf8'), { compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2020, esModuleInterop: true } });
+  m._compile(out.outputText, file);
+};
+const pm = require('../../lib/firewall/portmap.ts');
+const masq = require('../../lib/firewall/masquerade.ts');
+
+const PM = 'bench_pm';
+const MQ = 'bench_masq';
+const T = `inet ${PM}`;
+const NET = { name: 'benchnet', snat: true, masqAll: false, conditionsV4: [], conditionsV6: [] };
+const P = pm.networkPrefix(NET.name);
+const SUBNET = '10.96.0.0/11';
 const ip = (i) => `10.${100 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`;
+const mip = (i) => `10.${96 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`;
 const port = (i) => 1024 + i;
-const NEW = 60000; // the key of the "new container" each variant adds
+const NEW = 64000; // the key of the "new container" each variant adds (above every prefilled port)
+const lines = (ls) => ls.join('\n') + '\n';
 
-// ---- the structure (what portmap's/masquerade's skeleton declares) ----
-const pmStructure = () => [
-  `add table ${T} { comment "bench"; }`,
-  `add map ${T} claims4 { type ipv4_addr . inet_proto . inet_service : mark; }`,
-  `add map ${T} any4 { type inet_proto . inet_service : ipv4_addr . inet_service; }`,
-  `add set ${T} targets4 { type ipv4_addr . inet_proto . inet_service; }`,
-  `add set ${T} hairpin4 { type ipv4_addr . ipv4_addr; }`,
-  `add chain ${T} pm_dnat`, `flush chain ${T} pm_dnat`,
-  `add rule ${T} pm_dnat fib daddr type local dnat ip to meta l4proto . th dport map @any4`,
-  `add chain ${T} prerouting { type nat hook prerouting priority dstnat; policy accept; }`, `flush chain ${T} prerouting`,
-  `add rule ${T} prerouting jump pm_dnat`,
-  `add chain ${T} postrouting { type nat hook postrouting priority srcnat; policy accept; }`, `flush chain ${T} postrouting`,
-  `add rule ${T} postrouting ct status dnat ip saddr . ip daddr @hairpin4 masquerade`,
-  `add rule ${T} postrouting ip saddr 127.0.0.0/8 ct status dnat ip daddr . meta l4proto . th dport @targets4 masquerade`,
-];
-const masqStructure = () => [
-  `add table ${M}`,
-  `add chain ${M} postrouting { type nat hook postrouting priority srcnat; policy accept; }`,
-  `add map ${M} masq4 { type ipv4_addr : verdict; }`,
-  `flush chain ${M} postrouting`,
-  `add rule ${M} postrouting ip saddr vmap @masq4`,
-  `add chain ${M} net1`, `flush chain ${M} net1`,
-  `add rule ${M} net1 ip daddr 10.0.0.0/8 return`, `add rule ${M} net1 masquerade`,
-  // the flat alternative: a plain set per network and one rule per network
-  `add set ${M} net1_addrs4 { type ipv4_addr; }`,
-  `add chain ${M} post2 { type nat hook postrouting priority srcnat; policy accept; }`, `flush chain ${M} post2`,
-  `add rule ${M} post2 ip saddr @net1_addrs4 ip daddr != 10.0.0.0/8 masquerade`,
-];
+// One container's elements, exactly as portmap/masquerade plan them.
+const att = { network: NET.name, containerID: 'bench-new', ifname: 'eth0', entries: [{ family: 4, protocol: 'tcp', hostPort: port(NEW), containerIP: ip(NEW), containerPort: 80 }] };
+const ops = pm.planElements(att);
+const owner = { network: 'masqnet', containerId: 'bench-new', ifname: 'eth0' };
+const mentries = [{ address: mip(NEW), subnet: SUBNET }];
+const skeletonLines = pm.renderSkeleton(NET, PM).trim().split('\n');
+const oldPmStructure = skeletonLines.filter((l) => !l.includes('_declared')).join('\n') + '\n'; // before: re-declared on every ADD
+const oldMasqAdd = () => {
+  // before: base + subnet chain + elements on every ADD (the marker lines are the only difference).
+  const decl = masq.renderMasqDeclare(owner, mentries, MQ).split('\n').filter((l) => !/ set .* ok-/.test(l)).join('\n');
+  const els = masq.renderMasqAdd(owner, mentries, MQ).split('\n').filter((l) => !/ ok-/.test(l)).join('\n');
+  return decl + els;
+};
 
-// ---- one container's elements ----
-const k = NEW;
-const pmCreate = () => [
-  `create element ${T} claims4 { 0.0.0.0 . tcp . ${port(k)} comment "net/c${k}/eth0" : 0x80000001 }`,
-  `create element ${T} any4 { tcp . ${port(k)} comment "net/c${k}/eth0" : ${ip(k)} . 80 }`,
-  `add element ${T} targets4 { ${ip(k)} . tcp . 80 }`,
-  `add element ${T} hairpin4 { ${ip(k)} . ${ip(k)} }`,
-];
-const pmAdd = () => pmCreate().map((l) => l.replace(/^create/, 'add'));
-const pmDelete = () => [
-  `delete element ${T} claims4 { 0.0.0.0 . tcp . ${port(k)} }`,
-  `delete element ${T} any4 { tcp . ${port(k)} }`,
-  `delete element ${T} targets4 { ${ip(k)} . tcp . 80 }`,
-  `delete element ${T} hairpin4 { ${ip(k)} . ${ip(k)} }`,
-];
-const undoPm = () => nftIn(['-f', '-'], pmDelete().join('\n') + '\n');
-const redoPm = () => nftIn(['-f', '-'], pmCreate().join('\n') + '\n');
-
+const undoPm = () => nftIn(['-f', '-'], lines(pm.renderRemoveElements(ops, PM).trim().split('\n').filter((l) => l.startsWith('delete'))));
+const redoPm = () => nftIn(['-f', '-'], pm.renderAddElements(ops, PM));
+const undoMasq = () => masqRemove();
+const redoMasq = () => nftIn(['-f', '-'], masq.renderMasqAdd(owner, mentries, MQ));
+function masqRemove() { nftIn(['-f', '-'], masq.renderMasqDel([mip(NEW)], MQ)); }
+const claimKey = `0.0.0.0 . tcp . ${port(NEW)}`;
+const addOnly = () => pm.renderAddElements(ops, PM).replace(/^create/gm, 'add');
 const jsonAdd = () => JSON.stringify({ nftables: [
-  { add: { element: { family: 'inet', table: 'bench_pm', name: 'claims4', elem: [[{ concat: ['0.0.0.0', 'tcp', port(k)] }, 0x80000001]] } } },
-  { add: { element: { family: 'inet', table: 'bench_pm', name: 'any4', elem: [[{ concat: ['tcp', port(k)] }, { concat: [ip(k), 80] }]] } } },
-  { add: { element: { family: 'inet', table: 'bench_pm', name: 'targets4', elem: [{ concat: [ip(k), 'tcp', 80] }] } } },
-  { add: { element: { family: 'inet', table: 'bench_pm', name: 'hairpin4', elem: [{ concat: [ip(k), ip(k)] }] } } },
+  { add: { element: { family: 'inet', table: PM, name: 'claims4', elem: [[{ concat: ['0.0.0.0', 'tcp', port(NEW)] }, 0x80000001]] } } },
+  { add: { element: { family: 'inet', table: PM, name: `${P}_any4`, elem: [[{ concat: ['tcp', port(NEW)] }, { concat: [ip(NEW), 80] }]] } } },
+  { add: { element: { family: 'inet', table: PM, name: `${P}_targets4`, elem: [{ concat: [ip(NEW), 'tcp', 80] }] } } },
+  { add: { element: { family: 'inet', table: PM, name: `${P}_hairpin4`, elem: [{ concat: [ip(NEW), ip(NEW)] }] } } },
 ] });
 
-/** Variants: name -> { args, input(), undo() (untimed, restores N), before() (untimed) } */
-const lines = (ls) => ls.join('\n') + '\n';
+/** Variants: name -> { args, input(), before() and undo() (untimed; keep N constant) }. */
 const VARIANTS = {
-  'pm: structure + elements (the old ADD)': { args: ['-f', '-'], input: () => lines([...pmStructure(), ...pmCreate()]), undo: undoPm },
-  'pm: create element only': { args: ['-f', '-'], input: () => lines(pmCreate()), undo: undoPm },
-  'pm: add element only': { args: ['-f', '-'], input: () => lines(pmAdd()), undo: undoPm },
-  'pm: delete element only': { args: ['-f', '-'], input: () => lines(pmDelete()), before: redoPm, undo: () => {} },
-  'pm: add+delete element (old idempotent DEL)': { args: ['-f', '-'], input: () => lines([...pmAdd(), ...pmDelete()]), before: redoPm, undo: () => {} },
-  'pm: add element, -c (check only)': { args: ['-c', '-f', '-'], input: () => lines(pmAdd()), undo: () => {} },
-  'pm: add element, JSON (-j -f -)': { args: ['-j', '-f', '-'], input: jsonAdd, undo: undoPm },
-  'pm: add element, one map, as args': { args: ['add', 'element', 'inet', 'bench_pm', 'claims4', `{ 0.0.0.0 . tcp . ${port(k)} : 0x80000001 }`], input: () => undefined, undo: () => nftIn(['delete', 'element', 'inet', 'bench_pm', 'claims4', `{ 0.0.0.0 . tcp . ${port(k)} }`]) },
-  'pm: add element, one map, -f': { args: ['-f', '-'], input: () => lines([`add element ${T} claims4 { 0.0.0.0 . tcp . ${port(k)} : 0x80000001 }`]), undo: () => nftIn(['delete', 'element', 'inet', 'bench_pm', 'claims4', `{ 0.0.0.0 . tcp . ${port(k)} }`]) },
-  'pm: add table + elements': { args: ['-f', '-'], input: () => lines([`add table ${T}`, ...pmAdd()]), undo: undoPm },
-  'pm: add table {comment} + elements': { args: ['-f', '-'], input: () => lines([`add table ${T} { comment "bench"; }`, ...pmAdd()]), undo: undoPm },
-  'pm: add map decl + elements': { args: ['-f', '-'], input: () => lines([pmStructure()[1], pmStructure()[2], ...pmAdd()]), undo: undoPm },
-  'pm: add chain + flush + rules + elements': { args: ['-f', '-'], input: () => lines([...pmStructure().slice(5), ...pmAdd()]), undo: undoPm },
-  'pm: list map claims4 (a listing)': { args: ['list', 'map', 'inet', 'bench_pm', 'claims4'], input: () => undefined, undo: () => {} },
-  'masq: structure + vmap jump element (the old ADD)': { args: ['-f', '-'], input: () => lines([...masqStructure(), `add element ${M} masq4 { ${ip(k)} : jump net1 }`]), undo: () => nftIn(['delete', 'element', 'inet', 'bench_masq', 'masq4', `{ ${ip(k)} }`]) },
-  'masq: vmap jump element only': { args: ['-f', '-'], input: () => lines([`add element ${M} masq4 { ${ip(k)} : jump net1 }`]), undo: () => nftIn(['delete', 'element', 'inet', 'bench_masq', 'masq4', `{ ${ip(k)} }`]) },
-  'masq: plain set element only': { args: ['-f', '-'], input: () => lines([`add element ${M} net1_addrs4 { ${ip(k)} }`]), undo: () => nftIn(['delete', 'element', 'inet', 'bench_masq', 'net1_addrs4', `{ ${ip(k)} }`]) },
-  'masq: delete vmap element only': { args: ['-f', '-'], input: () => lines([`delete element ${M} masq4 { ${ip(k)} }`]), before: () => nftIn(['-f', '-'], `add element ${M} masq4 { ${ip(k)} : jump net1 }\n`), undo: () => {} },
-  'masq: delete plain set element only': { args: ['-f', '-'], input: () => lines([`delete element ${M} net1_addrs4 { ${ip(k)} }`]), before: () => nftIn(['-f', '-'], `add element ${M} net1_addrs4 { ${ip(k)} }\n`), undo: () => {} },
+  'portmap ADD before: skeleton re-declared + elements': { args: ['-f', '-'], input: () => oldPmStructure + pm.renderAddElements(ops, PM), undo: undoPm },
+  'portmap ADD after, steady: mark check + elements': { args: ['-f', '-'], input: () => pm.renderPublish(NET, ops, PM), undo: undoPm },
+  'portmap ADD after, declaring (first of a network)': { args: ['-f', '-'], input: () => pm.renderDeclareAndPublish(NET, ops, PM), undo: undoPm },
+  'portmap DEL (add own value, delete), unchanged': { args: ['-f', '-'], input: () => pm.renderRemoveElements(ops, PM), before: redoPm, undo: () => {} },
+  'create element only': { args: ['-f', '-'], input: () => pm.renderAddElements(ops, PM), undo: undoPm },
+  'add element only': { args: ['-f', '-'], input: addOnly, undo: undoPm },
+  'delete element only': { args: ['-f', '-'], input: () => lines(pm.renderRemoveElements(ops, PM).trim().split('\n').filter((l) => l.startsWith('delete'))), before: redoPm, undo: () => {} },
+  'add element, -c (check only)': { args: ['-c', '-f', '-'], input: addOnly, undo: () => {} },
+  'add element, --echo': { args: ['-e', '-f', '-'], input: addOnly, undo: undoPm },
+  'add element, JSON (-j -f)': { args: ['-j', '-f', '-'], input: jsonAdd, undo: undoPm },
+  'add element, one map, as arguments': { args: ['add', 'element', 'inet', PM, 'claims4', `{ ${claimKey} : 0x80000001 }`], input: () => undefined, undo: () => nftIn(['delete', 'element', 'inet', PM, 'claims4', `{ ${claimKey} }`]) },
+  'add element, one map, -f': { args: ['-f', '-'], input: () => lines([`add element ${T} claims4 { ${claimKey} : 0x80000001 }`]), undo: () => nftIn(['delete', 'element', 'inet', PM, 'claims4', `{ ${claimKey} }`]) },
+  'add table {comment} + elements': { args: ['-f', '-'], input: () => lines([skeletonLines[0], addOnly().trim()]), undo: undoPm },
+  'add map/set declarations + elements': { args: ['-f', '-'], input: () => lines([...skeletonLines.filter((l) => /^add (map|set) /.test(l)), addOnly().trim()]), undo: undoPm },
+  'add chain + flush chain + add rule + elements': { args: ['-f', '-'], input: () => lines([...skeletonLines.filter((l) => /^(add chain|flush chain|add rule) /.test(l)), addOnly().trim()]), undo: undoPm },
+  'flush set (the 1-element mark set) + elements': { args: ['-f', '-'], input: () => lines([...skeletonLines.slice(-2), addOnly().trim()]), undo: undoPm },
+  'list map claims4 (a listing)': { args: ['list', 'map', 'inet', PM, 'claims4'], input: () => undefined, undo: () => {} },
+  'masquerade ADD before: base + chain re-declared + elements': { args: ['-f', '-'], input: oldMasqAdd, undo: undoMasq },
+  'masquerade ADD after, steady: marker check + elements': { args: ['-f', '-'], input: () => masq.renderMasqAdd(owner, mentries, MQ), undo: undoMasq },
+  'masquerade DEL': { args: ['-f', '-'], input: () => masq.renderMasqDel([mip(NEW)], MQ), before: redoMasq, undo: () => {} },
 };
 
 function fill(n) {
   spawnSync('ip', ['netns', 'exec', NS, 'nft', 'flush', 'ruleset']);
-  nftIn(['-f', '-'], lines([...pmStructure(), ...masqStructure()]));
+  nftIn(['-f', '-'], pm.renderSkeleton(NET, PM) + masq.renderMasqDeclare(owner, mentries, MQ));
   const chunk = 2000;
+  const mchain = masq.subnetChain(owner.network, SUBNET);
   for (let s = 0; s < n; s += chunk) {
     const ids = Array.from({ length: Math.min(chunk, n - s) }, (_, j) => s + j);
+    const cm = (i) => `comment "${NET.name}/fill-${i}/eth0"`;
     nftIn(['-f', '-'], lines([
-      `add element ${T} claims4 { ${ids.map((i) => `0.0.0.0 . tcp . ${port(i)} comment "net/c${i}/eth0" : 0x8${i.toString(16).padStart(7, '0')}`).join(', ')} }`,
-      `add element ${T} any4 { ${ids.map((i) => `tcp . ${port(i)} comment "net/c${i}/eth0" : ${ip(i)} . 80`).join(', ')} }`,
-      `add element ${T} targets4 { ${ids.map((i) => `${ip(i)} . tcp . 80`).join(', ')} }`,
-      `add element ${T} hairpin4 { ${ids.map((i) => `${ip(i)} . ${ip(i)}`).join(', ')} }`,
-      `add element ${M} masq4 { ${ids.map((i) => `${ip(i)} : jump net1`).join(', ')} }`,
-      `add element ${M} net1_addrs4 { ${ids.map((i) => `${ip(i)}`).join(', ')} }`,
+      `add element ${T} claims4 { ${ids.map((i) => `0.0.0.0 . tcp . ${port(i)} ${cm(i)} : 0x8${i.toString(16).padStart(7, '0')}`).join(', ')} }`,
+      `add element ${T} ${P}_any4 { ${ids.map((i) => `tcp . ${port(i)} ${cm(i)} : ${ip(i)} . 80`).join(', ')} }`,
+      `add element ${T} ${P}_targets4 { ${ids.map((i) => `${ip(i)} . tcp . 80`).join(', ')} }`,
+      `add element ${T} ${P}_hairpin4 { ${ids.map((i) => `${ip(i)} . ${ip(i)}`).join(', ')} }`,
+      `add element inet ${MQ} masq4 { ${ids.map((i) => `${mip(i)} comment "${masq.elementComment({ ...owner, containerId: `fill-${i}` })}" : jump ${mchain}`).join(', ')} }`,
     ]));
   }
 }

@@ -6,7 +6,11 @@
 // The other N-1 publications are pre-filled in bulk with exactly the state
 // each plugin's ADD would leave (our map elements; the reference's chains),
 // because 1000 real reference ADDs would take many minutes.
-// Usage: node scripts/bench/portmap.js [--sizes 1,100,1000] [--runs 7]
+// Each plugin run is timed for wall and CPU (user+sys of the plugin process
+// and its children, nft included: bash's `time`), medians over --runs.
+// --before <bin>: also measure an older build of ours (e.g. built from an
+// earlier commit) in the same run, for before/after comparisons.
+// Usage: node scripts/bench/portmap.js [--sizes 1,100,1000] [--runs 7] [--before /path/to/portmap]
 'use strict';
 const { execFileSync, spawnSync, spawn } = require('child_process');
 const crypto = require('crypto');
@@ -22,6 +26,7 @@ const SIZES = arg('--sizes', '1,100,1000').split(',').map(Number);
 const RUNS = Number(arg('--runs', '7'));
 const TAG = `pmb${crypto.randomBytes(2).toString('hex')}`;
 const NET = 'benchnet';
+const BEFORE = arg('--before', undefined);
 
 const sh = (cmd, args, input) => execFileSync(cmd, args, { encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'] });
 const inNs = (ns, cmd, args, input) => sh('ip', ['netns', 'exec', ns, cmd, ...args], input);
@@ -65,15 +70,15 @@ function topology(kind) {
 const fakeIP = (i) => `10.88.${1 + (i >> 8)}.${i & 255}`;
 const fakePort = (i) => 10000 + i;
 
+/** One plugin run: { wall, cpu } in ms (cpu = user+sys of the plugin and the processes it waited for). */
 function runPlugin(bin, topo, cmd, id, conf) {
-  const t0 = process.hrtime.bigint();
-  const r = spawnSync('ip', ['netns', 'exec', topo.h, bin], {
+  const r = spawnSync('ip', ['netns', 'exec', topo.h, 'bash', '-c', 'TIMEFORMAT="TIME %3R %3U %3S"; time "$0"', bin], {
     input: JSON.stringify(conf), encoding: 'utf8',
     env: { PATH: process.env.PATH, CNI_COMMAND: cmd, CNI_CONTAINERID: id, CNI_NETNS: `/run/netns/${topo.c}`, CNI_IFNAME: 'eth0', CNI_PATH: '/usr/lib/cni' },
   });
-  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-  if (r.status !== 0) throw new Error(`${bin} ${cmd} ${id}: ${r.stdout} ${r.stderr}`);
-  return ms;
+  const m = /TIME ([\d.]+) ([\d.]+) ([\d.]+)\s*$/.exec(r.stderr);
+  if (r.status !== 0 || !m) throw new Error(`${bin} ${cmd} ${id}: ${r.stdout} ${r.stderr}`);
+  return { wall: Number(m[1]) * 1000, cpu: (Number(m[2]) + Number(m[3])) * 1000 };
 }
 
 function conf(kind, dataDir, ip, hostPort) {
@@ -89,9 +94,9 @@ function conf(kind, dataDir, ip, hostPort) {
 /** Pre-fill n publications exactly as n ADDs would leave them. */
 function prefill(kind, topo, n, dataDir) {
   if (n === 0) return;
-  if (kind === 'ours') {
+  if (kind !== 'ref') {
     // One real ADD creates the table and chains; then the elements of the others in bulk.
-    runPlugin(OURS, topo, 'ADD', 'fill-0', conf(kind, dataDir, fakeIP(0), fakePort(0)));
+    runPlugin(binOf(kind), topo, 'ADD', 'fill-0', conf(kind, dataDir, fakeIP(0), fakePort(0)));
     const pfx = `n_${crypto.createHash('sha256').update(NET).digest('hex').slice(0, 12)}`;
     const lines = [];
     for (let i = 1; i < n; i++) {
@@ -127,12 +132,14 @@ function ttfb(topo) {
   return Number(r.stdout) * 1000;
 }
 
+const binOf = (kind) => (kind === 'ours' ? OURS : kind === 'before' ? BEFORE : REF);
+
 function measure(kind, n) {
   const topo = topology(kind);
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `${TAG}-data-`)); dirs.push(dataDir);
   try {
     prefill(kind, topo, n - 1, dataDir);
-    const bin = kind === 'ours' ? OURS : REF;
+    const bin = binOf(kind);
     const c = conf(kind, dataDir, '10.88.0.2', 8080);
     const adds = [], dels = [], firstBytes = [];
     for (let r = 0; r < RUNS; r++) {
@@ -141,7 +148,8 @@ function measure(kind, n) {
       for (let k = 0; k < 5; k++) firstBytes.push(ttfb(topo));
       dels.push(runPlugin(bin, topo, 'DEL', 'bench-real', c));
     }
-    return { add: median(adds), del: median(dels), ttfb: median(firstBytes) };
+    const med = (xs, f) => median(xs.map((x) => x[f]));
+    return { add: med(adds, 'wall'), addCpu: med(adds, 'cpu'), del: med(dels, 'wall'), delCpu: med(dels, 'cpu'), ttfb: median(firstBytes) };
   } finally {
     for (const ns of [topo.h, topo.o, topo.c]) { spawnSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).forEach((p) => { try { process.kill(Number(p), 'SIGKILL'); } catch { /* gone */ } }); }
     for (const ns of [topo.c, topo.o, topo.h]) { spawnSync('ip', ['netns', 'del', ns]); namespaces.splice(namespaces.indexOf(ns), 1); }
@@ -150,17 +158,25 @@ function measure(kind, n) {
 
 function main() {
   if (!fs.existsSync(OURS)) throw new Error('build first: node scripts/build.js portmap');
+  const kinds = BEFORE ? ['before', 'ours', 'ref'] : ['ours', 'ref'];
+  const label = { before: 'ours before', ours: 'ours', ref: 'reference' };
   const rows = [];
   for (const n of SIZES) {
-    const ours = measure('ours', n);
-    const ref = measure('ref', n);
-    rows.push({ n, ours, ref });
-    console.error(`N=${n}: ours ADD ${ours.add.toFixed(1)} ms DEL ${ours.del.toFixed(1)} ms TTFB ${ours.ttfb.toFixed(3)} ms | ref ADD ${ref.add.toFixed(1)} ms DEL ${ref.del.toFixed(1)} ms TTFB ${ref.ttfb.toFixed(3)} ms`);
+    const row = { n };
+    for (const k of kinds) {
+      row[k] = measure(k, n);
+      const x = row[k];
+      console.error(`N=${n} ${label[k]}: ADD ${x.add.toFixed(1)} ms (CPU ${x.addCpu.toFixed(0)}) DEL ${x.del.toFixed(1)} ms (CPU ${x.delCpu.toFixed(0)}) TTFB ${x.ttfb.toFixed(3)} ms`);
+    }
+    rows.push(row);
   }
-  console.log('| containers publishing | ours ADD (ms) | reference ADD (ms) | ADD ratio ref/ours | ours DEL (ms) | reference DEL (ms) | ours TTFB (ms) | reference TTFB (ms) | TTFB ratio ref/ours |');
-  console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
-  for (const { n, ours, ref } of rows) {
-    console.log(`| ${n} | ${ours.add.toFixed(1)} | ${ref.add.toFixed(1)} | ${(ref.add / ours.add).toFixed(2)} | ${ours.del.toFixed(1)} | ${ref.del.toFixed(1)} | ${ours.ttfb.toFixed(3)} | ${ref.ttfb.toFixed(3)} | ${(ref.ttfb / ours.ttfb).toFixed(2)} |`);
+  console.log(`${RUNS} runs per cell (medians), load average at the end ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+  console.log('');
+  const cols = ['ADD wall', 'ADD CPU', 'DEL wall', 'DEL CPU', 'TTFB'];
+  console.log(`| containers publishing | ${kinds.flatMap((k) => cols.map((c) => `${label[k]} ${c} (ms)`)).join(' | ')} |`);
+  console.log(`|---:|${kinds.flatMap(() => cols.map(() => '---:')).join('|')}|`);
+  for (const row of rows) {
+    console.log(`| ${row.n} | ${kinds.flatMap((k) => { const x = row[k]; return [x.add.toFixed(0), x.addCpu.toFixed(0), x.del.toFixed(0), x.delCpu.toFixed(0), x.ttfb.toFixed(2)]; }).join(' | ')} |`);
   }
 }
 
