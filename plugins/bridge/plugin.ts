@@ -8,17 +8,18 @@ import { ipamAdd, ipamCheck, ipamDel, ipamGc, ipamStatus, type InProcessPlugins 
 import type { GcInvocation, Plugin } from '../../lib/cni/plugin';
 import type { Invocation, Result } from '../../lib/cni/types';
 import { hasMasq, type MasqEntry } from '../../lib/firewall/masquerade';
-import { openRtnl } from '../../lib/netlink';
+import { IFF_PROMISC, openRtnl } from '../../lib/netlink';
 import { hostLocal } from '../../ipam/host-local/plugin';
 import { Rollback, describeRollbackErrors } from '../../lib/util/rollback';
 import { attachContainer, detachContainer, type AttachIsolation, type AttachNameService } from '../../lib/bridge/attach';
+import { checkAttachment } from '../../lib/bridge/check';
 import { leaveIsolationIfEmpty } from '../../lib/bridge/isolation';
 import { gcAttachments, masqToRemove, openContainerNetns, requireFreeIfname, throwDelErrors } from '../../lib/bridge/lifecycle';
 import { RecordDir, type AttachmentRecord } from '../../lib/bridge/records';
 import { containerNames } from '../../lib/dns/config';
 import { mergeResultDns } from '../../lib/dns/render';
 import { checkNames, gcNames } from '../../lib/dns/service';
-import { addressText, networkText, sameIP } from '../../lib/ip';
+import { addressText, networkText } from '../../lib/ip';
 import { parseBridgeConfig, parseCniArgs, type BridgeConfig } from './config';
 import { needsVlanFiltering, planAdd, planVlans, requireAddresses } from './plan';
 import { buildResult } from './result';
@@ -140,48 +141,22 @@ async function check(inv: Invocation): Promise<void> {
   const ctrIf = ifaces[ctrIdx];
 
   const host = openRtnl();
-  let hostIndex: number | undefined;
   try {
     const br = await host.getLink(conf.bridge);
     if (!br) throw checkFail(`bridge "${conf.bridge}" does not exist`);
     if (br.kind !== 'bridge') throw checkFail(`"${conf.bridge}" is a ${br.kind ?? 'device'}, not a bridge`);
     if (brIf?.mac && brIf.mac.toLowerCase() !== br.mac) throw checkFail(`bridge "${conf.bridge}" has MAC ${br.mac}, prevResult says ${brIf.mac}`);
-    const promisc = (br.flags & 0x100) !== 0;
+    const promisc = (br.flags & IFF_PROMISC) !== 0;
     if (conf.promiscMode && !promisc) throw checkFail(`bridge "${conf.bridge}" is not promiscuous`);
-
-    const netns = openContainerNetns(inv.env.netns, 'bridge');
-    const ctr = openRtnl(netns);
-    try {
-      const link = await ctr.getLink(ifname);
-      if (!link) throw checkFail(`interface "${ifname}" not found in ${inv.env.netns}`);
-      if (link.kind !== 'veth') throw checkFail(`"${ifname}" is a ${link.kind ?? 'device'}, not a veth`);
-      if (ctrIf?.mac && ctrIf.mac.toLowerCase() !== link.mac) throw checkFail(`"${ifname}" has MAC ${link.mac}, prevResult says ${ctrIf.mac}`);
-      hostIndex = link.peerIndex;
-      const have = await ctr.listAddresses(link.index);
-      for (const ip of prev.ips ?? []) {
-        if (ip.interface !== undefined && ip.interface !== ctrIdx) continue;
-        const [a, len] = ip.address.split('/');
-        if (!have.some((x) => sameIP(x.ip, a) && String(x.prefix) === len)) throw checkFail(`address ${ip.address} is missing on "${ifname}"`);
-      }
-      const routes = [...(await ctr.listRoutes({ family: 4 })), ...(await ctr.listRoutes({ family: 6 }))];
-      for (const r of prev.routes ?? []) {
-        const dst = networkText(r.dst);
-        const found = routes.some((x) => networkText(x.dst) === dst && (!r.gw || (x.gw !== undefined && sameIP(x.gw, r.gw))));
-        if (!found) throw checkFail(`route ${r.dst}${r.gw ? ` via ${r.gw}` : ''} is missing in the container`);
-      }
-    } finally {
-      ctr.close();
-      netns.close();
-    }
-
-    const peer = hostIndex !== undefined ? await host.getLink(hostIndex) : undefined;
-    if (!peer || peer.kind !== 'veth') throw checkFail(`the host end of "${ifname}" was not found`);
-    if (peer.master !== br.index) throw checkFail(`host veth "${peer.name}" is not attached to "${conf.bridge}"`);
-    const hostIf = ifaces.find((i) => i.name === peer.name && !i.sandbox);
-    if (hostIf?.mac && hostIf.mac.toLowerCase() !== peer.mac) throw checkFail(`host veth "${peer.name}" has MAC ${peer.mac}, prevResult says ${hostIf.mac}`);
   } finally {
     host.close();
   }
+  await checkAttachment({
+    plugin: 'bridge', netnsPath: inv.env.netns, ifname, bridge: conf.bridge,
+    addresses: (prev.ips ?? []).filter((ip) => ip.interface === undefined || ip.interface === ctrIdx).map((ip) => ip.address),
+    routes: prev.routes ?? [], containerMac: ctrIf?.mac,
+    hostMacOf: (name) => ifaces.find((i) => i.name === name && !i.sandbox)?.mac,
+  });
 
   if (conf.ipMasq) {
     const owner = { network: conf.name, containerId: inv.env.containerId!, ifname };

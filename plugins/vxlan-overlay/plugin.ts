@@ -10,9 +10,9 @@ import type { Invocation, IpConfig, Result, Route } from '../../lib/cni/types';
 import * as path from 'path';
 import { hasMasq, type MasqEntry } from '../../lib/firewall/masquerade';
 import { attachContainer, detachContainer } from '../../lib/bridge/attach';
+import { checkAttachment } from '../../lib/bridge/check';
 import { gcAttachments, masqToRemove, openContainerNetns, requireFreeIfname, throwDelErrors } from '../../lib/bridge/lifecycle';
 import { RecordDir, type AttachmentRecord } from '../../lib/bridge/records';
-import { openRtnl } from '../../lib/netlink';
 import { Rollback, describeRollbackErrors } from '../../lib/util/rollback';
 import { hostLocal } from '../../ipam/host-local/plugin';
 import { parseOverlayConfig, type OverlayConfig } from './config';
@@ -138,37 +138,10 @@ async function check(inv: Invocation): Promise<void> {
   if (!prev) throw fail('Required prevResult missing', ErrorCode.InvalidConfig);
   await ipamCheck(ipamInvocation(inv, conf, agent.subnet), IN_PROCESS);
   const ifname = inv.env.ifname!;
-  const netns = openContainerNetns(inv.env.netns, 'vxlan-overlay');
-  let peerIndex: number | undefined;
-  const ctr = openRtnl(netns);
-  try {
-    const link = await ctr.getLink(ifname);
-    if (!link) throw checkFail(`interface "${ifname}" not found in ${inv.env.netns}`);
-    if (link.kind !== 'veth') throw checkFail(`"${ifname}" is a ${link.kind ?? 'device'}, not a veth`);
-    if (link.mtu !== agent.mtu) throw checkFail(`"${ifname}" has MTU ${link.mtu}, the overlay's is ${agent.mtu}`);
-    peerIndex = link.peerIndex;
-    const have = await ctr.listAddresses(link.index, 4);
-    for (const ip of prev.ips ?? []) {
-      if (!have.some((a) => a.cidr === ip.address)) throw checkFail(`address ${ip.address} is missing on "${ifname}"`);
-    }
-    const routes = await ctr.listRoutes({ family: 4 });
-    const norm = (dst: string): string => (dst === 'default' ? '0.0.0.0/0' : dst);
-    for (const r of prev.routes ?? []) {
-      if (!routes.some((x) => norm(x.dst) === norm(r.dst) && (!r.gw || x.gw === r.gw))) throw checkFail(`route ${r.dst}${r.gw ? ` via ${r.gw}` : ''} is missing in the container`);
-    }
-  } finally {
-    ctr.close();
-    netns.close();
-  }
-  const host = openRtnl();
-  try {
-    const br = await host.getLink(agent.bridge);
-    if (!br) throw checkFail(`bridge "${agent.bridge}" does not exist`);
-    const peer = peerIndex !== undefined ? await host.getLink(peerIndex) : undefined;
-    if (!peer || peer.master !== br.index) throw checkFail(`the host end of "${ifname}" is not attached to bridge "${agent.bridge}"`);
-  } finally {
-    host.close();
-  }
+  await checkAttachment({
+    plugin: 'vxlan-overlay', netnsPath: inv.env.netns, ifname, bridge: agent.bridge, mtu: agent.mtu,
+    addresses: (prev.ips ?? []).map((ip) => ip.address), routes: prev.routes ?? [],
+  });
   if (conf.ipMasq) {
     const owner = { network: conf.name, containerId: inv.env.containerId!, ifname };
     for (const ip of prev.ips ?? []) {
