@@ -4,6 +4,7 @@
 import * as os from 'os';
 import { parseArgs } from 'util';
 import { overlayEntryOf, parseOverlayConfig, type OverlayStoreConfig } from '../config';
+import type { AgentOptions } from './agent';
 
 export const AGENT_VERBS = ['agent', 'leave'] as const;
 export type AgentVerb = (typeof AGENT_VERBS)[number];
@@ -33,25 +34,11 @@ options:
   --heartbeat-ms N       readiness heartbeat period (default 1000)
   --log-file FILE        also append log lines here`;
 
-export interface CliOptions {
+/** The agent's options as the command line gives them: the host ID may be left to the agent, the logger is a file. */
+export interface CliOptions extends Omit<AgentOptions, 'hostID' | 'log'> {
   verb: AgentVerb;
-  network: string;
-  cidr?: string;
-  subnetLength?: number;
-  vni?: number;
-  port?: number;
-  mtu: number;
-  bridge?: string;
-  vxlan?: string;
-  underlayIp?: string;
-  underlayDev?: string;
-  store: OverlayStoreConfig;
   /** Undefined: <hostname>-<underlay ip>, decided once the underlay is known. */
   hostID?: string;
-  leaseTtl: number;
-  runDir: string;
-  reconcileMs: number;
-  heartbeatMs: number;
   logFile?: string;
 }
 
