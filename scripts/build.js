@@ -6,6 +6,7 @@
 const fs = require('fs');
 const path = require('path');
 const crypto = require('crypto');
+const vm = require('vm');
 const { execFileSync } = require('child_process');
 
 const root = path.resolve(__dirname, '..');
@@ -53,7 +54,16 @@ function embedNative(name, code, assets) {
     code = code.replace(needle, `__cniNative(${JSON.stringify(name)})`);
   }
   if (/require\([A-Za-z_$][\w$]*\.ab\s*\+/.test(code)) throw new Error('build: the bundle still loads a file next to itself; it would not be single-file');
-  return withPrelude(name, code, blobs);
+  return withPrelude(name, lazyBuiltins(code), blobs);
+}
+
+// Node built-ins that cost a few ms to load and that our code only uses as
+// namespaces (never calls or subclasses the module object itself: a Proxy of
+// {} could not be called). ncc turns each into a module `X.exports=require("net")`.
+const LAZY_BUILTINS = ['net', 'crypto', 'child_process', 'os', 'util'];
+function lazyBuiltins(code) {
+  const re = new RegExp(`\\b([A-Za-z_$][\\w$]*)\\.exports=require\\("(${LAZY_BUILTINS.join('|')})"\\)`, 'g');
+  return code.replace(re, (_, m, name) => `${m}.exports=__cniBuiltin(${JSON.stringify(name)})`);
 }
 
 // The body goes after the prelude as `//` lines (see native-prelude.js): Node
@@ -69,7 +79,11 @@ function withPrelude(name, body, blobs) {
     .replace("/*__PLUGIN__*/ ''", () => JSON.stringify(name))
     .replace("/*__BODY_SHA__*/ ''", () => JSON.stringify(sha))
     .replace('/*__ESCAPED__*/ false', () => String(escaped !== body));
-  return `${prelude}\n//__CNI_BODY__\n${escaped.replace(/^/gm, '//')}\n`;
+  const out = `${prelude}\n//__CNI_BODY__\n${escaped.replace(/^/gm, '//')}\n`;
+  // Syntax errors show up here, not in the field: the file as Node compiles it, and the body as the prelude does.
+  new vm.Script(`(function (exports, require, module, __filename, __dirname) {${out}\n})`, { filename: `dist/bin/${name}` });
+  new vm.Script(`(function () {${body}\n})`, { filename: `dist/bin/${name} (body)` });
+  return out;
 }
 
 async function buildOne(ncc, { name, main }) {

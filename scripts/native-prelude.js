@@ -12,6 +12,8 @@
 //    usual CommonJS arguments. A plugin is short-lived and always runs the
 //    same code, so most of its compile time is otherwise spent again on
 //    every invocation.
+// 3. Native addons and a few Node built-ins are handed out as stand-ins that
+//    load on first use, so a VERSION does not dlopen netlink or load `net`.
 const __cniPrivateDir = (() => {
   let dir;
   return function privateDir() {
@@ -58,24 +60,30 @@ const __cniNative = (() => {
   // verb of a netlink plugin does, VERSION included. Hand out a stand-in that
   // loads (dlopen, crypto, SHA-256 check) on first use instead.
   return function lazyLoad(name) {
-    if (loaded.has(name)) return loaded.get(name);
-    const real = () => load(name);
-    return new Proxy({}, {
-      get: (_, k) => Reflect.get(real(), k),
-      set: (_, k, v) => Reflect.set(real(), k, v),
-      has: (_, k) => Reflect.has(real(), k),
-      ownKeys: () => Reflect.ownKeys(real()),
-      // Reported configurable: the stand-in target has none of these properties (Proxy invariants).
-      getOwnPropertyDescriptor: (_, k) => {
-        const d = Reflect.getOwnPropertyDescriptor(real(), k);
-        return d && { ...d, configurable: true };
-      },
-      defineProperty: (_, k, d) => Reflect.defineProperty(real(), k, d),
-      deleteProperty: (_, k) => Reflect.deleteProperty(real(), k),
-      getPrototypeOf: () => Reflect.getPrototypeOf(real()),
-    });
+    return loaded.has(name) ? loaded.get(name) : __cniLazy(() => load(name));
   };
 })();
+
+// A stand-in object for what `load()` returns, loaded on first use. Only for
+// plain namespace objects: a Proxy of {} cannot be called or constructed.
+function __cniLazy(load) {
+  let real;
+  const get = () => (real ??= load());
+  return new Proxy({}, {
+    get: (_, k) => Reflect.get(get(), k),
+    set: (_, k, v) => Reflect.set(get(), k, v),
+    has: (_, k) => Reflect.has(get(), k),
+    ownKeys: () => Reflect.ownKeys(get()),
+    // Reported configurable: the stand-in target has none of these properties (Proxy invariants).
+    getOwnPropertyDescriptor: (_, k) => {
+      const d = Reflect.getOwnPropertyDescriptor(get(), k);
+      return d && { ...d, configurable: true };
+    },
+    defineProperty: (_, k, d) => Reflect.defineProperty(get(), k, d),
+    deleteProperty: (_, k) => Reflect.deleteProperty(get(), k),
+    getPrototypeOf: () => Reflect.getPrototypeOf(get()),
+  });
+}
 
 (() => {
   const PLUGIN = /*__PLUGIN__*/ '';
@@ -90,7 +98,7 @@ const __cniNative = (() => {
   // Every body line was prefixed with "//" by the build (which refuses bodies with other line terminators).
   let body = text.slice(at + MARKER.length).replace(/^\/\//gm, '');
   if (ESCAPED) body = body.replace(/\x01([0-9a-f]{4})/g, (_, hex) => String.fromCharCode(parseInt(hex, 16)));
-  const source = `(function (exports, require, module, __filename, __dirname, __cniNative) {${body}\n})`;
+  const source = `(function (exports, require, module, __filename, __dirname, __cniNative, __cniBuiltin) {${body}\n})`;
 
   // One cache per verb: the functions a VERSION compiles are not those of an ADD.
   const verb = /^[A-Z]{1,10}$/.test(process.env.CNI_COMMAND || '') ? process.env.CNI_COMMAND : 'none';
@@ -122,5 +130,7 @@ const __cniNative = (() => {
       }
     });
   }
-  script.runInThisContext()(exports, require, module, __filename, __dirname, __cniNative);
+  // Node built-ins the bundle names (scripts/build.js LAZY_BUILTINS) load when first used, not when a module naming them is evaluated.
+  const builtin = (name) => __cniLazy(() => require(name));
+  script.runInThisContext()(exports, require, module, __filename, __dirname, __cniNative, builtin);
 })();

@@ -81,10 +81,22 @@ function runPlugin(im, cmd, id, nsPath, { async = false } = {}) {
       p.on('close', (code, signal) => resolve({ code, signal, out, err }));
     });
   }
-  const r = spawnSync('ip', args, { env, input: JSON.stringify(im.conf), encoding: 'utf8' });
+  // Under perf, the CPU time (task-clock of the whole tree: ip, the plugin, nft/iptables, an exec'd IPAM) is kept
+  // in lastCpuMs: on a loaded machine it says more than wall time.
+  const r = PERF
+    ? spawnSync('perf', ['stat', '-x,', '-e', 'task-clock', '--', 'ip', ...args], { env, input: JSON.stringify(im.conf), encoding: 'utf8' })
+    : spawnSync('ip', args, { env, input: JSON.stringify(im.conf), encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`${im.name} ${cmd} ${id}: ${r.stdout} ${r.stderr}`);
+  lastCpuMs = PERF ? cpuOf(r.stderr) : NaN;
   return r.stdout;
 }
+
+const PERF = (() => {
+  const r = spawnSync('perf', ['stat', '-x,', '-e', 'task-clock', '--', 'true'], { encoding: 'utf8' });
+  return r.status === 0 && /task-clock/.test(r.stderr);
+})();
+let lastCpuMs = NaN;
+function cpuOf(stderr) { const m = /^([\d.]+),msec,task-clock/m.exec(stderr); return m ? Number(m[1]) : NaN; }
 
 function ipOf(octet, i) { const n = i + 10; return `10.${octet}.${n >> 8}.${n & 255}`; }
 
@@ -148,8 +160,7 @@ function loadMasq() {
 }
 
 function timeAddDel(im, reps) {
-  const add = [];
-  const del = [];
+  const add = [], del = [], addCpu = [], delCpu = [];
   const ns = netns(`${tag}-${im.name}-t${im.populated}`);
   runPlugin(im, 'ADD', 'warmup', `/run/netns/${ns}`);
   runPlugin(im, 'DEL', 'warmup', `/run/netns/${ns}`);
@@ -157,21 +168,26 @@ function timeAddDel(im, reps) {
     let t0 = process.hrtime.bigint();
     runPlugin(im, 'ADD', `t${r}`, `/run/netns/${ns}`);
     add.push(ms(t0));
+    addCpu.push(lastCpuMs);
     t0 = process.hrtime.bigint();
     runPlugin(im, 'DEL', `t${r}`, `/run/netns/${ns}`);
     del.push(ms(t0));
+    delCpu.push(lastCpuMs);
   }
-  return { add: median(add), del: median(del) };
+  return { add: median(add), del: median(del), addCpu: median(addCpu), delCpu: median(delCpu) };
 }
 
 function timeNode(reps) {
-  const xs = [];
+  const xs = [], cpu = [];
   for (let r = 0; r < reps; r++) {
     const t0 = process.hrtime.bigint();
-    sh('ip', ['netns', 'exec', namespaces[0], process.execPath, '-e', '0']);
+    const args = ['ip', 'netns', 'exec', namespaces[0], process.execPath, '-e', '0'];
+    const r2 = PERF ? spawnSync('perf', ['stat', '-x,', '-e', 'task-clock', '--', ...args], { encoding: 'utf8' }) : spawnSync(args[0], args.slice(1));
+    if (r2.status !== 0) throw new Error(`node -e 0 failed: ${r2.stderr}`);
     xs.push(ms(t0));
+    cpu.push(PERF ? cpuOf(r2.stderr) : NaN);
   }
-  return median(xs);
+  return { wall: median(xs), cpu: median(cpu) };
 }
 
 /** Distinct failure messages (names and numbers blanked) with counts: a count alone does not say whose fault it is. */
@@ -240,11 +256,12 @@ async function main() {
     if (!STEPS.has('latency')) continue;
     const o = timeAddDel(ours, REPS);
     const r = timeAddDel(ref, REPS);
-    rows.push({ containers: n, oursAdd: o.add, oursDel: o.del, refAdd: r.add, refDel: r.del });
-    console.error(`n=${n}: ours ADD ${o.add.toFixed(0)} DEL ${o.del.toFixed(0)} ms | ref ADD ${r.add.toFixed(0)} DEL ${r.del.toFixed(0)} ms`);
+    rows.push({ containers: n, oursAdd: o.add, oursDel: o.del, refAdd: r.add, refDel: r.del, oursAddCpu: o.addCpu, oursDelCpu: o.delCpu, refAddCpu: r.addCpu, refDelCpu: r.delCpu });
+    console.error(`n=${n}: ours ADD ${o.add.toFixed(0)} DEL ${o.del.toFixed(0)} ms (CPU ${o.addCpu.toFixed(0)}/${o.delCpu.toFixed(0)}) | ref ADD ${r.add.toFixed(0)} DEL ${r.del.toFixed(0)} ms (CPU ${r.addCpu.toFixed(0)}/${r.delCpu.toFixed(0)})`);
   }
-  const node = timeNode(REPS);
-  console.error(`node -e 0: ${node.toFixed(0)} ms`);
+  const nodeRun = timeNode(REPS);
+  const node = nodeRun.wall;
+  console.error(`node -e 0: ${node.toFixed(0)} ms (CPU ${nodeRun.cpu.toFixed(0)} ms)`);
   let concOurs = null, concRef = null, tputOurs = NaN, tputRef = NaN, memOurs = NaN, memRef = NaN;
   if (STEPS.has('concurrent')) {
     // On fresh networks: a Linux bridge takes at most 1023 ports (BR_MAX_PORTS 1024, port 0 unused), so after the
@@ -264,7 +281,7 @@ async function main() {
     memRef = peakMemory(ref);
     console.error(`peak RSS per ADD: ours ${memOurs.toFixed(1)} MiB | ref ${memRef.toFixed(1)} MiB`);
   }
-  const out = { rows, node, concurrent: { n: CONC, ours: concOurs, ref: concRef }, throughputGbps: { ours: tputOurs, ref: tputRef }, peakMiB: { ours: memOurs, ref: memRef } };
+  const out = { rows, node, nodeCpu: nodeRun.cpu, concurrent: { n: CONC, ours: concOurs, ref: concRef }, throughputGbps: { ours: tputOurs, ref: tputRef }, peakMiB: { ours: memOurs, ref: memRef } };
   if (JSON_OUT) fs.writeFileSync(JSON_OUT, JSON.stringify(out, null, 2));
   console.log(JSON.stringify(out, null, 2));
 }
