@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PKGS=(iproute2 nftables iptables conntrack containernetworking-plugins etcd-server etcd-client
-      busybox-static iperf3 hyperfine procps iputils-ping netcat-openbsd dnsmasq-base podman containerd runc uidmap curl)
+      busybox-static iperf3 hyperfine procps iputils-ping netcat-openbsd dnsmasq-base podman containerd runc uidmap curl strace)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ "${#missing[@]}" -gt 0 ]; then
