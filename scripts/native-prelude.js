@@ -121,9 +121,12 @@ function __cniLazy(load) {
         const tmp = `${file}.${process.pid}.tmp`;
         fs.writeFileSync(tmp, script.createCachedData(), { mode: 0o600 });
         fs.renameSync(tmp, file);
-        // Caches of this plugin's earlier builds would pile up in /run otherwise.
+        // Caches of this plugin's earlier builds would pile up in /run otherwise. Only day-old ones: two
+        // different builds in use side by side must not keep deleting each other's cache.
         for (const f of fs.readdirSync(dir)) {
-          if (f.startsWith(prefix) && f.endsWith(suffix) && f !== path.basename(file)) fs.rmSync(path.join(dir, f), { force: true });
+          if (!f.startsWith(prefix) || !f.endsWith(suffix) || f === path.basename(file)) continue;
+          const stale = path.join(dir, f);
+          if (Date.now() - fs.statSync(stale).mtimeMs > 86400e3) fs.rmSync(stale, { force: true });
         }
       } catch {
         // A cache is an optimisation; never fail an invocation over it.

@@ -64,6 +64,14 @@ describe.each(plugins)('%s copied alone into an empty directory', (name) => {
     expect(second.status).toBe(0);
     expect(second.stdout).toBe(first.stdout);
 
+    // Caches of other builds of this plugin: a day-old one goes when a cache is written, a fresh one stays.
+    const otherBuild = (sha: string) => path.join(native, caches[0].replace(/^([^.]+)\.[0-9a-f]{64}\./, `$1.${sha}.`));
+    const stale = otherBuild('a'.repeat(64));
+    const recent = otherBuild('b'.repeat(64));
+    fs.writeFileSync(stale, 'old');
+    fs.utimesSync(stale, new Date(Date.now() - 2 * 86400e3), new Date(Date.now() - 2 * 86400e3));
+    fs.writeFileSync(recent, 'new');
+
     // V8 rejects a cache that does not fit; the run must still answer and rewrite it.
     const cacheFile = path.join(native, caches[0]);
     fs.writeFileSync(cacheFile, crypto.randomBytes(4096));
@@ -71,6 +79,8 @@ describe.each(plugins)('%s copied alone into an empty directory', (name) => {
     expect(damaged.status).toBe(0);
     expect(damaged.stdout).toBe(first.stdout);
     expect(fs.statSync(cacheFile).size).not.toBe(4096);
+    expect(fs.existsSync(stale)).toBe(false);
+    expect(fs.existsSync(recent)).toBe(true);
     expect(fs.readdirSync(dir)).toEqual([name]); // nothing written next to the executable
   });
 });
