@@ -54,7 +54,28 @@ function embedNative(name, code, assets) {
     code = code.replace(needle, `__cniNative(${JSON.stringify(name)})`);
   }
   if (/require\([A-Za-z_$][\w$]*\.ab\s*\+/.test(code)) throw new Error('build: the bundle still loads a file next to itself; it would not be single-file');
-  return withPrelude(name, lazyBuiltins(code), blobs);
+  const data = dataAssets(assets);
+  if (Object.keys(data).length > 0) {
+    const base = '__nccwpck_require__.ab=__dirname+"/"';
+    if (!code.includes(base)) throw new Error('build: cannot find where the bundle sets its asset directory');
+    code = code.replace(base, 'Object.defineProperty(__nccwpck_require__,"ab",{get:__cniAssetBase})');
+  }
+  return withPrelude(name, lazyBuiltins(code), blobs, data);
+}
+
+// Files that bundled libraries read at run time but ncc cannot see: a .proto
+// imported by another .proto (etcd3's rpc.proto imports kv.proto and auth.proto).
+const EXTRA_DATA = { 'rpc.proto': ['kv.proto', 'auth.proto'].map((f) => path.join(root, 'node_modules', 'etcd3', 'proto', f)) };
+
+// Non-native assets (data files) travel embedded too, unpacked on first use by the prelude.
+function dataAssets(assets) {
+  const data = {};
+  for (const [name, asset] of Object.entries(assets)) {
+    if (name.endsWith('.node')) continue;
+    data[name] = Buffer.from(asset.source).toString('base64');
+    for (const extra of EXTRA_DATA[name] ?? []) data[path.join(path.dirname(name), path.basename(extra))] = fs.readFileSync(extra).toString('base64');
+  }
+  return data;
 }
 
 // Node built-ins that cost a few ms to load and that our code only uses as
@@ -70,12 +91,13 @@ function lazyBuiltins(code) {
 // only scans it as comments, the prelude compiles it with a V8 code cache.
 // Code units outside ASCII (and \x01, the escape) become \x01XXXX so the
 // file stays ASCII: Node and the prelude then read it on their fast paths.
-function withPrelude(name, body, blobs) {
+function withPrelude(name, body, blobs, data) {
   if (/[\r\u2028\u2029]/.test(body)) throw new Error('build: the bundle contains a \\r, U+2028 or U+2029 line terminator; it cannot travel as // comments');
   const sha = crypto.createHash('sha256').update(body).digest('hex');
   const escaped = body.replace(/[\x01\x80-\uffff]/g, (c) => `\x01${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
   const prelude = fs.readFileSync(path.join(__dirname, 'native-prelude.js'), 'utf8')
     .replace('/*__NATIVE_BLOBS__*/ {}', () => JSON.stringify(blobs))
+    .replace('/*__DATA_ASSETS__*/ {}', () => JSON.stringify(data))
     .replace("/*__PLUGIN__*/ ''", () => JSON.stringify(name))
     .replace("/*__BODY_SHA__*/ ''", () => JSON.stringify(sha))
     .replace('/*__ESCAPED__*/ false', () => String(escaped !== body));

@@ -64,6 +64,40 @@ const __cniNative = (() => {
   };
 })();
 
+// Data files a bundled library reads from disk (etcd3's .proto files for the
+// overlay agent). ncc addresses them as `__nccwpck_require__.ab + name`; the
+// build makes `ab` a getter that calls this, so they are unpacked, on first
+// use only, into the same private directory, one folder per content hash.
+const __cniAssetBase = (() => {
+  const assets = /*__DATA_ASSETS__*/ {};
+  let base;
+  return function assetBase() {
+    if (base) return base;
+    const fs = require('fs'), path = require('path'), crypto = require('crypto');
+    const names = Object.keys(assets).sort();
+    const h = crypto.createHash('sha256');
+    for (const n of names) h.update(n).update('\0').update(assets[n]).update('\0');
+    const dir = path.join(__cniPrivateDir(), `assets-${h.digest('hex').slice(0, 32)}`);
+    if (!fs.existsSync(path.join(dir, '.complete'))) {
+      const tmp = `${dir}.${process.pid}.tmp`;
+      fs.rmSync(tmp, { recursive: true, force: true });
+      for (const n of names) {
+        const file = path.join(tmp, n);
+        fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+        fs.writeFileSync(file, Buffer.from(assets[n], 'base64'), { mode: 0o400 });
+      }
+      fs.writeFileSync(path.join(tmp, '.complete'), '');
+      try { fs.renameSync(tmp, dir); } catch (err) {
+        // Another process unpacked the same content first.
+        fs.rmSync(tmp, { recursive: true, force: true });
+        if (!fs.existsSync(path.join(dir, '.complete'))) throw err;
+      }
+    }
+    base = dir + path.sep;
+    return base;
+  };
+})();
+
 // A stand-in object for what `load()` returns, loaded on first use. Only for
 // plain namespace objects: a Proxy of {} cannot be called or constructed.
 function __cniLazy(load) {
@@ -98,7 +132,7 @@ function __cniLazy(load) {
   // Every body line was prefixed with "//" by the build (which refuses bodies with other line terminators).
   let body = text.slice(at + MARKER.length).replace(/^\/\//gm, '');
   if (ESCAPED) body = body.replace(/\x01([0-9a-f]{4})/g, (_, hex) => String.fromCharCode(parseInt(hex, 16)));
-  const source = `(function (exports, require, module, __filename, __dirname, __cniNative, __cniBuiltin) {${body}\n})`;
+  const source = `(function (exports, require, module, __filename, __dirname, __cniNative, __cniBuiltin, __cniAssetBase) {${body}\n})`;
 
   // One cache per verb: the functions a VERSION compiles are not those of an ADD.
   const verb = /^[A-Z]{1,10}$/.test(process.env.CNI_COMMAND || '') ? process.env.CNI_COMMAND : 'none';
@@ -135,5 +169,5 @@ function __cniLazy(load) {
   }
   // Node built-ins the bundle names (scripts/build.js LAZY_BUILTINS) load when first used, not when a module naming them is evaluated.
   const builtin = (name) => __cniLazy(() => require(name));
-  script.runInThisContext()(exports, require, module, __filename, __dirname, __cniNative, builtin);
+  script.runInThisContext()(exports, require, module, __filename, __dirname, __cniNative, builtin, __cniAssetBase);
 })();

@@ -67,13 +67,12 @@ function plug(name, i) {
   return { ns: n, ip: `10.78.0.${i}`, name };
 }
 
-// The bundle reads etcd3's .proto files next to itself (scripts/build.js embeds only native addons).
+// The executable alone in a directory (etcd3's .proto files travel inside it).
 const binDir = path.join(tmp, 'bin');
 fs.mkdirSync(binDir);
 const BIN = path.join(binDir, 'vxlan-overlay');
 fs.copyFileSync(BUILT, BIN);
 fs.chmodSync(BIN, 0o755);
-for (const p of fs.readdirSync(path.join(ROOT, 'node_modules', 'etcd3', 'proto'))) fs.copyFileSync(path.join(ROOT, 'node_modules', 'etcd3', 'proto', p), path.join(binDir, p));
 
 async function startEtcd() {
   port = 20000 + Math.floor(Math.random() * 20000);

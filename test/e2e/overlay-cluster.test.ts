@@ -66,12 +66,11 @@ class Cluster {
     this.storeDir = path.join(this.sb.tmpdir('store'), 'store');
     this.bin = BUILT;
     if (store === 'etcd') {
-      // scripts/build.js embeds only native addons; etcd3 reads its .proto files next to the bundle.
+      // The executable alone in an empty directory: etcd3's .proto files travel inside it (scripts/build.js).
       const dir = this.sb.tmpdir('bin');
       this.bin = path.join(dir, 'vxlan-overlay');
       fs.copyFileSync(BUILT, this.bin);
       fs.chmodSync(this.bin, 0o755);
-      for (const p of fs.readdirSync(path.join(ROOT, 'node_modules', 'etcd3', 'proto'))) fs.copyFileSync(path.join(ROOT, 'node_modules', 'etcd3', 'proto', p), path.join(dir, p));
     }
     this.sw = this.sb.netns('sw');
     sh('ip', ['-n', this.sw, 'link', 'add', 'br0', 'type', 'bridge']);
