@@ -5,7 +5,8 @@ import { constants } from 'os';
 
 export type Errno = 'EEXIST' | 'ENODEV' | 'ENOENT' | 'EBUSY' | 'EINVAL' | 'ERANGE' | 'EPERM' | 'EOPNOTSUPP' | 'EADDRNOTAVAIL' | 'ENETUNREACH' | 'EAFNOSUPPORT' | 'ETIMEDOUT' | 'EINTR' | 'ESRCH' | string;
 
-const errnoNames = new Map<number, string>(Object.entries(constants.errno).map(([k, v]) => [v, k]));
+// Node's table lacks EXFULL (54), which a bridge answers when all its 1023 ports are taken.
+const errnoNames = new Map<number, string>([[54, 'EXFULL'], ...Object.entries(constants.errno).map(([k, v]) => [v, k] as [number, string])]);
 
 export function errnoName(errno: number): string {
   return errnoNames.get(Math.abs(errno)) ?? `errno ${Math.abs(errno)}`;
@@ -45,6 +46,7 @@ const hints: Record<string, string> = {
   EOPNOTSUPP: 'not supported by this kernel',
   EADDRNOTAVAIL: 'address not available',
   ENETUNREACH: 'network unreachable',
+  EXFULL: 'full: a bridge takes at most 1023 ports',
 };
 function describe(code: string): string {
   return hints[code] ? ` (${hints[code]})` : '';

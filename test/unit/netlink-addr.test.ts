@@ -45,6 +45,10 @@ describe('errno mapping', () => {
     expect(isNotFound(kernelError(-16, 'x'))).toBe(false);
   });
 
+  it('names EXFULL, which Node does not know: a bridge with all its ports taken', () => {
+    expect(kernelError(-54, 'attaching "veth1" to bridge "cni0"').message).toBe('attaching "veth1" to bridge "cni0": EXFULL (full: a bridge takes at most 1023 ports)');
+  });
+
   it('translates node-netlink string errors once', () => {
     expect(toNetlinkError(new Error('Request rejected: EBUSY'), 'attaching')).toMatchObject({ code: 'EBUSY', message: 'attaching: EBUSY (busy)' });
     expect(toNetlinkError(new Error('Timeout has been reached'), 'listing').message).toContain('Timeout');
