@@ -176,7 +176,10 @@ async function createVethPair(container: Rtnl, o: AttachOptions): Promise<{ cont
 /** Put each gateway address on the bridge (shared state: never rolled back). */
 async function ensureBridgeAddresses(host: Rtnl, br: Link, wanted: readonly GatewayAddress[], force: boolean, plugin: string): Promise<void> {
   if (wanted.length === 0) return;
-  const present = await host.listAddresses(br.index);
+  // The kernel ignores the link in an address dump, so list only the families we need: an IPv4 dump
+  // stays small, while an IPv6 one carries a link-local address per container veth on the host.
+  const families = [...new Set(wanted.map((gw) => gw.family))];
+  const present = (await Promise.all(families.map((f) => host.listAddresses(br.index, f)))).flat();
   for (const gw of wanted) {
     const [ip] = gw.cidr.split('/');
     if (present.some((a) => sameIP(a.ip, ip) && a.cidr.split('/')[1] === gw.cidr.split('/')[1])) continue;
