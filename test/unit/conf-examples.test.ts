@@ -1,0 +1,52 @@
+// Every file in conf-examples/ is a config a person will copy: each one must
+// load like a runtime loads it (conflist shape) and pass the parser of every
+// plugin it names, with the plugins' own config code.
+import * as fs from 'fs';
+import * as path from 'path';
+import type { NetConf } from '../../lib/cni/types';
+import { parseBridgeConfig } from '../../plugins/bridge/config';
+import { parseMacvlanConfig } from '../../plugins/macvlan/config';
+import { parsePortmapConfig } from '../../plugins/portmap/config';
+import { parseOverlayConfig } from '../../plugins/vxlan-overlay/config';
+import { parseHostLocalConfig } from '../../ipam/host-local/config';
+
+const DIR = path.resolve(__dirname, '..', '..', 'conf-examples');
+const conflists = fs.readdirSync(DIR).filter((f) => f.endsWith('.conflist')).sort();
+
+const parsers: Record<string, (conf: NetConf) => unknown> = {
+  bridge: (c) => parseBridgeConfig(c),
+  macvlan: (c) => parseMacvlanConfig(c),
+  portmap: (c) => parsePortmapConfig(c),
+  'vxlan-overlay': (c) => parseOverlayConfig(c),
+  loopback: () => ({}), // no fields of its own
+};
+
+describe('conf-examples', () => {
+  it('has a config for every Docker mode of the README', () => {
+    expect(conflists).toEqual(expect.arrayContaining([
+      '10-docker0.conflist', '20-none.conflist', '30-user-defined.conflist',
+      '40-macvlan.conflist', '41-macvlan-trunk.conflist', '50-overlay-file.conflist', '51-overlay-etcd.conflist',
+    ]));
+    expect(fs.existsSync(path.join(DIR, 'host-and-container-modes.md'))).toBe(true);
+  });
+
+  it.each(conflists)('%s loads and every plugin in it accepts its entry', (file) => {
+    const list = JSON.parse(fs.readFileSync(path.join(DIR, file), 'utf8'));
+    expect(typeof list.name).toBe('string');
+    expect(list.cniVersion).toBe('1.1.0');
+    expect(Array.isArray(list.plugins) && list.plugins.length).toBeTruthy();
+    for (const entry of list.plugins) {
+      const conf = { ...entry, name: list.name, cniVersion: list.cniVersion } as NetConf;
+      const parse = parsers[entry.type];
+      expect(parse).toBeDefined();
+      expect(() => parse(conf)).not.toThrow();
+      if (entry.ipam?.type === 'host-local') expect(() => parseHostLocalConfig(conf)).not.toThrow();
+    }
+  });
+
+  it('the parsers are not a formality: a broken entry is refused with code 7', () => {
+    const list = JSON.parse(fs.readFileSync(path.join(DIR, '10-docker0.conflist'), 'utf8'));
+    const broken = { ...list.plugins[0], name: list.name, cniVersion: list.cniVersion, hairpinMode: true, promiscMode: true };
+    expect(() => parseBridgeConfig(broken)).toThrow(expect.objectContaining({ code: 7 }));
+  });
+});
