@@ -62,10 +62,15 @@ export function throwDelErrors(errors: readonly Error[], plugin: string, inv: In
 
 /**
  * GC: masquerade elements of the network not owned by a valid attachment,
- * then the records (and their elements) of attachments no longer valid.
+ * then the records (and their elements, also the plugin's own via removeExtra)
+ * of attachments no longer valid.
  * Returns the errors as messages; the caller goes on with the rest of GC.
  */
-export function gcAttachments(network: string, records: RecordDir, valid: ReadonlyArray<{ containerID: string; ifname: string }>): string[] {
+export function gcAttachments<T extends AttachmentRecord>(
+  network: string, records: RecordDir<T>, valid: ReadonlyArray<{ containerID: string; ifname: string }>,
+  /** The plugin's own per-record cleanup (e.g. MAC spoof check elements), before the record goes. */
+  removeExtra?: (rec: T) => void,
+): string[] {
   const errors: string[] = [];
   const keep = new Set(valid.map((a) => `${a.containerID}\0${a.ifname}`));
   try {
@@ -77,6 +82,7 @@ export function gcAttachments(network: string, records: RecordDir, valid: Readon
     if (keep.has(`${rec.containerId}\0${rec.ifname}`)) continue;
     try {
       removeMasq(rec.masq.map((m) => m.address));
+      removeExtra?.(rec);
       records.remove(rec.containerId, rec.ifname);
     } catch (err) {
       errors.push(`${rec.containerId}/${rec.ifname}: ${(err as Error).message}`);

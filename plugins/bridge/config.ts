@@ -2,6 +2,7 @@
 // bridge plugin, unchanged, into a readonly typed object. Bad values throw
 // CniError code 7 naming the field and the value.
 
+import { parseCniArgs, type CniArgs } from '../../lib/cni/args';
 import { CniError, ErrorCode } from '../../lib/cni/errors';
 import type { Dns, NetConf } from '../../lib/cni/types';
 import { parseNameResolution, type NameResolutionConfig } from '../../lib/dns/config';
@@ -80,22 +81,12 @@ function parseMac(value: unknown, where: string): string {
   return value.toLowerCase();
 }
 
-/** CNI_ARGS "K=V;K=V" → map (lenient: the skel validates the syntax). */
-export function parseCniArgs(raw: string | undefined): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const pair of (raw ?? '').split(';')) {
-    const i = pair.indexOf('=');
-    if (i > 0) out.set(pair.slice(0, i), pair.slice(i + 1));
-  }
-  return out;
-}
-
-function pickMac(conf: NetConf, cniArgs: string | undefined): string | undefined {
+function pickMac(conf: NetConf, cniArgs: CniArgs): string | undefined {
   const rc = conf.runtimeConfig?.mac;
   if (rc !== undefined && rc !== '') return parseMac(rc, 'runtimeConfig.mac');
   const argMac = conf.args?.cni?.mac;
   if (argMac !== undefined && argMac !== '') return parseMac(argMac, 'args.cni.mac');
-  const envMac = parseCniArgs(cniArgs).get('MAC');
+  const envMac = cniArgs.MAC;
   if (envMac) return parseMac(envMac, 'CNI_ARGS MAC');
   return undefined;
 }
@@ -146,7 +137,12 @@ function parseDns(v: unknown): Dns | undefined {
   return Object.keys(out).length ? out : undefined;
 }
 
-export function parseBridgeConfig(conf: NetConf, cniArgs?: string): BridgeConfig {
+/**
+ * `cniArgs`: CNI_ARGS as the skel parsed them (inv.cniArgs, lib/cni/args.ts
+ * cniArgsOf); a raw "K=V;..." string is parsed by the same lib/cni/args rules.
+ */
+export function parseBridgeConfig(conf: NetConf, cniArgs: CniArgs | string = {}): BridgeConfig {
+  const args = typeof cniArgs === 'string' ? parseCniArgs(cniArgs, ['MAC', 'IP']) : cniArgs;
   const c = conf as Record<string, unknown>;
   const bridge = c.bridge === undefined || c.bridge === '' ? DEFAULT_BRIDGE : c.bridge;
   if (typeof bridge !== 'string' || !validIfName(bridge)) throw bad(`bridge: invalid bridge name ${JSON.stringify(c.bridge)} (at most 15 bytes, no "/", ":" or spaces)`);
@@ -197,7 +193,7 @@ export function parseBridgeConfig(conf: NetConf, cniArgs?: string): BridgeConfig
     portIsolation: bool(c, 'portIsolation'),
     ipamType,
     dns: parseDns(c.dns),
-    mac: pickMac(conf, cniArgs),
+    mac: pickMac(conf, args),
     stateDir,
     isolation: bool(c, 'isolation'),
     nameResolution,

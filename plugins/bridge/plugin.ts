@@ -7,6 +7,8 @@ import { CniError, ErrorCode } from '../../lib/cni/errors';
 import { ipamAdd, ipamCheck, ipamDel, ipamGc, ipamStatus, type InProcessPlugins } from '../../lib/cni/ipam';
 import type { GcInvocation, Plugin } from '../../lib/cni/plugin';
 import type { Invocation, Result } from '../../lib/cni/types';
+import { cniArgsOf } from '../../lib/cni/args';
+import { applyMacspoofAdd, missingMacspoof, removeMacspoof, type MacspoofEntry } from '../../lib/firewall/macspoof';
 import { hasMasq, type MasqEntry } from '../../lib/firewall/masquerade';
 import { IFF_PROMISC, openRtnl } from '../../lib/netlink';
 import { hostLocal } from '../../ipam/host-local/plugin';
@@ -20,19 +22,24 @@ import { containerNames } from '../../lib/dns/config';
 import { mergeResultDns } from '../../lib/dns/render';
 import { checkNames, gcNames } from '../../lib/dns/service';
 import { addressText, networkText } from '../../lib/ip';
-import { parseBridgeConfig, parseCniArgs, type BridgeConfig } from './config';
+import { parseBridgeConfig, type BridgeConfig } from './config';
 import { needsVlanFiltering, planAdd, planVlans, requireAddresses } from './plan';
 import { buildResult } from './result';
 
 /** IPAM plugins run in-process instead of exec'd: saves a fork+exec of Node per call. Any other type is exec'd from CNI_PATH. */
 export const IN_PROCESS_IPAM: InProcessPlugins = { 'host-local': hostLocal };
 
+/** MAC for the container veth; IP for host-local, which runs in-process. */
+const KNOWN_ARGS = ['MAC', 'IP'];
+
 function configOf(inv: Invocation): BridgeConfig {
-  return parseBridgeConfig(inv.conf, inv.env.args);
+  return parseBridgeConfig(inv.conf, cniArgsOf(inv, KNOWN_ARGS));
 }
 
 interface BridgeRecord extends AttachmentRecord {
   bridge: string;
+  /** With macspoofchk: the elements of the MAC spoof check (lib/firewall/macspoof.ts). */
+  macspoof?: MacspoofEntry;
 }
 
 /** One JSON file per attachment under <stateDir>/<network>/. */
@@ -51,7 +58,7 @@ function isolationOf(conf: BridgeConfig): (AttachIsolation & { bridge: string })
 
 function nameServiceOf(conf: BridgeConfig, inv: Invocation): AttachNameService | undefined {
   if (!conf.nameResolution) return undefined;
-  const podName = inv.cniArgs?.K8S_POD_NAME ?? parseCniArgs(inv.env.args).get('K8S_POD_NAME');
+  const podName = cniArgsOf(inv, KNOWN_ARGS).K8S_POD_NAME;
   const names = inv.env.command === 'ADD' ? containerNames({ network: conf.name, aliases: inv.conf.runtimeConfig?.aliases, podName }) : [];
   return { network: conf.name, config: conf.nameResolution, containerId: inv.env.containerId!, names };
 }
@@ -93,6 +100,13 @@ async function add(inv: Invocation): Promise<Result> {
           undo.push('remove attachment record', () => records.remove(containerId, ifname));
         },
       });
+      if (conf.macspoofchk) {
+        const entry: MacspoofEntry = { hostVeth: att.hostVeth.name, mac: att.containerVeth.mac };
+        // Recorded before the elements exist, so DEL can remove them whatever happens next.
+        records.write({ ...record, hostVeth: att.hostVeth.name, macspoof: entry });
+        applyMacspoofAdd(entry);
+        undo.push('remove MAC spoof check elements', () => removeMacspoof(entry));
+      }
       // Name resolution: the gateways become the container's nameservers, the network's domain its search domain.
       const dns = conf.nameResolution
         ? mergeResultDns(conf.dns ?? ipam?.dns, plan.bridgeAddresses.map((b) => addressText(b.cidr)), conf.nameResolution.domain)
@@ -111,10 +125,14 @@ async function del(inv: Invocation): Promise<void> {
   const records = recordsOf(conf);
   const rec = records.read(containerId, ifname);
   const masqAddresses = await masqToRemove(inv, { network: conf.name, record: rec, ipMasq: conf.ipMasq, entryOf: masqEntryOf });
-  const errors = await detachContainer({
+  const errors: Error[] = [];
+  if (rec?.macspoof) {
+    try { removeMacspoof(rec.macspoof); } catch (err) { errors.push(new Error(`removing the MAC spoof check: ${(err as Error).message}`)); }
+  }
+  errors.push(...await detachContainer({
     netnsPath: inv.env.netns || undefined, ifname, hostVeth: rec?.hostVeth, masqAddresses,
     isolation: isolationOf(conf), nameService: nameServiceOf(conf, inv),
-  });
+  }));
   // Masquerade goes before IPAM releases the address, so no later owner of it is affected.
   try {
     await ipamDel(inv, IN_PROCESS_IPAM);
@@ -151,13 +169,17 @@ async function check(inv: Invocation): Promise<void> {
   } finally {
     host.close();
   }
-  await checkAttachment({
+  const { container, hostVeth } = await checkAttachment({
     plugin: 'bridge', netnsPath: inv.env.netns, ifname, bridge: conf.bridge,
     addresses: (prev.ips ?? []).filter((ip) => ip.interface === undefined || ip.interface === ctrIdx).map((ip) => ip.address),
     routes: prev.routes ?? [], containerMac: ctrIf?.mac,
     hostMacOf: (name) => ifaces.find((i) => i.name === name && !i.sandbox)?.mac,
   });
 
+  if (conf.macspoofchk) {
+    const missing = missingMacspoof({ hostVeth: hostVeth.name, mac: container.mac });
+    if (missing.length) throw checkFail(`MAC spoof check elements missing: ${missing.join(', ')}`);
+  }
   if (conf.ipMasq) {
     const owner = { network: conf.name, containerId: inv.env.containerId!, ifname };
     for (const ip of prev.ips ?? []) {
@@ -170,7 +192,9 @@ async function check(inv: Invocation): Promise<void> {
 
 async function gc(inv: GcInvocation): Promise<void> {
   const conf = configOf(inv);
-  const errors = gcAttachments(conf.name, recordsOf(conf), inv.validAttachments);
+  const errors = gcAttachments(conf.name, recordsOf(conf), inv.validAttachments, (rec) => {
+    if (rec.macspoof) removeMacspoof(rec.macspoof);
+  });
   if (conf.nameResolution) {
     try {
       await gcNames({ network: conf.name, config: conf.nameResolution }, inv.validAttachments);
@@ -203,8 +227,7 @@ async function status(inv: Invocation): Promise<void> {
 export const bridgePlugin: Plugin = {
   name: 'bridge',
   description: 'Linux bridge networks (Docker bridge mode) with nftables masquerade',
-  // MAC for the container veth; IP for host-local, which runs in-process.
-  knownArgs: ['MAC', 'IP'],
+  knownArgs: KNOWN_ARGS,
   add,
   del,
   check,
