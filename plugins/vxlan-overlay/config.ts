@@ -2,8 +2,9 @@
 // (the agent can read the same conflist). Pure: parse + default, throw a
 // CniError code 7 that names the bad field.
 
-import { CniError, ErrorCode } from '../../lib/cni/errors';
+import { CniError, ErrorCode, type ErrorCodeValue } from '../../lib/cni/errors';
 import type { NetConf } from '../../lib/cni/types';
+import { parseNameResolution, type NameResolutionConfig } from '../../lib/dns/config';
 import { DEFAULT_RUN_DIR } from './readiness';
 import { parseIpv4Cidr } from './store/subnets';
 
@@ -32,6 +33,10 @@ export interface OverlayConfig {
   store: OverlayStoreConfig;
   leaseTTL?: number;
   underlayInterface?: string;
+  /** Our extension, as the bridge's: no forwarding between this host's overlay bridge and other isolated bridges (docs/dns.md). */
+  isolation: boolean;
+  /** Our extension, as the bridge's: container names served at the bridge gateway, per host (docs/dns.md). */
+  nameResolution?: NameResolutionConfig;
 }
 
 function invalid(msg: string): CniError {
@@ -56,6 +61,16 @@ function optIfname(conf: Record<string, unknown>, key: string): string | undefin
   const v = optString(conf, key);
   if (v !== undefined && (Buffer.byteLength(v) > 15 || /[/:\s]/.test(v))) throw invalid(`"${key}" "${v}" is not a valid interface name (1-15 bytes, no "/", ":" or spaces)`);
   return v;
+}
+
+/** lib/dns/config.ts names the bridge plugin in its messages: say which plugin refused the config. */
+export function asOverlayError<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof CniError && e.message.startsWith('bridge: ')) throw new CniError(e.code as ErrorCodeValue, `vxlan-overlay: ${e.message.slice('bridge: '.length)}`);
+    throw e;
+  }
 }
 
 function parseStore(v: unknown): OverlayStoreConfig {
@@ -90,6 +105,10 @@ export function parseOverlayConfig(conf: NetConf | Record<string, unknown>): Ove
   if (typeof ipMasq !== 'boolean') throw invalid(`"ipMasq" must be true or false, got ${JSON.stringify(ipMasq)}`);
   const isDefaultGateway = c.isDefaultGateway ?? true;
   if (typeof isDefaultGateway !== 'boolean') throw invalid(`"isDefaultGateway" must be true or false, got ${JSON.stringify(isDefaultGateway)}`);
+  const isolation = c.isolation ?? false;
+  if (typeof isolation !== 'boolean') throw invalid(`"isolation" must be true or false, got ${JSON.stringify(isolation)}`);
+  // The gateway and IPAM the bridge plugin demands for it are always there on an overlay.
+  const nameResolution = asOverlayError(() => parseNameResolution(c.nameResolution, c.name as string));
   const runDir = optString(c, 'runDir') ?? DEFAULT_RUN_DIR;
   if (!runDir.startsWith('/')) throw invalid(`"runDir" must be an absolute path, got "${runDir}"`);
   const ipam = c.ipam as Record<string, unknown> | undefined;
@@ -116,6 +135,8 @@ export function parseOverlayConfig(conf: NetConf | Record<string, unknown>): Ove
     store: parseStore(c.store),
     leaseTTL: optInt(c, 'leaseTTL', 1, 3600),
     underlayInterface: optIfname(c, 'underlayInterface'),
+    isolation,
+    nameResolution,
   };
 }
 

@@ -9,14 +9,19 @@ import type { GcInvocation, Plugin } from '../../lib/cni/plugin';
 import type { Invocation, IpConfig, Result, Route } from '../../lib/cni/types';
 import * as path from 'path';
 import { hasMasq, type MasqEntry } from '../../lib/firewall/masquerade';
-import { attachContainer, detachContainer } from '../../lib/bridge/attach';
+import { attachContainer, detachContainer, type AttachIsolation, type AttachNameService } from '../../lib/bridge/attach';
+import { leaveIsolationIfEmpty } from '../../lib/bridge/isolation';
+import { cniArgsOf } from '../../lib/cni/args';
+import { containerNames } from '../../lib/dns/config';
+import { mergeResultDns } from '../../lib/dns/render';
+import { checkNames, gcNames } from '../../lib/dns/service';
 import { checkAttachment } from '../../lib/bridge/check';
 import { gcAttachments, masqToRemove, openContainerNetns, requireFreeIfname, throwDelErrors } from '../../lib/bridge/lifecycle';
 import { RecordDir, type AttachmentRecord } from '../../lib/bridge/records';
 import { Rollback, describeRollbackErrors } from '../../lib/util/rollback';
 import { hostLocal } from '../../ipam/host-local/plugin';
-import { parseOverlayConfig, type OverlayConfig } from './config';
-import { gatewayOf } from './model';
+import { asOverlayError, parseOverlayConfig, type OverlayConfig } from './config';
+import { defaultBridgeName, gatewayOf } from './model';
 import { agentReadiness, currentNetnsId, readAgentState, statePath, type AgentState } from './readiness';
 
 const IN_PROCESS: InProcessPlugins = { 'host-local': hostLocal };
@@ -27,6 +32,8 @@ const PLACEHOLDER_SUBNET = '192.0.2.0/24';
 /** What DEL and GC need without the netns, the agent or the store; `subnet` picks the IPAM range to release from. */
 interface OverlayRecord extends AttachmentRecord {
   subnet: string;
+  /** The agent's bridge at ADD (isolation leaves the group by bridge); absent in records of older versions. */
+  bridge?: string;
 }
 
 /** One JSON file per attachment under <runDir>/<network>/attachments-<netns id>/ (a tmpfs). */
@@ -55,6 +62,26 @@ function ipamInvocation(inv: Invocation, conf: OverlayConfig, subnet: string): I
   return { ...inv, conf: c, raw: Buffer.from(JSON.stringify(c)) };
 }
 
+/** The bridge for DEL/GC: the record's, else the (maybe stale) agent state's, else the config's or the default for VNI 1. */
+function knownBridge(conf: OverlayConfig, rec?: OverlayRecord): string {
+  return rec?.bridge ?? readAgentState(statePath(conf.runDir, conf.name))?.bridge ?? conf.bridge ?? defaultBridgeName(conf.vni ?? 1);
+}
+
+/** Isolation as the bridge plugin does it: the VXLAN device is routed (not a bridge port), so cross-host traffic never meets the group's rule. */
+function isolationOf(conf: OverlayConfig, bridge: string): (AttachIsolation & { bridge: string }) | undefined {
+  return conf.isolation ? { network: conf.name, bridge, lockDir: conf.runDir } : undefined;
+}
+
+/** This host's name service for the network; names only on ADD (DEL and CHECK go by container ID). */
+function nameServiceOf(conf: OverlayConfig, inv: Invocation): AttachNameService | undefined {
+  if (!conf.nameResolution) return undefined;
+  const podName = cniArgsOf(inv).K8S_POD_NAME;
+  const names = inv.env.command === 'ADD'
+    ? asOverlayError(() => containerNames({ network: conf.name, aliases: inv.conf.runtimeConfig?.aliases, podName }))
+    : [];
+  return { network: conf.name, config: conf.nameResolution, containerId: inv.env.containerId!, names };
+}
+
 /** A subnet for DEL/GC: the record's, else the (maybe stale) agent state's, else a placeholder. */
 function knownSubnet(conf: OverlayConfig, rec?: OverlayRecord): string {
   return rec?.subnet ?? readAgentState(statePath(conf.runDir, conf.name))?.subnet ?? PLACEHOLDER_SUBNET;
@@ -65,6 +92,8 @@ async function add(inv: Invocation): Promise<Result> {
   const agent = requireAgent(conf);
   const containerId = inv.env.containerId!;
   const ifname = inv.env.ifname!;
+  // Before anything is created: a name DNS cannot carry is refused here.
+  const nameService = nameServiceOf(conf, inv);
   const records = recordsOf(conf);
   const netns = openContainerNetns(inv.env.netns, 'vxlan-overlay');
   try {
@@ -79,11 +108,12 @@ async function add(inv: Invocation): Promise<Result> {
       const routes: Route[] = [{ dst: agent.cidr, gw: gateway.ip }];
       if (conf.isDefaultGateway) routes.push({ dst: '0.0.0.0/0', gw: gateway.ip });
       const masq: MasqEntry[] = conf.ipMasq ? ips.map((ip) => ({ address: ip.address.split('/')[0], subnet: agent.cidr })) : [];
-      const record: OverlayRecord = { network: conf.name, containerId, ifname, subnet: agent.subnet, addresses: ips.map((i) => i.address), masq };
+      const record: OverlayRecord = { network: conf.name, containerId, ifname, subnet: agent.subnet, bridge: agent.bridge, addresses: ips.map((i) => i.address), masq };
       const att = await attachContainer({
         plugin: 'vxlan-overlay', netns, ifname, bridge: agent.bridge, mtu: agent.mtu, ips, routes,
         bridgeAddresses: [{ family: 4, cidr: gateway.cidr }], forwardV4: true,
         masq: masq.length ? { owner: { network: conf.name, containerId, ifname }, entries: masq } : undefined,
+        isolation: isolationOf(conf, agent.bridge), nameService,
         undo,
         onHostVeth: (name) => {
           records.write({ ...record, hostVeth: name });
@@ -100,7 +130,10 @@ async function add(inv: Invocation): Promise<Result> {
         ips: ips.map((ip) => ({ ...ip, interface: CONTAINER_IF })),
         routes,
       };
-      if (inv.conf.dns && Object.keys(inv.conf.dns).length) res.dns = inv.conf.dns;
+      const dns = inv.conf.dns && Object.keys(inv.conf.dns).length ? inv.conf.dns : undefined;
+      // Name resolution: the gateway becomes the container's nameserver, the network's domain its search domain.
+      if (conf.nameResolution) res.dns = mergeResultDns(dns, [gateway.ip], conf.nameResolution.domain);
+      else if (dns) res.dns = dns;
       return res;
     }, (e) => inv.log?.warn(`rollback: ${describeRollbackErrors([e])}`));
   } finally {
@@ -117,7 +150,10 @@ async function del(inv: Invocation): Promise<void> {
   // Without a record the cluster CIDR may be unknown: the element's tag is what identifies it.
   const entryOf = (cidr: string): MasqEntry => ({ address: cidr.split('/')[0], subnet: conf.cidr ?? '0.0.0.0/0' });
   const masqAddresses = await masqToRemove(inv, { network: conf.name, record: rec, ipMasq: conf.ipMasq, entryOf });
-  const errors = await detachContainer({ netnsPath: inv.env.netns || undefined, ifname, hostVeth: rec?.hostVeth, masqAddresses });
+  const errors = await detachContainer({
+    netnsPath: inv.env.netns || undefined, ifname, hostVeth: rec?.hostVeth, masqAddresses,
+    isolation: isolationOf(conf, knownBridge(conf, rec)), nameService: nameServiceOf(conf, inv),
+  });
   try {
     await ipamDel(ipamInvocation(inv, conf, knownSubnet(conf, rec)), IN_PROCESS);
   } catch (err) {
@@ -149,11 +185,27 @@ async function check(inv: Invocation): Promise<void> {
       if (!hasMasq(owner, entry)) throw checkFail(`masquerade for ${entry.address} is missing`);
     }
   }
+  if (conf.nameResolution) checkNames({ network: conf.name, config: conf.nameResolution, containerId: inv.env.containerId!, ifname });
 }
 
 async function gc(inv: GcInvocation): Promise<void> {
   const conf = parseOverlayConfig(inv.conf);
   const errors = gcAttachments(conf.name, recordsOf(conf), inv.validAttachments);
+  if (conf.nameResolution) {
+    try {
+      await gcNames({ network: conf.name, config: conf.nameResolution }, inv.validAttachments);
+    } catch (err) {
+      errors.push(`DNS service: ${(err as Error).message}`);
+    }
+  }
+  const iso = isolationOf(conf, knownBridge(conf));
+  if (iso) {
+    try {
+      await leaveIsolationIfEmpty(iso);
+    } catch (err) {
+      errors.push(`isolation: ${(err as Error).message}`);
+    }
+  }
   try {
     await ipamGc(ipamInvocation(inv, conf, knownSubnet(conf)) as GcInvocation, IN_PROCESS);
   } catch (err) {

@@ -100,6 +100,10 @@ describe('overlay config', () => {
     [{ ipam: { type: 'dhcp' } }, /"ipam.type" "dhcp" is not supported/],
     [{ bridge: 'a-name-that-is-too-long' }, /"bridge"/],
     [{ ipMasq: 'yes' }, /"ipMasq"/],
+    [{ isolation: 'yes' }, /^vxlan-overlay: "isolation" must be true or false/],
+    [{ nameResolution: 'on' }, /^vxlan-overlay: "nameResolution" must be true, false or an object/],
+    [{ nameResolution: { upstream: ['dns.example'] } }, /^vxlan-overlay: "nameResolution.upstream" entry "dns.example"/],
+    [{ nameResolution: { runDir: 'relative' } }, /^vxlan-overlay: "nameResolution.runDir" must be an absolute path/],
   ])('rejects %j with code 7', (extra, re) => {
     try {
       parseOverlayConfig({ cniVersion: '1.0.0', name: 'ov', type: 'vxlan-overlay', ...extra });
@@ -108,6 +112,19 @@ describe('overlay config', () => {
       expect((err as { code?: number }).code).toBe(7);
       expect((err as Error).message).toMatch(re);
     }
+  });
+  it('isolation and nameResolution: off by default, parsed as the bridge plugin parses them', () => {
+    const off = parseOverlayConfig({ cniVersion: '1.0.0', name: 'ov', type: 'vxlan-overlay' });
+    expect(off.isolation).toBe(false);
+    expect(off.nameResolution).toBeUndefined();
+    expect(parseOverlayConfig({ name: 'ov', nameResolution: false }).nameResolution).toBeUndefined();
+    const on = parseOverlayConfig({ cniVersion: '1.0.0', name: 'Pod_Net', type: 'vxlan-overlay', isolation: true, nameResolution: true });
+    expect(on.isolation).toBe(true);
+    expect(on.nameResolution).toEqual({
+      domain: 'pod-net.cni.internal', upstream: [], resolvConf: '/etc/resolv.conf', runDir: '/run/node-cni/dnsname', dnsmasq: '/usr/sbin/dnsmasq',
+    });
+    const custom = parseOverlayConfig({ name: 'ov', nameResolution: { domain: 'cluster.test.', upstream: ['10.0.0.2#5353'], runDir: '/tmp/x' } });
+    expect(custom.nameResolution).toMatchObject({ domain: 'cluster.test', upstream: ['10.0.0.2#5353'], runDir: '/tmp/x' });
   });
   it('finds the overlay entry of a conflist', () => {
     const e = overlayEntryOf({ cniVersion: '1.0.0', name: 'ov', plugins: [{ type: 'vxlan-overlay', cidr: '10.1.0.0/16' }, { type: 'portmap' }] });
