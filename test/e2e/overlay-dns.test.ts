@@ -10,6 +10,7 @@ import * as path from 'path';
 import { DIST_BIN, ROOT, Sandbox, sh, shTry } from '../helpers/sandbox';
 
 const BIN = path.join(DIST_BIN, 'vxlan-overlay');
+const BRIDGE_BIN = path.join(DIST_BIN, 'bridge');
 const NET = 'ovdns';
 const CIDR = '10.246.0.0/16';
 const DNSMASQ = '/usr/sbin/dnsmasq';
@@ -138,6 +139,23 @@ class Env {
     return got;
   }
 
+  /** A container on a bridge-plugin network in the same host namespace. */
+  bridgeAdd(suffix: string, n: { name: string; bridge: string; subnet: string; isolation: boolean }): { ns: string; ip: string } {
+    const ns = this.sb.netns(suffix);
+    const conf = {
+      cniVersion: '1.1.0', name: n.name, type: 'bridge', bridge: n.bridge, isDefaultGateway: true, ipMasq: true, isolation: n.isolation,
+      stateDir: path.join(this.runDir, 'bridge-state'), ipam: { type: 'host-local', dataDir: path.join(this.runDir, 'bridge-ipam'), subnet: n.subnet },
+    };
+    const env = { PATH: process.env.PATH, CNI_COMMAND: 'ADD', CNI_CONTAINERID: `${this.sb.tag}-${suffix}`, CNI_NETNS: this.sb.nsPath(ns), CNI_IFNAME: 'eth0', CNI_PATH: '/usr/lib/cni' };
+    const r = spawnSync('ip', ['netns', 'exec', this.host, BRIDGE_BIN], { input: JSON.stringify(conf), env, encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`bridge ADD ${suffix} failed: ${r.stdout}${r.stderr}`);
+    return { ns, ip: JSON.parse(r.stdout).ips[0].address.split('/')[0] };
+  }
+
+  ping(fromNs: string, ip: string): boolean {
+    return this.sb.inNs(fromNs, 'ping', ['-c', '1', '-W', '1', ip]).status === 0;
+  }
+
   daemons(): number[] {
     return dnsmasqPids(path.join(this.dnsDir, NET, 'dnsmasq.conf'));
   }
@@ -185,6 +203,21 @@ describe('vxlan-overlay container-name DNS and isolation on one host (e2e)', () 
     expect(fs.existsSync(path.join(e.dnsDir, NET))).toBe(false);
     expect(e.isolatedBridges()).not.toContain('"ovbr1"');
     e.del(c1); // DEL again: idempotent
+  });
+
+  it('isolation: no forwarding between the overlay bridge and an isolated bridge network on the same host; a non-isolated one stays reachable', () => {
+    if (!fs.existsSync(BRIDGE_BIN)) sh('node', [path.join(ROOT, 'scripts', 'build.js'), 'bridge']);
+    env = new Env();
+    const e = env;
+    e.startAgent();
+    e.waitReady();
+    const c1 = e.add('c1', ['alpha']);
+    const iso = e.bridgeAdd('b1', { name: 'iso-web', bridge: 'bisoweb', subnet: '10.247.1.0/24', isolation: true });
+    const open = e.bridgeAdd('b2', { name: 'open-web', bridge: 'bopenweb', subnet: '10.247.2.0/24', isolation: false });
+    expect(e.ping(c1.ns, open.ip)).toBe(true);
+    expect(e.ping(open.ns, c1.ip)).toBe(true);
+    expect(e.ping(c1.ns, iso.ip)).toBe(false);
+    expect(e.ping(iso.ns, c1.ip)).toBe(false);
   });
 
   it('refuses a name DNS cannot carry with code 7, naming the plugin and the name, nothing created', () => {
