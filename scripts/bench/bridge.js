@@ -222,17 +222,17 @@ async function concurrent(im, n) {
   return { wall, errors, dup, delErrors, messages };
 }
 
-async function throughput(im) {
-  const a = netns(`${tag}-${im.name}-ia`);
-  const b = netns(`${tag}-${im.name}-ib`);
-  runPlugin(im, 'ADD', 'iperf-a', `/run/netns/${a}`);
-  const rb = JSON.parse(runPlugin(im, 'ADD', 'iperf-b', `/run/netns/${b}`));
+async function throughput(im, round = 0) {
+  const a = netns(`${tag}-${im.name}-ia${round}`);
+  const b = netns(`${tag}-${im.name}-ib${round}`);
+  runPlugin(im, 'ADD', `iperf-a${round}`, `/run/netns/${a}`);
+  const rb = JSON.parse(runPlugin(im, 'ADD', `iperf-b${round}`, `/run/netns/${b}`));
   const server = spawn('ip', ['netns', 'exec', b, 'iperf3', '-s', '-1'], { stdio: 'ignore' });
   await new Promise((r) => setTimeout(r, 500));
   const out = sh('ip', ['netns', 'exec', a, 'iperf3', '-c', rb.ips[0].address.split('/')[0], '-t', '3', '-J']);
   server.kill();
-  runPlugin(im, 'DEL', 'iperf-a', `/run/netns/${a}`);
-  runPlugin(im, 'DEL', 'iperf-b', `/run/netns/${b}`);
+  runPlugin(im, 'DEL', `iperf-a${round}`, `/run/netns/${a}`);
+  runPlugin(im, 'DEL', `iperf-b${round}`, `/run/netns/${b}`);
   return JSON.parse(out).end.sum_received.bits_per_second / 1e9;
 }
 
@@ -272,8 +272,17 @@ async function main() {
     console.error(`${CONC} concurrent ADDs: ours ${concOurs.wall.toFixed(0)} ms (${concOurs.errors} errors, ${concOurs.dup} dup, ${concOurs.delErrors} DEL errors) | ref ${concRef.wall.toFixed(0)} ms (${concRef.errors} errors, ${concRef.dup} dup, ${concRef.delErrors} DEL errors)`);
   }
   if (STEPS.has('iperf')) {
-    tputOurs = await throughput(ours);
-    tputRef = await throughput(ref);
+    // Fresh networks (no pre-populated ports), rounds interleaved, median: one 3 s run per side was noise.
+    const oi = impl('oi', OURS, 'nftables', 75);
+    const ri = impl('ri', REF, undefined, 76);
+    const runs = { ours: [], ref: [] };
+    for (let round = 0; round < 3; round++) {
+      runs.ours.push(await throughput(oi, round));
+      runs.ref.push(await throughput(ri, round));
+    }
+    const med = (xs) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
+    tputOurs = med(runs.ours);
+    tputRef = med(runs.ref);
     console.error(`iperf3: ours ${tputOurs.toFixed(2)} Gbit/s | ref ${tputRef.toFixed(2)} Gbit/s`);
   }
   if (STEPS.has('rss')) {
