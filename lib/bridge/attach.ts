@@ -178,8 +178,8 @@ async function ensureBridgeAddresses(host: Rtnl, br: Link, wanted: readonly Gate
   if (wanted.length === 0) return;
   // The kernel ignores the link in an address dump, so list only the families we need: an IPv4 dump
   // stays small, while an IPv6 one carries a link-local address per container veth on the host.
-  const families = [...new Set(wanted.map((gw) => gw.family))];
-  const present = (await Promise.all(families.map((f) => host.listAddresses(br.index, f)))).flat();
+  const present = [];
+  for (const family of new Set(wanted.map((gw) => gw.family))) present.push(...(await host.listAddresses(br.index, family)));
   for (const gw of wanted) {
     const [ip] = gw.cidr.split('/');
     if (present.some((a) => sameIP(a.ip, ip) && a.cidr.split('/')[1] === gw.cidr.split('/')[1])) continue;

@@ -109,7 +109,16 @@ export class Rtnl {
     return reply.filter((m) => m.type !== NLMSG_ERROR);
   }
 
-  private async dump(req: NlRequest, what: string): Promise<RawMessage[]> {
+  /** The last dump in flight: the kernel serves one dump per socket at a time (two at once corrupt each other). */
+  private dumpQueue: Promise<unknown> = Promise.resolve();
+
+  private dump(req: NlRequest, what: string): Promise<RawMessage[]> {
+    const run = this.dumpQueue.then(() => this.dumpNow(req, what));
+    this.dumpQueue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async dumpNow(req: NlRequest, what: string): Promise<RawMessage[]> {
     for (let attempt = 1; ; attempt++) {
       try {
         const msgs = await this.send(req, what);

@@ -330,3 +330,15 @@ describe('vlan', () => {
     }
   });
 });
+
+describe('dumps', () => {
+  it('serves dumps started at the same time on one socket (the kernel runs one dump per socket)', async () => {
+    const [v4, v6, links, again] = await Promise.all([
+      ctr.listAddresses(undefined, 4), ctr.listAddresses(undefined, 6), ctr.listLinks(), ctr.listAddresses(undefined, 4),
+    ]);
+    expect(v4.some((a) => a.ip === '127.0.0.1')).toBe(true);
+    expect(v6.every((a) => a.family === 6)).toBe(true);
+    expect(links.some((l) => l.name === 'lo')).toBe(true);
+    expect(again).toEqual(v4);
+  });
+});
