@@ -13,7 +13,8 @@ import { applyMasqAdd, removeMasq, type MasqEntry, type MasqOwner } from '../fir
 import { isExists, isNotFound, openRtnl, type Link, type Rtnl } from '../netlink';
 import { Netns, NetnsNotFoundError } from '../netns';
 import type { Rollback } from '../util/rollback';
-import type { NameResolutionConfig } from '../dns/config';
+import { containerNames, type NameResolutionConfig } from '../dns/config';
+import type { Invocation } from '../cni/types';
 import { registerNames, unregisterNames } from '../dns/service';
 import { addressText, familyOf, overlapsText, sameIP, type Family } from '../ip';
 import type { BridgeVlan } from '../netlink';
@@ -89,6 +90,16 @@ export interface AttachNameService {
   containerId: string;
   /** The container's names on this network (lib/dns/config.ts containerNames). */
   names: readonly string[];
+}
+
+/**
+ * The name service of one invocation, or undefined when the network has none. Names (ADD only) come
+ * from the `aliases` capability and CNI_ARGS K8S_POD_NAME; a name DNS cannot carry throws code 7.
+ */
+export function nameServiceOf(o: { network: string; config?: NameResolutionConfig; inv: Invocation; podName?: string }): AttachNameService | undefined {
+  if (!o.config) return undefined;
+  const names = o.inv.env.command === 'ADD' ? containerNames({ network: o.network, aliases: o.inv.conf.runtimeConfig?.aliases, podName: o.podName }) : [];
+  return { network: o.network, config: o.config, containerId: o.inv.env.containerId!, names };
 }
 
 export interface AttachResult {

@@ -13,12 +13,11 @@ import { hasMasq, type MasqEntry } from '../../lib/firewall/masquerade';
 import { IFF_PROMISC, openRtnl } from '../../lib/netlink';
 import { hostLocal } from '../../ipam/host-local/plugin';
 import { Rollback, describeRollbackErrors } from '../../lib/util/rollback';
-import { attachContainer, detachContainer, type AttachIsolation, type AttachNameService } from '../../lib/bridge/attach';
+import { attachContainer, detachContainer, nameServiceOf, type AttachIsolation, type AttachNameService } from '../../lib/bridge/attach';
 import { checkAttachment } from '../../lib/bridge/check';
 import { leaveIsolationIfEmpty } from '../../lib/bridge/isolation';
 import { gcAttachments, masqToRemove, openContainerNetns, requireFreeIfname, throwDelErrors } from '../../lib/bridge/lifecycle';
 import { RecordDir, type AttachmentRecord } from '../../lib/bridge/records';
-import { containerNames } from '../../lib/dns/config';
 import { mergeResultDns } from '../../lib/dns/render';
 import { checkNames, gcNames } from '../../lib/dns/service';
 import { addressText, networkText } from '../../lib/ip';
@@ -56,18 +55,15 @@ function isolationOf(conf: BridgeConfig): (AttachIsolation & { bridge: string })
   return conf.isolation ? { network: conf.name, bridge: conf.bridge, lockDir: conf.stateDir } : undefined;
 }
 
-function nameServiceOf(conf: BridgeConfig, inv: Invocation): AttachNameService | undefined {
-  if (!conf.nameResolution) return undefined;
-  const podName = cniArgsOf(inv, KNOWN_ARGS).K8S_POD_NAME;
-  const names = inv.env.command === 'ADD' ? containerNames({ network: conf.name, aliases: inv.conf.runtimeConfig?.aliases, podName }) : [];
-  return { network: conf.name, config: conf.nameResolution, containerId: inv.env.containerId!, names };
+function nameServiceFor(conf: BridgeConfig, inv: Invocation): AttachNameService | undefined {
+  return nameServiceOf({ network: conf.name, config: conf.nameResolution, inv, podName: cniArgsOf(inv, KNOWN_ARGS).K8S_POD_NAME });
 }
 
 async function add(inv: Invocation): Promise<Result> {
   const conf = configOf(inv);
   const containerId = inv.env.containerId!;
   const ifname = inv.env.ifname!;
-  const nameService = nameServiceOf(conf, inv);
+  const nameService = nameServiceFor(conf, inv);
   const records = recordsOf(conf);
   const netns = openContainerNetns(inv.env.netns, 'bridge');
   try {
@@ -131,7 +127,7 @@ async function del(inv: Invocation): Promise<void> {
   }
   errors.push(...await detachContainer({
     netnsPath: inv.env.netns || undefined, ifname, hostVeth: rec?.hostVeth, masqAddresses,
-    isolation: isolationOf(conf), nameService: nameServiceOf(conf, inv),
+    isolation: isolationOf(conf), nameService: nameServiceFor(conf, inv),
   }));
   // Masquerade goes before IPAM releases the address, so no later owner of it is affected.
   try {

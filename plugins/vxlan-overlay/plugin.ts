@@ -9,10 +9,9 @@ import type { GcInvocation, Plugin } from '../../lib/cni/plugin';
 import type { Invocation, IpConfig, Result, Route } from '../../lib/cni/types';
 import * as path from 'path';
 import { hasMasq, type MasqEntry } from '../../lib/firewall/masquerade';
-import { attachContainer, detachContainer, type AttachIsolation, type AttachNameService } from '../../lib/bridge/attach';
+import { attachContainer, detachContainer, nameServiceOf, type AttachIsolation, type AttachNameService } from '../../lib/bridge/attach';
 import { leaveIsolationIfEmpty } from '../../lib/bridge/isolation';
 import { cniArgsOf } from '../../lib/cni/args';
-import { containerNames } from '../../lib/dns/config';
 import { mergeResultDns } from '../../lib/dns/render';
 import { checkNames, gcNames } from '../../lib/dns/service';
 import { checkAttachment } from '../../lib/bridge/check';
@@ -73,13 +72,8 @@ function isolationOf(conf: OverlayConfig, bridge: string): (AttachIsolation & { 
 }
 
 /** This host's name service for the network; names only on ADD (DEL and CHECK go by container ID). */
-function nameServiceOf(conf: OverlayConfig, inv: Invocation): AttachNameService | undefined {
-  if (!conf.nameResolution) return undefined;
-  const podName = cniArgsOf(inv).K8S_POD_NAME;
-  const names = inv.env.command === 'ADD'
-    ? asOverlayError(() => containerNames({ network: conf.name, aliases: inv.conf.runtimeConfig?.aliases, podName }))
-    : [];
-  return { network: conf.name, config: conf.nameResolution, containerId: inv.env.containerId!, names };
+function nameServiceFor(conf: OverlayConfig, inv: Invocation): AttachNameService | undefined {
+  return asOverlayError(() => nameServiceOf({ network: conf.name, config: conf.nameResolution, inv, podName: cniArgsOf(inv).K8S_POD_NAME }));
 }
 
 /** A subnet for DEL/GC: the record's, else the (maybe stale) agent state's, else a placeholder. */
@@ -93,7 +87,7 @@ async function add(inv: Invocation): Promise<Result> {
   const containerId = inv.env.containerId!;
   const ifname = inv.env.ifname!;
   // Before anything is created: a name DNS cannot carry is refused here.
-  const nameService = nameServiceOf(conf, inv);
+  const nameService = nameServiceFor(conf, inv);
   const records = recordsOf(conf);
   const netns = openContainerNetns(inv.env.netns, 'vxlan-overlay');
   try {
@@ -152,7 +146,7 @@ async function del(inv: Invocation): Promise<void> {
   const masqAddresses = await masqToRemove(inv, { network: conf.name, record: rec, ipMasq: conf.ipMasq, entryOf });
   const errors = await detachContainer({
     netnsPath: inv.env.netns || undefined, ifname, hostVeth: rec?.hostVeth, masqAddresses,
-    isolation: isolationOf(conf, knownBridge(conf, rec)), nameService: nameServiceOf(conf, inv),
+    isolation: isolationOf(conf, knownBridge(conf, rec)), nameService: nameServiceFor(conf, inv),
   });
   try {
     await ipamDel(ipamInvocation(inv, conf, knownSubnet(conf, rec)), IN_PROCESS);
