@@ -8,6 +8,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import type { MasqEntry } from '../firewall/masquerade';
+import { ensurePrivateDir } from '../util/fs';
 
 export interface AttachmentRecord {
   network: string;
@@ -30,7 +31,7 @@ export class RecordDir<T extends AttachmentRecord = AttachmentRecord> {
   /** Atomic: write a temporary file, then rename it over the record. */
   write(rec: T): void {
     const file = this.fileOf(rec.containerId, rec.ifname);
-    fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    ensurePrivateDir(this.dir);
     const tmp = `${file}.${process.pid}.tmp`;
     fs.writeFileSync(tmp, JSON.stringify(rec), { mode: 0o600 });
     fs.renameSync(tmp, file);

@@ -8,6 +8,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import type { Attachment, Result } from './types';
 import { convertResult, parseResult } from './version';
+import { ensurePrivateDir } from '../util/fs';
 
 export const DEFAULT_CACHE_DIR = '/var/lib/cni';
 
@@ -59,7 +60,7 @@ export class ResultCache {
       capabilityArgs: entry.capabilityArgs && Object.keys(entry.capabilityArgs).length ? entry.capabilityArgs : undefined,
       result: convertResult(entry.result, entry.cniVersion),
     };
-    fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    ensurePrivateDir(this.dir);
     const target = this.fileOf(entry.network, entry.containerID, entry.ifname);
     const tmp = `${target}.tmp${process.pid}`;
     fs.writeFileSync(tmp, JSON.stringify(file), { mode: 0o600 });

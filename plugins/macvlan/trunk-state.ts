@@ -9,6 +9,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { withFileLock } from '../../lib/sys/lock';
 import type { CreatedMarker } from './trunk';
+import { ensurePrivateDir } from '../../lib/util/fs';
 
 export class TrunkState {
   readonly root: string;
@@ -19,7 +20,7 @@ export class TrunkState {
 
   /** Run fn holding the trunk lock (blocking flock: every holder is one short plugin run). */
   async withLock<T>(fn: () => Promise<T>): Promise<T> {
-    fs.mkdirSync(this.root, { recursive: true, mode: 0o700 });
+    ensurePrivateDir(this.root);
     return withFileLock(path.join(path.dirname(this.root), 'trunk.lock'), fn);
   }
 
@@ -46,7 +47,7 @@ export class TrunkState {
   }
 
   writeMarker(subif: string, m: CreatedMarker): void {
-    fs.mkdirSync(this.dir(subif), { recursive: true, mode: 0o700 });
+    ensurePrivateDir(this.dir(subif));
     const file = path.join(this.dir(subif), 'created');
     fs.writeFileSync(`${file}.tmp`, JSON.stringify(m));
     fs.renameSync(`${file}.tmp`, file);
@@ -62,7 +63,7 @@ export class TrunkState {
 
   addUser(subif: string, record: string): void {
     const dir = path.join(this.dir(subif), 'users');
-    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    ensurePrivateDir(dir);
     fs.writeFileSync(path.join(dir, record), '');
   }
 

@@ -9,6 +9,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { CniError, ErrorCode } from '../../lib/cni/errors';
 import type { PortmapAttachment } from '../../lib/firewall/portmap';
+import { ensurePrivateDir } from '../../lib/util/fs';
 
 export interface AttachmentRecord extends PortmapAttachment {
   version: 1;
@@ -20,7 +21,7 @@ export function recordPath(dataDir: string, network: string, containerID: string
 
 export function writeRecord(dataDir: string, att: PortmapAttachment): void {
   const file = recordPath(dataDir, att.network, att.containerID, att.ifname);
-  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  ensurePrivateDir(path.dirname(file));
   const rec: AttachmentRecord = { version: 1, network: att.network, containerID: att.containerID, ifname: att.ifname, entries: att.entries };
   const tmp = `${file}.${process.pid}.tmp`;
   const fd = fs.openSync(tmp, 'w', 0o600);

@@ -14,6 +14,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { LOCK_EX, LOCK_UN, native } from '../../../lib/sys/native';
+import { ensurePrivateDir } from '../../../lib/util/fs';
 import {
   Compare, DeleteOptions, KeyValue, KvStore, LeaseId, LeaseNotFoundError, ListResult, PutOptions,
   TxnOp, TxnRequest, TxnResult, WatchEvent, WatchHandle, WatchListener,
@@ -117,7 +118,7 @@ export class FileStore implements KvStore {
     this.maxLogLines = Math.max(2, opts.maxLogLines ?? 1000);
     this.pollMs = opts.pollMs ?? 250;
     this.now = opts.now ?? Date.now;
-    fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    ensurePrivateDir(this.dir);
     this.lockFd = fs.openSync(path.join(this.dir, LOCK), 'a', 0o600);
   }
 
