@@ -8,41 +8,15 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { DIST_BIN, ROOT, Sandbox, sh, shTry } from '../helpers/sandbox';
+import { alive, DNSMASQ, dnsmasqPids, lookup, lookupUntil, sleepSync as sleep } from '../helpers/dns';
 
 const BIN = path.join(DIST_BIN, 'bridge');
-const DNSMASQ = '/usr/sbin/dnsmasq';
 
 function ensureBuilt(): void {
   const dirs = ['plugins/bridge', 'lib/bridge', 'lib/dns', 'lib/firewall', 'lib/netlink', 'lib/ip'].map((d) => path.join(ROOT, d));
   const srcs = dirs.flatMap((d) => fs.readdirSync(d).filter((f) => f.endsWith('.ts')).map((f) => path.join(d, f)));
   const newest = Math.max(...srcs.map((f) => fs.statSync(f).mtimeMs));
   if (!fs.existsSync(BIN) || fs.statSync(BIN).mtimeMs < newest) sh('node', [path.join(ROOT, 'scripts', 'build.js'), 'bridge']);
-}
-
-function sleep(ms: number): void {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
-}
-
-/** Every live dnsmasq whose command line mentions `needle`. */
-function dnsmasqPids(needle: string): number[] {
-  const out: number[] = [];
-  for (const d of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const cmd = fs.readFileSync(`/proc/${d}/cmdline`, 'utf8');
-      if (cmd.startsWith(DNSMASQ) && cmd.includes(needle)) out.push(+d);
-    } catch { /* gone */ }
-  }
-  return out;
-}
-
-function alive(pid: number): boolean {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return !/\) [ZX] /.test(stat);
-  } catch {
-    return false;
-  }
 }
 
 interface Net { name: string; bridge: string; subnet: string; gw: string; nameResolution?: Record<string, unknown> }
@@ -116,23 +90,12 @@ class Env {
     if (r.status !== 0) throw new Error(`DEL ${id} failed: ${r.stdout} ${r.stderr}`);
   }
 
-  /** A records of `name` asked of `server` from namespace `ns`; null when there is no answer (NXDOMAIN, refused, timeout). */
   lookup(ns: string, name: string, server: string): string[] | null {
-    const r = this.sb.inNs(ns, 'busybox', ['nslookup', '-type=a', name, server], { timeout: 12000 });
-    const lines = (r.stdout ?? '').split('\n');
-    const at = lines.findIndex((l) => l.startsWith('Name:'));
-    if (r.status !== 0 || at < 0) return null;
-    return lines.slice(at + 1).map((l) => /^Address: (\S+)$/.exec(l)?.[1]).filter((x): x is string => !!x);
+    return lookup(this.sb, ns, name, server);
   }
 
-  /** dnsmasq reads hosts.d through inotify: give it a moment to see a new or removed file. */
   lookupUntil(ns: string, name: string, server: string, want: (a: string[] | null) => boolean): string[] | null {
-    let got = this.lookup(ns, name, server);
-    for (let i = 0; i < 20 && !want(got); i++) {
-      sleep(100);
-      got = this.lookup(ns, name, server);
-    }
-    return got;
+    return lookupUntil(this.sb, ns, name, server, want);
   }
 
   daemons(network: string): number[] {

@@ -8,36 +8,18 @@ import { ChildProcess, spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { DIST_BIN, ROOT, Sandbox, sh, shTry } from '../helpers/sandbox';
+import { dnsmasqPids, lookup, lookupUntil, sleepSync as sleep } from '../helpers/dns';
 
 const BIN = path.join(DIST_BIN, 'vxlan-overlay');
 const BRIDGE_BIN = path.join(DIST_BIN, 'bridge');
 const NET = 'ovdns';
 const CIDR = '10.246.0.0/16';
-const DNSMASQ = '/usr/sbin/dnsmasq';
 
 function ensureBuilt(): void {
   const dirs = ['plugins/vxlan-overlay', 'plugins/vxlan-overlay/agent', 'plugins/vxlan-overlay/store', 'lib/bridge', 'lib/dns', 'lib/firewall', 'lib/netlink', 'lib/ip'];
   const srcs = dirs.flatMap((d) => fs.readdirSync(path.join(ROOT, d)).filter((f) => f.endsWith('.ts')).map((f) => path.join(ROOT, d, f)));
   const newest = Math.max(...srcs.map((f) => fs.statSync(f).mtimeMs));
   if (!fs.existsSync(BIN) || fs.statSync(BIN).mtimeMs < newest) sh('node', [path.join(ROOT, 'scripts', 'build.js'), 'vxlan-overlay']);
-}
-
-function sleep(ms: number): void {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
-}
-
-/** Every live (not zombie) dnsmasq whose command line mentions `needle`. */
-function dnsmasqPids(needle: string): number[] {
-  const out: number[] = [];
-  for (const d of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const cmd = fs.readFileSync(`/proc/${d}/cmdline`, 'utf8');
-      const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
-      if (cmd.startsWith(DNSMASQ) && cmd.includes(needle) && !/\) [ZX] /.test(stat)) out.push(+d);
-    } catch { /* gone */ }
-  }
-  return out;
 }
 
 interface Ctr { id: string; ns: string; ip: string; result: any }
@@ -120,23 +102,12 @@ class Env {
     if (r.status !== 0) throw new Error(`DEL ${c.id} failed: ${r.out}`);
   }
 
-  /** A records of `name` asked of `server` from namespace `ns`; null when there is no answer. */
   lookup(ns: string, name: string, server: string): string[] | null {
-    const r = this.sb.inNs(ns, 'busybox', ['nslookup', '-type=a', name, server], { timeout: 12000 });
-    const lines = (r.stdout ?? '').split('\n');
-    const at = lines.findIndex((l) => l.startsWith('Name:'));
-    if (r.status !== 0 || at < 0) return null;
-    return lines.slice(at + 1).map((l) => /^Address: (\S+)$/.exec(l)?.[1]).filter((x): x is string => !!x);
+    return lookup(this.sb, ns, name, server);
   }
 
-  /** dnsmasq reads hosts.d through inotify: give it a moment to see a new or removed file. */
   lookupUntil(ns: string, name: string, server: string, want: (a: string[] | null) => boolean): string[] | null {
-    let got = this.lookup(ns, name, server);
-    for (let i = 0; i < 20 && !want(got); i++) {
-      sleep(100);
-      got = this.lookup(ns, name, server);
-    }
-    return got;
+    return lookupUntil(this.sb, ns, name, server, want);
   }
 
   /** A container on a bridge-plugin network in the same host namespace. */
