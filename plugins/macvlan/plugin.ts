@@ -69,7 +69,7 @@ async function add(inv: Invocation): Promise<Result> {
         });
       }
       const mtu = effectiveMtu(conf, parent);
-      const link = await createMacvlan({ conf, parentRtnl: rtnl, parent, mtu, ifname, containerNs: conf.linkInContainer ? undefined : ns });
+      await createMacvlan({ conf, parentRtnl: rtnl, parent, mtu, ifname, containerNs: conf.linkInContainer ? undefined : ns });
       undo.push(`delete macvlan ${ifname}`, () => deleteContainerInterface(netnsPath, ifname));
 
       let ipam: Result | undefined;

@@ -212,7 +212,7 @@ export class Agent {
   // ---- kernel side ---------------------------------------------------------
 
   private async ensureDevices(underlayIndex?: number): Promise<void> {
-    const { o, record } = this;
+    const { record } = this;
     const index = underlayIndex ?? (await findUnderlay(this.rtnl, { ip: record.underlayIP })).link.index;
     const vx = await ensureVxlan(this.rtnl, {
       name: this.vxlan, vni: record.vni, port: record.port, local: record.underlayIP, underlayIndex: index,

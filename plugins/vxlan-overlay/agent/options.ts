@@ -3,7 +3,7 @@
 
 import * as os from 'os';
 import { parseArgs } from 'util';
-import { overlayEntryOf, parseOverlayConfig, type OverlayStoreConfig } from '../config';
+import { overlayEntryOf, parseOverlayConfig } from '../config';
 import type { AgentOptions } from './agent';
 
 export const AGENT_VERBS = ['agent', 'leave'] as const;
