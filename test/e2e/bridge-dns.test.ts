@@ -7,17 +7,11 @@
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { DIST_BIN, ROOT, Sandbox, sh, shTry } from '../helpers/sandbox';
+import { DIST_BIN, Sandbox, sh, shTry } from '../helpers/sandbox';
 import { alive, DNSMASQ, dnsmasqPids, lookup, lookupUntil, sleepSync as sleep } from '../helpers/dns';
+import { ensureBuilt } from '../helpers/build';
 
 const BIN = path.join(DIST_BIN, 'bridge');
-
-function ensureBuilt(): void {
-  const dirs = ['plugins/bridge', 'lib/bridge', 'lib/dns', 'lib/firewall', 'lib/netlink', 'lib/ip'].map((d) => path.join(ROOT, d));
-  const srcs = dirs.flatMap((d) => fs.readdirSync(d).filter((f) => f.endsWith('.ts')).map((f) => path.join(d, f)));
-  const newest = Math.max(...srcs.map((f) => fs.statSync(f).mtimeMs));
-  if (!fs.existsSync(BIN) || fs.statSync(BIN).mtimeMs < newest) sh('node', [path.join(ROOT, 'scripts', 'build.js'), 'bridge']);
-}
 
 interface Net { name: string; bridge: string; subnet: string; gw: string; nameResolution?: Record<string, unknown> }
 interface Ctr { ns: string; ip: string; result: any }
@@ -108,7 +102,7 @@ class Env {
 }
 
 jest.setTimeout(180000);
-beforeAll(() => ensureBuilt(), 180000);
+beforeAll(() => ensureBuilt('bridge'), 180000);
 
 describe('bridge container-name DNS (e2e)', () => {
   let env: Env;

@@ -4,14 +4,15 @@
 // has it again. Elements go with DEL (also with CNI_NETNS empty) and GC.
 import { spawnSync } from 'child_process';
 import * as path from 'path';
-import { DIST_BIN, ROOT, Sandbox, sh, shTry } from '../helpers/sandbox';
+import { DIST_BIN, Sandbox, sh, shTry } from '../helpers/sandbox';
+import { ensureBuilt } from '../helpers/build';
 
 const BIN = path.join(DIST_BIN, 'bridge');
 const TABLE = 'node_cni_macspoof';
 
 jest.setTimeout(120000);
 // Always rebuild: the executable must contain lib/firewall/macspoof.ts.
-beforeAll(() => { sh('node', [path.join(ROOT, 'scripts', 'build.js'), 'bridge']); }, 180000);
+beforeAll(() => ensureBuilt('bridge'), 180000);
 
 describe('bridge macspoofchk (e2e)', () => {
   let sb: Sandbox;

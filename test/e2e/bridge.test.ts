@@ -4,18 +4,11 @@
 import { spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { DIST_BIN, ROOT, Sandbox, sh, shTry } from '../helpers/sandbox';
+import { DIST_BIN, Sandbox, sh, shTry } from '../helpers/sandbox';
+import { ensureBuilt } from '../helpers/build';
 
 const BIN = path.join(DIST_BIN, 'bridge');
 const VERSIONS = ['0.1.0', '0.2.0', '0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'];
-
-function ensureBuilt(): void {
-  const srcs = fs.readdirSync(path.join(ROOT, 'plugins', 'bridge')).map((f) => path.join(ROOT, 'plugins', 'bridge', f));
-  srcs.push(path.join(ROOT, 'lib', 'firewall', 'masquerade.ts'));
-  for (const d of ['lib/bridge', 'lib/netlink', 'lib/ip']) srcs.push(...fs.readdirSync(path.join(ROOT, d)).map((f) => path.join(ROOT, d, f)));
-  const newest = Math.max(...srcs.map((f) => fs.statSync(f).mtimeMs));
-  if (!fs.existsSync(BIN) || fs.statSync(BIN).mtimeMs < newest) sh('node', [path.join(ROOT, 'scripts', 'build.js'), 'bridge']);
-}
 
 interface Run { status: number | null; stdout: string; stderr: string; json?: any }
 
@@ -103,7 +96,7 @@ class Env {
 }
 
 jest.setTimeout(120000);
-beforeAll(() => ensureBuilt(), 180000);
+beforeAll(() => ensureBuilt('bridge'), 180000);
 
 describe('bridge plugin (e2e)', () => {
   let env: Env;

@@ -7,9 +7,10 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import {
-  Containerd, bridgeConflist, cachedResults, ensurePluginsBuilt, hostState, makeBusyboxImage, missingBinary, ok,
+  Containerd, bridgeConflist, cachedResults, hostState, makeBusyboxImage, missingBinary, ok,
   delFromLibcniCache, randomSubnets, removeHostState, reservations, waitFor,
 } from '../helpers/clients';
+import { ensureBuilt } from '../helpers/build';
 import { Sandbox } from '../helpers/sandbox';
 
 const missing = missingBinary(['containerd', 'ctr', 'containerd-shim-runc-v2', 'runc', 'unshare', 'nsenter']);
@@ -27,7 +28,7 @@ describeIfContainerd('containerd 1.6 `ctr run --cni` on our plugins', () => {
   let image: string;
 
   beforeAll(() => {
-    ensurePluginsBuilt(['bridge', 'portmap', 'host-local', 'loopback']);
+    ensureBuilt('bridge', 'portmap', 'host-local', 'loopback');
     hostns = sb.netns('h');
     dataDir = sb.tmpdir('-cni');
     ctd = new Containerd(sb, hostns);

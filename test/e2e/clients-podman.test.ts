@@ -7,9 +7,10 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import {
-  PODMAN_RUN_FLAGS, Podman, addOutsideClient, adaptPodmanConflist, bridgeConflist, cachedResults, ensurePluginsBuilt,
+  PODMAN_RUN_FLAGS, Podman, addOutsideClient, adaptPodmanConflist, bridgeConflist, cachedResults,
   hostState, httpGet, makeBusyboxImage, missingBinary, ok, randomSubnets, removeHostState, reservations,
 } from '../helpers/clients';
+import { ensureBuilt } from '../helpers/build';
 import { DIST_BIN, Sandbox } from '../helpers/sandbox';
 
 const missing = missingBinary(['podman', 'runc', 'conmon', 'nsenter', 'nc']);
@@ -32,7 +33,7 @@ describeIfPodman('podman 4.3 (CNI backend) on our plugins', () => {
   let webSandboxKey = '';
 
   beforeAll(() => {
-    ensurePluginsBuilt(['bridge', 'portmap', 'host-local', 'loopback']);
+    ensureBuilt('bridge', 'portmap', 'host-local', 'loopback');
     hostns = sb.netns('h');
     ({ client, hostAddr } = addOutsideClient(sb, hostns, uplink));
     podman = new Podman(sb, hostns);

@@ -3,8 +3,8 @@
 // netns del, with a private result cache and config directory.
 import * as fs from 'fs';
 import * as path from 'path';
-import { execFileSync } from 'child_process';
-import { DIST_BIN, REFERENCE_BIN, ROOT, Sandbox, shTry } from '../helpers/sandbox';
+import { DIST_BIN, REFERENCE_BIN, Sandbox, shTry } from '../helpers/sandbox';
+import { ensureBuilt } from '../helpers/build';
 
 const CNICTL = path.join(DIST_BIN, 'cnictl');
 const LOOPBACK = path.join(REFERENCE_BIN, 'loopback');
@@ -23,7 +23,7 @@ function loUp(): boolean {
 }
 
 beforeAll(() => {
-  execFileSync(process.execPath, [path.join(ROOT, 'scripts', 'build.js'), 'cnictl'], { cwd: ROOT, stdio: 'ignore' });
+  ensureBuilt('cnictl');
   confDir = sb.tmpdir('-conf');
   cacheDir = sb.tmpdir('-cache');
   nsName = `${sb.tag}-c`;

@@ -1,37 +1,18 @@
 // dist/bin/loopback as a runtime runs it: CNI_* env, JSON on stdin, run from
 // a throwaway "host" namespace against throwaway container namespaces.
-import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { DIST_BIN, REFERENCE_BIN, ROOT, Sandbox, shTry } from '../helpers/sandbox';
+import { DIST_BIN, REFERENCE_BIN, Sandbox, shTry } from '../helpers/sandbox';
+import { ensureBuilt } from '../helpers/build';
 
 const BIN = path.join(DIST_BIN, 'loopback');
-const SOURCES = ['plugins/loopback', 'lib/netlink', 'lib/cni', 'lib/netns', 'lib/sys', 'lib/util'];
 const VERSIONS = ['0.1.0', '0.2.0', '0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'];
-
-function newestSource(): number {
-  let newest = 0;
-  for (const dir of SOURCES) {
-    const abs = path.join(ROOT, dir);
-    if (!fs.existsSync(abs)) continue;
-    for (const f of fs.readdirSync(abs, { recursive: true }) as string[]) {
-      if (f.endsWith('.ts')) newest = Math.max(newest, fs.statSync(path.join(abs, f)).mtimeMs);
-    }
-  }
-  return newest;
-}
-
-/** Build only this plugin, and only when the binary is missing or older than its sources. */
-function buildIfStale(): void {
-  if (fs.existsSync(BIN) && fs.statSync(BIN).mtimeMs >= newestSource()) return;
-  execFileSync(process.execPath, [path.join(ROOT, 'scripts', 'build.js'), 'loopback'], { cwd: ROOT, stdio: 'pipe' });
-}
 
 const sb = new Sandbox('lbe');
 let hostNs: string;
 
 beforeAll(() => {
-  buildIfStale();
+  ensureBuilt('loopback');
   hostNs = sb.netns('host');
 }, 120_000);
 afterAll(() => sb.cleanup());

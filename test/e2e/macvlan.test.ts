@@ -5,16 +5,11 @@
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { DIST_BIN, ROOT, Sandbox, sh, shTry } from '../helpers/sandbox';
+import { DIST_BIN, Sandbox, sh, shTry } from '../helpers/sandbox';
+import { ensureBuilt } from '../helpers/build';
 
 const BIN = path.join(DIST_BIN, 'macvlan');
 const VERSIONS = ['0.1.0', '0.2.0', '0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'];
-
-function ensureBuilt(): void {
-  const dir = path.join(ROOT, 'plugins', 'macvlan');
-  const newest = Math.max(...fs.readdirSync(dir).map((f) => fs.statSync(path.join(dir, f)).mtimeMs));
-  if (!fs.existsSync(BIN) || fs.statSync(BIN).mtimeMs < newest) sh('node', [path.join(ROOT, 'scripts', 'build.js'), 'macvlan']);
-}
 
 /** Can this kernel make 802.1q links? Probed in a throwaway namespace. */
 function probeVlan(): { ok: boolean; reason: string } {
@@ -117,7 +112,7 @@ const withPrev = (conf: Record<string, unknown>, prev: any) => ({ ...conf, prevR
 
 describe('macvlan (built binary, throwaway host namespace)', () => {
   let env: Env;
-  beforeAll(() => ensureBuilt(), 180_000);
+  beforeAll(() => ensureBuilt('macvlan'), 180_000);
   beforeEach(() => { env = new Env(); });
   afterEach(() => env.sb.cleanup());
 
@@ -324,7 +319,7 @@ describe('macvlan (built binary, throwaway host namespace)', () => {
 describe('macvlan trunk mode (802.1q sub-interface parent)', () => {
   const vlan = probeVlan();
   let env: Env;
-  beforeAll(() => ensureBuilt(), 180_000);
+  beforeAll(() => ensureBuilt('macvlan'), 180_000);
   beforeEach(() => { env = new Env(); });
   afterEach(() => env.sb.cleanup());
 

@@ -7,7 +7,8 @@ import { ChildProcess, spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { EtcdServer, etcdAvailable, startEtcd } from '../helpers/etcd';
-import { DIST_BIN, ROOT, Sandbox, sh } from '../helpers/sandbox';
+import { DIST_BIN, Sandbox, sh } from '../helpers/sandbox';
+import { ensureBuilt } from '../helpers/build';
 
 const BUILT = path.join(DIST_BIN, 'vxlan-overlay');
 const NET = 'ovt';
@@ -15,14 +16,6 @@ const CIDR = '10.244.0.0/16';
 const TTL = 2;
 /** Bounds from the issue (1 s after SIGTERM, TTL + 1 s after SIGKILL) plus slack for a loaded 2-core machine; bench measures the real numbers. */
 const SLACK_MS = 1500;
-
-function ensureBuilt(): void {
-  const dirs = [path.join(ROOT, 'plugins', 'vxlan-overlay'), path.join(ROOT, 'plugins', 'vxlan-overlay', 'agent'), path.join(ROOT, 'plugins', 'vxlan-overlay', 'store')];
-  const srcs = dirs.flatMap((d) => fs.readdirSync(d).filter((f) => f.endsWith('.ts')).map((f) => path.join(d, f)));
-  for (const d of ['lib/bridge', 'lib/netlink', 'lib/ip']) srcs.push(...fs.readdirSync(path.join(ROOT, d)).map((f) => path.join(ROOT, d, f)));
-  const newest = Math.max(...srcs.map((f) => fs.statSync(f).mtimeMs));
-  if (!fs.existsSync(BUILT) || fs.statSync(BUILT).mtimeMs < newest) sh('node', [path.join(ROOT, 'scripts', 'build.js'), 'vxlan-overlay']);
-}
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -201,7 +194,7 @@ function scenarios(store: 'file' | 'etcd'): void {
   const ctr = new Map<Host, { ns: string; ip: string; result: any }>();
 
   beforeAll(async () => {
-    ensureBuilt();
+    ensureBuilt('vxlan-overlay');
     c = new Cluster(store === 'file' ? 'ovf' : 'ove', 3, store);
     if (store === 'etcd') await c.startEtcd();
     // All three agents start at once: they race for subnets.

@@ -7,20 +7,14 @@
 import { ChildProcess, spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { DIST_BIN, ROOT, Sandbox, sh, shTry } from '../helpers/sandbox';
+import { DIST_BIN, Sandbox, sh, shTry } from '../helpers/sandbox';
 import { dnsmasqPids, lookup, lookupUntil, sleepSync as sleep } from '../helpers/dns';
+import { ensureBuilt } from '../helpers/build';
 
 const BIN = path.join(DIST_BIN, 'vxlan-overlay');
 const BRIDGE_BIN = path.join(DIST_BIN, 'bridge');
 const NET = 'ovdns';
 const CIDR = '10.246.0.0/16';
-
-function ensureBuilt(): void {
-  const dirs = ['plugins/vxlan-overlay', 'plugins/vxlan-overlay/agent', 'plugins/vxlan-overlay/store', 'lib/bridge', 'lib/dns', 'lib/firewall', 'lib/netlink', 'lib/ip'];
-  const srcs = dirs.flatMap((d) => fs.readdirSync(path.join(ROOT, d)).filter((f) => f.endsWith('.ts')).map((f) => path.join(ROOT, d, f)));
-  const newest = Math.max(...srcs.map((f) => fs.statSync(f).mtimeMs));
-  if (!fs.existsSync(BIN) || fs.statSync(BIN).mtimeMs < newest) sh('node', [path.join(ROOT, 'scripts', 'build.js'), 'vxlan-overlay']);
-}
 
 interface Ctr { id: string; ns: string; ip: string; result: any }
 
@@ -140,7 +134,7 @@ jest.setTimeout(60000);
 
 describe('vxlan-overlay container-name DNS and isolation on one host (e2e)', () => {
   let env: Env | undefined;
-  beforeAll(() => ensureBuilt(), 180000);
+  beforeAll(() => ensureBuilt('vxlan-overlay'), 180000);
   afterEach(() => env?.sb.cleanup());
 
   it('containers resolve each other at the gateway; DEL removes the name; the last DEL stops dnsmasq and leaves the isolation group', () => {
@@ -177,7 +171,7 @@ describe('vxlan-overlay container-name DNS and isolation on one host (e2e)', () 
   });
 
   it('isolation: no forwarding between the overlay bridge and an isolated bridge network on the same host; a non-isolated one stays reachable', () => {
-    if (!fs.existsSync(BRIDGE_BIN)) sh('node', [path.join(ROOT, 'scripts', 'build.js'), 'bridge']);
+    ensureBuilt('bridge');
     env = new Env();
     const e = env;
     e.startAgent();

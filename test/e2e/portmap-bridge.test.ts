@@ -1,20 +1,16 @@
 // The conflist [bridge, portmap] as a runtime runs it: ADD in order (portmap
 // gets bridge's result as prevResult), DEL in reverse with the final result.
-import * as fs from 'fs';
 import * as path from 'path';
-import { DIST_BIN, Sandbox, sh } from '../helpers/sandbox';
+import { DIST_BIN, Sandbox } from '../helpers/sandbox';
 import { buildTopology, eventually, fetchFrom, HOST_ADDR4, nftTable, runPortmap, startHttpd, startUdpEcho, Topology, udpAsk } from './portmap-helpers';
+import { ensureBuilt } from '../helpers/build';
 
 /** The table without its per-network structure-mark sets (one element each, kept after the last DEL). */
 const withoutStructureMarks = (table: string): string => table.replace(/set n_[0-9a-f]+_declared \{[^}]*\}/g, '');
 
 jest.setTimeout(180000);
 
-beforeAll(() => {
-  for (const b of ['bridge', 'portmap']) {
-    if (!fs.existsSync(path.join(DIST_BIN, b))) sh(process.execPath, [path.join(__dirname, '..', '..', 'scripts', 'build.js'), 'bridge', 'portmap']);
-  }
-});
+beforeAll(() => ensureBuilt('bridge', 'portmap'));
 
 describe('conflist [bridge, portmap]', () => {
   let sb: Sandbox;

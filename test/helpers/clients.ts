@@ -26,11 +26,6 @@ export function missingBinary(bins: string[]): string | undefined {
   return bins.find((b) => !which(b));
 }
 
-/** Build the plugins the clients exec, only those missing from dist/bin. */
-export function ensurePluginsBuilt(names: string[]): void {
-  const missing = names.filter((n) => !fs.existsSync(path.join(DIST_BIN, n)));
-  if (missing.length) sh('node', [path.join(ROOT, 'scripts', 'build.js'), ...missing]);
-}
 
 export interface BusyboxImage { rootfs: string; oci: string; name: string }
 
