@@ -1,10 +1,13 @@
 // Parse and default the portmap configuration (pure). Accepts every field of
 // the reference portmap (reference-plugins.md §7.1) so its conflists work
-// unchanged; the iptables-only fields are validated and then ignored.
+// unchanged. "backend" may be "iptables" or "nftables": ours is nftables
+// either way; iptables-syntax conditions are translated, markMasqBit and
+// externalSetMarkChain validated (we masquerade without a mark).
 
 import { isIPv4, isIPv6 } from 'net';
 import { invalidConfig } from '../../lib/cni/errors';
 import type { NetConf, Result } from '../../lib/cni/types';
+import { checkNftConditions, conditionsSyntax, translateIptablesConditions } from './conditions';
 
 export type Protocol = 'tcp' | 'udp' | 'sctp';
 export const PROTOCOLS: readonly Protocol[] = ['tcp', 'udp', 'sctp'];
@@ -69,25 +72,39 @@ function parseMapping(raw: unknown, i: number): PortMapping {
   return { hostPort: m.hostPort, containerPort: m.containerPort, protocol, hostIP };
 }
 
-/** The reference treats a first token starting with "-" or "!" as iptables syntax. */
-function looksLikeIptables(cond: string): boolean {
-  return /^\s*[-!]/.test(cond);
-}
+type Backend = 'iptables' | 'nftables';
 
-function parseConditions(raw: unknown, field: string): string[] {
+function tokenList(raw: unknown, field: string): string[] {
   if (raw === undefined || raw === null) return [];
   if (!Array.isArray(raw) || raw.some((c) => typeof c !== 'string')) throw invalidConfig(`${field} must be a list of strings`);
-  for (const c of raw as string[]) {
-    if (looksLikeIptables(c)) {
-      throw invalidConfig(
-        `${field} entry ${JSON.stringify(c)} is iptables syntax; this portmap uses nftables: write nft match expressions such as "ip saddr 10.0.0.0/8" or "iifname != \\"docker0\\""`,
-      );
-    }
-    // One rule per line of an nft script: these would smuggle in extra commands.
-    if (/[;\n\r#]/.test(c)) throw invalidConfig(`${field} entry ${JSON.stringify(c)} must be a single nft match expression (no ";", "#" or newline)`);
-  }
-  return (raw as string[]).map((c) => c.trim()).filter((c) => c !== '');
+  return raw as string[];
 }
+
+/**
+ * conditionsV4/V6 as nft match expressions. iptables-syntax lists are
+ * translated (plugins/portmap/conditions.ts). Like the reference, a list
+ * whose syntax contradicts an explicit backend is an error; without a
+ * backend, nft syntax is fine (what the reference documents, though its code refuses it).
+ */
+function parseConditions(raw: unknown, field: 'conditionsV4' | 'conditionsV6', backend: Backend | undefined): string[] {
+  const tokens = tokenList(raw, field);
+  const syntax = conditionsSyntax(tokens);
+  if (syntax === undefined) return [];
+  if (backend !== undefined && syntax !== backend) {
+    throw invalidConfig(`${backend} backend was requested but ${field} is written in ${syntax} syntax`, JSON.stringify(tokens));
+  }
+  return syntax === 'iptables' ? translateIptablesConditions(tokens, field === 'conditionsV4' ? 4 : 6, field) : checkNftConditions(tokens, field);
+}
+
+/** "iptables" (the reference's default) and "nftables" both give our nftables rules; they only decide which syntax the conditions use. */
+function parseBackend(v: unknown): Backend | undefined {
+  if (v === undefined || v === null || v === '') return undefined;
+  if (v !== 'iptables' && v !== 'nftables') throw invalidConfig(`backend must be "iptables" or "nftables", got ${JSON.stringify(v)}`);
+  return v;
+}
+
+/** iptables' chain names: at most 28 characters, no spaces. */
+const IPTABLES_CHAIN = /^[A-Za-z0-9_.-][A-Za-z0-9_.:-]{0,27}$/;
 
 /** The families a mapping applies to: no hostIP = both; "0.0.0.0" or a v4 address = v4 only; "::" or v6 = v6 only. */
 export function mappingFamilies(m: PortMapping): Array<4 | 6> {
@@ -106,20 +123,20 @@ export function claimKeys(m: PortMapping): string[] {
 }
 
 export function parsePortmapConfig(conf: NetConf): PortmapConfig {
-  const backend = conf.backend;
-  if (backend !== undefined && backend !== 'nftables') {
-    if (backend === 'iptables') {
-      throw invalidConfig('backend "iptables" is not supported: this portmap implements only nftables; remove "backend" or set it to "nftables"');
-    }
-    throw invalidConfig(`backend must be "nftables", got ${JSON.stringify(backend)}`);
-  }
-  // iptables-only knobs: validated like the reference, then unused.
+  const backend = parseBackend(conf.backend);
+  // markMasqBit and externalSetMarkChain say how the reference's iptables rules mark what it masquerades.
+  // We masquerade hairpin and localhost connections directly (no mark), which is what both are for,
+  // so they are validated like the reference does and need nothing more.
   if (conf.markMasqBit !== undefined) {
     const b = conf.markMasqBit;
     if (typeof b !== 'number' || !Number.isInteger(b) || b < 0 || b > 31) throw invalidConfig(`markMasqBit must be an integer 0-31, got ${JSON.stringify(b)}`);
     if (conf.externalSetMarkChain !== undefined) throw invalidConfig('markMasqBit and externalSetMarkChain cannot both be set');
   }
-  if (conf.externalSetMarkChain !== undefined && typeof conf.externalSetMarkChain !== 'string') throw invalidConfig('externalSetMarkChain must be a string');
+  if (conf.externalSetMarkChain !== undefined) {
+    const c = conf.externalSetMarkChain;
+    if (typeof c !== 'string' || !IPTABLES_CHAIN.test(c)) throw invalidConfig(`externalSetMarkChain must be an iptables chain name (1-28 characters, no spaces), got ${JSON.stringify(c)}`);
+    if (backend === 'nftables') throw invalidConfig('nftables backend was requested but externalSetMarkChain is an iptables-only option (the reference refuses this too)');
+  }
   for (const f of ['snat', 'masqAll'] as const) {
     if (conf[f] !== undefined && typeof conf[f] !== 'boolean') throw invalidConfig(`${f} must be a boolean, got ${JSON.stringify(conf[f])}`);
   }
@@ -146,8 +163,8 @@ export function parsePortmapConfig(conf: NetConf): PortmapConfig {
     mappings,
     snat: (conf.snat as boolean | undefined) ?? true,
     masqAll: (conf.masqAll as boolean | undefined) ?? false,
-    conditionsV4: parseConditions(conf.conditionsV4, 'conditionsV4'),
-    conditionsV6: parseConditions(conf.conditionsV6, 'conditionsV6'),
+    conditionsV4: parseConditions(conf.conditionsV4, 'conditionsV4', backend),
+    conditionsV6: parseConditions(conf.conditionsV6, 'conditionsV6', backend),
     dataDir: (conf.dataDir as string | undefined) ?? DEFAULT_DATA_DIR,
     prevResult: conf.prevResult,
   };

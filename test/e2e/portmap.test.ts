@@ -159,13 +159,27 @@ describe('portmap (hand-wired containers)', () => {
     expect(nftTable(sb, topo.host)).not.toMatch(/ctr-v/);
   });
 
-  it('refuses iptables syntax and the iptables backend with a clear message', () => {
+  it('backend "iptables" with iptables-syntax conditions (the reference\'s default shape) works: translated to nft', async () => {
+    const c1 = addContainer(sb, topo, 'c1', 5, '1.1.0');
+    startHttpd(sb, c1.ns, 'ipt');
+    const maps = [{ hostPort: 8080, containerPort: 80 }];
+    const extra = { backend: 'iptables', markMasqBit: 13, conditionsV4: ['!', '-s', '192.168.77.2'], conditionsV6: ['!', '-s', 'fd77::2'] };
+    const add = runPortmap(sb, topo.host, env('ADD', 'ctr-i', c1.ns), conf('1.1.0', c1.prevResult, maps, extra));
+    expect(add.stderr).toBe('');
+    expect(add.status).toBe(0);
+    expect(await eventually(() => fetchFrom(sb, topo.host, HOST_ADDR4, 8080))).toBe('ipt');
+    expect(fetchFrom(sb, topo.host, HOST_ADDR6, 8080)).toBe('ipt');
+    expect(fetchFrom(sb, topo.other, HOST_ADDR4, 8080)).toBeUndefined();
+    expect(fetchFrom(sb, topo.other, HOST_ADDR6, 8080)).toBeUndefined();
+    expect(nftTable(sb, topo.host)).toContain('ip saddr != 192.168.77.2');
+  });
+
+  it('refuses iptables conditions it cannot translate, with a clear message and nothing made', () => {
     const c1 = addContainer(sb, topo, 'c1', 5, '1.1.0');
     const maps = [{ hostPort: 8080, containerPort: 80 }];
-    const r1 = runPortmap(sb, topo.host, env('ADD', 'x', c1.ns), conf('1.1.0', c1.prevResult, maps, { conditionsV4: ['-s', '1.2.3.4'] }));
-    expect(r1.json).toMatchObject({ code: 7, msg: expect.stringMatching(/iptables syntax/) });
-    const r2 = runPortmap(sb, topo.host, env('ADD', 'x', c1.ns), conf('1.1.0', c1.prevResult, maps, { backend: 'iptables' }));
-    expect(r2.json).toMatchObject({ code: 7, msg: expect.stringMatching(/backend "iptables" is not supported/) });
+    const r1 = runPortmap(sb, topo.host, env('ADD', 'x', c1.ns), conf('1.1.0', c1.prevResult, maps, { conditionsV4: ['-m', 'conntrack', '--ctstate', 'NEW'] }));
+    expect(r1.status).not.toBe(0);
+    expect(r1.json).toMatchObject({ code: 7, msg: expect.stringMatching(/"-m conntrack" has no nftables translation/) });
     expect(nftTable(sb, topo.host)).toBe('');
   });
 

@@ -41,17 +41,46 @@ describe('parsePortmapConfig', () => {
     ]);
   });
 
-  it('accepts the reference fields unchanged (iptables-only ones are ignored)', () => {
-    const c = parsePortmapConfig(base({ snat: false, masqAll: true, backend: 'nftables', markMasqBit: 13, conditionsV4: ['ip saddr 10.0.0.0/8'], conditionsV6: ['iifname != "eth9"'], dataDir: '/tmp/x' }));
-    expect(c).toMatchObject({ snat: false, masqAll: true, conditionsV4: ['ip saddr 10.0.0.0/8'], conditionsV6: ['iifname != "eth9"'], dataDir: '/tmp/x' });
+  it('accepts the reference fields unchanged (nft conditions as one expression or as tokens)', () => {
+    const c = parsePortmapConfig(base({ snat: false, masqAll: true, backend: 'nftables', markMasqBit: 13, conditionsV4: ['ip saddr 10.0.0.0/8'], conditionsV6: ['iifname', '!=', '"eth9"'], dataDir: '/tmp/x' }));
+    expect(c).toMatchObject({ snat: false, masqAll: true, conditionsV4: ['ip saddr 10.0.0.0/8'], conditionsV6: ['iifname', '!=', '"eth9"'], dataDir: '/tmp/x' });
     expect(() => parsePortmapConfig(base({ externalSetMarkChain: 'KUBE-MARK-MASQ' }))).not.toThrow();
+    expect(() => parsePortmapConfig(base({ backend: 'iptables', externalSetMarkChain: 'CNI-HOSTPORT-SETMARK' }))).not.toThrow();
+  });
+
+  it('takes backend "iptables" (the reference default) as well as "nftables": the same nftables rules', () => {
+    const maps = [{ hostPort: 8080, containerPort: 80 }];
+    const ipt = parsePortmapConfig(base({ backend: 'iptables', markMasqBit: 13 }, maps));
+    const nft = parsePortmapConfig(base({ backend: 'nftables' }, maps));
+    expect(ipt).toEqual(nft);
   });
 
   it.each([
-    ['iptables backend', { backend: 'iptables' }, /backend "iptables" is not supported.*nftables/],
-    ['unknown backend', { backend: 'pf' }, /backend must be "nftables"/],
-    ['iptables conditions', { conditionsV4: ['-s', '10.0.0.0/8'] }, /conditionsV4 entry "-s" is iptables syntax/],
-    ['negated iptables conditions', { conditionsV6: ['! -d ::1'] }, /conditionsV6 .* iptables syntax/],
+    ['the cni.dev example', ['!', '-d', '192.0.2.0/24'], 4, ['ip daddr != 192.0.2.0/24']],
+    ['its IPv6 twin', ['!', '-d', 'fc00::/7'], 6, ['ip6 daddr != fc00::/7']],
+    ['one entry of several words', ['! -s 10.0.0.0/255.0.0.0'], 4, ['ip saddr != 10.0.0.0/8']],
+    ['host bits, address lists', ['-s', '10.1.2.3/16,192.0.2.7'], 4, ['ip saddr { 10.1.0.0/16, 192.0.2.7 }']],
+    ['interfaces, wildcard', ['-i', 'eth0', '!', '-i', 'docker+'], 4, ['iifname "eth0"', 'iifname != "docker*"']],
+    ['addrtype', ['-m', 'addrtype', '!', '--src-type', 'LOCAL', '--dst-type', 'LOCAL,BROADCAST'], 4, ['fib saddr type != local', 'fib daddr type { local, broadcast }']],
+    ['iprange', ['-m', 'iprange', '--src-range', 'fd00::1-fd00::9'], 6, ['ip6 saddr fd00::1-fd00::9']],
+    ['a comment', ['-m', 'comment', '--comment', 'keep out', '-d', '198.51.100.1'], 4, ['ip daddr 198.51.100.1']],
+  ])('translates iptables conditions: %s', (_n, tokens, family, want) => {
+    const c = parsePortmapConfig(base({ [family === 4 ? 'conditionsV4' : 'conditionsV6']: tokens }));
+    expect(family === 4 ? c.conditionsV4 : c.conditionsV6).toEqual(want);
+  });
+
+  it.each([
+    ['unknown backend', { backend: 'pf' }, /backend must be "iptables" or "nftables"/],
+    ['an iptables match with no translation', { conditionsV4: ['-m', 'conntrack', '--ctstate', 'NEW'] }, /conditionsV4: the iptables condition "-m conntrack" has no nftables translation.*nft syntax instead/],
+    ['an iptables target', { conditionsV4: ['-j', 'DROP'] }, /"-j" has no nftables translation/],
+    ['-p (the rule has its own)', { conditionsV6: ['-p', 'tcp'] }, /"-p" has no nftables translation/],
+    ['a v6 address in conditionsV4', { conditionsV4: ['-s', 'fd00::1'] }, /"fd00::1" is not an IPv4 address/],
+    ['a host name', { conditionsV4: ['-d', 'example.com'] }, /host names are not resolved/],
+    ['a truncated condition', { conditionsV4: ['!', '-s'] }, /ends where the address of -s was expected/],
+    ['nft syntax with backend iptables', { backend: 'iptables', conditionsV4: ['ip', 'saddr', '10.0.0.0/8'] }, /iptables backend was requested but conditionsV4 is written in nftables syntax/],
+    ['iptables syntax with backend nftables', { backend: 'nftables', conditionsV6: ['-s', 'fd00::/8'] }, /nftables backend was requested but conditionsV6 is written in iptables syntax/],
+    ['externalSetMarkChain with backend nftables', { backend: 'nftables', externalSetMarkChain: 'KUBE-MARK-MASQ' }, /externalSetMarkChain is an iptables-only option/],
+    ['externalSetMarkChain not a chain name', { externalSetMarkChain: 'A B' }, /must be an iptables chain name/],
     ['smuggled commands', { conditionsV4: ['ip saddr 1.2.3.4; flush ruleset'] }, /single nft match expression/],
     ['markMasqBit out of range', { markMasqBit: 32 }, /markMasqBit must be an integer 0-31/],
     ['markMasqBit with externalSetMarkChain', { markMasqBit: 1, externalSetMarkChain: 'X' }, /cannot both be set/],
