@@ -61,6 +61,17 @@ export function macToBytes(mac: string): Buffer {
   return Buffer.from(mac.split(/[:-]/).map((x) => parseInt(x, 16)));
 }
 
+/**
+ * An Ethernet MAC in any spelling Go's net.ParseMAC takes for 6 bytes
+ * ("02:AB:..", "02-ab-..", "02ab.cdef.0001"), as lower-case "02:ab:cd:ef:00:01"; undefined otherwise.
+ */
+export function normalizeMac(text: string): string | undefined {
+  let hex: string[] | undefined;
+  if (/^([0-9a-fA-F]{2}[:-]){5}[0-9a-fA-F]{2}$/.test(text) && new Set(text.replace(/[0-9a-fA-F]/g, '')).size === 1) hex = text.split(/[:-]/);
+  else if (/^([0-9a-fA-F]{4}\.){2}[0-9a-fA-F]{4}$/.test(text)) hex = text.replace(/\./g, '').match(/../g) ?? undefined;
+  return hex?.map((h) => h.toLowerCase()).join(':');
+}
+
 export function bytesToMac(b: Buffer): string {
   return Array.from(b).map((x) => x.toString(16).padStart(2, '0')).join(':');
 }

@@ -8,5 +8,5 @@ export {
   buildSetLinkRequest, buildBridgePortFlagsRequest, buildAddressRequest, buildRouteRequest,
   buildNeighbourRequest, buildFdbRequest, buildBridgeVlanRequest, checkIfname, MACVLAN_MODES,
 } from './requests';
-export { parseCidr, ipFamily, ipToBytes, bytesToIp, macToBytes, bytesToMac } from './addr';
-export { RT_SCOPE, RT_TABLE, RTNH_F, IFF_UP, IFF_LOOPBACK, IFF_PROMISC, IFA_F, NUD, NTF } from './wire';
+export { parseCidr, ipFamily, ipToBytes, bytesToIp, macToBytes, bytesToMac, normalizeMac } from './addr';
+export { RT_SCOPE, RT_TABLE, RTNH_F, IFF_UP, IFF_LOOPBACK, IFF_PROMISC, IFF_ALLMULTI, IFA_F, NUD, NTF } from './wire';

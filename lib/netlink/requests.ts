@@ -5,7 +5,7 @@ import { broadcastOf, macToBytes, networkOf, parseCidr, afOf, ipToBytes, ipFamil
 import { NetlinkError } from './errors';
 import type { BridgePortFlags, BridgeVlan, MacvlanMode, RouteSpec } from './types';
 import {
-  AF, Attr, BRIDGE_FLAGS_MASTER, BRIDGE_VLAN_INFO, ETH_P_8021Q, IFA, IFA_F, IFF_PROMISC, IFF_UP, IFLA, IFLA_BR, IFLA_BRIDGE, IFLA_BRPORT,
+  AF, Attr, BRIDGE_FLAGS_MASTER, BRIDGE_VLAN_INFO, ETH_P_8021Q, IFA, IFA_F, IFF_ALLMULTI, IFF_PROMISC, IFF_UP, IFLA, IFLA_BR, IFLA_BRIDGE, IFLA_BRPORT,
   IFLA_INFO, IFLA_MACVLAN, IFLA_VLAN, IFLA_VXLAN, NDA, NLM_F, NlRequest, NTF, NUD, RTA, RTAX_ADVMSS, RTAX_MTU, RTEXT_FILTER_BRVLAN, RTM,
   RTN_UNICAST, RTNH_F, RTPROT_BOOT, RT_SCOPE, RT_TABLE,
   VETH_INFO_PEER, encodeAttrs, ifaddrmsg, ifinfomsg, ndmsg, rtmsg, str, u16, u16be, u32, u8,
@@ -92,7 +92,11 @@ export interface LinkChange {
   up?: boolean;
   /** IFF_PROMISC, like `ip link set promisc on|off`. */
   promisc?: boolean;
+  /** IFF_ALLMULTI, like `ip link set allmulticast on|off`. */
+  allmulti?: boolean;
   mtu?: number;
+  /** IFLA_TXQLEN, like `ip link set txqueuelen`. */
+  txqlen?: number;
   mac?: string;
   name?: string;
   /** 0 detaches from the bridge. */
@@ -104,6 +108,7 @@ export function buildSetLinkRequest(index: number, c: LinkChange): NlRequest {
   const a: Attr[] = [];
   if (c.name !== undefined) { checkIfname(c.name); a.push({ type: IFLA.IFNAME, data: str(c.name) }); }
   if (c.mtu !== undefined) a.push({ type: IFLA.MTU, data: u32(c.mtu) });
+  if (c.txqlen !== undefined) a.push({ type: IFLA.TXQLEN, data: u32(c.txqlen) });
   if (c.mac !== undefined) a.push({ type: IFLA.ADDRESS, data: macToBytes(c.mac) });
   if (c.master !== undefined) a.push({ type: IFLA.MASTER, data: u32(c.master) });
   if (c.netnsFd !== undefined) a.push({ type: IFLA.NET_NS_FD, data: u32(c.netnsFd) });
@@ -112,6 +117,7 @@ export function buildSetLinkRequest(index: number, c: LinkChange): NlRequest {
   let change = 0;
   if (c.up !== undefined) { change |= IFF_UP; if (c.up) flags |= IFF_UP; }
   if (c.promisc !== undefined) { change |= IFF_PROMISC; if (c.promisc) flags |= IFF_PROMISC; }
+  if (c.allmulti !== undefined) { change |= IFF_ALLMULTI; if (c.allmulti) flags |= IFF_ALLMULTI; }
   const hdr = ifinfomsg({ index, flags, change });
   return { type: RTM.SETLINK, flags: 0, data: Buffer.concat([hdr, encodeAttrs(a)]) };
 }

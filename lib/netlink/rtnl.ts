@@ -259,6 +259,16 @@ export class Rtnl {
     return this.change(ref, { promisc: on }, `setting promiscuous mode ${on ? 'on' : 'off'} on`);
   }
 
+  /** All-multicast mode on or off (IFF_ALLMULTI), like `ip link set allmulticast`. */
+  setAllmulti(ref: LinkRef, on: boolean): Promise<void> {
+    return this.change(ref, { allmulti: on }, `setting all-multicast mode ${on ? 'on' : 'off'} on`);
+  }
+
+  /** Transmit queue length (IFLA_TXQLEN), like `ip link set txqueuelen`. */
+  setTxqlen(ref: LinkRef, txqlen: number): Promise<void> {
+    return this.change(ref, { txqlen }, `setting txqueuelen ${txqlen} on`);
+  }
+
   setMtu(ref: LinkRef, mtu: number): Promise<void> {
     return this.change(ref, { mtu }, `setting MTU ${mtu} on`);
   }

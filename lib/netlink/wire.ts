@@ -21,6 +21,7 @@ export const AF = { UNSPEC: 0, INET: 2, BRIDGE: 7, INET6: 10 } as const;
 export const IFF_UP = 0x1;
 export const IFF_LOOPBACK = 0x8;
 export const IFF_PROMISC = 0x100;
+export const IFF_ALLMULTI = 0x200;
 export const IFF_RUNNING = 0x40;
 export const IF_OPER_UP = 6;
 

@@ -42,12 +42,20 @@ function codeOf(err: unknown): string {
   return (err as NodeJS.ErrnoException).code ?? String(err);
 }
 
+/** A failed sysctl read or write; `code` is the errno name (ENOENT: no such key here, EACCES/EPERM: read-only). */
+export class SysctlError extends Error {
+  constructor(msg: string, readonly code: string) {
+    super(msg);
+    this.name = 'SysctlError';
+  }
+}
+
 export function readSysctl(key: string, netns?: Netns): string {
   const file = sysctlPath(key);
   try {
     return inNs(netns, () => fs.readFileSync(file, 'utf8')).trim();
   } catch (err) {
-    throw new Error(`reading sysctl ${file}${netns ? ` in "${netns.path}"` : ''}: ${codeOf(err)}`);
+    throw new SysctlError(`reading sysctl ${file}${netns ? ` in "${netns.path}"` : ''}: ${codeOf(err)}`, codeOf(err));
   }
 }
 
@@ -58,7 +66,7 @@ export function readSysctlIfExists(key: string, netns?: Netns): string | undefin
     return inNs(netns, () => fs.readFileSync(file, 'utf8')).trim();
   } catch (err) {
     if (codeOf(err) === 'ENOENT') return undefined;
-    throw new Error(`reading sysctl ${file}${netns ? ` in "${netns.path}"` : ''}: ${codeOf(err)}`);
+    throw new SysctlError(`reading sysctl ${file}${netns ? ` in "${netns.path}"` : ''}: ${codeOf(err)}`, codeOf(err));
   }
 }
 
@@ -68,7 +76,7 @@ export function writeSysctl(key: string, value: string | number, netns?: Netns, 
     inNs(netns, () => fs.writeFileSync(file, String(value)));
   } catch (err) {
     if (o.ignoreMissing && codeOf(err) === 'ENOENT') return;
-    throw new Error(`writing ${value} to sysctl ${file}${netns ? ` in "${netns.path}"` : ''}: ${codeOf(err)}`);
+    throw new SysctlError(`writing ${value} to sysctl ${file}${netns ? ` in "${netns.path}"` : ''}: ${codeOf(err)}`, codeOf(err));
   }
 }
 

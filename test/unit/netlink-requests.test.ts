@@ -225,9 +225,16 @@ describe('link flags', () => {
     [{ up: true, promisc: true }, IFF_UP | IFF_PROMISC, IFF_UP | IFF_PROMISC],
     [{ up: false }, 0, IFF_UP],
     [{ mtu: 1400 }, 0, 0],
+    [{ allmulti: true }, 0x200, 0x200],
+    [{ allmulti: false, promisc: true }, IFF_PROMISC, IFF_PROMISC | 0x200],
   ])('%p sets flags %d within change mask %d', (change, flags, mask) => {
     const hdr = parseIfinfomsg(buildSetLinkRequest(3, change).data);
     expect(hdr).toMatchObject({ index: 3, flags, change: mask });
+  });
+
+  it('sends the transmit queue length as IFLA_TXQLEN (13), u32', () => {
+    const data = buildSetLinkRequest(3, { txqlen: 5000 }).data;
+    expect(data.subarray(IFINFOMSG_LEN).equals(attr(13, Buffer.from([0x88, 0x13, 0, 0])))).toBe(true);
   });
 });
 

@@ -1,0 +1,87 @@
+// The interface's original attributes, kept from ADD until DEL restores
+// them: <dataDir>/<containerID>_<ifname>.json, the reference's file name and
+// fields ({mac, promisc, mtu, allmulti, txQLen}), so either plugin can
+// restore what the other saved. We add "network" (the reference ignores
+// unknown fields) and the attachment, so GC removes only this network's files.
+
+import * as fs from 'fs';
+import * as path from 'path';
+import { CniError, ErrorCode } from '../../lib/cni/errors';
+import { ensurePrivateDir } from '../../lib/util/fs';
+
+export interface OriginalAttributes {
+  mac?: string;
+  promisc?: boolean;
+  mtu?: number;
+  allmulti?: boolean;
+  txQLen?: number;
+}
+
+export interface BackupRecord extends OriginalAttributes {
+  network?: string;
+  containerID?: string;
+  ifname?: string;
+}
+
+/** A record is a few dozen bytes; anything bigger is not ours. */
+const MAX_RECORD_BYTES = 4096;
+
+export function backupFile(dataDir: string, containerID: string, ifname: string): string {
+  return path.join(dataDir, `${containerID}_${ifname}.json`);
+}
+
+export function writeBackup(dataDir: string, containerID: string, ifname: string, rec: BackupRecord): void {
+  ensurePrivateDir(dataDir);
+  const file = backupFile(dataDir, containerID, ifname);
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, JSON.stringify(rec, null, 1), { mode: 0o600 });
+  fs.renameSync(tmp, file);
+}
+
+/** The record, or undefined when there is none (ADD changed no attribute, or DEL already ran). */
+export function readBackup(dataDir: string, containerID: string, ifname: string): BackupRecord | undefined {
+  const file = backupFile(dataDir, containerID, ifname);
+  let text: string;
+  try {
+    const st = fs.statSync(file);
+    if (!st.isFile() || st.size > MAX_RECORD_BYTES) throw new CniError(ErrorCode.IoFailure, `tuning: "${file}" is not a backup record`);
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  try {
+    const rec = JSON.parse(text) as unknown;
+    if (typeof rec !== 'object' || rec === null || Array.isArray(rec)) throw new Error('not an object');
+    return rec as BackupRecord;
+  } catch (err) {
+    // A torn record restores nothing; DEL still removes it.
+    return {};
+  }
+}
+
+export function removeBackup(dataDir: string, containerID: string, ifname: string): void {
+  fs.rmSync(backupFile(dataDir, containerID, ifname), { force: true });
+}
+
+/** The (containerID, ifname) of every record of `network` (GC); records without a network (the reference's) are not ours to judge. */
+export function listBackups(dataDir: string, network: string): Array<{ containerID: string; ifname: string }> {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dataDir);
+  } catch {
+    return [];
+  }
+  const out: Array<{ containerID: string; ifname: string }> = [];
+  for (const n of names.filter((f) => f.endsWith('.json'))) {
+    let rec: BackupRecord | undefined;
+    try {
+      const st = fs.statSync(path.join(dataDir, n));
+      if (st.isFile() && st.size <= MAX_RECORD_BYTES) rec = JSON.parse(fs.readFileSync(path.join(dataDir, n), 'utf8')) as BackupRecord;
+    } catch { /* unreadable or torn: not ours to judge */ }
+    if (rec?.network !== network || typeof rec.containerID !== 'string' || typeof rec.ifname !== 'string') continue;
+    // Only a record whose name matches its content: GC never removes a file it did not read.
+    if (`${rec.containerID}_${rec.ifname}.json` === n) out.push({ containerID: rec.containerID, ifname: rec.ifname });
+  }
+  return out;
+}

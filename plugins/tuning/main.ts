@@ -1,0 +1,4 @@
+import { runPlugin } from '../../lib/cni/skel';
+import { tuningPlugin } from './plugin';
+
+runPlugin(tuningPlugin);

@@ -1,0 +1,164 @@
+// tuning: a chained plugin that sets sysctls and interface attributes
+// (mac, mtu, promisc, allmulti, txQLen) inside the container's namespace,
+// like the reference tuning plugin, and puts the attributes back on DEL.
+
+import * as path from 'path';
+import { cniArgsOf } from '../../lib/cni/args';
+import { CniError, ErrorCode, invalidConfig } from '../../lib/cni/errors';
+import type { GcInvocation, Invocation, Plugin, Result } from '../../lib/cni/plugin';
+import { openContainerNetns } from '../../lib/bridge/lifecycle';
+import { openRtnl, type Link, type Rtnl } from '../../lib/netlink';
+import { Netns, NetnsNotFoundError } from '../../lib/netns';
+import { Rollback, describeRollbackErrors } from '../../lib/util/rollback';
+import { listBackups, readBackup, removeBackup, writeBackup } from './backup';
+import { changesLink, checkAllowlist, DEFAULT_DATA_DIR, parseTuningConfig, type TuningConfig } from './config';
+import { applyAttributes, readAllowlist, readSysctls, writeContainerSysctl } from './kernel';
+import { linkMismatches, originalsOf, resultWithMac, sameSysctlValue } from './plan';
+
+const KNOWN_ARGS = ['MAC'];
+
+function configOf(inv: Invocation): TuningConfig {
+  return parseTuningConfig(inv.conf, { ifname: inv.env.ifname, cniArgs: cniArgsOf(inv, KNOWN_ARGS), rawConfig: inv.raw.toString('utf8') });
+}
+
+/** DEL, GC and STATUS need only the data dir: a config ADD refused (a bad sysctl) must still DEL cleanly. */
+function dataDirOf(inv: Invocation): string {
+  const d = inv.conf.dataDir;
+  if (d === undefined || d === '') return DEFAULT_DATA_DIR;
+  if (typeof d !== 'string' || !path.isAbsolute(d) || path.normalize(d) !== d) throw invalidConfig(`tuning: dataDir must be an absolute, normalized path, got ${JSON.stringify(d)}`);
+  return d;
+}
+
+function requirePrevResult(cfg: TuningConfig): Result {
+  if (!cfg.prevResult) throw invalidConfig('tuning: Required prevResult missing (tuning must be chained after an interface plugin)');
+  return cfg.prevResult;
+}
+
+async function containerLink(rtnl: Rtnl, ifname: string): Promise<Link> {
+  const link = await rtnl.getLink(ifname);
+  if (!link) throw new CniError(ErrorCode.Internal, `tuning: the container has no interface "${ifname}"`);
+  return link;
+}
+
+async function add(inv: Invocation): Promise<Result> {
+  const cfg = configOf(inv);
+  checkAllowlist(cfg.sysctls, readAllowlist());
+  const prev = requirePrevResult(cfg);
+  const containerID = inv.env.containerId!;
+  const ifname = inv.env.ifname!;
+  const netns = openContainerNetns(inv.env.netns, 'tuning');
+  try {
+    await Rollback.run(async (undo) => {
+      const before = readSysctls(netns, cfg.sysctls);
+      cfg.sysctls.forEach((s, n) => {
+        writeContainerSysctl(netns, s);
+        undo.push(`restore sysctl ${s.key}`, () => writeContainerSysctl(netns, s, before[n]));
+      });
+      if (!changesLink(cfg.link)) return;
+      const rtnl = openRtnl(netns);
+      try {
+        const link = await containerLink(rtnl, ifname);
+        const original = originalsOf(link, cfg.link);
+        writeBackup(cfg.dataDir, containerID, ifname, { ...original, network: cfg.network, containerID, ifname });
+        undo.push('remove the backup record', () => removeBackup(cfg.dataDir, containerID, ifname));
+        undo.push('restore the interface', async () => {
+          const r = openRtnl(netns);
+          try { await applyAttributes(r, await containerLink(r, ifname), original, 'restore'); } finally { r.close(); }
+        });
+        await applyAttributes(rtnl, link, cfg.link, 'add');
+      } finally {
+        rtnl.close();
+      }
+    }, (e) => inv.log?.warn(`rollback: ${describeRollbackErrors([e])}`));
+  } finally {
+    netns.close();
+  }
+  return resultWithMac(prev, ifname, cfg.link.mac);
+}
+
+function openIfPresent(nsPath: string | undefined): Netns | undefined {
+  if (!nsPath) return undefined;
+  try {
+    return Netns.open(nsPath);
+  } catch (err) {
+    if (err instanceof NetnsNotFoundError) return undefined;
+    throw new CniError(ErrorCode.InvalidNetns, `tuning: failed to open netns "${nsPath}": ${(err as Error).message}`);
+  }
+}
+
+/**
+ * Put the saved attributes back and drop the record. Without the namespace or
+ * the interface there is nothing to restore. A restore the kernel refuses is
+ * logged, not returned: a failing DEL would stop the runtime's teardown of the
+ * rest of the chain, and every retry would meet the same refusal.
+ */
+async function del(inv: Invocation): Promise<void> {
+  const dataDir = dataDirOf(inv);
+  const containerID = inv.env.containerId!;
+  const ifname = inv.env.ifname!;
+  const rec = readBackup(dataDir, containerID, ifname);
+  if (!rec) return;
+  const netns = openIfPresent(inv.env.netns);
+  if (netns) {
+    try {
+      const rtnl = openRtnl(netns);
+      try {
+        const link = await rtnl.getLink(ifname);
+        if (link) await applyAttributes(rtnl, link, rec, 'restore');
+      } finally {
+        rtnl.close();
+      }
+    } catch (err) {
+      inv.log?.warn(`could not restore the original attributes of "${ifname}": ${(err as Error).message}`);
+    } finally {
+      netns.close();
+    }
+  }
+  removeBackup(dataDir, containerID, ifname);
+}
+
+async function check(inv: Invocation): Promise<void> {
+  const cfg = configOf(inv);
+  requirePrevResult(cfg);
+  const ifname = inv.env.ifname!;
+  const netns = openContainerNetns(inv.env.netns, 'tuning');
+  try {
+    const current = readSysctls(netns, cfg.sysctls);
+    cfg.sysctls.forEach((s, n) => {
+      if (!sameSysctlValue(s.value, current[n])) throw new CniError(ErrorCode.Internal, `tuning CHECK: sysctl ${s.key} is ${JSON.stringify(current[n])}, configured ${JSON.stringify(s.value)}`);
+    });
+    const rtnl = openRtnl(netns);
+    try {
+      const wrong = linkMismatches(await containerLink(rtnl, ifname), cfg.link);
+      if (wrong.length) throw new CniError(ErrorCode.Internal, `tuning CHECK: ${wrong.join('; ')}`);
+    } finally {
+      rtnl.close();
+    }
+  } finally {
+    netns.close();
+  }
+}
+
+/** Records of this network's attachments the runtime no longer has: their interfaces are gone, so only the files go. */
+async function gc(inv: GcInvocation): Promise<void> {
+  const dataDir = dataDirOf(inv);
+  const valid = new Set(inv.validAttachments.map((a) => `${a.containerID}\0${a.ifname}`));
+  for (const a of listBackups(dataDir, inv.conf.name)) {
+    if (!valid.has(`${a.containerID}\0${a.ifname}`)) removeBackup(dataDir, a.containerID, a.ifname);
+  }
+}
+
+async function status(inv: Invocation): Promise<void> {
+  dataDirOf(inv);
+}
+
+export const tuningPlugin: Plugin = {
+  name: 'tuning',
+  description: 'sets sysctls and interface attributes (mac, mtu, promisc, allmulti, txQLen) in the container; DEL restores them',
+  knownArgs: KNOWN_ARGS,
+  add,
+  del,
+  check,
+  gc,
+  status,
+};
