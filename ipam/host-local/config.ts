@@ -7,6 +7,7 @@
 
 import { argsCniIps } from '../../lib/cni/args';
 import { CniError, ErrorCode } from '../../lib/cni/errors';
+import { goFields } from '../../lib/cni/go-json';
 import type { Dns, NetConf, Route } from '../../lib/cni/types';
 import { versionAtLeast } from '../../lib/cni/version';
 import { Addr, Family, formatAddr, lastOf, networkOf, parseAddr, parseAddrMaybeCidr, parseCidr } from './addr';
@@ -60,8 +61,10 @@ function optionalAddr(v: unknown, field: string, family: Family, where: string):
   return a.value;
 }
 
-function parseRange(raw: unknown, where: string): Range {
-  if (!isObject(raw)) throw invalid(`${where}: a range must be an object with "subnet"`, `got ${JSON.stringify(raw)}`);
+function parseRange(given: unknown, where: string): Range {
+  if (!isObject(given)) throw invalid(`${where}: a range must be an object with "subnet"`, `got ${JSON.stringify(given)}`);
+  // Go-style keys too: containerd's go-cni sends runtimeConfig.ipRanges as {"Subnet":..,"RangeStart":..} (go-json.ts).
+  const raw = goFields(given, ['subnet', 'rangeStart', 'rangeEnd', 'gateway']);
   const subnetText = raw.subnet;
   const cidr = typeof subnetText === 'string' ? parseCidr(subnetText) : undefined;
   if (!cidr) throw invalid(`${where}: subnet ${JSON.stringify(subnetText)} is not a CIDR like "10.1.0.0/24"`);

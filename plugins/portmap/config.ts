@@ -6,6 +6,7 @@
 
 import { isIPv4, isIPv6 } from 'net';
 import { invalidConfig } from '../../lib/cni/errors';
+import { goFields } from '../../lib/cni/go-json';
 import type { NetConf, Result } from '../../lib/cni/types';
 import { checkNftConditions, conditionsSyntax, translateIptablesConditions } from './conditions';
 
@@ -55,7 +56,8 @@ export function normalizeIP(ip: string): string | undefined {
 function parseMapping(raw: unknown, i: number): PortMapping {
   const where = `runtimeConfig.portMappings[${i}]`;
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw invalidConfig(`${where} must be an object`, JSON.stringify(raw));
-  const m = raw as Record<string, unknown>;
+  // containerd sends {"HostPort":..,"ContainerPort":..,"Protocol":..,"HostIP":..} (go-json.ts).
+  const m = goFields(raw as Record<string, unknown>, ['hostPort', 'containerPort', 'protocol', 'hostIP']);
   if (!isPort(m.hostPort)) throw invalidConfig(`${where}.hostPort must be an integer 1-65535, got ${JSON.stringify(m.hostPort)}`);
   if (!isPort(m.containerPort)) throw invalidConfig(`${where}.containerPort must be an integer 1-65535, got ${JSON.stringify(m.containerPort)}`);
   let protocol: Protocol = 'tcp';
@@ -69,7 +71,7 @@ function parseMapping(raw: unknown, i: number): PortMapping {
     if (typeof m.hostIP !== 'string' || normalizeIP(m.hostIP) === undefined) throw invalidConfig(`${where}.hostIP is not an IP address: ${JSON.stringify(m.hostIP)}`);
     hostIP = normalizeIP(m.hostIP);
   }
-  return { hostPort: m.hostPort, containerPort: m.containerPort, protocol, hostIP };
+  return { hostPort: m.hostPort, containerPort: m.containerPort as number, protocol, hostIP };
 }
 
 type Backend = 'iptables' | 'nftables';

@@ -90,6 +90,12 @@ describe('config', () => {
     expect(c.dataDir).toBe('/var/lib/cni/networks');
   });
 
+  it('reads ranges with Go-style keys (go-cni sends runtimeConfig.ipRanges from untagged structs)', () => {
+    const c = parseHostLocalConfig(conf({ ranges: [[{ subnet: '10.3.0.0/24' }]] }, { runtimeConfig: { ipRanges: [[{ Subnet: '10.1.0.0/24', RangeStart: '10.1.0.10', RangeEnd: '10.1.0.20', Gateway: '10.1.0.1' }]] } }));
+    const r = c.sets[0][0];
+    expect([r.start, r.end, r.gateway].map((value) => formatAddr({ family: 4, value }))).toEqual(['10.1.0.10', '10.1.0.20', '10.1.0.1']);
+  });
+
   it('collects requested IPs from CNI_ARGS, args.cni.ips and runtimeConfig.ips, without duplicates', () => {
     const c = parseHostLocalConfig(conf({ ranges: [[{ subnet: '10.1.0.0/24' }], [{ subnet: 'fd00::/64' }]] }, { args: { cni: { ips: ['fd00::9/64'] } }, runtimeConfig: { ips: ['10.1.0.7'] } }), { IP: '10.1.0.7' });
     expect(c.requested.map(formatAddr)).toEqual(['10.1.0.7', 'fd00::9']);

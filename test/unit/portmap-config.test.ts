@@ -41,6 +41,18 @@ describe('parsePortmapConfig', () => {
     ]);
   });
 
+  it('reads mappings with Go-style keys as containerd sends them (go-cni structs have no json tags), like encoding/json', () => {
+    const c = parsePortmapConfig(base({}, [
+      { HostPort: 18080, ContainerPort: 80, Protocol: 'tcp', HostIP: '' },
+      { hostport: 5353, containerport: 53, protocol: 'UDP', hostip: '127.0.0.1' },
+    ]));
+    expect(c.mappings).toEqual([
+      { hostPort: 18080, containerPort: 80, protocol: 'tcp', hostIP: undefined },
+      { hostPort: 5353, containerPort: 53, protocol: 'udp', hostIP: '127.0.0.1' },
+    ]);
+    expect(() => parsePortmapConfig(base({}, [{ HostPort: 0, ContainerPort: 80 }]))).toThrow(/portMappings\[0\]\.hostPort must be an integer 1-65535, got 0/);
+  });
+
   it('accepts the reference fields unchanged (nft conditions as one expression or as tokens)', () => {
     const c = parsePortmapConfig(base({ snat: false, masqAll: true, backend: 'nftables', markMasqBit: 13, conditionsV4: ['ip saddr 10.0.0.0/8'], conditionsV6: ['iifname', '!=', '"eth9"'], dataDir: '/tmp/x' }));
     expect(c).toMatchObject({ snat: false, masqAll: true, conditionsV4: ['ip saddr 10.0.0.0/8'], conditionsV6: ['iifname', '!=', '"eth9"'], dataDir: '/tmp/x' });
