@@ -6,7 +6,7 @@ import { CniError, ErrorCode, type ErrorCodeValue } from '../../lib/cni/errors';
 import type { NetConf } from '../../lib/cni/types';
 import { parseNameResolution, type NameResolutionConfig } from '../../lib/dns/config';
 import { DEFAULT_RUN_DIR } from './readiness';
-import { parseIpv4Cidr } from './store/subnets';
+import { parseIpv4Cidr, parseIpv6Cidr } from './store/subnets';
 
 export const DEFAULT_STORE_DIR = '/var/lib/cni/vxlan-overlay/store';
 export const DEFAULT_IPAM_DATA_DIR = '/var/lib/cni/networks';
@@ -19,6 +19,9 @@ export interface OverlayConfig {
   /** Cluster CIDR; optional for the plugin (the agent's state has it), required by the agent. */
   cidr?: string;
   subnetLength?: number;
+  /** Dual-stack: the IPv6 cluster CIDR next to `cidr` (like flannel's IPv6Network); optional for the plugin too. */
+  ipv6Cidr?: string;
+  ipv6SubnetLength?: number;
   vni?: number;
   port?: number;
   /** 0: underlay MTU minus the VXLAN overhead. */
@@ -101,6 +104,12 @@ export function parseOverlayConfig(conf: NetConf | Record<string, unknown>): Ove
   if (cidr !== undefined) {
     try { parseIpv4Cidr(cidr); } catch (e) { throw invalid(`"cidr": ${(e as Error).message}`); }
   }
+  let ipv6Cidr = optString(c, 'ipv6Cidr');
+  if (ipv6Cidr !== undefined) {
+    try { ipv6Cidr = parseIpv6Cidr(ipv6Cidr).text; } catch (e) { throw invalid(`"ipv6Cidr": ${(e as Error).message}`); }
+  }
+  const ipv6SubnetLength = optInt(c, 'ipv6SubnetLength', 1, 126);
+  if (ipv6SubnetLength !== undefined && ipv6Cidr === undefined) throw invalid('"ipv6SubnetLength" needs "ipv6Cidr"');
   const ipMasq = c.ipMasq ?? true;
   if (typeof ipMasq !== 'boolean') throw invalid(`"ipMasq" must be true or false, got ${JSON.stringify(ipMasq)}`);
   const isDefaultGateway = c.isDefaultGateway ?? true;
@@ -123,6 +132,8 @@ export function parseOverlayConfig(conf: NetConf | Record<string, unknown>): Ove
     cniVersion: typeof c.cniVersion === 'string' ? c.cniVersion : '1.1.0',
     cidr,
     subnetLength: optInt(c, 'subnetLength', 1, 30),
+    ipv6Cidr,
+    ipv6SubnetLength,
     vni: optInt(c, 'vni', 1, 0xffffff),
     port: optInt(c, 'port', 1, 65535),
     mtu: optInt(c, 'mtu', 0, 65535) ?? 0,

@@ -7,12 +7,12 @@ import { CniError, ErrorCode } from '../../lib/cni/errors';
 import { ipamAdd, ipamCheck, ipamDel, ipamGc, type InProcessPlugins } from '../../lib/cni/ipam';
 import type { GcInvocation, Plugin } from '../../lib/cni/plugin';
 import type { Invocation, IpConfig, Result, Route } from '../../lib/cni/types';
-import * as path from 'path';
 import { hasMasq, type MasqEntry } from '../../lib/firewall/masquerade';
 import { attachContainer, detachContainer, nameServiceOf, type AttachIsolation, type AttachNameService } from '../../lib/bridge/attach';
 import { leaveIsolationIfEmpty } from '../../lib/bridge/isolation';
 import { cniArgsOf } from '../../lib/cni/args';
 import { mergeResultDns } from '../../lib/dns/render';
+import { addressText, familyOf } from '../../lib/ip';
 import { checkNames, gcNames } from '../../lib/dns/service';
 import { checkAttachment } from '../../lib/bridge/check';
 import { gcAttachments, masqToRemove, openContainerNetns, requireFreeIfname, throwDelErrors } from '../../lib/bridge/lifecycle';
@@ -21,7 +21,7 @@ import { Rollback, describeRollbackErrors } from '../../lib/util/rollback';
 import { hostLocal } from '../../ipam/host-local/plugin';
 import { asOverlayError, parseOverlayConfig, type OverlayConfig } from './config';
 import { defaultBridgeName, gatewayOf } from './model';
-import { agentReadiness, currentNetnsId, readAgentState, statePath, type AgentState } from './readiness';
+import { agentReadiness, attachmentsDir, readAgentState, statePath, type AgentState } from './readiness';
 
 const IN_PROCESS: InProcessPlugins = { 'host-local': hostLocal };
 const CONTAINER_IF = 2;
@@ -31,13 +31,15 @@ const PLACEHOLDER_SUBNET = '192.0.2.0/24';
 /** What DEL and GC need without the netns, the agent or the store; `subnet` picks the IPAM range to release from. */
 interface OverlayRecord extends AttachmentRecord {
   subnet: string;
+  /** Dual-stack: the host's IPv6 subnet at ADD. */
+  subnet6?: string;
   /** The agent's bridge at ADD (isolation leaves the group by bridge); absent in records of older versions. */
   bridge?: string;
 }
 
 /** One JSON file per attachment under <runDir>/<network>/attachments-<netns id>/ (a tmpfs). */
 function recordsOf(conf: OverlayConfig): RecordDir<OverlayRecord> {
-  return new RecordDir<OverlayRecord>(path.join(conf.runDir, conf.name, `attachments-${currentNetnsId()}`));
+  return new RecordDir<OverlayRecord>(attachmentsDir(conf.runDir, conf.name));
 }
 
 function fail(msg: string, code: number = ErrorCode.Internal): CniError {
@@ -51,12 +53,22 @@ function requireAgent(conf: OverlayConfig): AgentState {
   if (conf.cidr && conf.cidr !== r.state.cidr) {
     throw fail(`"cidr" is ${conf.cidr} in this config but the agent of network "${conf.name}" serves ${r.state.cidr}`, ErrorCode.InvalidConfig);
   }
+  if (conf.ipv6Cidr && conf.ipv6Cidr !== r.state.cidr6) {
+    const serves = r.state.cidr6 ? `serves ${r.state.cidr6}` : 'serves IPv4 only (start it with --ipv6-cidr, or the same conf)';
+    throw fail(`"ipv6Cidr" is ${conf.ipv6Cidr} in this config but the agent of network "${conf.name}" ${serves}`, ErrorCode.InvalidConfig);
+  }
   return r.state;
 }
 
-/** The invocation host-local sees: one range, the host's subnet, gateway on the bridge. */
-function ipamInvocation(inv: Invocation, conf: OverlayConfig, subnet: string): Invocation {
-  const ipam = { type: 'host-local', ranges: [[{ subnet, gateway: gatewayOf(subnet).ip }]], dataDir: conf.ipamDataDir };
+/** The host's subnets: IPv4, and IPv6 on a dual-stack network. */
+function subnetsOf(s: { subnet: string; subnet6?: string }): string[] {
+  return s.subnet6 ? [s.subnet, s.subnet6] : [s.subnet];
+}
+
+/** The invocation host-local sees: one range set per family, the host's subnets, gateways on the bridge. */
+function ipamInvocation(inv: Invocation, conf: OverlayConfig, subnets: readonly string[]): Invocation {
+  const ranges = subnets.map((subnet) => [{ subnet, gateway: gatewayOf(subnet).ip }]);
+  const ipam = { type: 'host-local', ranges, dataDir: conf.ipamDataDir };
   const c = { ...inv.conf, ipam };
   return { ...inv, conf: c, raw: Buffer.from(JSON.stringify(c)) };
 }
@@ -76,9 +88,10 @@ function nameServiceFor(conf: OverlayConfig, inv: Invocation): AttachNameService
   return asOverlayError(() => nameServiceOf({ network: conf.name, config: conf.nameResolution, inv, podName: cniArgsOf(inv).K8S_POD_NAME }));
 }
 
-/** A subnet for DEL/GC: the record's, else the (maybe stale) agent state's, else a placeholder. */
-function knownSubnet(conf: OverlayConfig, rec?: OverlayRecord): string {
-  return rec?.subnet ?? readAgentState(statePath(conf.runDir, conf.name))?.subnet ?? PLACEHOLDER_SUBNET;
+/** Subnets for DEL/GC (host-local releases by container ID whatever they say): the record's, else the (maybe stale) agent state's, else a placeholder. */
+function knownSubnets(conf: OverlayConfig, rec?: OverlayRecord): string[] {
+  const known = rec ?? readAgentState(statePath(conf.runDir, conf.name));
+  return known ? subnetsOf(known) : [PLACEHOLDER_SUBNET];
 }
 
 async function add(inv: Invocation): Promise<Result> {
@@ -92,20 +105,29 @@ async function add(inv: Invocation): Promise<Result> {
   const netns = openContainerNetns(inv.env.netns, 'vxlan-overlay');
   try {
     await requireFreeIfname(netns, ifname, 'vxlan-overlay');
-    const ipamInv = ipamInvocation(inv, conf, agent.subnet);
+    const subnets = subnetsOf(agent);
+    const ipamInv = ipamInvocation(inv, conf, subnets);
     return await Rollback.run(async (undo) => {
       const ipam = await ipamAdd(ipamInv, IN_PROCESS);
       undo.push('release IPAM', () => ipamDel(ipamInv, IN_PROCESS));
-      const gateway = gatewayOf(agent.subnet);
-      const ips: IpConfig[] = (ipam.ips ?? []).map((ip) => ({ address: ip.address, gateway: gateway.ip }));
-      if (ips.length === 0) throw fail(`host-local gave no address from ${agent.subnet}`);
-      const routes: Route[] = [{ dst: agent.cidr, gw: gateway.ip }];
-      if (conf.isDefaultGateway) routes.push({ dst: '0.0.0.0/0', gw: gateway.ip });
-      const masq: MasqEntry[] = conf.ipMasq ? ips.map((ip) => ({ address: ip.address.split('/')[0], subnet: agent.cidr })) : [];
-      const record: OverlayRecord = { network: conf.name, containerId, ifname, subnet: agent.subnet, bridge: agent.bridge, addresses: ips.map((i) => i.address), masq };
+      // Per family: the host's subnet, its gateway on the bridge, the cluster CIDR it belongs to.
+      const families = [
+        { family: 4 as const, gateway: gatewayOf(agent.subnet), cluster: agent.cidr, any: '0.0.0.0/0' },
+        ...(agent.subnet6 && agent.cidr6 ? [{ family: 6 as const, gateway: gatewayOf(agent.subnet6), cluster: agent.cidr6, any: '::/0' }] : []),
+      ];
+      const ips: IpConfig[] = (ipam.ips ?? []).map((ip) => ({ address: ip.address, gateway: families.find((f) => f.family === familyOf(ip.address))!.gateway.ip }));
+      if (ips.length !== families.length) throw fail(`host-local gave ${ips.length} addresses from ${subnets.join(' and ')}`);
+      const routes: Route[] = families.map((f) => ({ dst: f.cluster, gw: f.gateway.ip }));
+      if (conf.isDefaultGateway) routes.push(...families.map((f) => ({ dst: f.any, gw: f.gateway.ip })));
+      const clusterOf = (address: string): string => families.find((f) => f.family === familyOf(address))!.cluster;
+      const masq: MasqEntry[] = conf.ipMasq ? ips.map((ip) => ({ address: addressText(ip.address), subnet: clusterOf(ip.address) })) : [];
+      const record: OverlayRecord = {
+        network: conf.name, containerId, ifname, subnet: agent.subnet, ...(agent.subnet6 ? { subnet6: agent.subnet6 } : {}),
+        bridge: agent.bridge, addresses: ips.map((i) => i.address), masq,
+      };
       const att = await attachContainer({
         plugin: 'vxlan-overlay', netns, ifname, bridge: agent.bridge, mtu: agent.mtu, ips, routes,
-        bridgeAddresses: [{ family: 4, cidr: gateway.cidr }], forwardV4: true,
+        bridgeAddresses: families.map((f) => ({ family: f.family, cidr: f.gateway.cidr })), forwardV4: true, forwardV6: families.length > 1,
         masq: masq.length ? { owner: { network: conf.name, containerId, ifname }, entries: masq } : undefined,
         isolation: isolationOf(conf, agent.bridge), nameService,
         undo,
@@ -126,7 +148,7 @@ async function add(inv: Invocation): Promise<Result> {
       };
       const dns = inv.conf.dns && Object.keys(inv.conf.dns).length ? inv.conf.dns : undefined;
       // Name resolution: the gateway becomes the container's nameserver, the network's domain its search domain.
-      if (conf.nameResolution) res.dns = mergeResultDns(dns, [gateway.ip], conf.nameResolution.domain);
+      if (conf.nameResolution) res.dns = mergeResultDns(dns, [families[0].gateway.ip], conf.nameResolution.domain);
       else if (dns) res.dns = dns;
       return res;
     }, (e) => inv.log?.warn(`rollback: ${describeRollbackErrors([e])}`));
@@ -142,14 +164,16 @@ async function del(inv: Invocation): Promise<void> {
   const records = recordsOf(conf);
   const rec = records.read(containerId, ifname);
   // Without a record the cluster CIDR may be unknown: the element's tag is what identifies it.
-  const entryOf = (cidr: string): MasqEntry => ({ address: cidr.split('/')[0], subnet: conf.cidr ?? '0.0.0.0/0' });
+  const entryOf = (cidr: string): MasqEntry => familyOf(cidr) === 6
+    ? { address: addressText(cidr), subnet: conf.ipv6Cidr ?? '::/0' }
+    : { address: addressText(cidr), subnet: conf.cidr ?? '0.0.0.0/0' };
   const masqAddresses = await masqToRemove(inv, { network: conf.name, record: rec, ipMasq: conf.ipMasq, entryOf });
   const errors = await detachContainer({
     netnsPath: inv.env.netns || undefined, ifname, hostVeth: rec?.hostVeth, masqAddresses,
     isolation: isolationOf(conf, knownBridge(conf, rec)), nameService: nameServiceFor(conf, inv),
   });
   try {
-    await ipamDel(ipamInvocation(inv, conf, knownSubnet(conf, rec)), IN_PROCESS);
+    await ipamDel(ipamInvocation(inv, conf, knownSubnets(conf, rec)), IN_PROCESS);
   } catch (err) {
     errors.push(err as Error);
   }
@@ -166,7 +190,7 @@ async function check(inv: Invocation): Promise<void> {
   const agent = requireAgent(conf);
   const prev = inv.conf.prevResult;
   if (!prev) throw fail('Required prevResult missing', ErrorCode.InvalidConfig);
-  await ipamCheck(ipamInvocation(inv, conf, agent.subnet), IN_PROCESS);
+  await ipamCheck(ipamInvocation(inv, conf, subnetsOf(agent)), IN_PROCESS);
   const ifname = inv.env.ifname!;
   await checkAttachment({
     plugin: 'vxlan-overlay', netnsPath: inv.env.netns, ifname, bridge: agent.bridge, mtu: agent.mtu,
@@ -175,7 +199,9 @@ async function check(inv: Invocation): Promise<void> {
   if (conf.ipMasq) {
     const owner = { network: conf.name, containerId: inv.env.containerId!, ifname };
     for (const ip of prev.ips ?? []) {
-      const entry = { address: ip.address.split('/')[0], subnet: agent.cidr };
+      const cluster = familyOf(ip.address) === 6 ? agent.cidr6 : agent.cidr;
+      if (!cluster) throw checkFail(`${ip.address} is IPv6 but the agent serves IPv4 only`);
+      const entry = { address: addressText(ip.address), subnet: cluster };
       if (!hasMasq(owner, entry)) throw checkFail(`masquerade for ${entry.address} is missing`);
     }
   }
@@ -201,7 +227,7 @@ async function gc(inv: GcInvocation): Promise<void> {
     }
   }
   try {
-    await ipamGc(ipamInvocation(inv, conf, knownSubnet(conf)) as GcInvocation, IN_PROCESS);
+    await ipamGc(ipamInvocation(inv, conf, knownSubnets(conf)) as GcInvocation, IN_PROCESS);
   } catch (err) {
     errors.push((err as Error).message);
   }

@@ -17,6 +17,10 @@ export interface AgentState {
   /** The cluster CIDR, e.g. "10.244.0.0/16". */
   cidr: string;
   gateway: string;
+  /** Dual-stack: this host's IPv6 subnet, the IPv6 cluster CIDR and the IPv6 gateway (absent on an IPv4 network). */
+  subnet6?: string;
+  cidr6?: string;
+  gateway6?: string;
   bridge: string;
   vxlan: string;
   mtu: number;
@@ -34,6 +38,11 @@ export function currentNetnsId(): string {
 
 export function statePath(runDir: string, network: string, netnsId = currentNetnsId()): string {
   return path.join(runDir, network, `agent-${netnsId}.json`);
+}
+
+/** The plugin's attachment records of this host (`leave` refuses while there are any). */
+export function attachmentsDir(runDir: string, network: string, netnsId = currentNetnsId()): string {
+  return path.join(runDir, network, `attachments-${netnsId}`);
 }
 
 export function writeAgentState(file: string, state: AgentState): void {

@@ -247,6 +247,26 @@ describe.each([fileBackend(), etcdBackend()])('overlay store contract: $name bac
       expect(await new OverlayStore(kv, network()).claimSubnet('host-c')).toEqual({ subnet: '10.50.0.0/24', created: true });
     });
 
+    it('dual-stack: the IPv6 subnet is paired with the IPv4 one; an IPv4 network becomes dual-stack in place', async () => {
+      const v4 = new OverlayStore(kv, network());
+      await v4.ensureNetworkConfig({ cidr: '10.90.0.0/16', vni: 11 });
+      expect(await v4.claimSubnet('old')).toEqual({ subnet: '10.90.0.0/24', created: true });
+      // A host with the IPv6 CIDR upgrades the config (one txn); later claims, also the old host's, carry the pair.
+      const dual = new OverlayStore(another(), network());
+      expect(await dual.ensureNetworkConfig({ cidr: '10.90.0.0/16', vni: 11, ipv6Cidr: 'fd00:90:0::/56' }))
+        .toEqual({ cidr: '10.90.0.0/16', subnetLength: 24, vni: 11, port: 4789, ipv6Cidr: 'fd00:90::/56', ipv6SubnetLength: 64 });
+      expect(await dual.claimSubnet('new')).toEqual({ subnet: '10.90.1.0/24', subnet6: 'fd00:90:0:1::/64', created: true });
+      expect(await dual.claimSubnet('old')).toEqual({ subnet: '10.90.0.0/24', subnet6: 'fd00:90::/64', created: false });
+      // A config without IPv6 joins the dual-stack network as it is; another IPv6 CIDR is a conflict.
+      expect(await v4.ensureNetworkConfig({ cidr: '10.90.0.0/16', vni: 11 })).toMatchObject({ ipv6Cidr: 'fd00:90::/56' });
+      const err = await v4.ensureNetworkConfig({ cidr: '10.90.0.0/16', vni: 11, ipv6Cidr: 'fd00:91::/56' }).catch((e) => e);
+      expect(err).toMatchObject({ reason: 'config-conflict' });
+      expect(err.message).toMatch(/ipv6Cidr is fd00:90::\/56 in the store, fd00:91::\/56 in this config/);
+      // Releasing the IPv4 subnet releases the pair: the next host gets both.
+      expect(await dual.releaseSubnet('old')).toEqual(['10.90.0.0/24']);
+      expect(await v4.claimSubnet('third')).toEqual({ subnet: '10.90.0.0/24', subnet6: 'fd00:90::/64', created: true });
+    });
+
     it('says clearly when the cluster CIDR is full', async () => {
       const ov = new OverlayStore(kv, network());
       await ov.ensureNetworkConfig({ cidr: '10.60.0.0/23', subnetLength: 24, vni: 8 });

@@ -66,8 +66,9 @@ async function startOnce(opts: EtcdOptions): Promise<EtcdServer> {
   const ip = opts.listenIp ?? '127.0.0.1';
   const [clientPort, peerPort] = [await freePort(), await freePort()];
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cni-test-etcd-'));
-  const client = `http://${ip}:${clientPort}`;
-  const peer = `http://${ip}:${peerPort}`;
+  const host = ip.includes(':') ? `[${ip}]` : ip;
+  const client = `http://${host}:${clientPort}`;
+  const peer = `http://${host}:${peerPort}`;
   const args = [
     '--name', 'test', '--data-dir', dataDir,
     '--listen-client-urls', client, '--advertise-client-urls', client,

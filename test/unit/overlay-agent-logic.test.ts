@@ -1,11 +1,17 @@
 // Pure parts of the vxlan-overlay agent and plugin: MTU, names, VTEP MAC and
 // addresses, the peer sync plan, readiness judgement, config and CLI parsing.
 import { parseOverlayConfig, overlayEntryOf } from '../../plugins/vxlan-overlay/config';
-import { desiredPeers, gatewayOf, overlayMtu, peerEntries, planSync, vtepCidr, vtepMac, type PeerRecord } from '../../plugins/vxlan-overlay/model';
+import {
+  describeOps, gatewayOf, overlayMtu, peerEntries, PeerTable, planSync, vtepCidr, vtepCidr6, vtepMac, type PeerRecord, type SelfView,
+} from '../../plugins/vxlan-overlay/model';
 import { judgeReadiness, type AgentState } from '../../plugins/vxlan-overlay/readiness';
 import { isAgentVerb, parseCli } from '../../plugins/vxlan-overlay/agent/options';
 
 const peer = (n: number, underlay = `10.77.0.${n}`): PeerRecord => ({ hostID: `h${n}`, underlayIP: underlay, vtepMAC: vtepMac(`10.244.${n}.0/24`), subnet: `10.244.${n}.0/24` });
+const peer6 = (n: number, underlay?: string): PeerRecord => ({ ...peer(n, underlay), subnet6: `fd00:10:244:${n}::/64` });
+const self4: SelfView = { hostID: 'h1', subnet: '10.244.1.0/24', underlayFamily: 4 };
+const self6: SelfView = { ...self4, subnet6: 'fd00:10:244:1::/64' };
+const none = { neighbours: [], fdb: [], routes: [] };
 
 describe('overlay model', () => {
   it.each([
@@ -25,43 +31,139 @@ describe('overlay model', () => {
     expect(first & 0x01).toBe(0); // unicast
   });
 
-  it('puts the VTEP on the subnet address with the cluster prefix and the gateway on .1', () => {
+  it('puts the VTEP on the subnet address (IPv4 with the cluster prefix, IPv6 as a /128) and the gateway on the first address', () => {
     expect(vtepCidr('10.244.3.0/24', '10.244.0.0/16')).toBe('10.244.3.0/16');
+    expect(vtepCidr6('fd00:10:244:3::/64')).toBe('fd00:10:244:3::/128');
     expect(gatewayOf('10.244.3.0/24')).toEqual({ ip: '10.244.3.1', cidr: '10.244.3.1/24' });
-  });
-
-  it('wants every peer but itself, one host per subnet', () => {
-    const dup = { ...peer(2), hostID: 'a-dup' };
-    const want = desiredPeers([peer(1), peer(2), peer(3), dup], { hostID: 'h1', subnet: '10.244.1.0/24' });
-    expect(want.map((p) => p.hostID)).toEqual(['a-dup', 'h3']);
+    expect(gatewayOf('fd00:10:244:3::/64')).toEqual({ ip: 'fd00:10:244:3::1', cidr: 'fd00:10:244:3::1/64' });
   });
 
   it('plans neighbour, FDB, route for a new peer, in that order', () => {
-    expect(planSync([peerEntries(peer(2))], { neighbours: [], fdb: [], routes: [] })).toEqual([
+    expect(planSync([peerEntries(peer(2), self4)!], none)).toEqual([
       { op: 'add-neighbour', ip: '10.244.2.0', mac: '0a:76:0a:f4:02:00' },
       { op: 'add-fdb', mac: '0a:76:0a:f4:02:00', dst: '10.77.0.2' },
       { op: 'add-route', dst: '10.244.2.0/24', gw: '10.244.2.0' },
     ]);
   });
 
+  it('dual-stack: one FDB entry, a neighbour and a route per family (the IPv6 route onlink)', () => {
+    expect(planSync([peerEntries(peer6(2), self6)!], none)).toEqual([
+      { op: 'add-neighbour', ip: '10.244.2.0', mac: '0a:76:0a:f4:02:00' },
+      { op: 'add-neighbour', ip: 'fd00:10:244:2::', mac: '0a:76:0a:f4:02:00' },
+      { op: 'add-fdb', mac: '0a:76:0a:f4:02:00', dst: '10.77.0.2' },
+      { op: 'add-route', dst: '10.244.2.0/24', gw: '10.244.2.0' },
+      { op: 'add-route', dst: 'fd00:10:244:2::/64', gw: 'fd00:10:244:2::', onlink: true },
+    ]);
+  });
+
+  it.each([
+    ['an older agent\'s record (no subnet6) on a dual-stack host: IPv4 only', peer(2), self6, 3],
+    ['a dual-stack record on an IPv4-only host: IPv4 only', peer6(2), self4, 3],
+    ['an IPv6-underlay peer of an IPv4-underlay host: unreachable', peer6(2, 'fd00:77::2'), self6, 0],
+    ['our own subnet under another host ID (a store bug): never routed away', { ...peer(1), hostID: 'other' }, self4, 0],
+  ])('%s', (_n, record, self, ops) => {
+    const e = peerEntries(record, self);
+    expect(e ? planSync([e], none).length : 0).toBe(ops);
+  });
+
+  it('IPv6 underlay: FDB entries point at IPv6 addresses', () => {
+    const self = { ...self6, underlayFamily: 6 as const };
+    expect(peerEntries(peer6(2, 'fd00:77::2'), self)!.fdb).toEqual({ mac: '0a:76:0a:f4:02:00', dst: 'fd00:77::2' });
+  });
+
   it('removes a departed peer route first, neighbour last, and plans nothing when in sync', () => {
-    const e = peerEntries(peer(2));
-    const actual = { neighbours: [e.neighbour], fdb: [e.fdb], routes: [e.route] };
+    const e = peerEntries(peer6(2), self6)!;
+    const actual = { neighbours: e.neighbours, fdb: [e.fdb], routes: e.routes.map((r) => ({ dst: r.dst, gw: r.gw })) };
     expect(planSync([], actual)).toEqual([
-      { op: 'del-route', ...e.route },
+      { op: 'del-route', dst: '10.244.2.0/24', gw: '10.244.2.0' },
+      { op: 'del-route', dst: 'fd00:10:244:2::/64', gw: 'fd00:10:244:2::' },
       { op: 'del-fdb', ...e.fdb },
-      { op: 'del-neighbour', ip: e.neighbour.ip },
+      { op: 'del-neighbour', ip: '10.244.2.0' },
+      { op: 'del-neighbour', ip: 'fd00:10:244:2::' },
     ]);
     expect(planSync([e], actual)).toEqual([]);
   });
 
   it('moves a peer whose underlay address changed: old FDB out, new in', () => {
-    const old = peerEntries(peer(2));
-    const moved = peerEntries(peer(2, '10.77.0.99'));
-    expect(planSync([moved], { neighbours: [old.neighbour], fdb: [old.fdb], routes: [old.route] })).toEqual([
+    const old = peerEntries(peer(2), self4)!;
+    const moved = peerEntries(peer(2, '10.77.0.99'), self4)!;
+    expect(planSync([moved], { neighbours: old.neighbours, fdb: [old.fdb], routes: old.routes })).toEqual([
       { op: 'del-fdb', ...old.fdb },
       { op: 'add-fdb', ...moved.fdb },
     ]);
+  });
+
+  it('summarizes a large plan by counts', () => {
+    const ops = planSync(Array.from({ length: 20 }, (_v, i) => peerEntries(peer(i + 2), self4)!), none);
+    expect(describeOps(ops)).toBe('20× add-neighbour, 20× add-fdb, 20× add-route');
+    expect(describeOps(ops.slice(0, 1))).toBe('add-neighbour 10.244.2.0 0a:76:0a:f4:02:00');
+  });
+});
+
+describe('PeerTable: one store event, the ops of one host', () => {
+  const full = (t: PeerTable): number => planSync(t.desired(), none).length;
+
+  it('a new host, the same record again, its removal', () => {
+    const t = new PeerTable(self6);
+    expect(t.put(peer6(2))).toHaveLength(5);
+    expect(t.put(peer6(2))).toEqual([]); // a lease renewal writes the same record
+    expect(t.size).toBe(1);
+    expect(t.remove('h2').map((o) => o.op)).toEqual(['del-route', 'del-route', 'del-fdb', 'del-neighbour', 'del-neighbour']);
+    expect(t.remove('h2')).toEqual([]);
+    expect(t.size).toBe(0);
+  });
+
+  it('ignores our own record', () => {
+    const t = new PeerTable(self4);
+    expect(t.put(peer(1))).toEqual([]);
+    expect(t.size).toBe(0);
+  });
+
+  it('an event costs the same ops with 1 peer or 1000', () => {
+    const t = new PeerTable(self6);
+    for (let i = 0; i < 1000; i++) t.put({ ...peer6(2), hostID: `x${i}`, subnet: `10.${245 + (i >> 8)}.${i & 255}.0/24`, subnet6: `fd00:10:${245 + (i >> 8)}:${i & 255}::/64` });
+    expect(t.size).toBe(1000);
+    expect(t.put(peer6(2))).toHaveLength(5);
+    expect(t.remove('h2')).toHaveLength(5);
+  });
+
+  it('a host that moves to another underlay address changes only its FDB entry', () => {
+    const t = new PeerTable(self4);
+    t.put(peer(2));
+    expect(t.put(peer(2, '10.77.0.99'))).toEqual([
+      { op: 'del-fdb', mac: '0a:76:0a:f4:02:00', dst: '10.77.0.2' },
+      { op: 'add-fdb', mac: '0a:76:0a:f4:02:00', dst: '10.77.0.99' },
+    ]);
+  });
+
+  it('a subnet claimed twice: the lower host ID wins, the other takes over when it goes', () => {
+    const t = new PeerTable(self4);
+    t.put({ ...peer(2), hostID: 'b' });
+    const ops = t.put({ ...peer(2, '10.77.0.50'), hostID: 'a' });
+    expect(ops).toEqual([
+      { op: 'del-fdb', mac: '0a:76:0a:f4:02:00', dst: '10.77.0.2' },
+      { op: 'add-fdb', mac: '0a:76:0a:f4:02:00', dst: '10.77.0.50' },
+    ]);
+    expect(t.remove('a')).toEqual([
+      { op: 'del-fdb', mac: '0a:76:0a:f4:02:00', dst: '10.77.0.50' },
+      { op: 'add-fdb', mac: '0a:76:0a:f4:02:00', dst: '10.77.0.2' },
+    ]);
+    expect(t.size).toBe(1);
+  });
+
+  it('a subnet left by one host and leased by another: the new owner replaces the old entries', () => {
+    const t = new PeerTable(self6);
+    t.put(peer6(3));
+    expect(t.remove('h3')).toHaveLength(5);
+    expect(t.put({ ...peer6(3, '10.77.0.4'), hostID: 'h4' }).map((o) => o.op)).toEqual(['add-neighbour', 'add-neighbour', 'add-fdb', 'add-route', 'add-route']);
+  });
+
+  it('replaceAll (a re-list) holds exactly the listed hosts', () => {
+    const t = new PeerTable(self4);
+    t.put(peer(2));
+    t.replaceAll([peer(1), peer(3), peer(4)]);
+    expect([...t.desired()].map((p) => p.hostID).sort()).toEqual(['h3', 'h4']);
+    expect(full(t)).toBe(6);
   });
 });
 
@@ -104,6 +206,9 @@ describe('overlay config', () => {
     [{ nameResolution: 'on' }, /^vxlan-overlay: "nameResolution" must be true, false or an object/],
     [{ nameResolution: { upstream: ['dns.example'] } }, /^vxlan-overlay: "nameResolution.upstream" entry "dns.example"/],
     [{ nameResolution: { runDir: 'relative' } }, /^vxlan-overlay: "nameResolution.runDir" must be an absolute path/],
+    [{ ipv6Cidr: 'fd00::1/56' }, /"ipv6Cidr": .*host bits/],
+    [{ ipv6Cidr: '10.0.0.0/8' }, /"ipv6Cidr": .*not an IPv6 CIDR/],
+    [{ ipv6SubnetLength: 64 }, /"ipv6SubnetLength" needs "ipv6Cidr"/],
   ])('rejects %j with code 7', (extra, re) => {
     try {
       parseOverlayConfig({ cniVersion: '1.0.0', name: 'ov', type: 'vxlan-overlay', ...extra });
@@ -144,6 +249,11 @@ describe('agent command line', () => {
     const o = parseCli(['agent', '--network', 'ov', '--cidr', '10.244.0.0/16', '--etcd', 'http://10.0.0.1:2379,http://10.0.0.2:2379', '--lease-ttl', '3'], noFile);
     expect(o).toMatchObject({ verb: 'agent', network: 'ov', cidr: '10.244.0.0/16', leaseTtl: 3, reconcileMs: 5000, store: { type: 'etcd', endpoints: ['http://10.0.0.1:2379', 'http://10.0.0.2:2379'] } });
   });
+  it('dual-stack and leave flags', () => {
+    const o = parseCli(['agent', '--network', 'ov', '--cidr', '10.244.0.0/16', '--ipv6-cidr', 'fd00:10:244:0::/56', '--ipv6-subnet-length', '80', '--ipam-data-dir', '/d'], noFile);
+    expect(o).toMatchObject({ ipv6Cidr: 'fd00:10:244::/56', ipv6SubnetLength: 80, ipamDataDir: '/d' });
+    expect(parseCli(['leave', '--network', 'ov'], noFile).ipamDataDir).toBe('/var/lib/cni/networks');
+  });
   it('reads a conflist and lets flags override it', () => {
     const file = JSON.stringify({ cniVersion: '1.0.0', name: 'ov', plugins: [{ type: 'vxlan-overlay', cidr: '10.9.0.0/16', vni: 7, store: { type: 'file', dir: '/s' } }] });
     const o = parseCli(['agent', '--conf', '/x.conflist', '--vni', '8'], () => file);
@@ -161,10 +271,10 @@ describe('agent command line', () => {
 describe('overlay conf-examples', () => {
   // eslint-disable-next-line @typescript-eslint/no-var-requires
   const fs = require('fs') as typeof import('fs');
-  it.each(['50-overlay-file.conflist', '51-overlay-etcd.conflist'])('%s parses for the plugin and the agent', (f) => {
+  it.each(['50-overlay-file.conflist', '51-overlay-etcd.conflist', '52-overlay-dual-stack.conflist'])('%s parses for the plugin and the agent', (f) => {
     const text = fs.readFileSync(`${__dirname}/../../conf-examples/${f}`, 'utf8');
     const entry = overlayEntryOf(JSON.parse(text));
-    expect(parseOverlayConfig(entry).cidr).toMatch(/^10\.24[45]\.0\.0\/16$/);
+    expect(parseOverlayConfig(entry).cidr).toMatch(/^10\.24[456]\.0\.0\/16$/);
     expect(parseCli(['agent', '--conf', f], () => text).network).toBe(entry.name);
   });
 });

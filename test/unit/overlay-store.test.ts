@@ -2,7 +2,8 @@
 import {
   decodeHostId, decodeSubnetKey, encodeHostId, encodeSubnetKey, enumerateSubnets, formatCidr, parseIpv4Cidr, subnetCount, cidrContains,
 } from '../../plugins/vxlan-overlay/store/subnets';
-import { networkPrefix, normalizeNetworkConfig, OverlayStoreError, parseHostRecord, pickFreeSubnet } from '../../plugins/vxlan-overlay/store/overlay';
+import { networkPrefix, normalizeNetworkConfig, OverlayStoreError, pairedIpv6Subnet, parseHostRecord, pickFreeSubnet } from '../../plugins/vxlan-overlay/store/overlay';
+import { nthIpv6Subnet, parseIpv6Cidr, subnetIndex } from '../../plugins/vxlan-overlay/store/subnets';
 import { prefixRangeEnd } from '../../plugins/vxlan-overlay/store/types';
 import { parseLogText } from '../../plugins/vxlan-overlay/store/file-store';
 
@@ -120,12 +121,67 @@ describe('normalizeNetworkConfig', () => {
   });
 });
 
+describe('dual-stack subnets', () => {
+  const dual = normalizeNetworkConfig('n', { cidr: '10.244.0.0/16', ipv6Cidr: 'fd00:10:244:0::/56' });
+
+  it('defaults the IPv6 subnet length to 64 and keeps the CIDR canonical', () => {
+    expect(dual).toEqual({ cidr: '10.244.0.0/16', subnetLength: 24, vni: 1, port: 4789, ipv6Cidr: 'fd00:10:244::/56', ipv6SubnetLength: 64 });
+  });
+
+  it.each([
+    ['10.244.0.0/24', 'fd00:10:244::/64'],
+    ['10.244.1.0/24', 'fd00:10:244:1::/64'],
+    ['10.244.255.0/24', 'fd00:10:244:ff::/64'],
+  ])('pairs %s with %s (same position)', (v4, v6) => {
+    expect(pairedIpv6Subnet(dual, v4)).toBe(v6);
+  });
+
+  it('has no IPv6 subnet on an IPv4 network', () => {
+    expect(pairedIpv6Subnet(normalizeNetworkConfig('n', { cidr: '10.244.0.0/16' }), '10.244.1.0/24')).toBeUndefined();
+  });
+
+  it('does the math at the top of the space and with long prefixes', () => {
+    expect(nthIpv6Subnet('fd00::/8', 64, 2 ** 40 - 1)).toBe('fd00:ff:ffff:ffff::/64');
+    expect(nthIpv6Subnet('fd00:1::/120', 124, 15)).toBe('fd00:1::f0/124');
+    expect(() => nthIpv6Subnet('fd00:1::/120', 124, 16)).toThrow(/no IPv6 subnet #16/);
+    expect(subnetIndex(parseIpv4Cidr('10.240.0.0/12'), 24, parseIpv4Cidr('10.241.2.0/24'))).toBe(258);
+    expect(() => subnetIndex(parseIpv4Cidr('10.240.0.0/12'), 24, parseIpv4Cidr('10.0.2.0/24'))).toThrow(/is not a \/24 of/);
+  });
+
+  it.each([
+    ['10.0.0.0/24', /is not an IPv6 CIDR/],
+    ['fd00::1/64', /host bits set: the network is fd00::\/64/],
+  ])('parseIpv6Cidr refuses %s', (text, msg) => expect(() => parseIpv6Cidr(text)).toThrow(msg));
+
+  it.each([
+    [{ cidr: '10.244.0.0/16', ipv6Cidr: 'fd00::/120' }, /ipv6SubnetLength \/64 must be between \/120/],
+    [{ cidr: '10.244.0.0/16', ipv6Cidr: 'fd00::/60' }, /holds 16 \/64 subnets, fewer than the 256 \/24 of 10\.244\.0\.0\/16/],
+    [{ cidr: '10.244.0.0/16', ipv6Cidr: '10.0.0.0/8' }, /ipv6Cidr: "10\.0\.0\.0\/8" is not an IPv6 CIDR/],
+    [{ cidr: '10.244.0.0/16', ipv6SubnetLength: 64 }, /ipv6SubnetLength needs ipv6Cidr/],
+  ])('rejects %j with code 7', (cfg, msg) => {
+    expect(() => normalizeNetworkConfig('n', cfg)).toThrow(msg);
+  });
+});
+
 describe('parseHostRecord', () => {
-  it('keeps a well-formed record and skips garbage', () => {
-    const rec = { hostID: 'h', underlayIP: '192.0.2.1', vtepMAC: '02:00:00:00:00:01', vni: 1, port: 4789, mtu: 1450, subnet: '10.244.0.0/24' };
+  const rec = { hostID: 'h', underlayIP: '192.0.2.1', vtepMAC: '02:00:00:00:00:01', vni: 1, port: 4789, mtu: 1450, subnet: '10.244.0.0/24' };
+  it('keeps a well-formed record (of an older agent, or dual-stack) and skips garbage', () => {
     expect(parseHostRecord(JSON.stringify(rec))).toEqual(rec);
+    expect(parseHostRecord(JSON.stringify({ ...rec, subnet6: 'fd00::/64', underlayIP: 'fd00:77::1' }))).toEqual({ ...rec, subnet6: 'fd00::/64', underlayIP: 'fd00:77::1' });
     expect(parseHostRecord('{not json')).toBeUndefined();
     expect(parseHostRecord('{"hostID":"h"}')).toBeUndefined();
+    expect(parseHostRecord('null')).toBeUndefined();
+  });
+  it.each([
+    ['underlayIP', 'nowhere'],
+    ['subnet', '10.244.0.1/24'],
+    ['subnet', 42],
+    ['vtepMAC', 'zz'],
+  ])('skips a record whose %s is %j (it would break every sync)', (field, value) => {
+    expect(parseHostRecord(JSON.stringify({ ...rec, [field]: value }))).toBeUndefined();
+  });
+  it('a bad IPv6 subnet costs the host its IPv6 only', () => {
+    expect(parseHostRecord(JSON.stringify({ ...rec, subnet6: 'fd00::1/64' }))).toEqual(rec);
   });
 });
 

@@ -3,17 +3,24 @@
 // the bridge and every peer's neighbour/FDB/route entries in line with the
 // store, and tells the CNI plugin it is ready (readiness.ts).
 //
-// Peer state flows one way: store -> this.peers (list at R, watch from R+1,
-// re-list on compaction or error) -> desiredPeers -> planSync against what the
-// kernel holds -> applySync. Syncs run one at a time; requests coalesce.
-// When the store is unreachable nothing is removed: traffic keeps flowing.
+// Peer state flows one way: store -> PeerTable (list at R, watch from R+1) ->
+// kernel. A watch event changes one host, and the table answers with the few
+// ops that host needs (no listing, no diff of every peer): the cost of an
+// event does not grow with the cluster. Every reconcile interval the kernel's
+// entries are dumped and planSync diffs them against the table (repairing
+// what someone removed by hand); the whole store is read only on start and
+// when the watch breaks, at most once per reconcile interval. Kernel work
+// runs one batch at a time. When the store is unreachable nothing is
+// removed: traffic keeps flowing.
 
 import { openRtnl, type Rtnl } from '../../../lib/netlink';
 import type { Logger } from '../../../lib/util/log';
-import { defaultBridgeName, defaultVxlanName, desiredPeers, gatewayOf, overlayMtu, planSync, vtepCidr, vtepMac } from '../model';
+import {
+  defaultBridgeName, defaultVxlanName, describeOps, gatewayOf, overlayMtu, PeerTable, planSync, vtepCidr, vtepCidr6, vtepMac, type SyncOp,
+} from '../model';
 import { removeAgentState, statePath, writeAgentState, type AgentState } from '../readiness';
 import { FileStore } from '../store/file-store';
-import { OverlayStore, type HostRecord } from '../store/overlay';
+import { OverlayStore, type HostRecord, type OverlayNetworkConfig } from '../store/overlay';
 import { LeaseNotFoundError, type KvStore, type LeaseId, type WatchHandle } from '../store/types';
 import type { OverlayStoreConfig } from '../config';
 import { applySync, ensureOverlayBridge, ensureVxlan, findUnderlay, readActual } from './kernel';
@@ -24,6 +31,9 @@ export interface AgentOptions {
   /** Cluster CIDR; undefined joins a network whose config is already in the store. */
   cidr?: string;
   subnetLength?: number;
+  /** Dual-stack: the IPv6 cluster CIDR (with cidr; a network already in the store may have one). */
+  ipv6Cidr?: string;
+  ipv6SubnetLength?: number;
   /** VNI and port: defaults (1, 4789) when creating the network; the store's when joining. */
   vni?: number;
   port?: number;
@@ -61,16 +71,20 @@ export class Agent {
   private lease: LeaseId | undefined;
   private leaseOkAt = 0;
   private leaseOk = false;
-  private peers = new Map<string, HostRecord>();
+  private table!: PeerTable;
   private watch: WatchHandle | undefined;
   private watchGen = 0;
+  private lastListAt = 0;
   private timers: NodeJS.Timeout[] = [];
   private stopped = false;
-  private syncing: Promise<void> | undefined;
-  private syncAgain = false;
+  /** Kernel work waiting for the one runner: event ops in order, or a full reconcile (which covers them). */
+  private pendingOps: SyncOp[] = [];
+  private fullWanted = false;
+  private devicesWanted = false;
+  private running: Promise<void> | undefined;
   private vxlanIndex = 0;
   private loopTimer: NodeJS.Timeout | undefined;
-  private clusterCidr = '';
+  private cfg!: OverlayNetworkConfig;
   private bridge = '';
   private vxlan = '';
   private readonly stateFile: string;
@@ -90,29 +104,36 @@ export class Agent {
     this.store = new OverlayStore(this.kv, o.network);
     this.rtnl = openRtnl();
     const cfg = await this.retry('read the network config', async () => {
-      if (o.cidr) return this.store.ensureNetworkConfig({ cidr: o.cidr, subnetLength: o.subnetLength, vni: o.vni, port: o.port });
+      if (o.cidr) {
+        return this.store.ensureNetworkConfig({
+          cidr: o.cidr, subnetLength: o.subnetLength, vni: o.vni, port: o.port, ipv6Cidr: o.ipv6Cidr, ipv6SubnetLength: o.ipv6SubnetLength,
+        });
+      }
+      if (o.ipv6Cidr) throw new Error('--ipv6-cidr needs --cidr (the IPv4 cluster CIDR)');
       const have = await this.store.getConfig();
       if (!have) throw new Error(`network "${o.network}" has no config in the store yet (pass --cidr to create it)`);
       return have;
     });
-    this.clusterCidr = cfg.cidr;
+    this.cfg = cfg;
     this.bridge = o.bridge ?? defaultBridgeName(cfg.vni);
     this.vxlan = o.vxlan ?? defaultVxlanName(cfg.vni);
     const underlay = await findUnderlay(this.rtnl, { ip: o.underlayIp, dev: o.underlayDev });
     const mtu = overlayMtu({ configured: o.mtu, underlayMtu: underlay.link.mtu, underlayFamily: underlay.family });
     const claim = await this.retry('claim a subnet', () => this.store.claimSubnet(o.hostID));
-    o.log.info(`host "${o.hostID}" ${claim.created ? 'leased' : 'kept'} subnet ${claim.subnet} of ${cfg.cidr}; underlay ${underlay.ip} (${underlay.link.name}), MTU ${mtu}`);
+    const subnets = claim.subnet6 ? `subnets ${claim.subnet} and ${claim.subnet6} of ${cfg.cidr} and ${cfg.ipv6Cidr}` : `subnet ${claim.subnet} of ${cfg.cidr}`;
+    o.log.info(`host "${o.hostID}" ${claim.created ? 'leased' : 'kept'} ${subnets}; underlay ${underlay.ip} (${underlay.link.name}), MTU ${mtu}`);
     this.record = {
       hostID: o.hostID, underlayIP: underlay.ip, vtepMAC: vtepMac(claim.subnet), vni: cfg.vni, port: cfg.port, mtu, subnet: claim.subnet,
+      ...(claim.subnet6 ? { subnet6: claim.subnet6 } : {}),
     };
+    this.table = new PeerTable({ hostID: o.hostID, subnet: claim.subnet, subnet6: claim.subnet6, underlayFamily: underlay.family });
     await this.ensureDevices(underlay.link.index);
     await this.retry('publish the live record', () => this.renewLease());
     await this.retry('list the hosts', () => this.relist());
-    await this.requestSync();
     this.writeState();
     this.every(o.heartbeatMs, () => this.writeState());
     this.loop(Math.max(250, Math.floor((o.leaseTtl * 1000) / 3)), () => this.keepAlive());
-    this.every(o.reconcileMs, () => void this.requestSync(true));
+    this.every(o.reconcileMs, () => void this.reconcile(true));
     this.every(Math.min(1000, o.reconcileMs), () => void this.checkDevice());
   }
 
@@ -124,7 +145,7 @@ export class Agent {
     if (this.loopTimer) clearTimeout(this.loopTimer);
     this.watch?.cancel();
     removeAgentState(this.stateFile);
-    try { await this.syncing; } catch { /* logged */ }
+    try { await this.running; } catch { /* logged */ }
     if (this.lease !== undefined) {
       try { await this.kv.revokeLease(this.lease); } catch (err) { this.o.log.warn(`revoking lease ${this.lease}: ${msg(err)}`); }
     }
@@ -182,13 +203,21 @@ export class Agent {
     if (!this.stopped && this.vxlanIndex) this.writeState();
   }
 
-  /** List at R, watch from R+1; a compaction or a broken watch lists again. */
+  /**
+   * List at R, watch from R+1; a compaction or a broken watch lists again, but
+   * not sooner than a reconcile interval after the last list (a flapping
+   * watch must not turn into a full read of the store per event).
+   */
   private async relist(): Promise<void> {
     const gen = ++this.watchGen;
     this.watch?.cancel();
+    const wait = this.lastListAt + this.o.reconcileMs - Date.now();
+    if (this.lastListAt > 0 && wait > 0) await sleep(wait);
+    if (gen !== this.watchGen || this.stopped) return;
+    this.lastListAt = Date.now();
     const { hosts, revision } = await this.store.listHosts();
     if (gen !== this.watchGen || this.stopped) return;
-    this.peers = new Map(hosts.map((h) => [h.hostID, h]));
+    this.table.replaceAll(hosts);
     const again = (why: string): void => {
       if (gen !== this.watchGen || this.stopped) return;
       this.o.log.warn(`${why}; listing the hosts again`);
@@ -197,16 +226,14 @@ export class Agent {
     this.watch = this.store.watchHosts(revision + 1, {
       onChanges: (changes) => {
         if (gen !== this.watchGen) return;
-        for (const c of changes) {
-          if (c.type === 'put') this.peers.set(c.host.hostID, c.host);
-          else this.peers.delete(c.hostID);
-        }
-        void this.requestSync();
+        const ops: SyncOp[] = [];
+        for (const c of changes) ops.push(...(c.type === 'put' ? this.table.put(c.host) : this.table.remove(c.hostID)));
+        if (ops.length) void this.enqueue(ops);
       },
       onCompacted: () => again('the store compacted the history the watch needed'),
       onError: (err) => again(`the watch ended: ${err.message}`),
     });
-    void this.requestSync();
+    await this.reconcile(false);
   }
 
   // ---- kernel side ---------------------------------------------------------
@@ -216,36 +243,63 @@ export class Agent {
     const index = underlayIndex ?? (await findUnderlay(this.rtnl, { ip: record.underlayIP })).link.index;
     const vx = await ensureVxlan(this.rtnl, {
       name: this.vxlan, vni: record.vni, port: record.port, local: record.underlayIP, underlayIndex: index,
-      mtu: record.mtu, mac: record.vtepMAC, cidr: vtepCidr(record.subnet, this.clusterCidr),
+      mtu: record.mtu, mac: record.vtepMAC, cidr: vtepCidr(record.subnet, this.cfg.cidr),
+      cidr6: record.subnet6 ? vtepCidr6(record.subnet6) : undefined,
     });
     this.vxlanIndex = vx.index;
-    await ensureOverlayBridge(this.rtnl, { name: this.bridge, mtu: record.mtu, gatewayCidr: gatewayOf(record.subnet).cidr });
+    await ensureOverlayBridge(this.rtnl, {
+      name: this.bridge, mtu: record.mtu, gatewayCidr: gatewayOf(record.subnet).cidr,
+      gatewayCidr6: record.subnet6 ? gatewayOf(record.subnet6).cidr : undefined,
+    });
   }
 
-  /** Make the kernel match the store; `full` also re-checks the devices. Calls coalesce; one runs at a time. */
-  requestSync(full = false): Promise<void> {
+  /** The ops of store events, applied in order by the one runner. */
+  private enqueue(ops: readonly SyncOp[]): Promise<void> {
+    this.pendingOps.push(...ops);
+    return this.kick();
+  }
+
+  /** Dump the kernel's entries and make them match the table; `devices` also re-checks the devices first. */
+  reconcile(devices: boolean): Promise<void> {
+    this.fullWanted = true;
+    if (devices) this.devicesWanted = true;
+    return this.kick();
+  }
+
+  /** Start the runner unless it runs; the promise settles when the queue is empty. */
+  private kick(): Promise<void> {
     if (this.stopped) return Promise.resolve();
-    if (this.syncing) {
-      this.syncAgain = true;
-      return this.syncing;
+    if (!this.running) {
+      this.running = this.drain().finally(() => {
+        this.running = undefined;
+        if (this.pendingOps.length || this.fullWanted) void this.kick();
+      });
     }
-    this.syncing = (async () => {
+    return this.running;
+  }
+
+  private async drain(): Promise<void> {
+    while (!this.stopped && (this.pendingOps.length || this.fullWanted)) {
+      const full = this.fullWanted;
       try {
-        do {
-          this.syncAgain = false;
-          if (full) await this.ensureDevices();
-          const desired = desiredPeers(this.peers.values(), this.record);
-          const ops = planSync(desired, await readActual(this.rtnl, this.vxlanIndex));
-          if (ops.length) this.o.log.info(`sync: ${ops.map((x) => `${x.op} ${Object.values(x).slice(1).join(' ')}`).join(', ')}`);
-          await applySync(this.rtnl, this.vxlanIndex, ops);
-        } while (this.syncAgain && !this.stopped);
+        let ops: SyncOp[];
+        if (full) {
+          const devices = this.devicesWanted;
+          // The table already holds every event queued so far: the full plan covers their ops.
+          this.fullWanted = this.devicesWanted = false;
+          this.pendingOps = [];
+          if (devices) await this.ensureDevices();
+          ops = planSync(this.table.desired(), await readActual(this.rtnl, this.vxlanIndex));
+        } else {
+          ops = this.pendingOps;
+          this.pendingOps = [];
+        }
+        if (ops.length) this.o.log.info(`${full ? 'reconcile' : 'event'}: ${describeOps(ops)}`);
+        await applySync(this.rtnl, this.vxlanIndex, ops);
       } catch (err) {
-        this.o.log.warn(`sync failed (retrying at the next reconcile): ${msg(err)}`);
-      } finally {
-        this.syncing = undefined;
+        this.o.log.warn(`${full ? 'reconcile' : 'sync'} failed (repaired at the next reconcile): ${msg(err)}`);
       }
-    })();
-    return this.syncing;
+    }
   }
 
   /** A deleted or replaced VXLAN device is repaired at once, not at the next reconcile. */
@@ -253,15 +307,17 @@ export class Agent {
     const link = await this.rtnl.getLink(this.vxlan).catch(() => undefined);
     if (!link || link.index !== this.vxlanIndex || !link.up) {
       this.o.log.warn(`VXLAN device "${this.vxlan}" is ${link ? 'changed' : 'gone'}; repairing`);
-      await this.requestSync(true);
+      await this.reconcile(true);
     }
   }
 
   private writeState(): void {
     if (this.stopped) return;
+    const { record, cfg } = this;
     const s: AgentState = {
-      network: this.o.network, hostID: this.o.hostID, pid: process.pid, subnet: this.record.subnet, cidr: this.clusterCidr,
-      gateway: gatewayOf(this.record.subnet).ip, bridge: this.bridge, vxlan: this.vxlan, mtu: this.record.mtu,
+      network: this.o.network, hostID: this.o.hostID, pid: process.pid, subnet: record.subnet, cidr: cfg.cidr,
+      gateway: gatewayOf(record.subnet).ip, bridge: this.bridge, vxlan: this.vxlan, mtu: record.mtu,
+      ...(record.subnet6 ? { subnet6: record.subnet6, cidr6: cfg.ipv6Cidr, gateway6: gatewayOf(record.subnet6).ip } : {}),
       leaseOk: this.leaseOk, heartbeat: Date.now(), heartbeatMs: this.o.heartbeatMs,
     };
     try { writeAgentState(this.stateFile, s); } catch (err) { this.o.log.warn(`writing ${this.stateFile}: ${msg(err)}`); }

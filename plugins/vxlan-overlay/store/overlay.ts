@@ -1,14 +1,20 @@
 // The overlay schema on top of any KvStore. Under /node-cni/overlay/<network>/:
 //   config                     the network config (JSON), created once, never silently changed
+//                              (one change is allowed: an IPv4 network becomes dual-stack)
 //   subnets/<10.244.3.0_24>    sticky assignment: the hostID that leased it (no lease: survives restarts)
 //   hosts/<hostID>             the live record of a running agent (JSON), attached to its lease
 // Every allocation is a compare-and-swap txn, never a read-then-write race.
+// Dual-stack: the IPv6 subnet of a host is the one at its IPv4 subnet's
+// position in the IPv6 cluster CIDR, so one key leases and releases both, and
+// two keys per host is all the store holds at any cluster size.
 
 import { CniError, ErrorCode } from '../../../lib/cni/errors';
 import { createIfAbsent, KvStore, LeaseId, WatchHandle } from './types';
 import {
-  cidrContains, decodeHostId, decodeSubnetKey, encodeHostId, encodeSubnetKey, enumerateSubnets, formatCidr, parseIpv4Cidr,
+  cidrContains, decodeHostId, decodeSubnetKey, encodeHostId, encodeSubnetKey, enumerateSubnets, formatCidr, isIpv6Cidr, nthIpv6Subnet,
+  parseIpv4Cidr, parseIpv6Cidr, subnetCount, subnetIndex,
 } from './subnets';
+import { familyOfText } from '../../../lib/ip';
 
 export const OVERLAY_ROOT = '/node-cni/overlay/';
 
@@ -21,7 +27,15 @@ export interface OverlayNetworkConfig {
   vni: number;
   /** VXLAN UDP port. */
   port: number;
+  /** Dual-stack: the IPv6 cluster CIDR, e.g. "fd00:10:244::/56" (absent: IPv4 only, as every config before it). */
+  ipv6Cidr?: string;
+  /** Prefix length of one host's IPv6 subnet (default 64); set with ipv6Cidr. */
+  ipv6SubnetLength?: number;
 }
+
+/** The keys compared when a config meets the one in the store; the IPv6 pair only when both name it. */
+const BASE_CONFIG_KEYS = ['cidr', 'subnetLength', 'vni', 'port'] as const;
+const IPV6_CONFIG_KEYS = ['ipv6Cidr', 'ipv6SubnetLength'] as const;
 
 /** What every other host needs to reach this one. */
 export interface HostRecord {
@@ -35,6 +49,8 @@ export interface HostRecord {
   mtu: number;
   /** This host's subnet, e.g. "10.244.3.0/24". */
   subnet: string;
+  /** Dual-stack: this host's IPv6 subnet, e.g. "fd00:10:244:3::/64" (records of IPv4 networks and older agents have none). */
+  subnet6?: string;
 }
 
 export type OverlayErrorReason = 'config-conflict' | 'config-missing' | 'cidr-full' | 'contention' | 'not-assigned' | 'invalid';
@@ -58,6 +74,8 @@ export interface HostWatchListener {
 
 export interface ClaimResult {
   subnet: string;
+  /** Dual-stack: the IPv6 subnet paired with it. */
+  subnet6?: string;
   /** false when the host already had this subnet (a restart). */
   created: boolean;
 }
@@ -87,7 +105,28 @@ export function normalizeNetworkConfig(network: string, cfg: Partial<OverlayNetw
   if (!Number.isInteger(vni) || vni < 1 || vni > 0xffffff) bad(`vni ${vni} must be 1..16777215`);
   const port = cfg.port ?? 4789;
   if (!Number.isInteger(port) || port < 1 || port > 65535) bad(`port ${port} must be 1..65535`);
-  return { cidr: formatCidr(cidr), subnetLength, vni, port };
+  const out: OverlayNetworkConfig = { cidr: formatCidr(cidr), subnetLength, vni, port };
+  if (cfg.ipv6Cidr === undefined) {
+    if (cfg.ipv6SubnetLength !== undefined) bad('ipv6SubnetLength needs ipv6Cidr');
+    return out;
+  }
+  let cidr6;
+  try { cidr6 = parseIpv6Cidr(cfg.ipv6Cidr); } catch (e) { return bad(`ipv6Cidr: ${(e as Error).message}`); }
+  const len6 = cfg.ipv6SubnetLength ?? 64;
+  // ::1 is the gateway, and the containers need addresses after it.
+  if (!Number.isInteger(len6) || len6 < cidr6.prefixLength || len6 > 126) bad(`ipv6SubnetLength /${len6} must be between /${cidr6.prefixLength} (the ipv6Cidr) and /126`);
+  // Every IPv4 subnet needs its IPv6 partner at the same position.
+  if (len6 - cidr6.prefixLength < subnetLength - cidr.prefixLength) {
+    bad(`ipv6Cidr ${cidr6.text} holds ${2 ** (len6 - cidr6.prefixLength)} /${len6} subnets, fewer than the ${subnetCount(cidr, subnetLength)} /${subnetLength} of ${formatCidr(cidr)}: use a shorter IPv6 prefix or a longer ipv6SubnetLength`);
+  }
+  return { ...out, ipv6Cidr: cidr6.text, ipv6SubnetLength: len6 };
+}
+
+/** The IPv6 subnet paired with a host's IPv4 subnet (same position in the cluster CIDRs), or undefined for an IPv4 network. */
+export function pairedIpv6Subnet(cfg: OverlayNetworkConfig, subnet: string): string | undefined {
+  if (!cfg.ipv6Cidr) return undefined;
+  const index = subnetIndex(parseIpv4Cidr(cfg.cidr), cfg.subnetLength, parseIpv4Cidr(subnet));
+  return nthIpv6Subnet(cfg.ipv6Cidr, cfg.ipv6SubnetLength ?? 64, index);
 }
 
 export class OverlayStore {
@@ -103,19 +142,34 @@ export class OverlayStore {
   subnetKey(subnet: string): string { return this.subnetsPrefix + encodeSubnetKey(subnet); }
   hostKey(hostID: string): string { return this.hostsPrefix + encodeHostId(hostID); }
 
-  /** Create the config if absent; an existing equal config is fine, a different one is an error. */
+  /**
+   * Create the config if absent; an existing equal config is fine, a different
+   * one is an error. Two cases are not conflicts: a config without IPv6 joins
+   * a dual-stack network as it is (the store's config rules, as for the VNI),
+   * and a config with IPv6 makes an IPv4 network dual-stack (every host's
+   * IPv6 subnet follows from its IPv4 one; agents started before keep IPv4).
+   */
   async ensureNetworkConfig(desired: Partial<OverlayNetworkConfig> & { cidr: string }): Promise<OverlayNetworkConfig> {
     const want = normalizeNetworkConfig(this.network, desired);
-    if (await createIfAbsent(this.kv, this.configKey, JSON.stringify(want))) return want;
-    const have = await this.getConfig();
-    if (!have) return this.ensureNetworkConfig(desired); // deleted in between: try again
-    const diffs = (Object.keys(want) as Array<keyof OverlayNetworkConfig>)
-      .filter((k) => want[k] !== have[k])
-      .map((k) => `${k} is ${have[k]} in the store, ${want[k]} in this config`);
-    if (diffs.length > 0) {
-      throw new OverlayStoreError('config-conflict', ErrorCode.InvalidConfig, `overlay network "${this.network}" already exists with another config: ${diffs.join('; ')}`);
+    for (let attempt = 0; attempt < MAX_CLAIM_ATTEMPTS; attempt++) {
+      if (await createIfAbsent(this.kv, this.configKey, JSON.stringify(want))) return want;
+      const entry = await this.kv.get(this.configKey);
+      if (!entry) continue; // deleted in between: try again
+      const have = JSON.parse(entry.value) as OverlayNetworkConfig;
+      const keys = [...BASE_CONFIG_KEYS, ...(want.ipv6Cidr && have.ipv6Cidr ? IPV6_CONFIG_KEYS : [])];
+      const diffs = keys.filter((k) => want[k] !== have[k]).map((k) => `${k} is ${have[k]} in the store, ${want[k]} in this config`);
+      if (diffs.length > 0) {
+        throw new OverlayStoreError('config-conflict', ErrorCode.InvalidConfig, `overlay network "${this.network}" already exists with another config: ${diffs.join('; ')}`);
+      }
+      if (!want.ipv6Cidr || have.ipv6Cidr) return have;
+      const upgraded = { ...have, ipv6Cidr: want.ipv6Cidr, ipv6SubnetLength: want.ipv6SubnetLength };
+      const res = await this.kv.txn({
+        compare: [{ key: this.configKey, target: 'modRevision', equals: entry.modRevision }],
+        success: [{ type: 'put', key: this.configKey, value: JSON.stringify(upgraded) }],
+      });
+      if (res.succeeded) return upgraded;
     }
-    return have;
+    throw new OverlayStoreError('contention', ErrorCode.TryAgainLater, `overlay network "${this.network}": its config kept changing while this host read it`);
   }
 
   async getConfig(): Promise<OverlayNetworkConfig | undefined> {
@@ -140,8 +194,9 @@ export class OverlayStore {
     for (let attempt = 0; attempt < MAX_CLAIM_ATTEMPTS; attempt++) {
       const taken = await this.listSubnets();
       const held = [...taken].filter(([subnet, o]) => o.hostID === hostID && cidrContains(cidr, parseIpv4Cidr(subnet)));
-      if (held.length === 1) return { subnet: held[0][0], created: false };
-      if (held.length > 1) return { subnet: (await this.dropExtraSubnets(hostID, cidr)) ?? held[0][0], created: false };
+      const claimed = (subnet: string, created: boolean): ClaimResult => ({ subnet, subnet6: pairedIpv6Subnet(cfg, subnet), created });
+      if (held.length === 1) return claimed(held[0][0], false);
+      if (held.length > 1) return claimed((await this.dropExtraSubnets(hostID, cidr)) ?? held[0][0], false);
       const free = pickFreeSubnet(cfg, new Set(taken.keys()));
       if (!free) {
         throw new OverlayStoreError('cidr-full', ErrorCode.Internal,
@@ -149,7 +204,7 @@ export class OverlayStore {
       }
       if (await createIfAbsent(this.kv, this.subnetKey(free), hostID)) {
         const kept = await this.dropExtraSubnets(hostID, cidr);
-        return { subnet: kept ?? free, created: kept === free };
+        return claimed(kept ?? free, kept === free);
       }
     }
     throw new OverlayStoreError('contention', ErrorCode.TryAgainLater,
@@ -250,15 +305,29 @@ export function pickFreeSubnet(cfg: Pick<OverlayNetworkConfig, 'cidr' | 'subnetL
   return undefined;
 }
 
-/** A malformed record (another version, a hand edit) is skipped rather than breaking every agent. */
+/**
+ * A malformed record (another version, a hand edit) is skipped rather than
+ * breaking every agent; a bad IPv6 subnet only costs that host its IPv6.
+ */
 export function parseHostRecord(json: string): HostRecord | undefined {
+  let r: HostRecord;
   try {
-    const r = JSON.parse(json) as HostRecord;
-    if (typeof r.hostID !== 'string' || typeof r.underlayIP !== 'string' || typeof r.subnet !== 'string') return undefined;
-    return r;
+    r = JSON.parse(json) as HostRecord;
   } catch {
     return undefined;
   }
+  if (typeof r !== 'object' || r === null || typeof r.hostID !== 'string' || familyOfText(r.underlayIP) === undefined) return undefined;
+  if (typeof r.vtepMAC !== 'string' || !/^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$/.test(r.vtepMAC)) return undefined;
+  try {
+    if (typeof r.subnet !== 'string' || formatCidr(parseIpv4Cidr(r.subnet)) !== r.subnet) return undefined;
+  } catch {
+    return undefined;
+  }
+  if (r.subnet6 !== undefined && !isIpv6Cidr(r.subnet6)) {
+    const { subnet6: _dropped, ...v4 } = r;
+    return v4;
+  }
+  return r;
 }
 
 function checkHostId(hostID: string): void {

@@ -1,4 +1,8 @@
-// Pure IPv4 subnet math and key encoding for the overlay schema.
+// Pure subnet math and key encoding for the overlay schema: IPv4 subnets are
+// leased one per host; a dual-stack host's IPv6 subnet is the one at the same
+// position in the IPv6 cluster CIDR (no key of its own).
+
+import { formatIP, networkOf, parseCidr } from '../../../lib/ip';
 
 export interface Ipv4Cidr {
   /** Network address as an unsigned 32-bit number (host bits cleared). */
@@ -79,4 +83,40 @@ export function encodeHostId(hostID: string): string {
 
 export function decodeHostId(segment: string): string {
   return decodeURIComponent(segment);
+}
+
+// ---- IPv6 (dual-stack): a host's IPv6 subnet is paired with its IPv4 one ----
+
+/** An IPv6 cluster CIDR, strictly: the network address, as canonical text. Throws a message naming the input. */
+export function parseIpv6Cidr(text: string): { text: string; value: bigint; prefixLength: number } {
+  const c = parseCidr(text);
+  if (!c || c.addr.family !== 6) throw new Error(`"${text}" is not an IPv6 CIDR (like fd00:10:244::/56)`);
+  const net = networkOf(c);
+  const netText = `${formatIP({ family: 6, value: net })}/${c.prefix}`;
+  if (net !== c.addr.value) throw new Error(`"${text}" has host bits set: the network is ${netText}`);
+  return { text: netText, value: net, prefixLength: c.prefix };
+}
+
+/** The position of an IPv4 subnet inside the cluster CIDR (0-based). */
+export function subnetIndex(cidr: Ipv4Cidr, subnetLength: number, subnet: Ipv4Cidr): number {
+  if (subnet.prefixLength !== subnetLength || !cidrContains(cidr, subnet)) throw new Error(`${formatCidr(subnet)} is not a /${subnetLength} of ${formatCidr(cidr)}`);
+  return (subnet.base - cidr.base) / 2 ** (32 - subnetLength);
+}
+
+/** The index-th IPv6 subnet of subnetLength inside the IPv6 CIDR, as canonical text. */
+export function nthIpv6Subnet(cidr6: string, subnetLength: number, index: number): string {
+  const c = parseIpv6Cidr(cidr6);
+  if (subnetLength < c.prefixLength || subnetLength > 128) throw new Error(`IPv6 subnet length /${subnetLength} does not fit in ${c.text}`);
+  if (BigInt(index) >= 1n << BigInt(subnetLength - c.prefixLength)) throw new Error(`${c.text} has no IPv6 subnet #${index} of /${subnetLength}`);
+  const value = c.value + (BigInt(index) << BigInt(128 - subnetLength));
+  return `${formatIP({ family: 6, value })}/${subnetLength}`;
+}
+
+/** Canonical IPv6 CIDR text (network address, RFC 5952), as the store keeps it. */
+export function isIpv6Cidr(text: unknown): text is string {
+  try {
+    return typeof text === 'string' && parseIpv6Cidr(text).text === text;
+  } catch {
+    return false;
+  }
 }
