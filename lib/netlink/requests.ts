@@ -88,6 +88,21 @@ export function buildVlanRequest(o: { name: string; parentIndex: number; vlanId:
   return newLink([...commonLinkAttrs(o), { type: IFLA.LINK, data: u32(o.parentIndex) }, linkInfo('vlan', data)]);
 }
 
+/**
+ * An IFB (intermediate functional block): traffic redirected to it is shaped on its egress and
+ * given back. The kernel ignores IFLA_IFALIAS on creation: set an alias with buildSetLinkRequest.
+ */
+export function buildIfbRequest(o: { name: string; mtu?: number; txqlen?: number }): NlRequest {
+  const a = commonLinkAttrs(o);
+  if (o.txqlen !== undefined) a.push({ type: IFLA.TXQLEN, data: u32(o.txqlen) });
+  return newLink([...a, linkInfo('ifb')]);
+}
+
+function aliasAttr(alias: string): Buffer {
+  if (Buffer.byteLength(alias) > 255 || alias.includes('\0')) throw new NetlinkError('ERANGE', `interface alias ${JSON.stringify(alias)} is longer than 255 bytes or has a NUL`);
+  return Buffer.from(alias, 'utf8'); // no terminating NUL: the kernel stores the bytes as given
+}
+
 export interface LinkChange {
   up?: boolean;
   /** IFF_PROMISC, like `ip link set promisc on|off`. */
@@ -97,6 +112,8 @@ export interface LinkChange {
   mtu?: number;
   /** IFLA_TXQLEN, like `ip link set txqueuelen`. */
   txqlen?: number;
+  /** IFLA_IFALIAS, like `ip link set alias` (at most 255 bytes). */
+  alias?: string;
   mac?: string;
   name?: string;
   /** 0 detaches from the bridge. */
@@ -109,6 +126,7 @@ export function buildSetLinkRequest(index: number, c: LinkChange): NlRequest {
   if (c.name !== undefined) { checkIfname(c.name); a.push({ type: IFLA.IFNAME, data: str(c.name) }); }
   if (c.mtu !== undefined) a.push({ type: IFLA.MTU, data: u32(c.mtu) });
   if (c.txqlen !== undefined) a.push({ type: IFLA.TXQLEN, data: u32(c.txqlen) });
+  if (c.alias !== undefined) a.push({ type: IFLA.IFALIAS, data: aliasAttr(c.alias) });
   if (c.mac !== undefined) a.push({ type: IFLA.ADDRESS, data: macToBytes(c.mac) });
   if (c.master !== undefined) a.push({ type: IFLA.MASTER, data: u32(c.master) });
   if (c.netnsFd !== undefined) a.push({ type: IFLA.NET_NS_FD, data: u32(c.netnsFd) });

@@ -22,9 +22,10 @@ import { bytesToIp, bytesToMac, ipFamily, parseCidr, type Family } from './addr'
 import { NetlinkError, errnoName, isExists, isNotFound, kernelError, toNetlinkError } from './errors';
 import {
   buildAddressRequest, buildBridgePortFlagsRequest, buildBridgeRequest, buildBridgeVlanDumpRequest, buildBridgeVlanRequest, buildDeleteLinkRequest, buildDumpRequest,
-  buildFdbRequest, buildGetLinkRequest, buildMacvlanRequest, buildNeighbourRequest, buildRouteRequest, buildSetLinkRequest,
+  buildFdbRequest, buildGetLinkRequest, buildIfbRequest, buildMacvlanRequest, buildNeighbourRequest, buildRouteRequest, buildSetLinkRequest,
   buildVethRequest, buildVlanRequest, buildVxlanRequest, LinkChange, MACVLAN_MODES, normaliseDst,
 } from './requests';
+import { buildDeleteQdiscRequest, buildGetQdiscRequest, buildIngressQdiscRequest, buildRedirectFilterRequest, buildTbfRequest, decodeQdisc, TC_H, type Qdisc, type TbfParams } from './tc';
 import type {
   Address, AddressOptions, BridgeOptions, BridgePortFlags, BridgeVlan, FdbEntry, MacvlanMode, Link, LinkRef, MacvlanOptions, Neighbour, NetnsRef,
   Route, RouteFilter, RouteSpec, VethOptions, VlanOptions, VxlanOptions,
@@ -228,6 +229,15 @@ export class Rtnl {
     return this.requireLink(o.name);
   }
 
+  /** An IFB device (for shaping a device's ingress); `alias` marks whose it is (set right after creation). */
+  async createIfb(o: { name: string; mtu?: number; txqlen?: number; alias?: string }): Promise<Link> {
+    await this.send(buildIfbRequest(o), `creating ifb "${o.name}"`);
+    const link = await this.requireLink(o.name);
+    if (o.alias === undefined) return link;
+    await this.change(link.index, { alias: o.alias }, 'setting the alias of');
+    return this.requireLink(link.index);
+  }
+
   /** 802.1q sub-interface. Needs the 8021q module (EOPNOTSUPP without it). */
   async createVlan(o: VlanOptions): Promise<Link> {
     await this.send(buildVlanRequest(o), `creating vlan "${o.name}" (id ${o.vlanId}) on link #${o.parentIndex}`);
@@ -333,6 +343,45 @@ export class Rtnl {
       await new Promise((r) => setTimeout(r, delay));
       delay = Math.min(delay * 2, 100);
     }
+  }
+
+  // ---- traffic control (./tc.ts) -------------------------------------------
+
+  /** `tc qdisc replace dev D root handle 1: tbf ...`. */
+  async replaceRootTbf(ref: LinkRef, p: TbfParams): Promise<void> {
+    const index = await this.indexOf(ref);
+    await this.send(buildTbfRequest(index, p), `setting a tbf (rate ${p.rate} B/s) on ${describeRef(ref)}`);
+  }
+
+  /** `tc qdisc add dev D handle ffff: ingress` (EEXIST when it has one). */
+  async addIngressQdisc(ref: LinkRef): Promise<void> {
+    const index = await this.indexOf(ref);
+    await this.send(buildIngressQdiscRequest(index), `adding an ingress qdisc to ${describeRef(ref)}`);
+  }
+
+  /** Every packet arriving on `ref` (its ingress qdisc) goes out of `target` instead (u32 match-all, mirred redirect). */
+  async addIngressRedirect(ref: LinkRef, target: LinkRef): Promise<void> {
+    const index = await this.indexOf(ref);
+    const to = await this.indexOf(target);
+    await this.send(buildRedirectFilterRequest(index, to), `redirecting the ingress of ${describeRef(ref)} to ${describeRef(target)}`);
+  }
+
+  /** The qdisc at TC_H.ROOT or TC_H.INGRESS; undefined when there is none or only the built-in default (noqueue, pfifo_fast: the kernel does not report those). */
+  async getQdisc(ref: LinkRef, parent: number): Promise<Qdisc | undefined> {
+    const index = await this.indexOf(ref);
+    try {
+      const [msg] = await this.send(buildGetQdiscRequest(index, parent), `getting the qdisc of ${describeRef(ref)}`);
+      return msg ? decodeQdisc(msg.data) : undefined;
+    } catch (err) {
+      if (isNotFound(err) || (err instanceof NetlinkError && err.code === 'EINVAL')) return undefined;
+      throw err;
+    }
+  }
+
+  /** Remove the qdisc at `parent`; a device without one there throws a not-found or EINVAL NetlinkError. */
+  async deleteQdisc(ref: LinkRef, parent: number): Promise<void> {
+    const index = await this.indexOf(ref);
+    await this.send(buildDeleteQdiscRequest(index, parent), `deleting the ${parent === TC_H.INGRESS ? 'ingress' : 'root'} qdisc of ${describeRef(ref)}`);
   }
 
   // ---- addresses -----------------------------------------------------------
@@ -464,6 +513,7 @@ export function decodeLink(data: Buffer): Link {
   const peer = a.get(IFLA.LINK)?.readUInt32LE(0) ?? (link.linkNetnsId !== undefined ? hdr.index : undefined);
   if (peer && (peer !== hdr.index || link.linkNetnsId !== undefined)) link.peerIndex = peer;
   if (a.has(IFLA.TXQLEN)) link.txqlen = a.get(IFLA.TXQLEN)!.readUInt32LE(0);
+  if (a.has(IFLA.IFALIAS) && a.get(IFLA.IFALIAS)!.length > 0) link.alias = readStr(a.get(IFLA.IFALIAS)!);
   if (a.has(IFLA.LINK)) link.linkIndex = a.get(IFLA.LINK)!.readUInt32LE(0);
   const info = a.get(IFLA.LINKINFO);
   if (info) {

@@ -28,6 +28,8 @@ export interface Link {
   /** Set when peerIndex lives in another namespace (IFLA_LINK_NETNSID). */
   linkNetnsId?: number;
   txqlen?: number;
+  /** IFLA_IFALIAS, when set (`ip link set dev X alias ...`). */
+  alias?: string;
   /** When enslaved to a bridge: its port flags (IFLA_INFO_SLAVE_DATA). */
   bridgePort?: BridgePortFlags;
 }

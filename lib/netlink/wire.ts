@@ -12,7 +12,7 @@ export const RTM = {
 } as const;
 
 export const NLM_F = {
-  REQUEST: 0x1, MULTI: 0x2, ACK: 0x4, DUMP_INTR: 0x10,
+  REQUEST: 0x1, MULTI: 0x2, ACK: 0x4, ECHO: 0x8, DUMP_INTR: 0x10,
   REPLACE: 0x100, EXCL: 0x200, CREATE: 0x400, APPEND: 0x800, DUMP: 0x300,
 } as const;
 
@@ -27,7 +27,7 @@ export const IF_OPER_UP = 6;
 
 export const IFLA = {
   ADDRESS: 1, BROADCAST: 2, IFNAME: 3, MTU: 4, LINK: 5, MASTER: 10, PROTINFO: 12, TXQLEN: 13,
-  OPERSTATE: 16, LINKINFO: 18, NET_NS_PID: 19, AF_SPEC: 26, NET_NS_FD: 28, EXT_MASK: 29, LINK_NETNSID: 37,
+  OPERSTATE: 16, LINKINFO: 18, NET_NS_PID: 19, IFALIAS: 20, AF_SPEC: 26, NET_NS_FD: 28, EXT_MASK: 29, LINK_NETNSID: 37,
 } as const;
 export const IFLA_INFO = { KIND: 1, DATA: 2, SLAVE_KIND: 4, SLAVE_DATA: 5 } as const;
 export const VETH_INFO_PEER = 1;

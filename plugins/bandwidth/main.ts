@@ -1,0 +1,4 @@
+import { runPlugin } from '../../lib/cni/skel';
+import { bandwidthPlugin } from './plugin';
+
+runPlugin(bandwidthPlugin);

@@ -1,0 +1,112 @@
+// bandwidth: a chained plugin that limits a container's traffic in both
+// directions with token buckets, like the reference bandwidth plugin
+// (kubelet's kubernetes.io/ingress-bandwidth and egress-bandwidth).
+
+import { CniError, ErrorCode, invalidConfig } from '../../lib/cni/errors';
+import type { GcInvocation, Invocation, Plugin, Result } from '../../lib/cni/plugin';
+import { openContainerNetns } from '../../lib/bridge/lifecycle';
+import { openRtnl, type Link } from '../../lib/netlink';
+import { Netns, NetnsNotFoundError } from '../../lib/netns';
+import { Rollback, describeRollbackErrors } from '../../lib/util/rollback';
+import { parseBandwidthConfig, type BandwidthConfig } from './config';
+import { applyShaping, hostVethOf, removeShaping, removeStaleIfbs, verifyShaping } from './kernel';
+import { resultWithIfb, type Attachment } from './plan';
+
+function attachmentOf(cfg: BandwidthConfig, inv: Invocation): Attachment {
+  return { network: cfg.network, containerID: inv.env.containerId!, ifname: inv.env.ifname! };
+}
+
+function requireHostVeth(v: Link | undefined, ifname: string): Link {
+  if (!v) throw new CniError(ErrorCode.Internal, `bandwidth: the container has no interface "${ifname}"`);
+  return v;
+}
+
+async function add(inv: Invocation): Promise<Result> {
+  const cfg = parseBandwidthConfig(inv.conf);
+  const passThrough: Result = cfg.prevResult ?? { cniVersion: cfg.cniVersion };
+  if (!cfg.ingress && !cfg.egress) return passThrough;
+  if (!cfg.prevResult) throw invalidConfig('bandwidth: no prevResult; bandwidth must be chained after an interface plugin (bridge, ptp)');
+  const netns = openContainerNetns(inv.env.netns, 'bandwidth');
+  const host = openRtnl();
+  try {
+    const hostVeth = requireHostVeth(await hostVethOf(host, netns, inv.env.ifname!), inv.env.ifname!);
+    const ifb = await Rollback.run((undo) => applyShaping(host, hostVeth, cfg, attachmentOf(cfg, inv), undo),
+      (e) => inv.log?.warn(`rollback: ${describeRollbackErrors([e])}`));
+    return resultWithIfb(cfg.prevResult, ifb && { name: ifb.name, mac: ifb.mac });
+  } finally {
+    host.close();
+    netns.close();
+  }
+}
+
+/** The host end of the veth while the container's namespace and interface still exist; else undefined. */
+async function hostVethIfPresent(host: ReturnType<typeof openRtnl>, nsPath: string | undefined, ifname: string): Promise<Link | undefined> {
+  if (!nsPath) return undefined;
+  let netns: Netns;
+  try {
+    netns = Netns.open(nsPath);
+  } catch (err) {
+    if (err instanceof NetnsNotFoundError) return undefined;
+    throw new CniError(ErrorCode.InvalidNetns, `bandwidth: failed to open netns "${nsPath}": ${(err as Error).message}`);
+  }
+  try {
+    return await hostVethOf(host, netns, ifname).catch(() => undefined);
+  } finally {
+    netns.close();
+  }
+}
+
+/** DEL needs no runtimeConfig: the IFB's name and alias come from the attachment. */
+async function del(inv: Invocation): Promise<void> {
+  const cfg = parseBandwidthConfig(inv.conf);
+  const host = openRtnl();
+  try {
+    await removeShaping(host, attachmentOf(cfg, inv), await hostVethIfPresent(host, inv.env.netns, inv.env.ifname!));
+  } finally {
+    host.close();
+  }
+}
+
+async function check(inv: Invocation): Promise<void> {
+  const cfg = parseBandwidthConfig(inv.conf);
+  if (!cfg.prevResult) throw invalidConfig('bandwidth: Required prevResult missing (bandwidth must be chained)');
+  if (!cfg.ingress && !cfg.egress) return;
+  const netns = openContainerNetns(inv.env.netns, 'bandwidth');
+  const host = openRtnl();
+  try {
+    const hostVeth = requireHostVeth(await hostVethOf(host, netns, inv.env.ifname!), inv.env.ifname!);
+    const problems = await verifyShaping(host, hostVeth, cfg, attachmentOf(cfg, inv));
+    if (problems.length) throw new CniError(ErrorCode.Internal, `bandwidth CHECK: ${problems.join('; ')}`);
+  } finally {
+    host.close();
+    netns.close();
+  }
+}
+
+/** The IFBs of this network's attachments the runtime no longer has (their veths went with their namespaces). */
+async function gc(inv: GcInvocation): Promise<void> {
+  const cfg = parseBandwidthConfig(inv.conf);
+  const host = openRtnl();
+  try {
+    const removed = await removeStaleIfbs(host, cfg.network, inv.validAttachments);
+    if (removed.length) inv.log?.info(`removed the IFBs of stale attachments: ${removed.join(', ')}`);
+  } finally {
+    host.close();
+  }
+}
+
+async function status(inv: Invocation): Promise<void> {
+  parseBandwidthConfig(inv.conf);
+}
+
+export const bandwidthPlugin: Plugin = {
+  name: 'bandwidth',
+  description: 'limits a container\'s ingress and egress rate (token buckets on its veth and an IFB)',
+  // Like the reference: capabilities and chaining exist from 0.3.0 on.
+  supportedVersions: ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'],
+  add,
+  del,
+  check,
+  gc,
+  status,
+};
