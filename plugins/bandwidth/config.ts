@@ -2,9 +2,11 @@
 // (reference-plugins.md §10) unchanged. Rates in bits per second, bursts in
 // bits. The four keys at the top level win; otherwise the `bandwidth`
 // capability (runtimeConfig.bandwidth, where kubelet puts a pod's
-// kubernetes.io/ingress-bandwidth and egress-bandwidth annotations).
+// kubernetes.io/ingress-bandwidth and egress-bandwidth annotations; containerd's
+// go-cni sends its keys capitalized, "IngressRate", which Go's decoder matches).
 
 import { invalidConfig } from '../../lib/cni/errors';
+import { goFields } from '../../lib/cni/go-json';
 import type { NetConf, Result } from '../../lib/cni/types';
 
 export interface Shaping {
@@ -58,7 +60,7 @@ export function parseBandwidthConfig(conf: NetConf): BandwidthConfig {
   if (topLevel) src = conf;
   else if (rc !== undefined && rc !== null) {
     if (!isObject(rc)) throw invalidConfig(`bandwidth: runtimeConfig.bandwidth must be an object, got ${JSON.stringify(rc)}`);
-    src = rc;
+    src = goFields(rc, KEYS);
     where = 'runtimeConfig.bandwidth.';
   }
   return {

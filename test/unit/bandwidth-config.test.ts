@@ -17,6 +17,10 @@ describe('parseBandwidthConfig', () => {
     expect(parseBandwidthConfig(base(rc))).toMatchObject({ ingress: undefined, egress: { rate: 2e6, burst: 2e5 } });
     expect(parseBandwidthConfig(base({ ...rc, ingressRate: 0 }))).toMatchObject({ ingress: undefined, egress: undefined });
   });
+  it('reads the capability with the Go-style keys containerd sends ({"IngressRate", ...})', () => {
+    const rc = { runtimeConfig: { bandwidth: { IngressRate: 1e6, IngressBurst: 2e6, EgressRate: 0, EgressBurst: 0 } } };
+    expect(parseBandwidthConfig(base(rc))).toMatchObject({ ingress: { rate: 1e6, burst: 2e6 }, egress: undefined });
+  });
   it.each([
     [{ ingressRate: 1000 }, /ingressRate is set, so ingressBurst must be set too/],
     [{ egressBurst: 1000 }, /egressBurst is set, so egressRate must be set too/],
