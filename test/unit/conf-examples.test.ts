@@ -1,8 +1,11 @@
 // Every file in conf-examples/ is a config a person will copy: each one must
 // load like a runtime loads it (conflist shape) and pass the parser of every
-// plugin it names, with the plugins' own config code.
+// plugin it names, with the plugins' own config code, at the version an old
+// runtime (libcni 1.1: "cniVersion") and a new one (libcni >= 1.2 and our
+// runner: the highest of "cniVersions") send (conf-examples/README.md).
 import * as fs from 'fs';
 import * as path from 'path';
+import { parseNetworkConfig } from '../../lib/cni/conflist';
 import type { NetConf } from '../../lib/cni/types';
 import { parseBridgeConfig } from '../../plugins/bridge/config';
 import { parseMacvlanConfig } from '../../plugins/macvlan/config';
@@ -26,17 +29,24 @@ describe('conf-examples', () => {
     expect(conflists).toEqual(expect.arrayContaining([
       '10-docker0.conflist', '20-none.conflist', '30-user-defined.conflist',
       '40-macvlan.conflist', '41-macvlan-trunk.conflist', '50-overlay-file.conflist', '51-overlay-etcd.conflist',
+      '60-k8s-bridge.conflist', '61-k8s-overlay-etcd.conflist',
     ]));
     expect(fs.existsSync(path.join(DIR, 'host-and-container-modes.md'))).toBe(true);
   });
 
-  it.each(conflists)('%s loads and every plugin in it accepts its entry', (file) => {
+  it.each(conflists)('%s: "cniVersion" 1.0.0 for libcni 1.1 runtimes, "cniVersions" up to 1.1.0 for newer ones', (file) => {
+    const bytes = fs.readFileSync(path.join(DIR, file));
+    const list = JSON.parse(bytes.toString('utf8'));
+    expect([list.cniVersion, list.cniVersions]).toEqual(['1.0.0', ['1.0.0', '1.1.0']]);
+    expect(parseNetworkConfig(bytes, file).cniVersion).toBe('1.1.0');
+  });
+
+  it.each(conflists.flatMap((f) => [[f, '1.0.0'], [f, '1.1.0']]))('%s loads and every plugin in it accepts its entry at %s', (file, version) => {
     const list = JSON.parse(fs.readFileSync(path.join(DIR, file), 'utf8'));
     expect(typeof list.name).toBe('string');
-    expect(list.cniVersion).toBe('1.1.0');
     expect(Array.isArray(list.plugins) && list.plugins.length).toBeTruthy();
     for (const entry of list.plugins) {
-      const conf = { ...entry, name: list.name, cniVersion: list.cniVersion } as NetConf;
+      const conf = { ...entry, name: list.name, cniVersion: version } as NetConf;
       const parse = parsers[entry.type];
       expect(parse).toBeDefined();
       expect(() => parse(conf)).not.toThrow();

@@ -271,7 +271,7 @@ describe('agent command line', () => {
 describe('overlay conf-examples', () => {
   // eslint-disable-next-line @typescript-eslint/no-var-requires
   const fs = require('fs') as typeof import('fs');
-  it.each(['50-overlay-file.conflist', '51-overlay-etcd.conflist', '52-overlay-dual-stack.conflist'])('%s parses for the plugin and the agent', (f) => {
+  it.each(['50-overlay-file.conflist', '51-overlay-etcd.conflist', '52-overlay-dual-stack.conflist', '61-k8s-overlay-etcd.conflist'])('%s parses for the plugin and the agent', (f) => {
     const text = fs.readFileSync(`${__dirname}/../../conf-examples/${f}`, 'utf8');
     const entry = overlayEntryOf(JSON.parse(text));
     expect(parseOverlayConfig(entry).cidr).toMatch(/^10\.24[456]\.0\.0\/16$/);
