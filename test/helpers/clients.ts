@@ -29,9 +29,9 @@ export function missingBinary(bins: string[]): string | undefined {
 
 export interface BusyboxImage { rootfs: string; oci: string; name: string }
 
-/** rootfs.tar (for `podman import`) and oci.tar (for `ctr images import`) of a busybox root. */
-export function makeBusyboxImage(dir: string, name = 'localhost/bb:latest'): BusyboxImage {
-  sh(path.join(CLIENT_SCRIPTS, 'make-busybox-image.sh'), [dir, name]);
+/** rootfs.tar (for `podman import`) and oci.tar (for `ctr images import`) of a busybox root; `cmd`: the image's command (default /bin/sh). */
+export function makeBusyboxImage(dir: string, name = 'localhost/bb:latest', cmd: string[] = []): BusyboxImage {
+  sh(path.join(CLIENT_SCRIPTS, 'make-busybox-image.sh'), [dir, name, ...cmd]);
   return { rootfs: path.join(dir, 'rootfs.tar'), oci: path.join(dir, 'oci.tar'), name };
 }
 
@@ -117,10 +117,14 @@ export function removeHostState(network: string): void {
   }
 }
 
-/** A conflist of ours: bridge (+ host-local) + portmap, every state dir private (under dataDir). */
+/**
+ * A conflist of ours: bridge (+ host-local) + portmap, every state dir private (under dataDir).
+ * Versions as in conf-examples (conf-examples/README.md): "cniVersion" 1.0.0 for libcni 1.1, "cniVersions" for newer runtimes.
+ */
 export function bridgeConflist(o: { name: string; bridge: string; prefix: string; dataDir: string; cniVersion?: string }): Record<string, unknown> {
   return {
     cniVersion: o.cniVersion ?? '1.0.0',
+    ...(o.cniVersion ? {} : { cniVersions: ['1.0.0', '1.1.0'] }),
     name: o.name,
     plugins: [
       {
@@ -241,11 +245,19 @@ runroot = "${dir}/run"
 
 // ---------------------------------------------------------------- containerd
 
+export interface ContainerdOptions {
+  /** CRI: the sandbox ("pause") image, imported into the k8s.io namespace before the first pod. */
+  sandboxImage?: string;
+  /** CRI: the CNI bin_dir (default DIST_BIN: the plugins as installed). */
+  binDir?: string;
+}
+
 /**
- * A private containerd (own root, state, socket; the CRI plugin's CNI bin_dir
- * and conf_dir point at ours) and a ctr that runs `--cni` through
- * scripts/clients/ctr-cni.sh, in a throwaway host namespace, in a containerd
- * namespace of its own.
+ * A private containerd 1.6 (own root, state, socket; the CRI plugin's CNI bin_dir
+ * and conf_dir point at ours), running in a throwaway host network namespace,
+ * and a ctr that runs `--cni` through scripts/clients/ctr-cni.sh in the same
+ * namespace, in a containerd namespace of its own. The CRI plugin execs the
+ * plugins in the daemon's network namespace, so they wire `hostns`, not the host.
  */
 export class Containerd {
   readonly dir: string;
@@ -255,23 +267,35 @@ export class Containerd {
   private daemon?: ChildProcess;
   private hostDirsBefore: Set<string>;
 
-  constructor(private sb: Sandbox, readonly hostns: string) {
+  constructor(private sb: Sandbox, readonly hostns: string, readonly opts: ContainerdOptions = {}) {
     this.dir = sb.tmpdir('-ctd');
     this.socket = path.join(this.dir, 'run', 'containerd.sock');
     this.confDir = path.join(this.dir, 'net.d');
     this.namespace = sb.tag;
-    for (const d of ['root', 'state', 'run', 'net.d', 'fifo']) fs.mkdirSync(path.join(this.dir, d));
-    fs.writeFileSync(path.join(this.dir, 'config.toml'), containerdConfig(this.dir, this.confDir));
+    for (const d of ['root', 'state', 'run', 'net.d', 'fifo', 'runc']) fs.mkdirSync(path.join(this.dir, d));
+    fs.writeFileSync(path.join(this.dir, 'config.toml'), containerdConfig(this.dir, this.confDir, opts));
     this.hostDirsBefore = new Set(CONTAINERD_HOST_DIRS.filter((d) => fs.existsSync(d)));
     sb.onCleanup(() => this.stop());
   }
 
+  /** Start the daemon (again, after kill()) in `hostns`, without the test's NODE_EXTRA_CA_CERTS (runtimes do not pass it on). */
   start(): void {
     const log = fs.openSync(path.join(this.dir, 'containerd.log'), 'a');
-    this.daemon = spawn('containerd', ['--config', path.join(this.dir, 'config.toml')], { stdio: ['ignore', log, log], detached: true });
+    const env = { ...process.env };
+    delete env.NODE_EXTRA_CA_CERTS;
+    this.daemon = spawn('nsenter', [`--net=/run/netns/${this.hostns}`, 'containerd', '--config', path.join(this.dir, 'config.toml')],
+      { stdio: ['ignore', log, log], detached: true, env });
     fs.closeSync(log);
     const up = waitFor(() => this.ctr(['version'], 5000).status === 0, 30000);
     if (!up) throw new Error(`private containerd did not come up:\n${this.log()}`);
+  }
+
+  /** SIGKILL the daemon only, as a crash would: shims, tasks and pod namespaces stay. */
+  kill(): void {
+    const pid = this.daemon?.pid;
+    if (!pid || !processAlive(pid)) return;
+    process.kill(pid, 'SIGKILL');
+    if (!waitFor(() => !processAlive(pid) || isZombie(pid), 10000)) throw new Error(`containerd ${pid} survived SIGKILL`);
   }
 
   log(): string {
@@ -284,9 +308,9 @@ export class Containerd {
    * RemoveCniNetworkIfExist there), and without the wrapper they would read the
    * host's /etc/cni/net.d and /opt/cni/bin in the host's network namespace.
    */
-  ctr(args: string[], timeoutMs = 90000): SpawnSyncReturns<string> {
+  ctr(args: string[], timeoutMs = 90000, namespace = this.namespace): SpawnSyncReturns<string> {
     return shTry(path.join(CLIENT_SCRIPTS, 'ctr-cni.sh'), [this.hostns, this.confDir, DIST_BIN,
-      'ctr', '--address', this.socket, '--namespace', this.namespace, ...args], { timeout: timeoutMs });
+      'ctr', '--address', this.socket, '--namespace', namespace, ...args], { timeout: timeoutMs });
   }
 
   /** libcni's container ID for a ctr container: "<namespace>-<id>". */
@@ -304,16 +328,21 @@ export class Containerd {
     for (const t of tasks) this.ctr(['task', 'rm', '-f', t], 30000);
     const containers = this.ctr(['container', 'ls', '-q'], 10000).stdout?.split('\n').filter(Boolean) ?? [];
     for (const c of containers) this.ctr(['container', 'rm', c], 30000);
-    if (this.daemon?.pid && this.daemon.exitCode === null) {
+    if (this.daemon?.pid && processAlive(this.daemon.pid)) {
       try { process.kill(this.daemon.pid, 'SIGTERM'); } catch { /* gone */ }
-      if (!waitFor(() => !processAlive(this.daemon!.pid!), 15000)) {
+      if (!waitFor(() => !processAlive(this.daemon!.pid!) || isZombie(this.daemon!.pid!), 15000)) {
         try { process.kill(this.daemon.pid, 'SIGKILL'); } catch { /* gone */ }
       }
     }
-    // Shims started for our socket outlive the daemon if a task was left behind.
+    // Shims started for our socket outlive the daemon if a task was left behind; a killed shim leaves its socket.
+    const shimSockets = shimSocketsUnder(path.join(this.dir, 'state'));
     for (const pid of pidsWithArgument(this.socket)) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
+    waitFor(() => pidsWithArgument(this.socket).length === 0, 10000);
+    for (const sock of shimSockets) fs.rmSync(sock, { force: true });
     for (const m of mountsUnder(this.dir).reverse()) shTry('umount', ['-l', m]);
-    // containerd 1.6 puts shim sockets and runc state under /run/containerd whatever its config says.
+    // runc puts every container in <cgroup root>/<containerd namespace>/<id> (ctr) or under the pod's cgroup_parent (CRI).
+    removeCgroupTrees(this.namespace);
+    // containerd 1.6 puts shim sockets (and ctr's runc state) under /run/containerd whatever its config says.
     try { fs.rmdirSync(`/run/containerd/runc/${this.namespace}`); } catch { /* never made or not empty */ }
     for (const d of [...CONTAINERD_HOST_DIRS].reverse()) {
       if (!this.hostDirsBefore.has(d)) { try { fs.rmdirSync(d); } catch { /* not empty or gone */ } }
@@ -323,7 +352,14 @@ export class Containerd {
 
 const CONTAINERD_HOST_DIRS = ['/run/containerd', '/run/containerd/fifo', '/run/containerd/s', '/run/containerd/runc'];
 
-export function containerdConfig(dir: string, confDir: string): string {
+/**
+ * The config of the private daemon. Besides the private dirs, three settings make
+ * the CRI plugin run pods on this machine (docs/clients.md):
+ * restrict_oom_score_adj (no CAP_SYS_RESOURCE here: runc cannot set the sandbox's
+ * oom_score_adj -998), netns_mounts_under_state_dir (pod namespaces under our
+ * state dir instead of /var/run/netns) and a runc runtime with its own Root.
+ */
+export function containerdConfig(dir: string, confDir: string, opts: ContainerdOptions = {}): string {
   return `# A private containerd 1.6 for node-cni-plugins (see docs/clients.md)
 version = 2
 root = "${dir}/root"
@@ -336,10 +372,55 @@ state = "${dir}/state"
 [debug]
   address = "${dir}/run/debug.sock"
 
+[plugins."io.containerd.grpc.v1.cri"]
+${opts.sandboxImage ? `  sandbox_image = "${opts.sandboxImage}"\n` : ''}  restrict_oom_score_adj = true
+  netns_mounts_under_state_dir = true
 [plugins."io.containerd.grpc.v1.cri".cni]
-  bin_dir = "${DIST_BIN}"
+  bin_dir = "${opts.binDir ?? DIST_BIN}"
   conf_dir = "${confDir}"
+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+  runtime_type = "io.containerd.runc.v2"
+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+  Root = "${dir}/runc"
 `;
+}
+
+/** The shims' socket paths, from the "address" file each writes into its bundle (unix:///run/containerd/s/<hash>). */
+function shimSocketsUnder(stateDir: string): string[] {
+  const tasks = path.join(stateDir, 'io.containerd.runtime.v2.task');
+  const out: string[] = [];
+  if (!fs.existsSync(tasks)) return out;
+  for (const ns of fs.readdirSync(tasks)) {
+    for (const id of fs.readdirSync(path.join(tasks, ns))) {
+      try {
+        const addr = fs.readFileSync(path.join(tasks, ns, id, 'address'), 'utf8').trim().replace(/^unix:\/\//, '');
+        if (addr.startsWith('/run/containerd/s/')) out.push(addr);
+      } catch { /* no address file */ }
+    }
+  }
+  return out;
+}
+
+/**
+ * Kill every process left in /sys/fs/cgroup/<each hierarchy>/<top>/** (container
+ * processes of a killed shim keep running), then rmdir the cgroups, deepest first.
+ */
+export function removeCgroupTrees(top: string): void {
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(top)) throw new Error(`removeCgroupTrees: ${JSON.stringify(top)} is not one cgroup name`);
+  const roots = ['/sys/fs/cgroup', ...fs.readdirSync('/sys/fs/cgroup').map((h) => path.join('/sys/fs/cgroup', h))];
+  const trees = roots.map((r) => path.join(r, top)).filter((d) => fs.existsSync(path.join(d, 'cgroup.procs')));
+  const cgroups = (d: string): string[] => [
+    ...fs.readdirSync(d, { withFileTypes: true }).filter((e) => e.isDirectory()).flatMap((e) => cgroups(path.join(d, e.name))), d];
+  const procs = (): number[] => trees.flatMap(cgroups).flatMap((d) => {
+    try { return fs.readFileSync(path.join(d, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number); } catch { return []; }
+  });
+  for (const pid of procs()) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
+  waitFor(() => procs().length === 0, 10000);
+  for (const d of trees.flatMap(cgroups)) { try { fs.rmdirSync(d); } catch { /* still busy */ } }
+}
+
+function isZombie(pid: number): boolean {
+  try { return /\) Z /.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8')); } catch { return false; }
 }
 
 function processAlive(pid: number): boolean {
