@@ -24,7 +24,7 @@ describeIfContainerd('kubelet path: pods through containerd 1.6 CRI on our bridg
   const sb = new Sandbox('cr');
   const net = `${sb.tag}-pods`;
   const { net: v4, uplink } = randomSubnets();
-  const v6 = `fd00:${Math.floor(Math.random() * 0xffff).toString(16)}:${sb.tag.slice(-4)}:1`;
+  const v6 = `fd00:${(1 + Math.floor(Math.random() * 0xfffe)).toString(16)}:${parseInt(sb.tag.slice(-4), 16).toString(16)}:1`; // canonical: no leading zeros
   let node: CriNode;
   let hostns: string;
   let outside: string;
@@ -124,6 +124,29 @@ describeIfContainerd('kubelet path: pods through containerd 1.6 CRI on our bridg
     expect([status.status, status.stderr]).toEqual([0, '']);
   });
 
+  it('CNI STATUS is correct, not just cheap: 50 while a range set is full, 0 again after the DEL', () => {
+    const full = podNetwork();
+    full.name = `${net}-full`;
+    full.plugins[0].bridge = `${sb.tag}f`;
+    // Subnets of its own: a second bridge with the pods' subnets would take their routes.
+    const [p4, p6] = [`${v4.split('.').slice(0, 2).join('.')}.255`, `${v6.slice(0, -1)}2`];
+    full.plugins[0].ipam.ranges = [[{ subnet: `${p4}.0/24`, rangeStart: `${p4}.200`, rangeEnd: `${p4}.200` }], [{ subnet: `${p6}::/64`, rangeStart: `${p6}::200`, rangeEnd: `${p6}::200` }]];
+    const confDir = sb.tmpdir('-full');
+    fs.writeFileSync(path.join(confDir, '10-full.conflist'), JSON.stringify(full));
+    sb.onCleanup(() => removeHostState(full.name));
+    const cnictl = (...args: string[]): { status: number | null; stdout: string; stderr: string } => shTry('ip', ['netns', 'exec', hostns, path.join(DIST_BIN, 'cnictl'), ...args],
+      { env: { ...process.env, NETCONFPATH: confDir, CNI_PATH: DIST_BIN, CNI_CACHE_DIR: path.join(confDir, 'cache') } });
+    const ns = sb.nsPath(sb.netns('full'));
+
+    expect(cnictl('status', full.name).status).toBe(0);
+    expect(cnictl('add', full.name, ns).status).toBe(0);
+    const busy = cnictl('status', full.name);
+    expect(busy.status).not.toBe(0);
+    expect(busy.stderr).toMatch(/no IP addresses available in range set 0.*\(CNI error code 50\)/);
+    expect(cnictl('del', full.name, ns).status).toBe(0);
+    expect(cnictl('status', full.name).status).toBe(0);
+  });
+
   it('three pods in a row: addresses from the ranges, pod to pod, hostPort from the host and from outside, K8S_POD_* in CNI_ARGS; stop releases, remove leaves nothing', async () => {
     const pods: RunningPod[] = [];
     for (let i = 0; i < 3; i++) pods.push(await runPod(pod(`web-${i}`, HOST_PORT + i)));
@@ -135,6 +158,11 @@ describeIfContainerd('kubelet path: pods through containerd 1.6 CRI on our bridg
       expect(p.status.additionalIps[0].startsWith(`${v6}:`)).toBe(true);
       // CRI's pod IP is our result's first address, the additional IP its second (libcni's cache holds our result).
       const cached = JSON.parse(fs.readFileSync(cacheFile(p.id), 'utf8'));
+      // What libcni ran the plugins with: the pod's identity in CNI_ARGS, the hostPort with Go's field names (lib/cni/go-json.ts).
+      expect(Object.fromEntries(cached.cniArgs)).toEqual({
+        IgnoreUnknown: '1', K8S_POD_NAMESPACE: 'default', K8S_POD_NAME: p.spec.name, K8S_POD_INFRA_CONTAINER_ID: p.id, K8S_POD_UID: p.spec.uid,
+      });
+      expect(cached.capabilityArgs.portMappings).toEqual([{ HostPort: HOST_PORT + i, ContainerPort: 80, Protocol: 'tcp', HostIP: '' }]);
       expect(cached.result.cniVersion).toBe('1.0.0');
       expect(cached.result.ips.map((a: { address: string }) => a.address.split('/')[0])).toEqual([p.status.ip, ...p.status.additionalIps]);
       // CNI_CONTAINERID = K8S_POD_INFRA_CONTAINER_ID = the sandbox ID owns the reservations...
