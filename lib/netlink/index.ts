@@ -15,3 +15,4 @@ export {
 export { parseCidr, ipFamily, ipToBytes, bytesToIp, macToBytes, bytesToMac, normalizeMac } from './addr';
 export { RT_SCOPE, RT_TABLE, RTNH_F, IFF_UP, IFF_LOOPBACK, IFF_PROMISC, IFF_ALLMULTI, IFA_F, NUD, NTF } from './wire';
 export { pschedTicksPerUsec } from './psched';
+export { vethPeer, type VethEnds } from './peer';

@@ -5,7 +5,7 @@
 // Everything runs in the host namespace except finding the veth's peer.
 
 import { CniError, ErrorCode } from '../../lib/cni/errors';
-import { isExists, isNotFound, NetlinkError, openRtnl, pschedTicksPerUsec, TBF_HANDLE, TC_H, type Link, type Rtnl, type TbfParams } from '../../lib/netlink';
+import { isExists, isNotFound, NetlinkError, pschedTicksPerUsec, vethPeer, TBF_HANDLE, TC_H, type Link, type Rtnl, type TbfParams } from '../../lib/netlink';
 import type { Netns } from '../../lib/netns';
 import type { Rollback } from '../../lib/util/rollback';
 import type { BandwidthConfig } from './config';
@@ -15,18 +15,11 @@ function fail(msg: string, code: number = ErrorCode.Internal): CniError {
   return new CniError(code, `bandwidth: ${msg}`);
 }
 
-/** The host end of the container interface's veth: its peer index, looked up here. Undefined when the container has no such interface. */
+/** The host end of the container interface's veth. Undefined when the container has no such interface. */
 export async function hostVethOf(host: Rtnl, netns: Netns, ifname: string): Promise<Link | undefined> {
-  const container = openRtnl(netns);
-  let inside: Link | undefined;
-  try {
-    inside = await container.getLink(ifname);
-  } finally {
-    container.close();
-  }
+  const { inside, peer } = await vethPeer(host, netns, ifname);
   if (!inside) return undefined;
-  const peer = inside.kind === 'veth' && inside.peerIndex ? await host.getLink(inside.peerIndex) : undefined;
-  if (!peer || peer.kind !== 'veth') {
+  if (!peer) {
     throw fail(`"${ifname}" in the container is ${inside.kind ? `a ${inside.kind}` : 'not a veth'} without a veth peer in this namespace; bandwidth shapes veth-based attachments (bridge, ptp)`, ErrorCode.InvalidConfig);
   }
   return peer;

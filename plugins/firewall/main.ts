@@ -1,0 +1,4 @@
+import { runPlugin } from '../../lib/cni/skel';
+import { firewallPlugin } from './plugin';
+
+runPlugin(firewallPlugin);
