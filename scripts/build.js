@@ -1,20 +1,46 @@
 #!/usr/bin/env node
-// Builds dist/bin/<name> for every plugin and for cnictl: one executable file
-// each (ncc bundle + embedded native addons), needing only Node >= 20.
-// Usage: node scripts/build.js [--out DIR] [name ...]
+// Builds the release: ONE executable, a Node single executable application
+// (the pinned official Node binary from the npm registry + every program's
+// code, started from a V8 startup snapshot), and one link per program (every
+// plugins/*/ and ipam/*/ with a main.ts, and cnictl) that names it.
+//
+//   dist/release/node-cni-plugins-linux-<arch>-v<version>.tgz (+ .sha256)   untar into /opt/cni/bin
+//   dist/bin/                                                              that tarball, unpacked
+//
+// Tests, benchmarks and the demo run dist/bin, i.e. what users get.
+// Usage: node scripts/build.js [--code-cache] [--out DIR]
+//   --code-cache  start from a V8 code cache instead of a startup snapshot (for comparison, docs/benchmarks/startup.md)
+//   --out DIR     lay the unpacked release out in DIR instead of dist/bin (no tarball)
 'use strict';
 const fs = require('fs');
 const path = require('path');
 const crypto = require('crypto');
 const vm = require('vm');
-const { execFileSync } = require('child_process');
+const { execFileSync, spawnSync } = require('child_process');
 
 const root = path.resolve(__dirname, '..');
+const pkg = require(path.join(root, 'package.json'));
 const argv = process.argv.slice(2);
+const CODE_CACHE = argv.includes('--code-cache');
 const outAt = argv.indexOf('--out');
-// --out DIR: build somewhere else than dist/bin (benchmarks, experiments).
-const outDir = outAt >= 0 ? path.resolve(argv.splice(outAt, 2)[1]) : path.join(root, 'dist', 'bin');
+const OUT_DIR = outAt >= 0 ? path.resolve(argv[outAt + 1]) : null;
+const EXECUTABLE = 'node-cni-plugins';
+const ARCH = process.arch;
 
+// The Node inside: the official binary as the npm registry ships it (package
+// node-linux-<arch>, its tarball covered by the lockfile's integrity), pinned
+// here too by the SHA-256 of the binary itself.
+const NODE_RUNTIME = {
+  version: '24.22.3',
+  sha256: { x64: 'a7ec1b37e6ff9d187e4198c5b6df9a4eb1c74dd31804fb3bac55cc4ceca1ac01' },
+};
+const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
+
+function fail(msg) {
+  throw new Error(`build: ${msg}`);
+}
+
+/** Every program: plugins/<name>/main.ts, ipam/<name>/main.ts, cli/cnictl/main.ts. */
 function entries() {
   const found = [];
   for (const dir of ['plugins', 'ipam']) {
@@ -27,109 +53,218 @@ function entries() {
   }
   const cnictl = path.join(root, 'cli', 'cnictl', 'main.ts');
   if (fs.existsSync(cnictl)) found.push({ name: 'cnictl', main: cnictl });
+  for (const { name } of found) if (!/^[a-z0-9][a-z0-9-]*$/.test(name) || name === EXECUTABLE) fail(`"${name}" cannot be a program name`);
   return found;
+}
+
+function sha256(buf) {
+  return crypto.createHash('sha256').update(buf).digest('hex');
+}
+
+/** The pinned Node binary, checked: right version, right checksum, has the SEA fuse. */
+function nodeRuntime() {
+  const name = `node-linux-${ARCH}`;
+  const want = pkg.optionalDependencies?.[name];
+  if (want !== NODE_RUNTIME.version) fail(`package.json must pin ${name} at exactly ${NODE_RUNTIME.version} (it says ${want ?? 'nothing'})`);
+  const expected = NODE_RUNTIME.sha256[ARCH];
+  if (!expected) fail(`no Node runtime pinned for ${process.platform}-${ARCH}`);
+  let dir;
+  try {
+    dir = path.dirname(require.resolve(`${name}/package.json`, { paths: [root] }));
+  } catch {
+    fail(`the Node runtime package ${name}@${NODE_RUNTIME.version} is not installed: run \`npm ci\``);
+  }
+  const installed = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')).version;
+  if (installed !== NODE_RUNTIME.version) fail(`node_modules has ${name}@${installed}, package.json pins ${NODE_RUNTIME.version}: run \`npm ci\``);
+  const binary = path.join(dir, 'bin', 'node');
+  const bytes = fs.readFileSync(binary);
+  const got = sha256(bytes);
+  if (got !== expected) fail(`${binary} has SHA-256 ${got}, expected ${expected}: refusing to ship it`);
+  if (!bytes.includes(`${SEA_FUSE}:0`)) fail(`${binary} lacks the single-executable fuse ${SEA_FUSE}: this Node cannot become a single executable application`);
+  return binary;
 }
 
 function buildAddon() {
   const addon = path.join(root, 'native', 'build', 'Release', 'cni_native.node');
   const src = path.join(root, 'native', 'cni_native.c');
   if (fs.existsSync(addon) && fs.statSync(addon).mtimeMs >= fs.statSync(src).mtimeMs) return;
+  // N-API: built against any Node's headers, it loads in the Node inside the release.
   const args = ['rebuild'];
   if (fs.existsSync('/usr/include/node/node_api.h')) args.push('--nodedir=/usr');
   const gyp = require.resolve('node-gyp/bin/node-gyp.js');
   execFileSync(process.execPath, [gyp, ...args], { cwd: path.join(root, 'native'), stdio: ['ignore', 'ignore', 'inherit'] });
 }
 
-// ncc turns `require('x.node')` into `require(__nccwpck_require__.ab + "x.node")`
-// and hands us the binary as an asset; we swap in the embedded loader.
-function embedNative(name, code, assets) {
-  const blobs = {};
-  for (const [name, asset] of Object.entries(assets)) {
-    if (!name.endsWith('.node')) continue;
-    const buf = Buffer.from(asset.source);
-    blobs[name] = [crypto.createHash('sha256').update(buf).digest('hex'), buf.toString('base64')];
-    const escaped = JSON.stringify(name).replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-    const needle = new RegExp(`require\\([A-Za-z_$][\\w$]*\\.ab\\s*\\+\\s*${escaped}\\)`, 'g');
-    if (!needle.test(code)) throw new Error(`build: cannot find the loader of ${name} in the bundle`);
-    code = code.replace(needle, `__cniNative(${JSON.stringify(name)})`);
+function commitOf() {
+  try {
+    const head = execFileSync('git', ['rev-parse', '--short=12', 'HEAD'], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    return dirty ? `${head}-dirty` : head;
+  } catch {
+    return 'unknown';
   }
-  if (/require\([A-Za-z_$][\w$]*\.ab\s*\+/.test(code)) throw new Error('build: the bundle still loads a file next to itself; it would not be single-file');
-  const data = dataAssets(assets);
-  if (Object.keys(data).length > 0) {
-    const base = '__nccwpck_require__.ab=__dirname+"/"';
-    if (!code.includes(base)) throw new Error('build: cannot find where the bundle sets its asset directory');
-    code = code.replace(base, 'Object.defineProperty(__nccwpck_require__,"ab",{get:__cniAssetBase})');
-  }
-  return withPrelude(name, lazyBuiltins(code), blobs, data);
+}
+
+/** The bundle's entry: import every program's main under the release's collector (scripts/release/runtime.js). */
+function writeEntry(dir, list) {
+  const lines = ['// Generated by scripts/build.js: every program of the release.'];
+  for (const { name, main } of list) lines.push(`__cniRelease.add(${JSON.stringify(name)}, () => require(${JSON.stringify(main)}));`);
+  lines.push('__cniRelease.ready();', '');
+  const file = path.join(dir, 'programs.js');
+  fs.writeFileSync(file, lines.join('\n'));
+  return file;
 }
 
 // Files that bundled libraries read at run time but ncc cannot see: a .proto
 // imported by another .proto (etcd3's rpc.proto imports kv.proto and auth.proto).
 const EXTRA_DATA = { 'rpc.proto': ['kv.proto', 'auth.proto'].map((f) => path.join(root, 'node_modules', 'etcd3', 'proto', f)) };
 
-// Non-native assets (data files) travel embedded too, unpacked on first use by the prelude.
-function dataAssets(assets) {
+// Node built-ins that the snapshot builder does not support, or that cost a few
+// ms to load, and that our code only uses as namespaces (never calls or
+// subclasses the module object itself: a Proxy of {} could not be called).
+// ncc turns each into a module `X.exports=require("net")`.
+const LAZY_BUILTINS = ['net', 'crypto', 'child_process', 'os', 'util', 'dns', 'tls', 'http2', 'http', 'https', 'zlib', 'worker_threads', 'readline', 'stream', 'url', 'dgram', 'perf_hooks', 'async_hooks', 'process'];
+
+/**
+ * ncc turns `require('x.node')` into `require(__nccwpck_require__.ab + "x.node")`
+ * and hands us the file as an asset: natives are loaded through the runtime
+ * (private dir, checksum), data files are unpacked by it on first use.
+ */
+function linkAssets(code, assets, stage) {
+  const seaAssets = {};
+  const native = {};
   const data = {};
+  const addAsset = (key, buf) => {
+    const file = path.join(stage, 'assets', key);
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    fs.writeFileSync(file, buf);
+    seaAssets[key] = file;
+  };
   for (const [name, asset] of Object.entries(assets)) {
-    if (name.endsWith('.node')) continue;
-    data[name] = Buffer.from(asset.source).toString('base64');
-    for (const extra of EXTRA_DATA[name] ?? []) data[path.join(path.dirname(name), path.basename(extra))] = fs.readFileSync(extra).toString('base64');
+    const buf = Buffer.from(asset.source);
+    if (name.endsWith('.node')) {
+      native[name] = sha256(buf);
+      addAsset(`native/${name}`, buf);
+      const escaped = JSON.stringify(name).replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+      const needle = new RegExp(`require\\([A-Za-z_$][\\w$]*\\.ab\\s*\\+\\s*${escaped}\\)`, 'g');
+      if (!needle.test(code)) fail(`cannot find the loader of ${name} in the bundle`);
+      code = code.replace(needle, `__cniRelease.native(${JSON.stringify(name)})`);
+      continue;
+    }
+    data[name] = sha256(buf);
+    addAsset(`data/${name}`, buf);
+    for (const extra of EXTRA_DATA[name] ?? []) {
+      const rel = path.join(path.dirname(name), path.basename(extra));
+      const bytes = fs.readFileSync(extra);
+      data[rel] = sha256(bytes);
+      addAsset(`data/${rel}`, bytes);
+    }
   }
-  return data;
-}
-
-// Node built-ins that cost a few ms to load and that our code only uses as
-// namespaces (never calls or subclasses the module object itself: a Proxy of
-// {} could not be called). ncc turns each into a module `X.exports=require("net")`.
-const LAZY_BUILTINS = ['net', 'crypto', 'child_process', 'os', 'util'];
-function lazyBuiltins(code) {
+  if (/require\([A-Za-z_$][\w$]*\.ab\s*\+/.test(code)) fail('the bundle still loads a file next to itself');
+  if (Object.keys(data).length > 0) {
+    const base = '__nccwpck_require__.ab=__dirname+"/"';
+    if (!code.includes(base)) fail('cannot find where the bundle sets its asset directory');
+    code = code.replace(base, 'Object.defineProperty(__nccwpck_require__,"ab",{get:__cniRelease.assetBase})');
+  }
   const re = new RegExp(`\\b([A-Za-z_$][\\w$]*)\\.exports=require\\("(${LAZY_BUILTINS.join('|')})"\\)`, 'g');
-  return code.replace(re, (_, m, name) => `${m}.exports=__cniBuiltin(${JSON.stringify(name)})`);
+  code = code.replace(re, (_, m, name) => `${m}.exports=__cniRelease.builtin(${JSON.stringify(name)})`);
+  const dataSha = sha256(Object.keys(data).sort().map((n) => `${n}\0${data[n]}`).join('\0'));
+  return { code, seaAssets, native, data, dataSha };
 }
 
-// The body goes after the prelude as `//` lines (see native-prelude.js): Node
-// only scans it as comments, the prelude compiles it with a V8 code cache.
-// Code units outside ASCII (and \x01, the escape) become \x01XXXX so the
-// file stays ASCII: Node and the prelude then read it on their fast paths.
-function withPrelude(name, body, blobs, data) {
-  if (/[\r\u2028\u2029]/.test(body)) throw new Error('build: the bundle contains a \\r, U+2028 or U+2029 line terminator; it cannot travel as // comments');
-  const sha = crypto.createHash('sha256').update(body).digest('hex');
-  const escaped = body.replace(/[\x01\x80-\uffff]/g, (c) => `\x01${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-  const prelude = fs.readFileSync(path.join(__dirname, 'native-prelude.js'), 'utf8')
-    .replace('/*__NATIVE_BLOBS__*/ {}', () => JSON.stringify(blobs))
-    .replace('/*__DATA_ASSETS__*/ {}', () => JSON.stringify(data))
-    .replace("/*__PLUGIN__*/ ''", () => JSON.stringify(name))
-    .replace("/*__BODY_SHA__*/ ''", () => JSON.stringify(sha))
-    .replace('/*__ESCAPED__*/ false', () => String(escaped !== body));
-  const out = `${prelude}\n//__CNI_BODY__\n${escaped.replace(/^/gm, '//')}\n`;
-  // Syntax errors show up here, not in the field: the file as Node compiles it, and the body as the prelude does.
-  new vm.Script(`(function (exports, require, module, __filename, __dirname) {${out}\n})`, { filename: `dist/bin/${name}` });
-  new vm.Script(`(function () {${body}\n})`, { filename: `dist/bin/${name} (body)` });
-  return out;
-}
-
-async function buildOne(ncc, { name, main }) {
-  const t0 = Date.now();
-  const { code, assets } = await ncc(main, { minify: true, quiet: true, sourceMap: false, transpileOnly: true });
-  let out = embedNative(name, code.replace(/^#!.*\n/, ''), assets);
-  out = `#!/usr/bin/env node\n${out}`;
-  const file = path.join(outDir, name);
-  fs.writeFileSync(`${file}.tmp`, out, { mode: 0o755 });
-  fs.renameSync(`${file}.tmp`, file);
-  console.log(`built ${path.relative(root, file)} (${(out.length / 1024).toFixed(0)} KiB, ${Date.now() - t0} ms)`);
-}
+// The Node that builds the snapshot gets no environment of ours: NODE_OPTIONS
+// and friends would otherwise run inside the build and end up in the snapshot.
+const BUILDER_ENV = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/nonexistent', LANG: 'C' };
 
 async function main() {
-  const only = argv;
+  const t0 = Date.now();
+  const node = nodeRuntime();
   buildAddon();
-  fs.mkdirSync(outDir, { recursive: true });
-  const ncc = require('@vercel/ncc');
-  const list = entries().filter((e) => only.length === 0 || only.includes(e.name));
-  if (list.length === 0) throw new Error('build: nothing to build');
-  for (const e of list) await buildOne(ncc, e);
+  const list = entries();
+  if (list.length === 0) fail('nothing to build');
+  const dist = path.join(root, 'dist');
+  fs.mkdirSync(dist, { recursive: true });
+  // Builds may run side by side (two test files calling ensureBuilt): each stages alone and renames at the end.
+  const stage = fs.mkdtempSync(path.join(dist, '.stage-'));
+  try {
+    const ncc = require('@vercel/ncc');
+    const { code, assets } = await ncc(writeEntry(stage, list), { minify: true, quiet: true, sourceMap: false, transpileOnly: true });
+    const linked = linkAssets(code.replace(/^#!.*\n/, ''), assets, stage);
+    const build = { version: pkg.version, commit: commitOf(), executable: EXECUTABLE, native: linked.native, data: linked.data, dataSha: linked.dataSha };
+    const runtime = fs.readFileSync(path.join(__dirname, 'release', 'runtime.js'), 'utf8').replace('/*__BUILD_INFO__*/ {}', () => JSON.stringify(build));
+    // The snapshot builder runs the main with require, __filename and __dirname only; ncc's bundle also wants module.
+    const mainJs = `(function (module, exports) {\n${runtime}\n${linked.code}\n})({ exports: {} }, {});\n`;
+    new vm.Script(mainJs, { filename: 'release main' }); // syntax errors show up here, not in the snapshot builder
+    const mainFile = path.join(stage, 'main.js');
+    fs.writeFileSync(mainFile, mainJs);
+
+    const seaConfig = {
+      main: mainFile,
+      output: path.join(stage, 'sea.blob'),
+      disableExperimentalSEAWarning: true,
+      useSnapshot: !CODE_CACHE,
+      useCodeCache: CODE_CACHE,
+      // Flags win over the environment Node reads before any JavaScript: no OpenSSL config file (OPENSSL_CONF
+      // could name one that loads a provider, i.e. code), ICU data only the built-in (NODE_ICU_DATA names a
+      // directory to load it from; nothing exists under /dev/null), no inspector on SIGUSR1; and nothing from NODE_OPTIONS.
+      execArgv: ['--openssl-config=/dev/null', '--icu-data-dir=/dev/null', '--disable-sigusr1'],
+      execArgvExtension: 'none',
+      assets: linked.seaAssets,
+    };
+    fs.writeFileSync(path.join(stage, 'sea.json'), JSON.stringify(seaConfig, null, 2));
+    const r = spawnSync(node, ['--experimental-sea-config', path.join(stage, 'sea.json')], { cwd: stage, env: BUILDER_ENV, encoding: 'utf8' });
+    if (r.status !== 0) throw Object.assign(new Error('build: the snapshot builder failed'), { stderr: r.stderr });
+    // Warnings (a built-in the snapshot cannot hold, ...) are build errors: they become run-time surprises.
+    const warnings = r.stderr.split('\n').filter((l) => /Warning/.test(l) && !/Single executable application is an experimental feature/.test(l));
+    if (warnings.length) throw Object.assign(new Error('build: the snapshot builder warned'), { stderr: r.stderr });
+
+    const tree = path.join(stage, 'tree');
+    fs.mkdirSync(tree);
+    const exe = path.join(tree, EXECUTABLE);
+    fs.copyFileSync(node, exe);
+    fs.chmodSync(exe, 0o755);
+    const postject = require.resolve('postject/dist/cli.js', { paths: [root] });
+    execFileSync(process.execPath, [postject, exe, 'NODE_SEA_BLOB', seaConfig.output, '--sentinel-fuse', SEA_FUSE], { stdio: ['ignore', 'ignore', 'pipe'] });
+    for (const { name } of list) fs.symlinkSync(EXECUTABLE, path.join(tree, name));
+
+    if (OUT_DIR) {
+      replaceDir(tree, OUT_DIR);
+      console.log(`built ${path.relative(root, OUT_DIR) || OUT_DIR}: ${list.length} programs (${Date.now() - t0} ms)`);
+      return;
+    }
+    const releaseDir = path.join(dist, 'release');
+    fs.mkdirSync(releaseDir, { recursive: true });
+    const base = `${EXECUTABLE}-linux-${ARCH}-v${pkg.version}.tgz`;
+    const tgz = path.join(stage, base);
+    // The tarball's entries sit at its top, like the reference's: `tar -xzf ... -C /opt/cni/bin` installs.
+    execFileSync('tar', ['-czf', tgz, '--owner=0', '--group=0', '--numeric-owner', '-C', tree, EXECUTABLE, ...list.map((e) => e.name)]);
+    const sum = `${sha256(fs.readFileSync(tgz))}  ${base}\n`;
+    fs.writeFileSync(`${tgz}.sha256`, sum);
+    // dist/bin is the tarball unpacked, so everything that runs dist/bin runs what users get.
+    const unpacked = path.join(stage, 'bin');
+    fs.mkdirSync(unpacked);
+    execFileSync('tar', ['-xzf', tgz, '-C', unpacked]);
+    fs.renameSync(tgz, path.join(releaseDir, base));
+    fs.renameSync(`${tgz}.sha256`, path.join(releaseDir, `${base}.sha256`));
+    replaceDir(unpacked, path.join(dist, 'bin'));
+    const mib = (fs.statSync(path.join(releaseDir, base)).size / 1048576).toFixed(1);
+    console.log(`built dist/release/${base} (${mib} MiB) and dist/bin: ${list.map((e) => e.name).join(' ')} (${Date.now() - t0} ms)`);
+  } finally {
+    fs.rmSync(stage, { recursive: true, force: true });
+  }
+}
+
+/** Put `from` where `to` is, replacing it (a directory) in two renames. */
+function replaceDir(from, to) {
+  const old = `${to}.old-${process.pid}`;
+  if (fs.existsSync(to)) fs.renameSync(to, old);
+  fs.renameSync(from, to);
+  fs.rmSync(old, { recursive: true, force: true });
 }
 
 main().catch((err) => {
-  console.error(err.stack || String(err));
+  // A failing snapshot builder quotes the minified line: keep the messages, not the megabyte.
+  const clip = (text) => String(text).split('\n').map((l) => (l.length > 300 ? `${l.slice(0, 300)}...` : l)).join('\n');
+  console.error(clip(err.stderr ? `${err.message}\n${err.stderr}` : err.stack || String(err)));
   process.exit(1);
 });

@@ -1,6 +1,8 @@
 // cnictl: run CNI networks like cnitool, and manage test namespaces.
 import yargs from 'yargs/yargs';
 import { hideBin } from 'yargs/helpers';
+import { SUPPORTED_VERSIONS } from '../../lib/cni/version';
+import { startMain } from '../../lib/util/main';
 import { reportAndExit } from './errors';
 import { netnsCommand } from './netns';
 import { networkCommands } from './network';
@@ -25,4 +27,7 @@ async function main(): Promise<void> {
     .parseAsync();
 }
 
-main().catch(reportAndExit);
+// cnictl runs conflists of every version the plugins speak.
+startMain(() => {
+  main().catch(reportAndExit);
+}, { cniVersions: SUPPORTED_VERSIONS });

@@ -15,6 +15,7 @@ import type { Attachment, CniEnv, Invocation, NetConf, Verb } from './types';
 import { LATEST_VERSION, SUPPORTED_VERSIONS, formatResult, parsePrevResult, versionAtLeast } from './version';
 import { isHostNetns } from '../netns';
 import { createLogger } from '../util/log';
+import { startMain } from '../util/main';
 
 export interface InvocationOutput {
   stdout: string;
@@ -204,6 +205,10 @@ function finish(out: InvocationOutput): void {
 
 /** The entry point of every plugin binary: `runPlugin(plugin)` is all a main.ts contains. */
 export function runPlugin(plugin: Plugin): void {
+  startMain(() => runPluginNow(plugin), { cniVersions: plugin.supportedVersions ?? SUPPORTED_VERSIONS });
+}
+
+function runPluginNow(plugin: Plugin): void {
   const env = process.env;
   if (envValue(env, 'CNI_COMMAND') === undefined) {
     // Lazy: only a human running the binary by hand pays for yargs.

@@ -2,12 +2,16 @@
 // it, `vxlan-overlay agent|leave ...` runs the host agent. The agent code (and
 // the etcd client) is required only on that path, so CNI calls stay lean.
 import { runPlugin } from '../../lib/cni/skel';
+import { SUPPORTED_VERSIONS } from '../../lib/cni/version';
+import { startMain } from '../../lib/util/main';
 import { isAgentVerb } from './agent/options';
 import { overlayPlugin } from './plugin';
 
-if (process.env.CNI_COMMAND === undefined && isAgentVerb(process.argv[2])) {
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
-  (require('./agent/cli') as typeof import('./agent/cli')).main(process.argv.slice(2));
-} else {
-  runPlugin(overlayPlugin);
-}
+startMain(() => {
+  if (process.env.CNI_COMMAND === undefined && isAgentVerb(process.argv[2])) {
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    (require('./agent/cli') as typeof import('./agent/cli')).main(process.argv.slice(2));
+  } else {
+    runPlugin(overlayPlugin);
+  }
+}, { cniVersions: overlayPlugin.supportedVersions ?? SUPPORTED_VERSIONS });

@@ -1,0 +1,217 @@
+// The start of the release executable, a Node single executable application
+// (SEA) that holds every program (each plugin, cnictl). scripts/build.js puts
+// this file in front of the ncc bundle of all the programs' mains and builds
+// the SEA from it with a V8 startup snapshot:
+//
+// 1. Build time (inside the snapshot builder): the bundle imports every main;
+//    each hands its start to startMain (lib/util/main.ts), which this file
+//    collects instead of running. Every module is evaluated here, once.
+// 2. Run time (after the snapshot is deserialized): `dispatch` picks the
+//    program by the name the executable was started as (a link such as
+//    /opt/cni/bin/bridge; argv0, since /proc/self/exe names the target) and
+//    runs only its start.
+//
+// What a snapshot cannot hold is made at run time, on first use: native
+// addons (dlopen handles) travel as SEA assets, are unpacked into a directory
+// only root can write and checked against their SHA-256 on every load; data
+// files (etcd3's .proto) are unpacked there too; Node built-ins that the
+// snapshot builder does not support (net, child_process, ...) are stand-ins
+// that load when first touched.
+const __cniRelease = (() => {
+  const BUILD = /*__BUILD_INFO__*/ {};
+  const EXECUTABLE = BUILD.executable;
+  const COLLECTOR = Symbol.for('node-cni-plugins.main-collector');
+
+  // Node variables that still act after the SEA config (execArgvExtension
+  // "none" ignores NODE_OPTIONS): a runtime's environment reaches every plugin
+  // unfiltered. Removed in a deserialize callback, which runs before Node sets
+  // up an IPC channel (NODE_CHANNEL_FD) or cluster worker (NODE_UNIQUE_ID), and
+  // before any program code; so lazy readers (NODE_TLS_REJECT_UNAUTHORIZED,
+  // NODE_REDIRECT_WARNINGS, UV_THREADPOOL_SIZE...) and the programs we start do
+  // not see them either. Each one, and what Node reads before this code runs:
+  // docs/benchmarks/startup.md ("Environment").
+  const NODE_ENVIRONMENT = [
+    'NODE_OPTIONS', 'NODE_PATH', 'NODE_TLS_REJECT_UNAUTHORIZED', 'NODE_REDIRECT_WARNINGS', 'NODE_NO_WARNINGS',
+    'NODE_PENDING_DEPRECATION', 'NODE_DEBUG', 'NODE_DEBUG_NATIVE', 'NODE_V8_COVERAGE', 'NODE_COMPILE_CACHE',
+    'NODE_USE_ENV_PROXY', 'NODE_USE_SYSTEM_CA', 'NODE_EXTRA_CA_CERTS', 'NODE_ICU_DATA', 'NODE_CHANNEL_FD',
+    'NODE_CHANNEL_SERIALIZATION_MODE', 'NODE_UNIQUE_ID', 'NODE_PRESERVE_SYMLINKS', 'NODE_TEST_CONTEXT',
+    'UV_THREADPOOL_SIZE',
+  ];
+  function forgetNodeEnvironment() {
+    // Coverage collection started before us; stopped, nothing is written at exit (Node says so on stderr).
+    if (process.env.NODE_V8_COVERAGE) require('v8').stopCoverage();
+    for (const name of NODE_ENVIRONMENT) delete process.env[name];
+  }
+
+  function privateDir() {
+    if (privateDir.dir) return privateDir.dir;
+    const fs = require('fs'), path = require('path'), os = require('os');
+    const uid = process.geteuid();
+    const base = process.env.CNI_NATIVE_DIR
+      || (uid === 0 ? '/run/node-cni-plugins/native' : path.join(os.tmpdir(), `node-cni-plugins-${uid}`));
+    fs.mkdirSync(base, { recursive: true, mode: 0o700 });
+    const st = fs.lstatSync(base);
+    if (!st.isDirectory() || st.uid !== uid || (st.mode & 0o022) !== 0) {
+      const owner = st.isDirectory() ? `a directory owned by uid ${st.uid}, mode ${(st.mode & 0o777).toString(8)}` : 'not a directory';
+      throw new Error(`refusing to load native code from "${base}" (${owner}): it must be a directory owned by uid ${uid} and writable by no one else`);
+    }
+    privateDir.dir = base;
+    return base;
+  }
+
+  function asset(key) {
+    return Buffer.from(require('node:sea').getAsset(key));
+  }
+
+  const sha256 = (buf) => require('crypto').createHash('sha256').update(buf).digest('hex');
+
+  const natives = new Map();
+  function loadNative(name) {
+    if (natives.has(name)) return natives.get(name);
+    const sha = BUILD.native[name];
+    if (!sha) throw new Error(`native module "${name}" is not embedded in this executable`);
+    const fs = require('fs'), path = require('path');
+    const file = path.join(privateDir(), `${sha}.node`);
+    let ok = false;
+    try { ok = sha256(fs.readFileSync(file)) === sha; } catch { ok = false; }
+    if (!ok) {
+      const tmp = `${file}.${process.pid}.tmp`;
+      fs.writeFileSync(tmp, asset(`native/${name}`), { mode: 0o500 });
+      fs.renameSync(tmp, file);
+      if (sha256(fs.readFileSync(file)) !== sha) throw new Error(`native module "${name}" failed its checksum`);
+    }
+    const mod = { exports: {} };
+    process.dlopen(mod, file);
+    natives.set(name, mod.exports);
+    return mod.exports;
+  }
+
+  // A stand-in for a plain namespace object, loaded on first use (a Proxy of {}
+  // cannot be called or constructed, so only for modules used as namespaces).
+  function lazy(load) {
+    let real;
+    const get = () => (real ??= load());
+    return new Proxy({}, {
+      get: (_, k) => Reflect.get(get(), k),
+      set: (_, k, v) => Reflect.set(get(), k, v),
+      has: (_, k) => Reflect.has(get(), k),
+      ownKeys: () => Reflect.ownKeys(get()),
+      // Reported configurable: the stand-in target has none of these properties (Proxy invariants).
+      getOwnPropertyDescriptor: (_, k) => {
+        const d = Reflect.getOwnPropertyDescriptor(get(), k);
+        return d && { ...d, configurable: true };
+      },
+      defineProperty: (_, k, d) => Reflect.defineProperty(get(), k, d),
+      deleteProperty: (_, k) => Reflect.deleteProperty(get(), k),
+      getPrototypeOf: () => Reflect.getPrototypeOf(get()),
+    });
+  }
+
+  // node-netlink requires its addon when its module is evaluated, i.e. in the
+  // snapshot builder: hand out a stand-in that loads it at run time.
+  const native = (name) => (natives.has(name) ? natives.get(name) : lazy(() => loadNative(name)));
+  const builtin = (name) => lazy(() => require(name));
+
+  // Data files bundled libraries read from disk, unpacked on first use into the
+  // private directory, one folder per content hash (ncc's `__nccwpck_require__.ab`
+  // is made a getter that calls this).
+  function assetBase() {
+    if (assetBase.dir) return assetBase.dir;
+    const fs = require('fs'), path = require('path');
+    const names = Object.keys(BUILD.data).sort();
+    const dir = path.join(privateDir(), `assets-${BUILD.dataSha.slice(0, 32)}`);
+    if (!fs.existsSync(path.join(dir, '.complete'))) {
+      const tmp = `${dir}.${process.pid}.tmp`;
+      fs.rmSync(tmp, { recursive: true, force: true });
+      for (const n of names) {
+        const file = path.join(tmp, n);
+        fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+        fs.writeFileSync(file, asset(`data/${n}`), { mode: 0o400 });
+      }
+      fs.writeFileSync(path.join(tmp, '.complete'), '');
+      try { fs.renameSync(tmp, dir); } catch (err) {
+        // Another process unpacked the same content first.
+        fs.rmSync(tmp, { recursive: true, force: true });
+        if (!fs.existsSync(path.join(dir, '.complete'))) throw err;
+      }
+    }
+    assetBase.dir = dir + path.sep;
+    return assetBase.dir;
+  }
+
+  const programs = new Map();
+  let collecting;
+  globalThis[COLLECTOR] = (start, info) => {
+    if (!collecting) throw new Error('a program started outside the release collector');
+    programs.set(collecting, { start, info });
+  };
+
+  /** The bundle calls this once per program: importing its main records its start. */
+  function add(name, importMain) {
+    collecting = name;
+    importMain();
+    collecting = undefined;
+    if (!programs.has(name)) throw new Error(`release: ${name}'s main did not hand its start to startMain (lib/util/main.ts)`);
+  }
+
+  function versionLine(name) {
+    const versions = programs.get(name).info.cniVersions;
+    return `${name} (node-cni-plugins) v${BUILD.version}, commit ${BUILD.commit}, Node ${process.version}`
+      + (versions ? `; CNI spec versions ${versions.join(', ')}` : '');
+  }
+
+  function fail(message) {
+    process.stderr.write(`${EXECUTABLE}: ${message}\n`);
+    if (process.env.CNI_COMMAND) {
+      // A runtime reads errors from stdout: one CNI error object.
+      const newest = [...programs.values()].map((p) => p.info.cniVersions?.at(-1)).find(Boolean);
+      process.stdout.write(`${JSON.stringify({ cniVersion: newest, code: 999, msg: 'unknown program name', details: message })}\n`);
+    }
+    process.exitCode = 1;
+  }
+
+  function dispatch() {
+    delete globalThis[COLLECTOR];
+    const path = require('path');
+    let name = path.basename(process.argv0);
+    const names = [...programs.keys()].sort();
+    if (name === EXECUTABLE) {
+      // `node-cni-plugins <program> [args]`, like busybox: shift the program name into argv0's place.
+      const wanted = process.argv[2];
+      if (wanted === '--version') {
+        process.stdout.write(`${names.map(versionLine).join('\n')}\n`);
+        return;
+      }
+      if (!programs.has(wanted)) {
+        fail(`${wanted === undefined ? 'name a program' : `no program named "${wanted}"`}: run it as one of ${names.join(', ')}, through a link of that name or as "${EXECUTABLE} <program>"`);
+        return;
+      }
+      process.argv.splice(1, 1);
+      name = wanted;
+    }
+    const program = programs.get(name);
+    if (!program) {
+      fail(`no program named "${name}" in this executable (started as "${process.argv0}"): link it as one of ${names.join(', ')}`);
+      return;
+    }
+    if (process.argv.length === 3 && process.argv[2] === '--version') {
+      process.stdout.write(`${versionLine(name)}\n`);
+      return;
+    }
+    program.start();
+  }
+
+  /** After the bundle has added every program: run now, or after deserialization when building the snapshot. */
+  function ready() {
+    const v8 = require('v8');
+    if (v8.startupSnapshot?.isBuildingSnapshot()) {
+      v8.startupSnapshot.addDeserializeCallback(forgetNodeEnvironment);
+      v8.startupSnapshot.setDeserializeMainFunction(dispatch);
+    } else {
+      forgetNodeEnvironment();
+      dispatch();
+    }
+  }
+
+  return { native, builtin, assetBase, add, ready };
+})();
