@@ -1,35 +1,246 @@
-// The one place that runs the nft CLI. Every change is one `nft -f -`
-// transaction (atomic: all of it or none). Listings use JSON output.
+// The one place that talks to nftables. Every change is one `nft -f -`
+// transaction (atomic: all of it or none), rendered as text by the table's
+// module. Over nfnetlink (lib/netlink/nfnetlink.ts) go only two things the
+// CLI cannot do cheaply: reading the rules of one chain (to verify a
+// structure without listing the table's sets) and deleting a table only if
+// nobody uses it any more (atomic, so a concurrent ADD is never cut off).
+// Verification without markers: see ./render.ts (tagged rules).
 
 import { spawnSync } from 'child_process';
 import type { Netns } from '../netns';
+import { kernelError } from '../netlink/errors';
+import { NFNL_SUBSYS, NFPROTO, NLM_F_NONREC, openNfnl, type BatchOp, type Nfnl, type NfMessage } from '../netlink/nfnetlink';
+import { attrMap, encodeAttrs, readStr, str } from '../netlink/wire';
+import type { NftFamily, RenderedChain, SharedTable } from './render';
+
+export { nftQuote, renderChain, ruleTag, type NftFamily, type RenderedChain, type SharedTable } from './render';
 
 export class NftError extends Error {
   constructor(readonly stderr: string, readonly script: string) {
     super(`nft failed: ${stderr.trim().split('\n').slice(0, 3).join(' | ')}`);
     this.name = 'NftError';
   }
+
+  /** A table, chain, set or element named in the script does not exist. */
+  get missing(): boolean {
+    return /No such file or directory|does not exist/.test(this.stderr);
+  }
+
+  /** An element or object that must be new already exists (`create element`). */
+  get exists(): boolean {
+    return /File exists/.test(this.stderr);
+  }
+
+  /** Something still refers to what the script deletes. */
+  get busy(): boolean {
+    return /Device or resource busy/.test(this.stderr);
+  }
 }
 
-function runNft(args: string[], input: string | undefined, netns?: Netns): { status: number | null; stdout: string; stderr: string } {
-  const exec = () => spawnSync('nft', args, { input, encoding: 'utf8' });
-  const r = netns ? netns.run(exec) : exec();
+export function isNftMissing(err: unknown): boolean {
+  return err instanceof NftError && err.missing;
+}
+
+export interface NftRun {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run the nft CLI (in `netns` when given). Output is read whole, whatever its size. */
+export function runNft(args: readonly string[], opts: { input?: string; netns?: Netns } = {}): NftRun {
+  const exec = () => spawnSync('nft', args, { input: opts.input, encoding: 'utf8', maxBuffer: Infinity });
+  const r = opts.netns ? opts.netns.run(exec) : exec();
   if (r.error) throw r.error;
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
 /** Apply a ruleset script as one atomic transaction. */
 export function applyNft(script: string, netns?: Netns): void {
-  const r = runNft(['-f', '-'], script, netns);
+  const r = runNft(['-f', '-'], { input: script, netns });
   if (r.status !== 0) throw new NftError(r.stderr, script);
 }
 
-/** `nft -j <args>` parsed; returns undefined when the object does not exist. */
-export function nftJson(args: string[], netns?: Netns): { nftables: Array<Record<string, any>> } | undefined {
-  const r = runNft(['-j', ...args], undefined, netns);
+/**
+ * Apply a script of independent deletions: one transaction normally; when
+ * part of it is gone already, line by line, the missing ones counting as done.
+ */
+export function applyNftDeletions(lines: readonly string[], netns?: Netns): void {
+  if (lines.length === 0) return;
+  try {
+    applyNft(lines.join('\n') + '\n', netns);
+    return;
+  } catch (err) {
+    if (!isNftMissing(err)) throw err;
+  }
+  for (const line of lines) {
+    try {
+      applyNft(`${line}\n`, netns);
+    } catch (err) {
+      if (!isNftMissing(err)) throw err;
+    }
+  }
+}
+
+/** `nft -j <args>` parsed; undefined when the object does not exist. */
+export function nftJson(args: readonly string[], netns?: Netns): { nftables: Array<Record<string, any>> } | undefined {
+  const r = runNft(['-j', ...args], { netns });
   if (r.status !== 0) {
     if (/No such file or directory|does not exist/.test(r.stderr)) return undefined;
     throw new NftError(r.stderr, args.join(' '));
   }
   return JSON.parse(r.stdout || '{"nftables":[]}');
+}
+
+/** `nft get element` as text (nft 1.0.6 ignores -j here), or undefined when the element (or its set) is missing. */
+export function getNftElement(family: NftFamily, table: string, set: string, key: string, netns?: Netns): string | undefined {
+  const r = runNft(['get', 'element', family, table, set, `{ ${key} }`], { netns });
+  return r.status === 0 ? r.stdout : undefined;
+}
+
+const NFT_MSG = { GETTABLE: 1, DELTABLE: 2, GETCHAIN: 4, DELCHAIN: 5, GETRULE: 7, GETSET: 10, DELSET: 11 } as const;
+const NFTA_TABLE_NAME = 1;
+const NFTA_CHAIN = { TABLE: 1, NAME: 3, USERDATA: 12 } as const;
+const NFTA_RULE = { TABLE: 1, CHAIN: 2, USERDATA: 7 } as const;
+const NFTA_SET = { TABLE: 1, NAME: 2 } as const;
+/** NFTNL_UDATA_RULE_COMMENT and NFTNL_UDATA_CHAIN_COMMENT: the comment in a rule's or chain's user data. */
+const UDATA_COMMENT = 0;
+
+function nfproto(f: NftFamily): number {
+  return f === 'inet' ? NFPROTO.INET : NFPROTO.BRIDGE;
+}
+
+/** The comment stored in nft user data (type-length-value records), or ''. */
+function udataComment(udata: Buffer | undefined): string {
+  for (let off = 0; udata && off + 2 <= udata.length; off += 2 + udata[off + 1]) {
+    if (udata[off] === UDATA_COMMENT) return readStr(udata.subarray(off + 2, off + 2 + udata[off + 1]));
+  }
+  return '';
+}
+
+async function withSocket<T>(netns: Netns | undefined, fn: (nfnl: Nfnl) => Promise<T>): Promise<T> {
+  const nfnl = openNfnl(netns);
+  try {
+    return await fn(nfnl);
+  } finally {
+    nfnl.close();
+  }
+}
+
+async function ruleComments(nfnl: Nfnl, family: NftFamily, table: string, chain: string): Promise<string[]> {
+  const attrs = encodeAttrs([{ type: NFTA_RULE.TABLE, data: str(table) }, { type: NFTA_RULE.CHAIN, data: str(chain) }]);
+  const msgs = await nfnl.dump(NFNL_SUBSYS.NFTABLES, NFT_MSG.GETRULE, nfproto(family), attrs, `listing the rules of ${family} ${table} ${chain}`);
+  return msgs.map((m) => udataComment(attrMap(m.data.subarray(4)).get(NFTA_RULE.USERDATA)));
+}
+
+/**
+ * Whether each chain holds exactly its expected rules (by their tags): one
+ * small dump per chain, whatever the size of the table's sets. A missing
+ * table or chain reads as "not intact".
+ */
+export async function verifyChains(family: NftFamily, table: string, chains: readonly Pick<RenderedChain, 'name' | 'tags'>[], netns?: Netns): Promise<boolean> {
+  return withSocket(netns, async (nfnl) => {
+    for (const c of chains) {
+      let found: string[];
+      try {
+        found = await ruleComments(nfnl, family, table, c.name);
+      } catch (err) {
+        if ((err as { code?: string }).code === 'ENOENT') return false;
+        throw err;
+      }
+      if (found.length !== c.tags.length || found.some((t, i) => t !== c.tags[i])) return false;
+    }
+    return true;
+  });
+}
+
+/** The chains of one table with their comments (teardown: finding a network's chains by comment). */
+export async function listChains(family: NftFamily, table: string, netns?: Netns): Promise<Array<{ name: string; comment: string }>> {
+  return withSocket(netns, async (nfnl) => {
+    const msgs = await nfnl.dump(NFNL_SUBSYS.NFTABLES, NFT_MSG.GETCHAIN, nfproto(family), Buffer.alloc(0), `listing the chains of ${family} ${table}`);
+    const out: Array<{ name: string; comment: string }> = [];
+    for (const m of msgs) {
+      const a = attrMap(m.data.subarray(4));
+      if (readStr(a.get(NFTA_CHAIN.TABLE) ?? Buffer.alloc(0)) !== table) continue;
+      out.push({ name: readStr(a.get(NFTA_CHAIN.NAME) ?? Buffer.alloc(0)), comment: udataComment(a.get(NFTA_CHAIN.USERDATA)) });
+    }
+    return out;
+  });
+}
+
+/** A table's chains (with comments) and sets, no rules and no elements; undefined when the table does not exist. */
+export async function listTable(family: NftFamily, table: string, netns?: Netns): Promise<{ chains: Array<{ name: string; comment: string }>; sets: string[] } | undefined> {
+  return withSocket(netns, async (nfnl) => {
+    const f = nfproto(family);
+    try {
+      await nfnl.request(NFNL_SUBSYS.NFTABLES, NFT_MSG.GETTABLE, f, encodeAttrs([{ type: NFTA_TABLE_NAME, data: str(table) }]), 0, `looking up ${family} ${table}`);
+    } catch (err) {
+      if ((err as { code?: string }).code === 'ENOENT') return undefined;
+      throw err;
+    }
+    const ofTable = (m: NfMessage, tableAttr: number) => readStr(attrMap(m.data.subarray(4)).get(tableAttr) ?? Buffer.alloc(0)) === table;
+    const chainMsgs = await nfnl.dump(NFNL_SUBSYS.NFTABLES, NFT_MSG.GETCHAIN, f, Buffer.alloc(0), `listing the chains of ${family} ${table}`);
+    const setMsgs = await nfnl.dump(NFNL_SUBSYS.NFTABLES, NFT_MSG.GETSET, f, encodeAttrs([{ type: NFTA_SET.TABLE, data: str(table) }]), `listing the sets of ${family} ${table}`);
+    return {
+      chains: chainMsgs.filter((m) => ofTable(m, NFTA_CHAIN.TABLE)).map((m) => {
+        const a = attrMap(m.data.subarray(4));
+        return { name: readStr(a.get(NFTA_CHAIN.NAME)!), comment: udataComment(a.get(NFTA_CHAIN.USERDATA)) };
+      }),
+      sets: setMsgs.filter((m) => ofTable(m, NFTA_SET.TABLE)).map((m) => readStr(attrMap(m.data.subarray(4)).get(NFTA_SET.NAME)!)),
+    };
+  });
+}
+
+/** Delete these chains (with their rules) and sets (with their elements) of one table, in one transaction. */
+export async function deleteTableObjects(family: NftFamily, table: string, o: { chains: readonly string[]; sets: readonly string[] }, netns?: Netns): Promise<void> {
+  if (o.chains.length === 0 && o.sets.length === 0) return;
+  const f = nfproto(family);
+  const ops: BatchOp[] = [
+    ...o.chains.map((c) => ({ msg: NFT_MSG.DELCHAIN, family: f, attrs: encodeAttrs([{ type: NFTA_CHAIN.TABLE, data: str(table) }, { type: NFTA_CHAIN.NAME, data: str(c) }]) })),
+    ...o.sets.map((s) => ({ msg: NFT_MSG.DELSET, family: f, attrs: encodeAttrs([{ type: NFTA_SET.TABLE, data: str(table) }, { type: NFTA_SET.NAME, data: str(s) }]) })),
+  ];
+  const what = `removing ${[...o.chains, ...o.sets].join(', ')} from ${family} ${table}`;
+  const errnos = await withSocket(netns, (nfnl) => nfnl.batch(ops, what));
+  const failed = errnos.find((e) => e !== 0);
+  if (failed !== undefined) throw kernelError(failed, what);
+}
+
+export type TableRemoval = 'removed' | 'in use' | 'absent';
+
+/**
+ * Delete a shared table if nobody uses it: in one kernel transaction, its
+ * shared chains, its shared sets if they hold no element, and the table if
+ * nothing else is left in it (a chain, set or map of some network). If
+ * anything is still used, nothing changes. Atomic against concurrent ADDs:
+ * one that commits first keeps the table, one that commits later creates it
+ * again.
+ */
+export async function removeTableIfUnused(t: SharedTable, netns?: Netns): Promise<TableRemoval> {
+  const family = nfproto(t.family);
+  const table = { type: NFTA_TABLE_NAME, data: str(t.table) };
+  const ops: BatchOp[] = [
+    ...t.chains.map((c) => ({ msg: NFT_MSG.DELCHAIN, family, attrs: encodeAttrs([{ type: NFTA_CHAIN.TABLE, data: str(t.table) }, { type: NFTA_CHAIN.NAME, data: str(c) }]) })),
+    ...t.sets.map((s) => ({ msg: NFT_MSG.DELSET, family, flags: NLM_F_NONREC, attrs: encodeAttrs([{ type: NFTA_SET.TABLE, data: str(t.table) }, { type: NFTA_SET.NAME, data: str(s) }]) })),
+    { msg: NFT_MSG.DELTABLE, family, flags: NLM_F_NONREC, attrs: encodeAttrs([table]) },
+  ];
+  const what = `removing the unused table ${t.family} ${t.table}`;
+  const errnos = await withSocket(netns, (nfnl) => nfnl.batch(ops, what));
+  const failed = errnos.find((e) => e !== 0);
+  if (failed === undefined) return 'removed';
+  if (failed === 16 /* EBUSY */) return 'in use';
+  if (failed === 2 /* ENOENT */) {
+    // The table is gone, or someone removed one of its shared parts by hand: retry with what is there.
+    const present = presentParts(t, netns);
+    if (!present) return 'absent';
+    if (present.chains.length < t.chains.length || present.sets.length < t.sets.length) return removeTableIfUnused(present, netns);
+  }
+  throw kernelError(failed, what);
+}
+
+/** The shared parts that exist, or undefined when the table itself is gone. */
+function presentParts(t: SharedTable, netns?: Netns): SharedTable | undefined {
+  const r = nftJson(['-t', 'list', 'table', t.family, t.table], netns);
+  if (!r) return undefined;
+  const names = new Set(r.nftables.flatMap((o) => [o.chain?.name, o.set?.name, o.map?.name]).filter(Boolean));
+  return { ...t, chains: t.chains.filter((c) => names.has(c)), sets: t.sets.filter((s) => names.has(s)) };
 }

@@ -12,25 +12,23 @@
 //   N_hairpin4/6      (containerIP . containerIP): masquerade a container reaching itself
 //   N_dnat            the four map lookups, behind the network's conditions
 //   N_prerouting/N_output/N_postrouting   base chains of that network
-//   N_declared        one element: the structure mark of what was last declared
 // Per packet: a constant number of hash lookups per network; per ADD: one
 // transaction whose size depends only on this container's mappings.
 //
-// Declared once, not per ADD: the steady-state ADD is element operations only
-// (renderPublish): it deletes and re-adds the network's structure mark, which
-// fails with ENOENT when the structure is missing (new network, flushed
-// ruleset, new namespace) or was declared from another config/schema; the
-// caller then sends renderSkeleton + the same elements (renderDeclareAndPublish).
-// The mark lives in the kernel, so it is right per network namespace and
-// survives nothing the structure does not survive. nft 1.0.6 fetches no set
-// contents for add/create/delete element (scripts/bench/nft.js), so the cost
-// does not grow with the elements already published.
+// Lifecycle (plugins/portmap): the network's part exists from its first
+// publishing attachment to its last; the table and the claim maps go with
+// the last network (removeTableIfUnused). The steady-state ADD is element
+// operations only, after checking the network's chains hold exactly the
+// rules this config renders (verifyChains: their tagged comments, one small
+// dump per chain); if not, the structure is declared again in the same
+// transaction as the elements. nft 1.0.6 fetches no set contents for
+// add/create/delete element (scripts/bench/nft.js), so the cost does not grow
+// with the elements already published.
 
 import { createHash } from 'crypto';
+import { renderChain, type RenderedChain, type SharedTable } from './render';
 
 export const PORTMAP_TABLE = 'cni_portmap';
-/** Bump when the structure's meaning changes without its text changing. */
-export const PORTMAP_SCHEMA = 2;
 export type Family = 4 | 6;
 
 export interface PortmapNetwork {
@@ -95,31 +93,59 @@ const anyAddr = (f: Family): string => (f === 4 ? '0.0.0.0' : '::');
 const ipKw = (f: Family): string => (f === 4 ? 'ip' : 'ip6');
 const addrType = (f: Family): string => (f === 4 ? 'ipv4_addr' : 'ipv6_addr');
 
-/** The table, the claim maps and the network's maps, sets and chains; idempotent (rules are flushed and rewritten), ends by recording its mark. */
-export function renderSkeleton(net: PortmapNetwork, table = PORTMAP_TABLE): string {
+/** The table and claim maps every network shares. */
+export function portmapSharedTable(table = PORTMAP_TABLE): SharedTable {
+  return { family: 'inet', table, chains: [], sets: ['claims4', 'claims6'] };
+}
+
+/** The sets and maps of one network (teardown). */
+export function networkSets(network: string): string[] {
+  const n = networkPrefix(network);
+  return [4, 6].flatMap((f) => [`${n}_any${f}`, `${n}_ip${f}`, `${n}_targets${f}`, `${n}_hairpin${f}`]);
+}
+
+/** The chains of one network, in the order they must be deleted (hooked chains first: they jump to dnat). */
+export function networkChainNames(network: string): string[] {
+  const n = networkPrefix(network);
+  return [`${n}_prerouting`, `${n}_output`, `${n}_postrouting`, `${n}_dnat`];
+}
+
+/** The network's chains as this config renders them: what verifyChains checks before the steady-state ADD. */
+export function networkChains(net: PortmapNetwork, table = PORTMAP_TABLE): RenderedChain[] {
   const n = networkPrefix(net.name);
-  const t = `inet ${table}`;
-  const structure = renderStructure(net, table);
-  return (
-    structure +
-    `add set ${t} ${n}_declared { type mark; comment "structure mark of this network"; }\n` +
-    `flush set ${t} ${n}_declared\n` +
-    `add element ${t} ${n}_declared { ${structureMark(structure)} }\n`
-  );
+  const chain = (name: string, spec: string, rules: string[]): RenderedChain => renderChain('inet', table, `${n}_${name}`, spec, rules);
+  const dnat: string[] = [];
+  for (const f of [4, 6] as const) {
+    const cond = (f === 4 ? net.conditionsV4 : net.conditionsV6).map((c) => `${c} `).join('');
+    const ip = ipKw(f);
+    dnat.push(
+      `${cond}dnat ${ip} to ${ip} daddr . meta l4proto . th dport map @${n}_ip${f}`,
+      `${cond}fib daddr type local dnat ${ip} to meta l4proto . th dport map @${n}_any${f}`,
+    );
+  }
+  const masq: string[] = [];
+  for (const f of [4, 6] as const) {
+    const ip = ipKw(f);
+    const toTarget = `ct status dnat ${ip} daddr . meta l4proto . th dport @${n}_targets${f}`;
+    if (!net.snat) continue; // like the reference, snat:false turns masqAll off too
+    if (net.masqAll) {
+      masq.push(`${toTarget} masquerade`);
+    } else {
+      masq.push(`ct status dnat ${ip} saddr . ${ip} daddr @${n}_hairpin${f} masquerade`);
+      // Connections to 127.0.0.1:hostPort (route_localnet); IPv6 has no equivalent of route_localnet.
+      if (f === 4) masq.push(`ip saddr 127.0.0.0/8 ${toTarget} masquerade`);
+    }
+  }
+  return [
+    chain('dnat', `comment "portmap network ${net.name.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 100)}";`, dnat),
+    chain('prerouting', 'type nat hook prerouting priority dstnat; policy accept;', [`jump ${n}_dnat`]),
+    chain('output', 'type nat hook output priority -100; policy accept;', [`jump ${n}_dnat`]),
+    chain('postrouting', 'type nat hook postrouting priority srcnat; policy accept;', masq),
+  ];
 }
 
-/** 32 bits of the structure's text and schema: what the steady-state ADD checks is in place. */
-export function structureMark(structureText: string): string {
-  const h = createHash('sha256').update(`${PORTMAP_SCHEMA}\0${structureText}`).digest();
-  return `0x${((h.readUInt32BE(0) | 0x80000000) >>> 0).toString(16)}`;
-}
-
-/** The mark renderSkeleton records for this network. */
-export function networkStructureMark(net: PortmapNetwork, table = PORTMAP_TABLE): string {
-  return structureMark(renderStructure(net, table));
-}
-
-function renderStructure(net: PortmapNetwork, table: string): string {
+/** The table, the claim maps and the network's maps, sets and chains; idempotent (rules are flushed and rewritten). */
+export function renderSkeleton(net: PortmapNetwork, table = PORTMAP_TABLE): string {
   const t = `inet ${table}`;
   const n = networkPrefix(net.name);
   const out: string[] = [`add table ${t} { comment "node-cni-plugins portmap: published container ports"; }`];
@@ -135,37 +161,7 @@ function renderStructure(net: PortmapNetwork, table: string): string {
       `add set ${t} ${n}_hairpin${f} { type ${a} . ${a}; }`,
     );
   }
-  const chain = (name: string, spec: string, rules: string[]): void => {
-    out.push(`add chain ${t} ${n}_${name} { ${spec} }`, `flush chain ${t} ${n}_${name}`);
-    for (const r of rules) out.push(`add rule ${t} ${n}_${name} ${r}`);
-  };
-  const dnat: string[] = [];
-  for (const f of [4, 6] as const) {
-    const cond = (f === 4 ? net.conditionsV4 : net.conditionsV6).map((c) => `${c} `).join('');
-    const ip = ipKw(f);
-    dnat.push(
-      `${cond}dnat ${ip} to ${ip} daddr . meta l4proto . th dport map @${n}_ip${f}`,
-      `${cond}fib daddr type local dnat ${ip} to meta l4proto . th dport map @${n}_any${f}`,
-    );
-  }
-  const comment = `comment "portmap network ${net.name.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 100)}";`;
-  chain('dnat', comment, dnat);
-  chain('prerouting', 'type nat hook prerouting priority dstnat; policy accept;', [`jump ${n}_dnat`]);
-  chain('output', 'type nat hook output priority -100; policy accept;', [`jump ${n}_dnat`]);
-  const masq: string[] = [];
-  for (const f of [4, 6] as const) {
-    const ip = ipKw(f);
-    const toTarget = `ct status dnat ${ip} daddr . meta l4proto . th dport @${n}_targets${f}`;
-    if (!net.snat) continue; // like the reference, snat:false turns masqAll off too
-    if (net.masqAll) {
-      masq.push(`${toTarget} masquerade`);
-    } else {
-      masq.push(`ct status dnat ${ip} saddr . ${ip} daddr @${n}_hairpin${f} masquerade`);
-      // Connections to 127.0.0.1:hostPort (route_localnet); IPv6 has no equivalent of route_localnet.
-      if (f === 4) masq.push(`ip saddr 127.0.0.0/8 ${toTarget} masquerade`);
-    }
-  }
-  chain('postrouting', 'type nat hook postrouting priority srcnat; policy accept;', masq);
+  for (const c of networkChains(net, table)) out.push(...c.lines);
   return out.join('\n') + '\n';
 }
 
@@ -195,25 +191,18 @@ export function planElements(att: PortmapAttachment): ElementOp[] {
 
 function groupBySet(ops: readonly ElementOp[]): Map<string, ElementOp[]> {
   const by = new Map<string, ElementOp[]>();
-  for (const op of ops) by.set(op.set, [...(by.get(op.set) ?? []), op]);
+  for (const op of ops) {
+    const list = by.get(op.set);
+    if (list) list.push(op);
+    else by.set(op.set, [op]);
+  }
   return by;
 }
 
 const elem = (op: ElementOp, withComment: boolean): string =>
   `${op.key}${withComment && op.comment ? ` comment "${op.comment}"` : ''}${op.value !== undefined ? ` : ${op.value}` : ''}`;
 
-/**
- * The steady-state ADD: element operations only. The first two lines fail
- * with ENOENT unless this network's structure, as this config renders it, is
- * in place (then declare with renderDeclareAndPublish); they change nothing.
- */
-export function renderPublish(net: PortmapNetwork, ops: readonly ElementOp[], table = PORTMAP_TABLE): string {
-  const set = `inet ${table} ${networkPrefix(net.name)}_declared`;
-  const mark = networkStructureMark(net, table);
-  return `delete element ${set} { ${mark} }\nadd element ${set} { ${mark} }\n` + renderAddElements(ops, table);
-}
-
-/** First ADD of a network (or after a config change): declare the structure and publish, one transaction. */
+/** First ADD of a network (or a repair, or a config change): declare the structure and publish, one transaction. */
 export function renderDeclareAndPublish(net: PortmapNetwork, ops: readonly ElementOp[], table = PORTMAP_TABLE): string {
   return renderSkeleton(net, table) + renderAddElements(ops, table);
 }
@@ -231,25 +220,41 @@ export function renderAddElements(ops: readonly ElementOp[], table = PORTMAP_TAB
 }
 
 /**
- * Unpublish, idempotently, without listing: `add` each element with our own
- * value (a no-op if it is there, a create if it is gone), then `delete` it.
- * If a key now belongs to someone else, the `add` fails and nothing changes:
- * the caller retries element by element and leaves theirs alone.
+ * Unpublish, without listing, in one transaction: each claim is first added
+ * with our own owner mark (a no-op if it is ours, a create if it is gone)
+ * and then deleted, so a claim that now belongs to someone else fails the
+ * whole transaction and nothing changes. The other elements exist only
+ * behind our claims: they are deleted directly. If anything is missing
+ * (a repeated or partial DEL) the transaction fails too, and the caller goes
+ * set by set with renderRemoveSet.
  */
 export function renderRemoveElements(ops: readonly ElementOp[], table = PORTMAP_TABLE): string {
   const out: string[] = [];
-  for (const [set, list] of groupBySet(ops)) {
-    out.push(`add element inet ${table} ${set} { ${list.map((o) => elem(o, false)).join(', ')} }`);
-    out.push(`delete element inet ${table} ${set} { ${list.map((o) => o.key).join(', ')} }`);
+  const sets = [...groupBySet(ops)];
+  for (const [set, list] of sets) {
+    if (set.startsWith('claims')) out.push(`add element inet ${table} ${set} { ${list.map((o) => elem(o, false)).join(', ')} }`);
   }
+  for (const [set, list] of sets) out.push(`delete element inet ${table} ${set} { ${list.map((o) => o.key).join(', ')} }`);
   return out.join('\n') + (out.length ? '\n' : '');
 }
 
-/** `nft get element` arguments per set, to check that elements exist (CHECK). */
-export function renderGetElements(ops: readonly ElementOp[], table = PORTMAP_TABLE): Array<{ set: string; args: string[]; expect: ElementOp[] }> {
-  return [...groupBySet(ops)].map(([set, list]) => ({
-    set,
-    args: ['get', 'element', 'inet', table, set, `{ ${list.map((o) => o.key).join(', ')} }`],
-    expect: list,
-  }));
+/**
+ * Unpublish one set's elements idempotently: `add` each with our own value
+ * (a no-op if it is there, a create if it is gone), then `delete`. Fails only
+ * if the set is gone (then so are its elements) or a key now holds someone
+ * else's value (the caller then goes element by element and leaves theirs).
+ */
+export function renderRemoveSet(set: string, ops: readonly ElementOp[], table = PORTMAP_TABLE): string {
+  return `add element inet ${table} ${set} { ${ops.map((o) => elem(o, false)).join(', ')} }\n` +
+    `delete element inet ${table} ${set} { ${ops.map((o) => o.key).join(', ')} }\n`;
+}
+
+/** Elements grouped by set, in a stable order. */
+export function elementsBySet(ops: readonly ElementOp[]): Array<[string, ElementOp[]]> {
+  return [...groupBySet(ops)];
+}
+
+/** The keys to look up per set, to check that elements exist (CHECK). */
+export function renderGetElements(ops: readonly ElementOp[]): Array<{ set: string; keys: string[]; expect: ElementOp[] }> {
+  return [...groupBySet(ops)].map(([set, list]) => ({ set, keys: list.map((o) => o.key), expect: list }));
 }

@@ -1,62 +1,117 @@
 // The parts of portmap that talk to the kernel: one nft transaction per
-// change, conntrack flushes, route_localnet. Everything runs in the process's
-// own network namespace (the host's, as CNI runs plugins).
+// change, the network's structure (verified on ADD, removed with its last
+// attachment), conntrack flushes, route_localnet. Everything runs in the
+// process's own network namespace (the host's, as CNI runs plugins).
 
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import { CniError, ErrorCode } from '../../lib/cni/errors';
-import { applyNft, NftError } from '../../lib/firewall/nft';
+import { applyNft, deleteTableObjects, getNftElement, listTable, NftError, nftJson, removeTableIfUnused, verifyChains } from '../../lib/firewall/nft';
 import {
   ElementOp,
+  networkChainNames,
+  networkChains,
+  networkSets,
   parseOwnerComment,
   PORTMAP_TABLE,
+  portmapSharedTable,
   PortmapEntry,
   PortmapNetwork,
+  renderAddElements,
   renderDeclareAndPublish,
   renderGetElements,
-  renderPublish,
   renderRemoveElements,
+  renderRemoveSet,
+  elementsBySet,
 } from '../../lib/firewall/portmap';
-
-function nft(args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync('nft', args, { encoding: 'utf8' });
-  if (r.error) throw r.error;
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+import { deleteConntrackEntries, IPPROTO } from '../../lib/netlink/conntrack';
+import { withNfnl } from '../../lib/netlink/nfnetlink';
 
 function describeClaim(op: ElementOp): string {
   const [addr, proto, port] = op.key.split(' . ');
   return `${proto} port ${port} on ${addr === '0.0.0.0' || addr === '::' ? `every ${addr === '::' ? 'IPv6' : 'IPv4'} address` : addr}`;
 }
 
-/** After a refused `create element`: say which port and who holds it. */
-function explainConflict(ops: readonly ElementOp[], err: NftError, table: string): CniError {
-  for (const op of ops.filter((o) => o.set.startsWith('claims'))) {
-    const r = nft(['get', 'element', 'inet', table, op.set, `{ ${op.key} }`]);
-    if (r.status !== 0) continue;
-    const comment = /comment "([^"]*)"/.exec(r.stdout)?.[1];
-    const holder = comment ? parseOwnerComment(comment) : undefined;
-    const who = holder ? `container "${holder.containerID}" (network "${holder.network}", interface "${holder.ifname}")` : 'another container';
-    return new CniError(ErrorCode.InvalidConfig, `portmap: host ${describeClaim(op)} is already published by ${who}`, err.stderr.trim());
-  }
-  return new CniError(ErrorCode.InvalidConfig, 'portmap: a requested host port is already published', err.stderr.trim());
+/** Who holds a claim, from the element's comment. */
+function holderOf(comment: string | undefined): string {
+  const holder = comment ? parseOwnerComment(comment) : undefined;
+  return holder ? `container "${holder.containerID}" (network "${holder.network}", interface "${holder.ifname}")` : 'another container';
 }
 
-const MISSING = /No such file or directory|does not exist/;
+/**
+ * The claims of ours that someone else holds: first from where nft says the
+ * transaction failed (one lookup), else, when nft could not say (a huge
+ * failing transaction can overflow its netlink buffer), from a listing of
+ * the claim maps (the error path only).
+ */
+function heldClaims(ops: readonly ElementOp[], err: NftError, table: string): Array<{ op: ElementOp; comment?: string }> {
+  const claims = ops.filter((o) => o.set.startsWith('claims'));
+  const lines = err.script.split('\n');
+  for (const m of err.stderr.matchAll(/:(\d+):(\d+)-(\d+): Error: Could not process rule: File exists/g)) {
+    const text = lines[Number(m[1]) - 1]?.slice(Number(m[2]) - 1, Number(m[3]));
+    const op = text && claims.find((o) => lines[Number(m[1]) - 1].includes(` ${o.set} `) && text.startsWith(`${o.key} `));
+    const found = op ? getNftElement('inet', table, op.set, op.key) : undefined;
+    if (op && found !== undefined) return [{ op, comment: /comment "([^"]*)"/.exec(found)?.[1] }];
+  }
+  const held: Array<{ op: ElementOp; comment?: string }> = [];
+  for (const set of new Set(claims.map((o) => o.set))) {
+    const byKey = new Map<string, { mark: string; comment?: string }>();
+    for (const obj of nftJson(['list', 'map', 'inet', table, set])?.nftables ?? []) {
+      for (const pair of (obj.map?.elem as unknown[] | undefined) ?? []) {
+        const [k, v] = pair as [any, any];
+        const key = (k?.elem?.val ?? k)?.concat as unknown[] | undefined;
+        if (key) byKey.set(key.join(' . '), { mark: `0x${Number(v).toString(16)}`, comment: k?.elem?.comment });
+      }
+    }
+    for (const op of claims.filter((o) => o.set === set)) {
+      const h = byKey.get(op.key);
+      if (h && h.mark !== op.value) held.push({ op, comment: h.comment });
+    }
+  }
+  return held;
+}
+
+/** After a refused transaction: say which port and who holds it, or undefined if no claim of ours is held by someone else. */
+function explainConflict(ops: readonly ElementOp[], err: NftError, table: string): CniError | undefined {
+  const held = heldClaims(ops, err, table);
+  if (held.length === 0) return undefined;
+  const more = held.length > 1 ? ` (and ${held.length - 1} more of the requested ports)` : '';
+  return new CniError(ErrorCode.InvalidConfig, `portmap: host ${describeClaim(held[0].op)} is already published by ${holderOf(held[0].comment)}${more}`, firstLines(err.stderr));
+}
+
+/** nft repeats every failing command of a big transaction, and each can be a very long line: keep the message readable. */
+function firstLines(text: string, n = 6, width = 300): string {
+  const lines = text.trim().split('\n').map((l) => (l.length > width ? `${l.slice(0, width)}...` : l));
+  return lines.length > n ? [...lines.slice(0, n), `... (${lines.length - n} more lines)`].join('\n') : lines.join('\n');
+}
+
+function failure(ops: readonly ElementOp[], err: unknown, table: string): CniError {
+  if (err instanceof NftError) {
+    const conflict = explainConflict(ops, err, table);
+    if (conflict) return conflict;
+    if (err.exists) return new CniError(ErrorCode.InvalidConfig, 'portmap: a requested host port is already published', firstLines(err.stderr));
+    return new CniError(ErrorCode.IoFailure, 'portmap: nft failed', firstLines(err.stderr));
+  }
+  return new CniError(ErrorCode.IoFailure, `portmap: ${(err as Error).message}`);
+}
 
 /**
- * Publish the elements in one transaction. Steady state: element operations
- * only (renderPublish). If the network's structure is missing or was declared
- * from another config (ENOENT), declare it and publish in one transaction.
- * A claim someone else holds fails either transaction atomically (EEXIST).
+ * Publish the elements in one transaction. Steady state: the network's
+ * chains are checked (their tagged rules, one small dump each), then element
+ * operations only. When something of the structure is missing or differs
+ * (first ADD, a rule removed by hand, another config), the structure is
+ * declared and the elements published in one transaction. A claim someone
+ * else holds fails it atomically (EEXIST): nothing is left.
  */
-export function publish(net: PortmapNetwork, ops: readonly ElementOp[], table = PORTMAP_TABLE): void {
-  try {
-    applyNft(renderPublish(net, ops, table));
-    return;
-  } catch (err) {
-    if (!(err instanceof NftError)) throw new CniError(ErrorCode.IoFailure, `portmap: ${(err as Error).message}`);
-    if (!MISSING.test(err.stderr)) throw failure(ops, err, table);
+export async function publish(net: PortmapNetwork, ops: readonly ElementOp[], table = PORTMAP_TABLE): Promise<void> {
+  if (await verifyChains('inet', table, networkChains(net, table))) {
+    try {
+      applyNft(renderAddElements(ops, table));
+      return;
+    } catch (err) {
+      if (!(err instanceof NftError && err.missing)) throw failure(ops, err, table);
+      // A map or the table went away since the check: declare below.
+    }
   }
   try {
     applyNft(renderDeclareAndPublish(net, ops, table));
@@ -65,17 +120,11 @@ export function publish(net: PortmapNetwork, ops: readonly ElementOp[], table = 
   }
 }
 
-function failure(ops: readonly ElementOp[], err: unknown, table: string): CniError {
-  if (err instanceof NftError && /File exists/.test(err.stderr)) return explainConflict(ops, err, table);
-  return new CniError(ErrorCode.IoFailure, `portmap: ${(err as Error).message}`);
-}
-
-const ALREADY_GONE = MISSING;
-
 /**
  * Remove an attachment's elements. One transaction normally; if it fails
- * (the table is gone, or a key was re-published by someone else), element by
- * element, leaving what is not ours. Returns the errors it could not ignore.
+ * (part of it is gone already, or a claim was published again by someone
+ * else), set by set, and in a set whose key someone else holds, element by
+ * element, leaving theirs. Returns the errors it could not ignore.
  */
 export function unpublish(ops: readonly ElementOp[], table = PORTMAP_TABLE): string[] {
   if (ops.length === 0) return [];
@@ -84,28 +133,55 @@ export function unpublish(ops: readonly ElementOp[], table = PORTMAP_TABLE): str
     return [];
   } catch { /* fall through to the careful path */ }
   const errors: string[] = [];
-  for (const op of ops) {
+  for (const [set, list] of elementsBySet(ops)) {
     try {
-      applyNft(renderRemoveElements([op], table));
+      applyNft(renderRemoveSet(set, list, table));
+      continue;
     } catch (err) {
-      const stderr = err instanceof NftError ? err.stderr : String(err);
-      if (/File exists/.test(stderr) || ALREADY_GONE.test(stderr)) continue; // someone else's now, or gone
-      errors.push(`removing ${op.set} { ${op.key} }: ${(err as Error).message}`);
+      if (err instanceof NftError && err.missing) continue; // the set is gone, and its elements with it
+      if (!(err instanceof NftError && err.exists)) {
+        errors.push(`removing elements of ${set}: ${(err as Error).message}`);
+        continue;
+      }
+    }
+    for (const op of list) {
+      try {
+        applyNft(renderRemoveSet(set, [op], table));
+      } catch (err) {
+        if (err instanceof NftError && (err.exists || err.missing)) continue; // someone else's now, or gone
+        errors.push(`removing ${set} { ${op.key} }: ${(err as Error).message}`);
+      }
     }
   }
   return errors;
 }
 
+/**
+ * The network's last attachment is gone: remove its chains and maps, then
+ * the table if no other network uses it. Costs a listing of the table's
+ * chains and sets (no elements) and two kernel transactions.
+ */
+export async function removeNetworkStructure(network: string, table = PORTMAP_TABLE): Promise<void> {
+  const present = await listTable('inet', table);
+  if (!present) return;
+  const chains = new Set(present.chains.map((c) => c.name));
+  const sets = new Set(present.sets);
+  await deleteTableObjects('inet', table, {
+    chains: networkChainNames(network).filter((c) => chains.has(c)),
+    sets: networkSets(network).filter((s) => sets.has(s)),
+  });
+  await removeTableIfUnused(portmapSharedTable(table));
+}
+
 /** CHECK: every element exists and maps to our value. Returns what is wrong. */
 export function verifyPublished(ops: readonly ElementOp[], table = PORTMAP_TABLE): string[] {
   const problems: string[] = [];
-  for (const q of renderGetElements(ops, table)) {
-    const r = nft(q.args);
-    if (r.status !== 0) {
-      problems.push(`nft set ${q.set} lacks some of { ${q.expect.map((o) => o.key).join(', ')} }`);
+  for (const q of renderGetElements(ops)) {
+    const text = getNftElement('inet', table, q.set, q.keys.join(', '))?.replace(/\s+/g, ' ');
+    if (text === undefined) {
+      problems.push(`nft set ${q.set} lacks some of { ${q.keys.join(', ')} }`);
       continue;
     }
-    const text = r.stdout.replace(/\s+/g, ' ');
     for (const op of q.expect) {
       if (op.value === undefined) continue;
       const re = new RegExp(`${escapeRe(op.key)}( comment "[^"]*")? : ${escapeRe(op.value)}(?![0-9a-fx:.])`);
@@ -119,20 +195,25 @@ function escapeRe(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
-/** Drop stale UDP conntrack entries for these host ports, so new datagrams hit the new DNAT. */
-export function flushUdpConntrack(entries: readonly PortmapEntry[]): string[] {
+/**
+ * Drop stale UDP conntrack entries for these host ports, so new datagrams
+ * hit the new DNAT: one dump of the conntrack table per family, whatever the
+ * number of ports. Returns warnings (a failure here does not fail the verb).
+ */
+export async function flushUdpConntrack(entries: readonly PortmapEntry[]): Promise<string[]> {
+  const ports = { 4: new Set<number>(), 6: new Set<number>() };
+  for (const e of entries) if (e.protocol === 'udp') ports[e.family].add(e.hostPort);
+  if (ports[4].size === 0 && ports[6].size === 0) return [];
   const warnings: string[] = [];
-  const done = new Set<string>();
-  for (const e of entries) {
-    if (e.protocol !== 'udp') continue;
-    const k = `${e.family}/${e.hostPort}`;
-    if (done.has(k)) continue;
-    done.add(k);
-    const r = spawnSync('conntrack', ['-D', '-f', e.family === 4 ? 'ipv4' : 'ipv6', '-p', 'udp', '--orig-port-dst', String(e.hostPort)], { encoding: 'utf8' });
-    // Exit 1 with "0 flow entries have been deleted" just means there was nothing to flush.
-    if (r.error) warnings.push(`conntrack: ${r.error.message}`);
-    else if (r.status !== 0 && !/0 flow entries/.test(r.stderr)) warnings.push(`conntrack -D udp dport ${e.hostPort}: ${r.stderr.trim()}`);
-  }
+  await withNfnl(undefined, async (nfnl) => {
+    for (const family of [4, 6] as const) {
+      try {
+        await deleteConntrackEntries(nfnl, { family, protocol: IPPROTO.UDP, dstPorts: ports[family] });
+      } catch (err) {
+        warnings.push(`conntrack: flushing IPv${family} UDP entries of the published ports: ${(err as Error).message}`);
+      }
+    }
+  });
   return warnings;
 }
 

@@ -10,7 +10,8 @@ import { Rollback } from '../../lib/util/rollback';
 import { parsePortmapConfig, type PortmapConfig } from './config';
 import { enableRouteLocalnet, flushUdpConntrack, publish, unpublish, verifyPublished } from './kernel';
 import { containerAddresses, planEntries } from './plan';
-import { listRecordedAttachments, readRecord, removeRecord, writeRecord } from './store';
+import { listRecordedAttachments, networkState, readRecord, removeRecord, writeRecord } from './store';
+import { removeNetworkStructure } from './kernel';
 
 function networkOf(cfg: PortmapConfig): PortmapNetwork {
   return { name: cfg.network, snat: cfg.snat, masqAll: cfg.masqAll, conditionsV4: cfg.conditionsV4, conditionsV6: cfg.conditionsV6 };
@@ -26,14 +27,19 @@ function required(v: string | undefined, name: string): string {
 }
 
 /** Take everything of one attachment out (elements, conntrack, record). Idempotent. */
-function release(cfg: PortmapConfig, containerID: string, ifname: string, log: Logger): string[] {
+async function release(cfg: PortmapConfig, containerID: string, ifname: string, log: Logger): Promise<string[]> {
   const rec = readRecord(cfg.dataDir, cfg.network, containerID, ifname);
   if (!rec) return [];
   const errors = unpublish(planElements(rec));
-  for (const w of flushUdpConntrack(rec.entries)) log.warn(w);
+  for (const w of await flushUdpConntrack(rec.entries)) log.warn(w);
   // Keep the record while something could not be removed, so a retried DEL can finish.
   if (errors.length === 0) removeRecord(cfg.dataDir, cfg.network, containerID, ifname);
   return errors;
+}
+
+/** After an attachment left: the network's last one takes the network's chains and maps (and the table, if no other network has any) with it. */
+async function removeNetworkIfUnused(cfg: PortmapConfig): Promise<void> {
+  await networkState(cfg.dataDir, cfg.network).teardownIfUnused(() => removeNetworkStructure(cfg.network));
 }
 
 async function add(inv: Invocation): Promise<Result> {
@@ -46,29 +52,38 @@ async function add(inv: Invocation): Promise<Result> {
   const addrs = containerAddresses(cfg.prevResult, ifname);
   const entries = planEntries(cfg.mappings, addrs, ifname);
   const log = logger('ADD', inv);
-  // A repeated ADD (no DEL in between) replaces this attachment's earlier publication.
-  const stale = release(cfg, containerID, ifname, log);
-  if (stale.length) throw new CniError(ErrorCode.IoFailure, `portmap: cannot replace the earlier publication: ${stale.join('; ')}`);
-  if (entries.length === 0) return passThrough;
-
-  const att: PortmapAttachment = { network: cfg.network, containerID, ifname, entries };
-  // Record first: if we die after the transaction, DEL still finds the elements.
-  const undo = new Rollback();
+  const state = networkState(cfg.dataDir, cfg.network);
   try {
-    writeRecord(cfg.dataDir, att);
-    undo.push('remove record', () => removeRecord(cfg.dataDir, cfg.network, containerID, ifname));
-    publish(networkOf(cfg), planElements(att));
-    undo.push('unpublish', () => {
-      const errors = unpublish(planElements(att));
-      if (errors.length) throw new Error(errors.join('; '));
+    // Shared lock: no teardown of the network's structure while this attachment joins it.
+    await state.whileAttaching(async () => {
+      // A repeated ADD (no DEL in between) replaces this attachment's earlier publication.
+      const stale = await release(cfg, containerID, ifname, log);
+      if (stale.length) throw new CniError(ErrorCode.IoFailure, `portmap: cannot replace the earlier publication: ${stale.join('; ')}`);
+      if (entries.length === 0) return;
+      const att: PortmapAttachment = { network: cfg.network, containerID, ifname, entries };
+      // Record first: if we die after the transaction, DEL still finds the elements.
+      const undo = new Rollback();
+      try {
+        writeRecord(cfg.dataDir, att);
+        undo.push('remove record', () => removeRecord(cfg.dataDir, cfg.network, containerID, ifname));
+        await publish(networkOf(cfg), planElements(att));
+        undo.push('unpublish', () => {
+          const errors = unpublish(planElements(att));
+          if (errors.length) throw new Error(errors.join('; '));
+        });
+        if (cfg.snat && addrs.v4 && entries.some((e) => e.family === 4)) enableRouteLocalnet(addrs.v4);
+        undo.commit();
+      } catch (err) {
+        for (const e of await undo.unwind()) log.error(`rollback "${e.step}": ${e.error.message}`);
+        throw err;
+      }
     });
-    if (cfg.snat && addrs.v4 && entries.some((e) => e.family === 4)) enableRouteLocalnet(addrs.v4);
-    undo.commit();
   } catch (err) {
-    for (const e of await undo.unwind()) log.error(`rollback "${e.step}": ${e.error.message}`);
+    // If this was the network's only attachment, what the failed ADD declared goes too.
+    try { await removeNetworkIfUnused(cfg); } catch (e) { log.error(`removing the network's structure: ${(e as Error).message}`); }
     throw err;
   }
-  for (const w of flushUdpConntrack(entries)) log.warn(w);
+  for (const w of await flushUdpConntrack(entries)) log.warn(w);
   return passThrough;
 }
 
@@ -76,8 +91,9 @@ async function del(inv: Invocation): Promise<void> {
   const cfg = parsePortmapConfig(inv.conf);
   const containerID = required(inv.env.containerId, 'CNI_CONTAINERID');
   const ifname = required(inv.env.ifname, 'CNI_IFNAME');
-  const errors = release(cfg, containerID, ifname, logger('DEL', inv));
+  const errors = await release(cfg, containerID, ifname, logger('DEL', inv));
   if (errors.length) throw new CniError(ErrorCode.IoFailure, `portmap: DEL left elements behind: ${errors.join('; ')}`);
+  await removeNetworkIfUnused(cfg);
 }
 
 async function check(inv: Invocation): Promise<void> {
@@ -109,9 +125,16 @@ async function gc(inv: GcInvocation): Promise<void> {
     if (valid.has(`${a.containerID}:${a.ifname}`)) continue;
     log.info(`removing port mappings of stale attachment ${a.containerID}/${a.ifname}`);
     try {
-      errors.push(...release(cfg, a.containerID, a.ifname, log));
+      errors.push(...(await release(cfg, a.containerID, a.ifname, log)));
     } catch (err) {
       errors.push((err as Error).message);
+    }
+  }
+  if (errors.length === 0) {
+    try {
+      await removeNetworkIfUnused(cfg);
+    } catch (err) {
+      errors.push(`removing the network's structure: ${(err as Error).message}`);
     }
   }
   if (errors.length) throw new CniError(ErrorCode.IoFailure, `portmap: GC could not remove everything: ${errors.join('; ')}`);

@@ -10,9 +10,17 @@ import * as path from 'path';
 import { CniError, ErrorCode } from '../../lib/cni/errors';
 import type { PortmapAttachment } from '../../lib/firewall/portmap';
 import { ensurePrivateDir } from '../../lib/util/fs';
+import { NetworkState } from '../../lib/util/network-state';
 
 export interface AttachmentRecord extends PortmapAttachment {
   version: 1;
+}
+
+const RECORD_NAME = /^([^:]+):(.+)\.json$/;
+
+/** The network's record directory as its lifecycle state: the records are its members, the lock lives in it. */
+export function networkState(dataDir: string, network: string): NetworkState {
+  return new NetworkState(path.join(dataDir, network), (n) => RECORD_NAME.test(n));
 }
 
 export function recordPath(dataDir: string, network: string, containerID: string, ifname: string): string {
@@ -67,7 +75,7 @@ export function listRecordedAttachments(dataDir: string, network: string): Array
   }
   const out: Array<{ containerID: string; ifname: string }> = [];
   for (const n of names) {
-    const m = /^([^:]+):(.+)\.json$/.exec(n);
+    const m = RECORD_NAME.exec(n);
     if (m) out.push({ containerID: m[1], ifname: m[2] });
   }
   return out;

@@ -10,7 +10,15 @@
 // and its children, nft included: bash's `time`), medians over --runs.
 // --before <bin>: also measure an older build of ours (e.g. built from an
 // earlier commit) in the same run, for before/after comparisons.
+// Second part, one container publishing many ports (--mappings): ADD and DEL
+// of one attachment with N mappings, half TCP and half UDP (every UDP port
+// has its stale conntrack entries flushed), on a network that has its
+// structure already (another container publishes a port). The reference
+// (and --before) runs only up to --ref-max-mappings: it flushes conntrack
+// once per UDP port, which takes minutes beyond a few thousand.
 // Usage: node scripts/bench/portmap.js [--sizes 1,100,1000] [--runs 7] [--before /path/to/portmap]
+//          [--mappings 300,3000,10000] [--mapping-runs 3] [--ref-max-mappings 3000]
+// (--sizes '' or --mappings '' skips that part; run as root, build first, ~10 min with the defaults)
 'use strict';
 const { execFileSync, spawnSync, spawn } = require('child_process');
 const crypto = require('crypto');
@@ -22,7 +30,11 @@ const ROOT = path.resolve(__dirname, '..', '..');
 const OURS = path.join(ROOT, 'dist', 'bin', 'portmap');
 const REF = '/usr/lib/cni/portmap';
 const arg = (name, def) => { const i = process.argv.indexOf(name); return i > 0 ? process.argv[i + 1] : def; };
-const SIZES = arg('--sizes', '1,100,1000').split(',').map(Number);
+const list = (v) => v.split(',').filter(Boolean).map(Number);
+const SIZES = list(arg('--sizes', '1,100,1000'));
+const MAPPINGS = list(arg('--mappings', '300,3000,10000'));
+const MAPPING_RUNS = Number(arg('--mapping-runs', '3'));
+const REF_MAX_MAPPINGS = Number(arg('--ref-max-mappings', '3000'));
 const RUNS = Number(arg('--runs', '7'));
 const TAG = `pmb${crypto.randomBytes(2).toString('hex')}`;
 const NET = 'benchnet';
@@ -73,7 +85,7 @@ const fakePort = (i) => 10000 + i;
 /** One plugin run: { wall, cpu } in ms (cpu = user+sys of the plugin and the processes it waited for). */
 function runPlugin(bin, topo, cmd, id, conf) {
   const r = spawnSync('ip', ['netns', 'exec', topo.h, 'bash', '-c', 'TIMEFORMAT="TIME %3R %3U %3S"; time "$0"', bin], {
-    input: JSON.stringify(conf), encoding: 'utf8',
+    input: JSON.stringify(conf), encoding: 'utf8', maxBuffer: 1 << 30,
     env: { PATH: process.env.PATH, CNI_COMMAND: cmd, CNI_CONTAINERID: id, CNI_NETNS: `/run/netns/${topo.c}`, CNI_IFNAME: 'eth0', CNI_PATH: '/usr/lib/cni' },
   });
   const m = /TIME ([\d.]+) ([\d.]+) ([\d.]+)\s*$/.exec(r.stderr);
@@ -156,6 +168,52 @@ function measure(kind, n) {
   }
 }
 
+/** ADD and DEL of one container publishing n ports (half udp), on a network another container already uses. */
+function measureMappings(kind, n) {
+  const topo = topology(kind);
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `${TAG}-data-`)); dirs.push(dataDir);
+  try {
+    const bin = binOf(kind);
+    runPlugin(bin, topo, 'ADD', 'other', conf(kind, dataDir, '10.88.0.3', 8080));
+    const many = conf(kind, dataDir, '10.88.0.2', 0);
+    many.runtimeConfig.portMappings = Array.from({ length: n }, (_, i) => ({ hostPort: 20000 + i, containerPort: 1000 + (i % 5000), protocol: i % 2 ? 'udp' : 'tcp' }));
+    const adds = [], dels = [];
+    for (let r = 0; r < MAPPING_RUNS; r++) {
+      adds.push(runPlugin(bin, topo, 'ADD', 'bench-many', many));
+      dels.push(runPlugin(bin, topo, 'DEL', 'bench-many', many));
+    }
+    const med = (xs, f) => median(xs.map((x) => x[f]));
+    return { add: med(adds, 'wall'), addCpu: med(adds, 'cpu'), del: med(dels, 'wall'), delCpu: med(dels, 'cpu') };
+  } finally {
+    for (const ns of [topo.h, topo.o, topo.c]) { spawnSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).forEach((p) => { try { process.kill(Number(p), 'SIGKILL'); } catch { /* gone */ } }); }
+    for (const ns of [topo.c, topo.o, topo.h]) { spawnSync('ip', ['netns', 'del', ns]); namespaces.splice(namespaces.indexOf(ns), 1); }
+  }
+}
+
+function mappingsTable(kinds, label) {
+  if (MAPPINGS.length === 0) return;
+  const rows = [];
+  for (const n of MAPPINGS) {
+    const row = { n };
+    for (const k of kinds) {
+      if (k !== 'ours' && n > REF_MAX_MAPPINGS) continue;
+      row[k] = measureMappings(k, n);
+      const x = row[k];
+      console.error(`mappings=${n} ${label[k]}: ADD ${x.add.toFixed(0)} ms (CPU ${x.addCpu.toFixed(0)}) DEL ${x.del.toFixed(0)} ms (CPU ${x.delCpu.toFixed(0)})`);
+    }
+    rows.push(row);
+  }
+  console.log('');
+  console.log(`One container publishing N ports (half TCP, half UDP), ${MAPPING_RUNS} runs per cell (medians), load average at the end ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+  console.log('');
+  const cols = ['ADD wall', 'ADD CPU', 'DEL wall', 'DEL CPU'];
+  console.log(`| mappings | ${kinds.flatMap((k) => cols.map((c) => `${label[k]} ${c} (ms)`)).join(' | ')} |`);
+  console.log(`|---:|${kinds.flatMap(() => cols.map(() => '---:')).join('|')}|`);
+  for (const row of rows) {
+    console.log(`| ${row.n} | ${kinds.flatMap((k) => { const x = row[k]; return x ? [x.add.toFixed(0), x.addCpu.toFixed(0), x.del.toFixed(0), x.delCpu.toFixed(0)] : ['-', '-', '-', '-']; }).join(' | ')} |`);
+  }
+}
+
 function main() {
   if (!fs.existsSync(OURS)) throw new Error('build first: node scripts/build.js portmap');
   const kinds = BEFORE ? ['before', 'ours', 'ref'] : ['ours', 'ref'];
@@ -170,14 +228,17 @@ function main() {
     }
     rows.push(row);
   }
-  console.log(`${RUNS} runs per cell (medians), load average at the end ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
-  console.log('');
-  const cols = ['ADD wall', 'ADD CPU', 'DEL wall', 'DEL CPU', 'TTFB'];
-  console.log(`| containers publishing | ${kinds.flatMap((k) => cols.map((c) => `${label[k]} ${c} (ms)`)).join(' | ')} |`);
-  console.log(`|---:|${kinds.flatMap(() => cols.map(() => '---:')).join('|')}|`);
-  for (const row of rows) {
-    console.log(`| ${row.n} | ${kinds.flatMap((k) => { const x = row[k]; return [x.add.toFixed(0), x.addCpu.toFixed(0), x.del.toFixed(0), x.delCpu.toFixed(0), x.ttfb.toFixed(2)]; }).join(' | ')} |`);
+  if (rows.length) {
+    console.log(`${RUNS} runs per cell (medians), load average at the end ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+    console.log('');
+    const cols = ['ADD wall', 'ADD CPU', 'DEL wall', 'DEL CPU', 'TTFB'];
+    console.log(`| containers publishing | ${kinds.flatMap((k) => cols.map((c) => `${label[k]} ${c} (ms)`)).join(' | ')} |`);
+    console.log(`|---:|${kinds.flatMap(() => cols.map(() => '---:')).join('|')}|`);
+    for (const row of rows) {
+      console.log(`| ${row.n} | ${kinds.flatMap((k) => { const x = row[k]; return [x.add.toFixed(0), x.addCpu.toFixed(0), x.del.toFixed(0), x.delCpu.toFixed(0), x.ttfb.toFixed(2)]; }).join(' | ')} |`);
+    }
   }
+  mappingsTable(kinds, label);
 }
 
 main();

@@ -93,11 +93,12 @@ export function fetchFrom(sb: Sandbox, ns: string, addr: string, port: number): 
 
 const UDP_CLIENT = `const s=require('dgram').createSocket(process.argv[1].includes(':')?'udp6':'udp4');
 s.on('message',m=>{process.stdout.write(String(m));process.exit(0)});
-setTimeout(()=>process.exit(1),2000);
-s.send('ping',Number(process.argv[2]),process.argv[1]);`;
+setTimeout(()=>process.exit(1),Number(process.argv[4]||2000));
+s.bind(Number(process.argv[3]||0),()=>s.send('ping',Number(process.argv[2]),process.argv[1]));`;
 
-export function udpAsk(sb: Sandbox, ns: string, addr: string, port: number): string | undefined {
-  const r = sb.inNs(ns, process.execPath, ['-e', UDP_CLIENT, addr, String(port)], { timeout: 8000 });
+/** One datagram to addr:port (from `srcPort`, default any), the answer or undefined. */
+export function udpAsk(sb: Sandbox, ns: string, addr: string, port: number, srcPort = 0, waitMs = 2000): string | undefined {
+  const r = sb.inNs(ns, process.execPath, ['-e', UDP_CLIENT, addr, String(port), String(srcPort), String(waitMs)], { timeout: 8000 });
   return r.status === 0 ? r.stdout : undefined;
 }
 

@@ -1,5 +1,7 @@
 import {
-  networkStructureMark,
+  networkChainNames,
+  networkChains,
+  networkSets,
   ownerComment,
   ownerMark,
   parseOwnerComment,
@@ -7,8 +9,9 @@ import {
   renderAddElements,
   renderDeclareAndPublish,
   renderGetElements,
-  renderPublish,
+  portmapSharedTable,
   renderRemoveElements,
+  renderRemoveSet,
   renderSkeleton,
   type PortmapAttachment,
   type PortmapNetwork,
@@ -38,24 +41,21 @@ add set inet cni_portmap n_6c270ef2f251_targets6 { type ipv6_addr . inet_proto .
 add set inet cni_portmap n_6c270ef2f251_hairpin6 { type ipv6_addr . ipv6_addr; }
 add chain inet cni_portmap n_6c270ef2f251_dnat { comment "portmap network net1"; }
 flush chain inet cni_portmap n_6c270ef2f251_dnat
-add rule inet cni_portmap n_6c270ef2f251_dnat iifname != "eth9" dnat ip to ip daddr . meta l4proto . th dport map @n_6c270ef2f251_ip4
-add rule inet cni_portmap n_6c270ef2f251_dnat iifname != "eth9" fib daddr type local dnat ip to meta l4proto . th dport map @n_6c270ef2f251_any4
-add rule inet cni_portmap n_6c270ef2f251_dnat dnat ip6 to ip6 daddr . meta l4proto . th dport map @n_6c270ef2f251_ip6
-add rule inet cni_portmap n_6c270ef2f251_dnat fib daddr type local dnat ip6 to meta l4proto . th dport map @n_6c270ef2f251_any6
+add rule inet cni_portmap n_6c270ef2f251_dnat iifname != "eth9" dnat ip to ip daddr . meta l4proto . th dport map @n_6c270ef2f251_ip4 comment "nc:2c0ae092a3ca"
+add rule inet cni_portmap n_6c270ef2f251_dnat iifname != "eth9" fib daddr type local dnat ip to meta l4proto . th dport map @n_6c270ef2f251_any4 comment "nc:17b1debd6837"
+add rule inet cni_portmap n_6c270ef2f251_dnat dnat ip6 to ip6 daddr . meta l4proto . th dport map @n_6c270ef2f251_ip6 comment "nc:09efad13bd13"
+add rule inet cni_portmap n_6c270ef2f251_dnat fib daddr type local dnat ip6 to meta l4proto . th dport map @n_6c270ef2f251_any6 comment "nc:fe9137143b7c"
 add chain inet cni_portmap n_6c270ef2f251_prerouting { type nat hook prerouting priority dstnat; policy accept; }
 flush chain inet cni_portmap n_6c270ef2f251_prerouting
-add rule inet cni_portmap n_6c270ef2f251_prerouting jump n_6c270ef2f251_dnat
+add rule inet cni_portmap n_6c270ef2f251_prerouting jump n_6c270ef2f251_dnat comment "nc:478cacfd39c8"
 add chain inet cni_portmap n_6c270ef2f251_output { type nat hook output priority -100; policy accept; }
 flush chain inet cni_portmap n_6c270ef2f251_output
-add rule inet cni_portmap n_6c270ef2f251_output jump n_6c270ef2f251_dnat
+add rule inet cni_portmap n_6c270ef2f251_output jump n_6c270ef2f251_dnat comment "nc:e05a8f1700c5"
 add chain inet cni_portmap n_6c270ef2f251_postrouting { type nat hook postrouting priority srcnat; policy accept; }
 flush chain inet cni_portmap n_6c270ef2f251_postrouting
-add rule inet cni_portmap n_6c270ef2f251_postrouting ct status dnat ip saddr . ip daddr @n_6c270ef2f251_hairpin4 masquerade
-add rule inet cni_portmap n_6c270ef2f251_postrouting ip saddr 127.0.0.0/8 ct status dnat ip daddr . meta l4proto . th dport @n_6c270ef2f251_targets4 masquerade
-add rule inet cni_portmap n_6c270ef2f251_postrouting ct status dnat ip6 saddr . ip6 daddr @n_6c270ef2f251_hairpin6 masquerade
-add set inet cni_portmap n_6c270ef2f251_declared { type mark; comment "structure mark of this network"; }
-flush set inet cni_portmap n_6c270ef2f251_declared
-add element inet cni_portmap n_6c270ef2f251_declared { 0xcbb6bd47 }
+add rule inet cni_portmap n_6c270ef2f251_postrouting ct status dnat ip saddr . ip daddr @n_6c270ef2f251_hairpin4 masquerade comment "nc:58fe34c2db60"
+add rule inet cni_portmap n_6c270ef2f251_postrouting ip saddr 127.0.0.0/8 ct status dnat ip daddr . meta l4proto . th dport @n_6c270ef2f251_targets4 masquerade comment "nc:cc1cb99a130d"
+add rule inet cni_portmap n_6c270ef2f251_postrouting ct status dnat ip6 saddr . ip6 daddr @n_6c270ef2f251_hairpin6 masquerade comment "nc:2fdaf1e39e55"
 `;
 
 const net1: PortmapNetwork = { name: 'net1', snat: true, masqAll: false, conditionsV4: ['iifname != "eth9"'], conditionsV6: [] };
@@ -75,22 +75,15 @@ add element inet cni_portmap n_6c270ef2f251_hairpin6 { fd00::5 . fd00::5 }
 `;
 
 const GOLDEN_REMOVE = `add element inet cni_portmap claims4 { 0.0.0.0 . tcp . 8080 : 0xc23805bb, 192.0.2.10 . udp . 53 : 0xc23805bb }
-delete element inet cni_portmap claims4 { 0.0.0.0 . tcp . 8080, 192.0.2.10 . udp . 53 }
-add element inet cni_portmap n_6c270ef2f251_any4 { tcp . 8080 : 10.88.0.5 . 80 }
-delete element inet cni_portmap n_6c270ef2f251_any4 { tcp . 8080 }
-add element inet cni_portmap n_6c270ef2f251_targets4 { 10.88.0.5 . tcp . 80, 10.88.0.5 . udp . 53 }
-delete element inet cni_portmap n_6c270ef2f251_targets4 { 10.88.0.5 . tcp . 80, 10.88.0.5 . udp . 53 }
-add element inet cni_portmap n_6c270ef2f251_hairpin4 { 10.88.0.5 . 10.88.0.5 }
-delete element inet cni_portmap n_6c270ef2f251_hairpin4 { 10.88.0.5 . 10.88.0.5 }
-add element inet cni_portmap n_6c270ef2f251_ip4 { 192.0.2.10 . udp . 53 : 10.88.0.5 . 53 }
-delete element inet cni_portmap n_6c270ef2f251_ip4 { 192.0.2.10 . udp . 53 }
 add element inet cni_portmap claims6 { :: . tcp . 8080 : 0xc23805bb }
+delete element inet cni_portmap claims4 { 0.0.0.0 . tcp . 8080, 192.0.2.10 . udp . 53 }
+delete element inet cni_portmap n_6c270ef2f251_any4 { tcp . 8080 }
+delete element inet cni_portmap n_6c270ef2f251_targets4 { 10.88.0.5 . tcp . 80, 10.88.0.5 . udp . 53 }
+delete element inet cni_portmap n_6c270ef2f251_hairpin4 { 10.88.0.5 . 10.88.0.5 }
+delete element inet cni_portmap n_6c270ef2f251_ip4 { 192.0.2.10 . udp . 53 }
 delete element inet cni_portmap claims6 { :: . tcp . 8080 }
-add element inet cni_portmap n_6c270ef2f251_any6 { tcp . 8080 : fd00::5 . 80 }
 delete element inet cni_portmap n_6c270ef2f251_any6 { tcp . 8080 }
-add element inet cni_portmap n_6c270ef2f251_targets6 { fd00::5 . tcp . 80 }
 delete element inet cni_portmap n_6c270ef2f251_targets6 { fd00::5 . tcp . 80 }
-add element inet cni_portmap n_6c270ef2f251_hairpin6 { fd00::5 . fd00::5 }
 delete element inet cni_portmap n_6c270ef2f251_hairpin6 { fd00::5 . fd00::5 }
 `;
 
@@ -99,49 +92,66 @@ describe('portmap nft rendering (golden text)', () => {
     expect(renderSkeleton(net1)).toBe(GOLDEN_SKELETON);
   });
 
-  it('the steady-state ADD is element operations only: the structure-mark check, then the elements', () => {
-    const script = renderPublish(net1, planElements(att));
-    expect(script).toBe(
-      'delete element inet cni_portmap n_6c270ef2f251_declared { 0xcbb6bd47 }\n' +
-      'add element inet cni_portmap n_6c270ef2f251_declared { 0xcbb6bd47 }\n' +
-      GOLDEN_ADD,
-    );
+  it('the steady-state ADD is element operations only', () => {
+    const script = renderAddElements(planElements(att));
+    expect(script).toBe(GOLDEN_ADD);
     for (const line of script.trim().split('\n')) {
       expect(line).toMatch(/^(add|create|delete) element /);
       expect(line).not.toMatch(STRUCTURE);
     }
   });
 
-  it('the declaring ADD is the skeleton (which records the mark the steady ADD checks) plus the same elements', () => {
+  it('the declaring ADD is the skeleton plus the same elements; every rule carries the tag verifyChains expects', () => {
     expect(renderDeclareAndPublish(net1, planElements(att))).toBe(GOLDEN_SKELETON + GOLDEN_ADD);
-    expect(GOLDEN_SKELETON).toContain(`{ ${networkStructureMark(net1)} }`);
+    const chains = networkChains(net1);
+    expect(chains.map((c) => c.name)).toEqual(['n_6c270ef2f251_dnat', 'n_6c270ef2f251_prerouting', 'n_6c270ef2f251_output', 'n_6c270ef2f251_postrouting']);
+    for (const c of chains) {
+      const rules = GOLDEN_SKELETON.split('\n').filter((l) => l.startsWith(`add rule inet cni_portmap ${c.name} `));
+      expect(rules.map((l) => /comment "(nc:[0-9a-f]{12})"$/.exec(l)?.[1])).toEqual(c.tags);
+    }
   });
 
-  it('a config or schema change changes the structure mark, so the next ADD re-declares', () => {
-    const marks = new Set([
-      networkStructureMark(net1),
-      networkStructureMark({ ...net1, conditionsV4: [] }),
-      networkStructureMark({ ...net1, masqAll: true }),
-      networkStructureMark({ ...net1, snat: false }),
-      networkStructureMark({ ...net1, name: 'net2' }),
-      networkStructureMark(net1, 'other_table'),
+  it('a config change changes the expected rules, so the next ADD declares again', () => {
+    const tags = (n: typeof net1, table?: string) => JSON.stringify(networkChains(n, table).map((c) => c.tags));
+    const all = new Set([
+      tags(net1),
+      tags({ ...net1, conditionsV4: [] }),
+      tags({ ...net1, masqAll: true }),
+      tags({ ...net1, snat: false }),
+      tags({ ...net1, name: 'net2' }),
     ]);
-    expect(marks.size).toBe(6);
-    expect(networkStructureMark(net1)).toBe(networkStructureMark({ ...net1 }));
+    expect(all.size).toBe(5);
+    expect(tags(net1)).toBe(tags({ ...net1 }));
+  });
+
+  it('teardown names every chain and set the skeleton declares for the network, and the shared table keeps the claims', () => {
+    const declared = GOLDEN_SKELETON.split('\n').map((l) => /^add (chain|map|set) inet cni_portmap (\S+)/.exec(l)).filter(Boolean).map((m) => [m![1], m![2]]);
+    expect(networkChainNames('net1').sort()).toEqual(declared.filter(([k]) => k === 'chain').map(([, n]) => n).sort());
+    expect([...networkSets('net1'), ...portmapSharedTable().sets].sort()).toEqual(declared.filter(([k]) => k !== 'chain').map(([, n]) => n).sort());
+    // Hooked chains jump to dnat: they go first.
+    expect(networkChainNames('net1').at(-1)).toBe('n_6c270ef2f251_dnat');
   });
 
   it('creates claims and DNAT entries exclusively, and adds the masquerade keys', () => {
     expect(renderAddElements(planElements(att))).toBe(GOLDEN_ADD);
   });
 
-  it('removes idempotently: add our own value, then delete', () => {
+  it('removes in one transaction guarded by the claims: add our own claim value, then delete everything', () => {
     expect(renderRemoveElements(planElements(att))).toBe(GOLDEN_REMOVE);
+  });
+
+  it('the careful removal of one set is idempotent: add our own value, then delete', () => {
+    const any4 = planElements(att).filter((o) => o.set === 'n_6c270ef2f251_any4');
+    expect(renderRemoveSet('n_6c270ef2f251_any4', any4)).toBe(
+      'add element inet cni_portmap n_6c270ef2f251_any4 { tcp . 8080 : 10.88.0.5 . 80 }\n' +
+      'delete element inet cni_portmap n_6c270ef2f251_any4 { tcp . 8080 }\n',
+    );
   });
 
   it('masqAll masquerades every DNATed connection to a target; snat:false masquerades nothing', () => {
     const masqAll = renderSkeleton({ name: 'net1', snat: true, masqAll: true, conditionsV4: [], conditionsV6: [] });
     const post = masqAll.split('\n').filter((l) => l.startsWith('add rule') && l.includes('_postrouting '));
-    expect(post.map((l) => l.replace(/^.*_postrouting /, ''))).toEqual([
+    expect(post.map((l) => l.replace(/^.*_postrouting /, '').replace(/ comment "nc:[0-9a-f]+"$/, ''))).toEqual([
       'ct status dnat ip daddr . meta l4proto . th dport @n_6c270ef2f251_targets4 masquerade',
       'ct status dnat ip6 daddr . meta l4proto . th dport @n_6c270ef2f251_targets6 masquerade',
     ]);
@@ -150,8 +160,8 @@ describe('portmap nft rendering (golden text)', () => {
   });
 
   it('the ADD transaction does not grow with other containers: its size depends only on this one', () => {
-    const one = renderPublish(net1, planElements({ ...att, containerID: 'other' }));
-    expect(one.split('\n').length).toBe(renderPublish(net1, planElements(att)).split('\n').length);
+    const one = renderAddElements(planElements({ ...att, containerID: 'other' }));
+    expect(one.split('\n').length).toBe(renderAddElements(planElements(att)).split('\n').length);
   });
 
   it('DEL is element operations only', () => {
@@ -178,6 +188,6 @@ describe('portmap nft rendering (golden text)', () => {
   it('CHECK queries one get per set', () => {
     const q = renderGetElements(planElements(att));
     expect(q.map((x) => x.set)).toContain('claims4');
-    expect(q.find((x) => x.set === 'claims4')!.args).toEqual(['get', 'element', 'inet', 'cni_portmap', 'claims4', '{ 0.0.0.0 . tcp . 8080, 192.0.2.10 . udp . 53 }']);
+    expect(q.find((x) => x.set === 'claims4')!.keys).toEqual(['0.0.0.0 . tcp . 8080', '192.0.2.10 . udp . 53']);
   });
 });
