@@ -27,7 +27,7 @@ import {
 } from './requests';
 import { buildDeleteQdiscRequest, buildGetQdiscRequest, buildIngressQdiscRequest, buildRedirectFilterRequest, buildTbfRequest, decodeQdisc, TC_H, type Qdisc, type TbfParams } from './tc';
 import type {
-  Address, AddressOptions, BridgeOptions, BridgePortFlags, BridgeVlan, FdbEntry, MacvlanMode, Link, LinkRef, MacvlanOptions, Neighbour, NetnsRef,
+  Address, AddressOptions, BridgeOptions, BridgePortFlags, BridgePortVlans, BridgeVlan, FdbEntry, MacvlanMode, Link, LinkRef, MacvlanOptions, Neighbour, NetnsRef,
   Route, RouteFilter, RouteSpec, VethOptions, VlanOptions, VxlanOptions,
 } from './types';
 import {
@@ -287,6 +287,11 @@ export class Rtnl {
     return this.change(ref, { mac }, `setting MAC ${mac} on`);
   }
 
+  /** Label a link (`ip link set alias`), e.g. to mark one this project created. */
+  setAlias(ref: LinkRef, alias: string): Promise<void> {
+    return this.change(ref, { alias }, `setting alias "${alias}" on`);
+  }
+
   /** Rename; most devices must be down (EBUSY otherwise). */
   rename(ref: LinkRef, newName: string): Promise<void> {
     return this.change(ref, { name: newName }, `renaming to "${newName}"`);
@@ -330,6 +335,21 @@ export class Rtnl {
     const msgs = await this.dump(buildBridgeVlanDumpRequest(), `listing the VLANs of ${describeRef(ref)}`);
     const msg = msgs.find((m) => m.type === RTM.NEWLINK && parseIfinfomsg(m.data).index === index);
     return msg ? decodeBridgeVlans(msg.data) : [];
+  }
+
+  /** Every port of a bridge with its VLANs, from one dump (the bridge's own "self" entry is not a port). */
+  async listBridgePorts(bridge: LinkRef): Promise<BridgePortVlans[]> {
+    const index = await this.indexOf(bridge);
+    const msgs = await this.dump(buildBridgeVlanDumpRequest(), `listing the ports of ${describeRef(bridge)}`);
+    const out: BridgePortVlans[] = [];
+    for (const m of msgs) {
+      if (m.type !== RTM.NEWLINK) continue;
+      const port = parseIfinfomsg(m.data).index;
+      const a = attrMap(m.data.subarray(IFINFOMSG_LEN));
+      if (port === index || a.get(IFLA.MASTER)?.readUInt32LE(0) !== index) continue;
+      out.push({ index: port, name: a.has(IFLA.IFNAME) ? readStr(a.get(IFLA.IFNAME)!) : '', vlans: decodeBridgeVlans(m.data) });
+    }
+    return out;
   }
 
   /** Poll until the link is operationally up (veth: both ends up). */

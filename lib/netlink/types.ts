@@ -99,6 +99,13 @@ export interface BridgeVlan {
   untagged?: boolean;
 }
 
+/** A bridge port and its VLANs, from one AF_BRIDGE dump (`bridge vlan show`). */
+export interface BridgePortVlans {
+  index: number;
+  name: string;
+  vlans: BridgeVlan[];
+}
+
 export interface BridgePortFlags {
   hairpin?: boolean;
   isolated?: boolean;
