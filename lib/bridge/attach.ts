@@ -6,7 +6,6 @@
 //   const att = await attachContainer({ netns, ifname, bridge: 'cni0', ips, routes, undo, ... });
 //   await detachContainer({ netnsPath, ifname, hostVeth: att.hostVeth.name });
 
-import * as crypto from 'crypto';
 import { CniError, ErrorCode } from '../cni/errors';
 import type { IpConfig, Route } from '../cni/types';
 import { applyMasqAdd, removeMasq, type MasqEntry, type MasqOwner } from '../firewall/masquerade';
@@ -17,20 +16,18 @@ import { containerNames, type NameResolutionConfig } from '../dns/config';
 import type { Invocation } from '../cni/types';
 import { registerNames, unregisterNames } from '../dns/service';
 import { addressText, familyOf, overlapsText, sameIP, type Family } from '../ip';
-import type { BridgeVlan } from '../netlink';
 import { ensureSysctl } from '../sys/sysctl';
 import { enableIpv4Forwarding, enableIpv6Forwarding } from './forwarding';
 import { joinIsolation, leaveIsolationIfEmpty } from './isolation';
+import { applyPortVlans, createVethWithRandomPeer, errMsg, type BridgeVlanOp } from './port';
+import { ensureVlanGateway, releaseVlanGatewayIfUnused, type VlanGatewayRelease, type VlanGatewaySpec } from './vlan-gateway';
+
+export type { BridgeVlanOp };
 
 export interface GatewayAddress {
   family: Family;
   /** Gateway with the subnet's prefix, as it goes on the bridge: "10.1.0.1/24". */
   cidr: string;
-}
-
-/** One VLAN change on the host port (`bridge vlan add|del dev <port> vid ... master`). */
-export interface BridgeVlanOp extends BridgeVlan {
-  op: 'add' | 'del';
 }
 
 export interface AttachOptions {
@@ -59,8 +56,10 @@ export interface AttachOptions {
   /** Addresses for the container interface (CIDR, host bits kept). */
   ips: readonly IpConfig[];
   routes: readonly Route[];
-  /** Gateway addresses to ensure on the bridge. */
+  /** Gateway addresses to ensure on the bridge (or on the VLAN gateway interface). */
   bridgeAddresses: readonly GatewayAddress[];
+  /** Put the gateway addresses on this VLAN gateway interface instead of the bridge (./vlan-gateway.ts). */
+  vlanGateway?: VlanGatewaySpec;
   forceAddress?: boolean;
   forwardV4?: boolean;
   forwardV6?: boolean;
@@ -106,16 +105,12 @@ export interface AttachResult {
   bridge: Link;
   hostVeth: Link;
   containerVeth: Link;
+  vlanGateway?: Link;
 }
 
-const VETH_NAME_TRIES = 10;
 const IFA_F_TENTATIVE = 0x40;
 const IFA_F_DADFAILED = 0x08;
 const HOST_NETNS = '/proc/thread-self/ns/net';
-
-export function randomVethName(): string {
-  return `veth${crypto.randomBytes(4).toString('hex')}`;
-}
 
 function fail(msg: string, code: number = ErrorCode.Internal): CniError {
   return new CniError(code, msg);
@@ -123,10 +118,6 @@ function fail(msg: string, code: number = ErrorCode.Internal): CniError {
 
 /** Whatever the kernel says missing (IPv6 disabled, interface gone) is skipped: these sysctls are best-effort tuning. */
 const OPTIONAL = { ignoreMissing: true };
-
-function errMsg(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
 
 /** Create or reuse the bridge, bring it up; a non-bridge of that name is an error. */
 export async function ensureBridge(host: Rtnl, o: { name: string; mtu?: number; promisc?: boolean; vlanFiltering?: boolean; plugin?: string }): Promise<Link> {
@@ -157,57 +148,30 @@ function who(o: { plugin?: string }): string {
   return o.plugin ?? 'bridge';
 }
 
-/** VLANs of the host port, through the facade (the bridge was created with vlan_filtering). */
-async function applyVlans(host: Rtnl, port: Link, o: AttachOptions): Promise<void> {
-  const existing = (await host.listBridgeVlans(port.index)).map((v) => v.vid);
-  for (const op of o.vlans!(existing)) {
-    try {
-      if (op.op === 'add') await host.addBridgeVlan(port.index, op);
-      else await host.deleteBridgeVlan(port.index, op);
-    } catch (err) {
-      throw fail(`${who(o)}: failed to ${op.op} VLAN ${op.vid} on "${port.name}": ${errMsg(err)}`);
-    }
-  }
-}
-
-async function createVethPair(container: Rtnl, o: AttachOptions): Promise<{ containerVeth: Link; hostName: string }> {
-  for (let i = 0; ; i++) {
-    const hostName = randomVethName();
-    try {
-      const containerVeth = await container.createVeth({ name: o.ifname, peerName: hostName, peerNetns: HOST_NETNS, mtu: o.mtu || undefined, mac: o.mac });
-      return { containerVeth, hostName };
-    } catch (err) {
-      // ifname was checked free, so EEXIST is a clash of the random host name.
-      if (isExists(err) && i + 1 < VETH_NAME_TRIES) continue;
-      throw fail(`${who(o)}: failed to create veth pair "${o.ifname}" <-> "${hostName}": ${errMsg(err)}`);
-    }
-  }
-}
-
-/** Put each gateway address on the bridge (shared state: never rolled back). */
-async function ensureBridgeAddresses(host: Rtnl, br: Link, wanted: readonly GatewayAddress[], force: boolean, plugin: string): Promise<void> {
+/** Put each gateway address on `dev`, the bridge or its VLAN gateway (shared state: never rolled back). */
+async function ensureBridgeAddresses(host: Rtnl, br: Link, dev: Link, wanted: readonly GatewayAddress[], force: boolean, plugin: string): Promise<void> {
   if (wanted.length === 0) return;
   // The kernel ignores the link in an address dump, so list only the families we need: an IPv4 dump
   // stays small, while an IPv6 one carries a link-local address per container veth on the host.
   const present = [];
-  for (const family of new Set(wanted.map((gw) => gw.family))) present.push(...(await host.listAddresses(br.index, family)));
+  for (const family of new Set(wanted.map((gw) => gw.family))) present.push(...(await host.listAddresses(dev.index, family)));
   for (const gw of wanted) {
     const [ip] = gw.cidr.split('/');
     if (present.some((a) => sameIP(a.ip, ip) && a.cidr.split('/')[1] === gw.cidr.split('/')[1])) continue;
     // v4: one address per bridge; v6: only an overlapping prefix conflicts.
     const conflicts = present.filter((a) => a.family === gw.family && (gw.family === 4 ? a.scope === 0 : overlapsText(a.cidr, gw.cidr)) && !a.ip.startsWith('fe80:'));
     for (const c of conflicts) {
-      if (!force) throw fail(`${plugin}: "${br.name}" already has an IP address different from ${gw.cidr} (${c.cidr}); set "forceAddress" to replace it`);
-      await host.deleteAddress(br.index, c.cidr);
+      if (!force) throw fail(`${plugin}: "${dev.name}" already has an IP address different from ${gw.cidr} (${c.cidr}); set "forceAddress" to replace it`);
+      await host.deleteAddress(dev.index, c.cidr);
     }
     try {
-      await host.addAddress(br.index, gw.cidr, { nodad: gw.family === 6 });
+      await host.addAddress(dev.index, gw.cidr, { nodad: gw.family === 6 });
     } catch (err) {
-      if (!isExists(err)) throw fail(`${plugin}: failed to add gateway address ${gw.cidr} to "${br.name}": ${errMsg(err)}`);
+      if (!isExists(err)) throw fail(`${plugin}: failed to add gateway address ${gw.cidr} to "${dev.name}": ${errMsg(err)}`);
     }
   }
-  // Pin the bridge MAC so it stops following the lowest port MAC (cni#285).
-  // Re-read it: a bridge without ports reports 00:00:00:00:00:00 until one joins.
+  // Pin the bridge MAC so it stops following the lowest port MAC (cni#285), also when the
+  // addresses are on the VLAN gateway. Re-read it: a bridge without ports reports 00:00:00:00:00:00 until one joins.
   const now = await host.requireLink(br.index);
   if (now.mac && now.mac !== '00:00:00:00:00:00') await host.setMac(br.index, now.mac);
 }
@@ -266,7 +230,7 @@ export async function attachContainer(o: AttachOptions): Promise<AttachResult> {
     if (await container.getLink(o.ifname)) throw fail(`${who(o)}: container already has an interface named "${o.ifname}"`);
     const br = await ensureBridge(host, { name: o.bridge, mtu: o.mtu, promisc: o.promisc, vlanFiltering: o.vlanFiltering, plugin: o.plugin });
 
-    const { containerVeth, hostName } = await createVethPair(container, o);
+    const { link: containerVeth, peerName: hostName } = await createVethWithRandomPeer(container, { name: o.ifname, peerNetns: HOST_NETNS, mtu: o.mtu, mac: o.mac, plugin: who(o) });
     o.undo.push(`delete veth "${o.ifname}"`, async () => {
       // Deleting one end deletes both; the host end may be reachable only from the host.
       const r = openRtnl(o.netns);
@@ -282,12 +246,21 @@ export async function attachContainer(o: AttachOptions): Promise<AttachResult> {
       throw fail(`${who(o)}: failed to attach "${hostName}" to bridge "${o.bridge}": ${errMsg(err)}`);
     }
     if (o.hairpin || o.portIsolation) await host.setBridgePortFlags(hostVeth.index, { hairpin: o.hairpin || undefined, isolated: o.portIsolation || undefined });
-    if (o.vlans) await applyVlans(host, hostVeth, o);
+    if (o.vlans) await applyPortVlans(host, hostVeth, o.vlans, who(o));
     await host.setLinkUp(hostVeth.index);
 
     await configureContainer(container, containerVeth, o);
 
-    await ensureBridgeAddresses(host, br, o.bridgeAddresses, !!o.forceAddress, who(o));
+    let gatewayLink: Link | undefined;
+    if (o.vlanGateway && o.bridgeAddresses.length) {
+      const g = o.vlanGateway;
+      gatewayLink = await ensureVlanGateway(host, br, g, who(o));
+      // The undo runs while our own port still exists: do not count it.
+      o.undo.push(`delete VLAN gateway "${g.name}" if no other port is in VLAN ${g.vlan}`, async () => {
+        await releaseVlanGatewayIfUnused({ bridge: o.bridge, name: g.name, vlan: g.vlan, lockDir: g.lockDir, ignorePorts: [hostName] });
+      });
+    }
+    await ensureBridgeAddresses(host, br, gatewayLink ?? br, o.bridgeAddresses, !!o.forceAddress, who(o));
     if (o.forwardV4) enableIpv4Forwarding();
     if (o.forwardV6) enableIpv6Forwarding();
 
@@ -325,6 +298,7 @@ export async function attachContainer(o: AttachOptions): Promise<AttachResult> {
       bridge: await host.requireLink(br.index),
       hostVeth: await host.requireLink(hostVeth.index),
       containerVeth: await container.requireLink(containerVeth.index),
+      vlanGateway: gatewayLink && await host.requireLink(gatewayLink.index),
     };
   } finally {
     host.close();
@@ -344,6 +318,8 @@ export interface DetachOptions {
   isolation?: AttachIsolation & { bridge: string };
   /** Remove the container's names; the last one stops the network's DNS service. */
   nameService?: Omit<AttachNameService, 'names'>;
+  /** Delete the VLAN gateway interface when this was the last port in its VLAN. */
+  vlanGateway?: VlanGatewayRelease;
 }
 
 /** The container interface's global addresses (before deleting it), for callers without a record. */
@@ -400,6 +376,9 @@ export async function detachContainer(o: DetachOptions): Promise<Error[]> {
     }
   }
   if (o.hostVeth) await deleteLinkIfPresent(undefined, o.hostVeth, errors);
+  if (o.vlanGateway) {
+    try { await releaseVlanGatewayIfUnused(o.vlanGateway); } catch (err) { errors.push(new Error(`removing VLAN gateway "${o.vlanGateway.name}": ${errMsg(err)}`)); }
+  }
   if (o.nameService) {
     try { await unregisterNames({ ...o.nameService, ifname: o.ifname }); } catch (err) { errors.push(new Error(`removing DNS names: ${errMsg(err)}`)); }
   }

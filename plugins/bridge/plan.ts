@@ -7,7 +7,7 @@ import type { IpConfig, Result, Route } from '../../lib/cni/types';
 import type { MasqEntry } from '../../lib/firewall/masquerade';
 import type { BridgeVlanOp, GatewayAddress } from '../../lib/bridge/attach';
 import { addressText, type Family, familyOf, firstHostText, networkText } from '../../lib/ip';
-import type { BridgeConfig } from './config';
+import { validIfName, type BridgeConfig } from './config';
 
 export type { GatewayAddress };
 
@@ -16,8 +16,10 @@ export interface AddPlan {
   ips: IpConfig[];
   /** Routes inside the container, gw defaulted to the family's first gateway. */
   routes: Route[];
-  /** Addresses to put on the bridge (isGateway). */
+  /** Gateway addresses (isGateway): on the bridge, or on the VLAN gateway interface when there is one. */
   bridgeAddresses: GatewayAddress[];
+  /** `vlan` with isGateway: the interface that carries the gateway addresses instead of the bridge. */
+  vlanGateway?: VlanGatewayPlan;
   forwardV4: boolean;
   forwardV6: boolean;
   masq: MasqEntry[];
@@ -63,6 +65,7 @@ export function planAdd(conf: BridgeConfig, ipam: Result | undefined): AddPlan {
     ips,
     routes,
     bridgeAddresses,
+    vlanGateway: bridgeAddresses.length ? planVlanGateway(conf) : undefined,
     // A routed container network needs forwarding; v6 only when there is v6,
     // because turning it on changes how the host treats router advertisements.
     forwardV4: hasV4,
@@ -101,4 +104,29 @@ export function planVlans(conf: BridgeConfig, existingVids: readonly number[] = 
 /** Whether the bridge must be created with vlan_filtering on. */
 export function needsVlanFiltering(conf: BridgeConfig): boolean {
   return conf.vlan !== 0 || conf.vlanTrunk.length > 0;
+}
+
+// ---------------------------------------------------------------------------
+// The VLAN gateway interface (reference ADD step 7; lib/bridge/vlan-gateway.ts
+// builds it and removes it with the last port of its VLAN).
+
+export interface VlanGatewayPlan {
+  /** `<bridge>.<vlan>`, as the reference names it. */
+  name: string;
+  vlan: number;
+}
+
+/** With `vlan` and isGateway the gateway lives on `<bridge>.<vlan>`; undefined otherwise. Throws code 7 when the name does not fit. */
+export function planVlanGateway(conf: Pick<BridgeConfig, 'bridge' | 'vlan' | 'isGateway'>): VlanGatewayPlan | undefined {
+  if (!conf.isGateway || conf.vlan === 0) return undefined;
+  const name = `${conf.bridge}.${conf.vlan}`;
+  if (!validIfName(name)) {
+    throw new CniError(ErrorCode.InvalidConfig, `bridge: the VLAN gateway interface "${name}" would be longer than 15 bytes`, `use a "bridge" name of at most ${14 - String(conf.vlan).length} bytes with "vlan" ${conf.vlan}`);
+  }
+  return { name, vlan: conf.vlan };
+}
+
+/** The gateway's own port: an access port of its VLAN (PVID, untagged), no trunk; the defaults go unless preserveDefaultVlan. */
+export function planVlanGatewayPort(conf: BridgeConfig, existingVids: readonly number[] = [1]): VlanOp[] {
+  return planVlans({ ...conf, vlanTrunk: [] }, existingVids);
 }

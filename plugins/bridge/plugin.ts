@@ -22,7 +22,8 @@ import { mergeResultDns } from '../../lib/dns/render';
 import { checkNames, gcNames } from '../../lib/dns/service';
 import { addressText, networkText } from '../../lib/ip';
 import { parseBridgeConfig, type BridgeConfig } from './config';
-import { needsVlanFiltering, planAdd, planVlans, requireAddresses } from './plan';
+import { needsVlanFiltering, planAdd, planVlanGateway, planVlanGatewayPort, planVlans, requireAddresses, type VlanGatewayPlan } from './plan';
+import { releaseVlanGatewayIfUnused, type VlanGatewayRelease } from '../../lib/bridge/vlan-gateway';
 import { buildResult } from './result';
 
 /** IPAM plugins run in-process instead of exec'd: saves a fork+exec of Node per call. Any other type is exec'd from CNI_PATH. */
@@ -37,6 +38,8 @@ function configOf(inv: Invocation): BridgeConfig {
 
 interface BridgeRecord extends AttachmentRecord {
   bridge: string;
+  /** With `vlan` and isGateway: the VLAN gateway interface this attachment keeps in use. */
+  vlanGateway?: VlanGatewayPlan;
   /** With macspoofchk: the elements of the MAC spoof check (lib/firewall/macspoof.ts). */
   macspoof?: MacspoofEntry;
 }
@@ -55,6 +58,15 @@ function isolationOf(conf: BridgeConfig): (AttachIsolation & { bridge: string })
   return conf.isolation ? { network: conf.name, bridge: conf.bridge, lockDir: conf.stateDir } : undefined;
 }
 
+/** DEL/GC: the VLAN gateway to delete with the last port of its VLAN (from the record, else from the config). */
+function vlanGatewayRelease(conf: BridgeConfig, rec?: BridgeRecord): VlanGatewayRelease | undefined {
+  let gw = rec ? rec.vlanGateway : undefined;
+  if (!rec) {
+    try { gw = planVlanGateway(conf); } catch { gw = undefined; } // a name that cannot exist was never created
+  }
+  return gw && { bridge: rec?.bridge ?? conf.bridge, name: gw.name, vlan: gw.vlan, lockDir: conf.stateDir };
+}
+
 function nameServiceFor(conf: BridgeConfig, inv: Invocation): AttachNameService | undefined {
   return nameServiceOf({ network: conf.name, config: conf.nameResolution, inv, podName: cniArgsOf(inv, KNOWN_ARGS).K8S_POD_NAME });
 }
@@ -65,6 +77,7 @@ async function add(inv: Invocation): Promise<Result> {
   const ifname = inv.env.ifname!;
   const nameService = nameServiceFor(conf, inv);
   const records = recordsOf(conf);
+  planVlanGateway(conf); // a name that does not fit fails before anything is made
   const netns = openContainerNetns(inv.env.netns, 'bridge');
   try {
     await requireFreeIfname(netns, ifname, 'bridge');
@@ -78,7 +91,7 @@ async function add(inv: Invocation): Promise<Result> {
       const plan = planAdd(conf, ipam);
       const record: BridgeRecord = {
         network: conf.name, containerId, ifname, bridge: conf.bridge,
-        addresses: plan.ips.map((ip) => ip.address), masq: plan.masq,
+        addresses: plan.ips.map((ip) => ip.address), masq: plan.masq, vlanGateway: plan.vlanGateway,
       };
       const att = await attachContainer({
         netns, ifname, bridge: conf.bridge, mtu: conf.mtu, mac: conf.mac,
@@ -86,6 +99,7 @@ async function add(inv: Invocation): Promise<Result> {
         vlanFiltering: needsVlanFiltering(conf), vlans: (existing) => planVlans(conf, existing),
         enableDad: conf.enabledad, disableContainerInterface: conf.disableContainerInterface,
         ips: plan.ips, routes: plan.routes, bridgeAddresses: plan.bridgeAddresses, forceAddress: conf.forceAddress,
+        vlanGateway: plan.vlanGateway && { ...plan.vlanGateway, portVlans: (existing) => planVlanGatewayPort(conf, existing), lockDir: conf.stateDir },
         forwardV4: plan.forwardV4, forwardV6: plan.forwardV6,
         masq: plan.masq.length ? { owner: { network: conf.name, containerId, ifname }, entries: plan.masq } : undefined,
         isolation: isolationOf(conf), nameService,
@@ -127,7 +141,7 @@ async function del(inv: Invocation): Promise<void> {
   }
   errors.push(...await detachContainer({
     netnsPath: inv.env.netns || undefined, ifname, hostVeth: rec?.hostVeth, masqAddresses,
-    isolation: isolationOf(conf), nameService: nameServiceFor(conf, inv),
+    isolation: isolationOf(conf), nameService: nameServiceFor(conf, inv), vlanGateway: vlanGatewayRelease(conf, rec),
   }));
   // Masquerade goes before IPAM releases the address, so no later owner of it is affected.
   try {
@@ -162,6 +176,8 @@ async function check(inv: Invocation): Promise<void> {
     if (brIf?.mac && brIf.mac.toLowerCase() !== br.mac) throw checkFail(`bridge "${conf.bridge}" has MAC ${br.mac}, prevResult says ${brIf.mac}`);
     const promisc = (br.flags & IFF_PROMISC) !== 0;
     if (conf.promiscMode && !promisc) throw checkFail(`bridge "${conf.bridge}" is not promiscuous`);
+    const gw = (prev.ips ?? []).length ? planVlanGateway(conf) : undefined;
+    if (gw && !(await host.getLink(gw.name))?.up) throw checkFail(`VLAN gateway interface "${gw.name}" is missing or down`);
   } finally {
     host.close();
   }
@@ -196,6 +212,14 @@ async function gc(inv: GcInvocation): Promise<void> {
       await gcNames({ network: conf.name, config: conf.nameResolution }, inv.validAttachments);
     } catch (err) {
       errors.push(`DNS service: ${(err as Error).message}`);
+    }
+  }
+  const gw = vlanGatewayRelease(conf);
+  if (gw) {
+    try {
+      await releaseVlanGatewayIfUnused(gw);
+    } catch (err) {
+      errors.push(`VLAN gateway "${gw.name}": ${(err as Error).message}`);
     }
   }
   const iso = isolationOf(conf);

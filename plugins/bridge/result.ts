@@ -1,5 +1,6 @@
 // The ADD result: [0] bridge, [1] host veth, [2] container veth (sandbox),
-// the container's addresses pointing at interface 2, routes, DNS.
+// [3] the VLAN gateway interface when there is one (as the reference), the
+// container's addresses pointing at interface 2, routes, DNS.
 
 import type { Dns, Result, Route } from '../../lib/cni/types';
 import type { AttachResult } from '../../lib/bridge/attach';
@@ -18,6 +19,7 @@ export function buildResult(o: { cniVersion: string; netnsPath: string; att: Att
     ],
     ips: plan.ips.map((ip) => ({ ...ip, interface: CONTAINER_IF_INDEX })),
   };
+  if (att.vlanGateway) res.interfaces!.push({ name: att.vlanGateway.name, mac: att.vlanGateway.mac });
   const routes: Route[] = plan.routes;
   if (routes.length) res.routes = routes;
   // The config's dns replaces IPAM's when any field is set (reference behaviour).

@@ -1,0 +1,54 @@
+// Bridge ports: a veth pair with a random `veth` + 8 hex end, and the VLANs
+// of a port. Shared by a container's attachment (./attach.ts) and the VLAN
+// gateway interface (./vlan-gateway.ts).
+
+import * as crypto from 'crypto';
+import { CniError, ErrorCode } from '../cni/errors';
+import { isExists, type Link, type NetnsRef, type Rtnl } from '../netlink';
+import type { BridgeVlan } from '../netlink';
+
+/** One VLAN change on a port (`bridge vlan add|del dev <port> vid ... master`). */
+export interface BridgeVlanOp extends BridgeVlan {
+  op: 'add' | 'del';
+}
+
+const VETH_NAME_TRIES = 10;
+
+export function randomVethName(): string {
+  return `veth${crypto.randomBytes(4).toString('hex')}`;
+}
+
+export function errMsg(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * Create `name` through `rtnl` with a random peer name (sent to `peerNetns`,
+ * or left beside it); a clash of the random name is retried.
+ */
+export async function createVethWithRandomPeer(rtnl: Rtnl, o: { name: string; peerNetns?: NetnsRef; mtu?: number; mac?: string; plugin: string }): Promise<{ link: Link; peerName: string }> {
+  for (let i = 0; ; i++) {
+    const peerName = randomVethName();
+    try {
+      const link = await rtnl.createVeth({ name: o.name, peerName, peerNetns: o.peerNetns, mtu: o.mtu || undefined, mac: o.mac });
+      return { link, peerName };
+    } catch (err) {
+      // The caller checked `name` free, so EEXIST is a clash of the random name.
+      if (isExists(err) && i + 1 < VETH_NAME_TRIES) continue;
+      throw new CniError(ErrorCode.Internal, `${o.plugin}: failed to create veth pair "${o.name}" <-> "${peerName}": ${errMsg(err)}`);
+    }
+  }
+}
+
+/** Apply the VLAN ops of a port; `plan` gets the VIDs already on it (the bridge's default PVID 1). */
+export async function applyPortVlans(host: Rtnl, port: Link, plan: (existing: number[]) => BridgeVlanOp[], plugin: string): Promise<void> {
+  const existing = (await host.listBridgeVlans(port.index)).map((v) => v.vid);
+  for (const op of plan(existing)) {
+    try {
+      if (op.op === 'add') await host.addBridgeVlan(port.index, op);
+      else await host.deleteBridgeVlan(port.index, op);
+    } catch (err) {
+      throw new CniError(ErrorCode.Internal, `${plugin}: failed to ${op.op} VLAN ${op.vid} on "${port.name}": ${errMsg(err)}`);
+    }
+  }
+}
