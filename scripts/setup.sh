@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Installs everything the build, tests, demo and benchmarks need on a fresh
 # Debian machine of this kind (as root), then builds dist/bin. Idempotent.
+# user-mode-linux + kmod (modprobe for its modules) + tcpdump: the l2 tier
+# (test/l2), which needs a kernel with 802.1q and bridge VLAN filtering.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PKGS=(iproute2 nftables iptables conntrack containernetworking-plugins etcd-server etcd-client
-      busybox-static iperf3 hyperfine procps iputils-ping netcat-openbsd dnsmasq-base podman containerd runc uidmap curl strace)
+      busybox-static iperf3 hyperfine procps iputils-ping netcat-openbsd dnsmasq-base podman containerd runc uidmap curl strace
+      user-mode-linux kmod tcpdump)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ "${#missing[@]}" -gt 0 ]; then

@@ -317,5 +317,5 @@ describe('bridge plugin (e2e)', () => {
     expect(env.nft()).not.toContain('10.251.0.2 comment');
   });
 
-  it.skip('VLAN access/trunk ports (skipped: this kernel lacks 802.1q and bridge VLAN filtering; the requests are unit-tested)', () => undefined);
+  // VLAN access and trunk ports, and the VLAN gateway interface: test/l2/bridge-vlan.test.ts (the l2 tier, user-mode-linux).
 });

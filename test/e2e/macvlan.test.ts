@@ -323,6 +323,7 @@ describe('macvlan trunk mode (802.1q sub-interface parent)', () => {
   beforeEach(() => { env = new Env(); });
   afterEach(() => env.sb.cleanup());
 
+  // Only a kernel without 802.1q can show this; trunk mode itself runs in the l2 tier (test/l2/macvlan-trunk.test.ts).
   (vlan.ok ? it.skip : it)('without 802.1q in the kernel, ADD fails clearly and leaves nothing', () => {
     const a = env.container('a');
     const r = env.run('ADD', env.conf({ vlan: 10 }), { id: 'ca', netns: env.sb.nsPath(a) });
@@ -333,23 +334,5 @@ describe('macvlan trunk mode (802.1q sub-interface parent)', () => {
     expect(env.reservations()).toEqual([]);
     expect(fs.readdirSync(path.join(env.data, 'trunk'))).toEqual([]);
   });
-
-  const trunkIt = vlan.ok ? it : it.skip;
-  trunkIt(`two VLANs of one master coexist; the sub-interfaces go with their last user${vlan.ok ? '' : ` (skipped: ${vlan.reason})`}`, () => {
-    const [a, b, c] = [env.container('a'), env.container('b'), env.container('c')];
-    const ra = env.add(env.conf({ vlan: 10 }), 'ca', a);
-    const rb = env.add(env.conf({ vlan: 10 }), 'cb', b);
-    env.add({ ...env.conf({ vlan: 20, name: 'mvnet20' }), ipam: { type: 'host-local', subnet: '10.254.0.0/24', dataDir: env.ipamDir } }, 'cc', c);
-    expect(env.hostLinks()).toEqual(expect.arrayContaining(['m0.10', 'm0.20']));
-    expect(sh('ip', ['-n', env.host, '-d', 'link', 'show', 'm0.10'])).toMatch(/vlan protocol 802\.1Q id 10/);
-    expect(env.ping(a, ip(rb))).toBe(true);
-    env.ok('CHECK', withPrev(env.conf({ vlan: 10 }), ra), { id: 'ca', netns: env.sb.nsPath(a) });
-    env.ok('DEL', env.conf({ vlan: 10 }), { id: 'ca', netns: env.sb.nsPath(a) });
-    expect(env.hostLinks()).toContain('m0.10');
-    env.ok('DEL', env.conf({ vlan: 10 }), { id: 'cb', netns: env.sb.nsPath(b) });
-    expect(env.hostLinks()).not.toContain('m0.10');
-    expect(env.hostLinks()).toContain('m0.20');
-    env.ok('GC', { ...env.conf({ vlan: 20, name: 'mvnet20' }), 'cni.dev/valid-attachments': [] }, {});
-    expect(env.hostLinks()).not.toContain('m0.20');
-  });
+  // With 802.1q: test/l2/macvlan-trunk.test.ts (the l2 tier, user-mode-linux).
 });
