@@ -16,7 +16,6 @@ import * as path from 'path';
 import { isNotFound, withRtnl, type BridgePortVlans, type Link, type Rtnl } from '../netlink';
 import { withFileLock } from '../sys/lock';
 import { ensureSysctl } from '../sys/sysctl';
-import { ensurePrivateDir } from '../util/fs';
 import { applyPortVlans, createVethWithRandomPeer, type BridgeVlanOp } from './port';
 
 export const VLAN_GATEWAY_ALIAS = 'node-cni-plugins bridge VLAN gateway';
@@ -41,9 +40,7 @@ export interface VlanGatewayRelease {
 }
 
 function lockFile(lockDir: string, bridge: string): string {
-  const dir = path.join(lockDir, 'vlan-gateway');
-  ensurePrivateDir(dir); // parents 0755: withFileLock alone would make them 0700
-  return path.join(dir, `${bridge}.lock`);
+  return path.join(lockDir, 'vlan-gateway', `${bridge}.lock`);
 }
 
 const OPTIONAL = { ignoreMissing: true };
@@ -93,11 +90,18 @@ export async function ensureVlanGateway(host: Rtnl, br: Link, g: VlanGatewaySpec
   });
 }
 
-/** Delete our gateway interface when no other port of the bridge is in its VLAN (in this namespace). Returns whether it did. */
+/**
+ * Delete our gateway interface when no other port of the bridge is in its
+ * VLAN (in this namespace). Returns whether it did. Once there is nothing of
+ * ours to guard, the lock file goes too (the next ADD makes it again).
+ */
 export async function releaseVlanGatewayIfUnused(o: VlanGatewayRelease): Promise<boolean> {
-  return withFileLock(lockFile(o.lockDir, o.bridge), () => withRtnl(undefined, async (host) => {
+  return withFileLock(lockFile(o.lockDir, o.bridge), (lock) => withRtnl(undefined, async (host) => {
     const gw = await host.getLink(o.name);
-    if (!gw || gw.alias !== VLAN_GATEWAY_ALIAS) return false;
+    if (!gw || gw.alias !== VLAN_GATEWAY_ALIAS) {
+      lock.removeOnRelease({ dir: true });
+      return false;
+    }
     const br = await host.getLink(o.bridge);
     const ports = br?.kind === 'bridge' ? await host.listBridgePorts(br.index) : [];
     if (vlanUsers(ports, { vlan: o.vlan, gatewayPort: gw.peerIndex, ignore: o.ignorePorts }) > 0) return false;
@@ -106,6 +110,7 @@ export async function releaseVlanGatewayIfUnused(o: VlanGatewayRelease): Promise
     } catch (err) {
       if (!isNotFound(err)) throw err;
     }
+    lock.removeOnRelease({ dir: true });
     return true;
   }));
 }

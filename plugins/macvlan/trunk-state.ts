@@ -2,7 +2,8 @@
 //   created          JSON CreatedMarker: we made this sub-interface (ifindex, master, vlan)
 //   users/<record>   one empty file per attachment whose macvlan sits on it
 // Every read-decide-change runs under an exclusive flock on <dataDir>/trunk.lock,
-// so a DEL never deletes a sub-interface that a concurrent ADD just took.
+// so a DEL never deletes a sub-interface that a concurrent ADD just took. When
+// no sub-interface is left, the trunk directory and the lock go too.
 // dataDir defaults to /run (tmpfs): the records die with the links at reboot.
 
 import * as fs from 'fs';
@@ -20,8 +21,16 @@ export class TrunkState {
 
   /** Run fn holding the trunk lock (blocking flock: every holder is one short plugin run). */
   async withLock<T>(fn: () => Promise<T>): Promise<T> {
-    ensurePrivateDir(this.root);
-    return withFileLock(path.join(path.dirname(this.root), 'trunk.lock'), fn);
+    return withFileLock(path.join(path.dirname(this.root), 'trunk.lock'), async (lock) => {
+      try {
+        return await fn();
+      } finally {
+        if (this.subInterfaces().length === 0) {
+          fs.rmSync(this.root, { recursive: true, force: true });
+          lock.removeOnRelease({ dir: true });
+        }
+      }
+    });
   }
 
   private dir(subif: string): string {

@@ -65,8 +65,9 @@ export type SubInterfaceDecision =
  * doubt means keep.
  */
 export function decideSubInterface(s: SubInterfaceState): SubInterfaceDecision {
-  if (!s.link) return s.marker ? { action: 'forget', reason: 'the sub-interface is already gone' } : { action: 'keep', reason: 'no such link' };
-  if (!s.marker) return { action: 'keep', reason: 'not created by this plugin' };
+  if (!s.link) return s.marker || s.users === 0 ? { action: 'forget', reason: 'the sub-interface is already gone' } : { action: 'keep', reason: 'no such link' };
+  // Someone else's: never deleted; our records of it go when none of our attachments uses it.
+  if (!s.marker) return s.users > 0 ? { action: 'keep', reason: 'not created by this plugin' } : { action: 'forget', reason: 'not created by this plugin, and unused by us' };
   if (s.marker.ifindex !== s.link.index || s.link.kind !== 'vlan') {
     return { action: 'forget', reason: `the link now named so is not the one we created (ifindex ${s.link.index}, ours was ${s.marker.ifindex})` };
   }

@@ -332,7 +332,7 @@ describe('macvlan trunk mode (802.1q sub-interface parent)', () => {
     expect(env.hostLinks().sort()).toEqual(['lo', 'm0', 'm0p']);
     expect(env.containerLinks(a)).toEqual(['lo']);
     expect(env.reservations()).toEqual([]);
-    expect(fs.readdirSync(path.join(env.data, 'trunk'))).toEqual([]);
+    expect(fs.existsSync(path.join(env.data, 'trunk')) || fs.existsSync(path.join(env.data, 'trunk.lock'))).toBe(false);
   });
   // With 802.1q: test/l2/macvlan-trunk.test.ts (the l2 tier, user-mode-linux).
 });

@@ -3,6 +3,8 @@
 // `<bridge>.<vlan>` as the reference puts it), `vlanTrunk` ranges, and
 // `preserveDefaultVlan`. Containers in one subnet but different VLANs must
 // not talk. Real traffic: ping, and tcpdump -e in the containers.
+import * as fs from 'fs';
+import * as path from 'path';
 import { ensureBuilt } from '../helpers/build';
 import { addrOf, L2Env } from './env';
 
@@ -25,6 +27,8 @@ function conf(name: string, subnet: string, extra: Record<string, unknown> = {},
 
 const hostVeth = (r: any): string => r.interfaces[1].name;
 const del = (c: Record<string, unknown>, id: string, ns: string) => env.ok('bridge', 'DEL', c, { id, netns: env.sb.nsPath(ns) });
+/** The VLAN gateways' lock directory goes with the last of them. */
+const gatewayLocks = (): boolean => fs.existsSync(path.join(env.state, 'vlan-gateway'));
 const ipv4On = (dev: string): string[] => env.ip(env.host, '-4', '-o', 'addr', 'show', 'dev', dev).split('\n').filter(Boolean).map((l) => l.split(/\s+/)[3]);
 
 it('vlan: access ports untagged in their VLAN, the gateway on <bridge>.<vlan>, shared and removed with the VLAN\'s last container', async () => {
@@ -69,6 +73,7 @@ it('vlan: access ports untagged in their VLAN, the gateway on <bridge>.<vlan>, s
   del(v20, 'cc', c);
   expect(env.links(env.host)).toEqual(['eth0', 'l2br', 'lo']); // the bridge stays, as in the reference
   expect([a, b, c].map((ns) => env.links(ns))).toEqual([['lo'], ['lo'], ['lo']]);
+  expect(gatewayLocks()).toBe(false);
 });
 
 it('vlanTrunk ranges: the port carries VLANs 100-102 and 200 tagged and VLAN 1 untagged, nothing else', () => {
@@ -174,4 +179,5 @@ it('the VLAN gateway: a failed ADD removes the one it made, GC removes one witho
   del(v60, 'ch', h);
   del(v60, 'ci', i);
   expect(env.links(env.host)).toEqual(['eth0', 'l2br', 'l2br.30', 'lo']);
+  expect(gatewayLocks()).toBe(false);
 });

@@ -5,6 +5,7 @@
 // These tests run inside user-mode-linux (./runner.ts): no nftables ip/inet
 // tables there, so no ipMasq or portmap in their configs.
 import { spawn, spawnSync } from 'child_process';
+import * as fs from 'fs';
 import * as path from 'path';
 import { DIST_BIN, Sandbox, sh } from '../helpers/sandbox';
 
@@ -125,6 +126,12 @@ function parseRun(r: { status: number | null; stdout: string; stderr: string }):
   const out: Run = { status: r.status, stdout: r.stdout, stderr: r.stderr };
   try { out.json = r.stdout ? JSON.parse(r.stdout) : undefined; } catch { /* leave undefined */ }
   return out;
+}
+
+/** Every file and directory left under `dir` (relative paths), [] when it is gone. */
+export function leftovers(dir: string): string[] {
+  if (!fs.existsSync(dir)) return [];
+  return fs.readdirSync(dir, { recursive: true, encoding: 'utf8' }).sort();
 }
 
 /** The first address of an ADD result, without its prefix. */

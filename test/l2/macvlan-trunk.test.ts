@@ -6,7 +6,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { ensureBuilt } from '../helpers/build';
-import { addrOf, L2Env } from './env';
+import { addrOf, L2Env, leftovers } from './env';
 
 const SUBNET = '10.70.0.0/24';
 const ROUTER = '10.70.0.254'; // on the wire, in VLAN 10 only
@@ -69,7 +69,7 @@ it('creates eth0.10; VLAN 10 containers reach each other and the wire tagged 10;
   env.ok('macvlan', 'DEL', conf(20), { id: 'cc', netns: env.sb.nsPath(c) }); // twice
   expect(env.links(env.host)).toEqual(['eth0', 'lo']);
   expect([a, b, c].map((ns) => env.links(ns))).toEqual([['lo'], ['lo'], ['lo']]);
-  expect(fs.readdirSync(path.join(env.state, 'trunk'))).toEqual([]);
+  expect(leftovers(env.state)).toEqual([]); // no record, marker or lock left
 });
 
 it('uses a sub-interface the user made and never deletes it', () => {
@@ -83,6 +83,7 @@ it('uses a sub-interface the user made and never deletes it', () => {
   expect(env.ip(env.host, '-o', 'link', 'show', 'eth0.10').split(':')[0]).toBe(before); // the same link, still there
   env.ok('macvlan', 'GC', { ...conf(10), 'cni.dev/valid-attachments': [] });
   expect(env.links(env.host)).toEqual(['eth0', 'eth0.10', 'lo']);
+  expect(leftovers(env.state)).toEqual([]);
 });
 
 it('two concurrent ADDs on a new VLAN create it once; both DELs remove it', async () => {
@@ -102,4 +103,5 @@ it('two concurrent ADDs on a new VLAN create it once; both DELs remove it', asyn
   ]);
   expect([da.status, db.status]).toEqual([0, 0]);
   expect(env.links(env.host)).toEqual(['eth0', 'lo']);
+  expect(leftovers(env.state)).toEqual([]);
 });

@@ -49,9 +49,11 @@ describe('decideSubInterface', () => {
     ['ours, unused → delete', { link, marker: ours, users: 0 }, 'delete'],
     ['ours, still used → keep', { link, marker: ours, users: 1 }, 'keep'],
     ['ours, a host macvlan on it → keep', { link, marker: ours, users: 0, hostChildren: 1 }, 'keep'],
-    ['not ours (user-made) → keep', { link, users: 0 }, 'keep'],
+    ['not ours (user-made), still used → keep', { link, users: 1 }, 'keep'],
+    ['not ours (user-made), unused → forget our records, never the link', { link, users: 0 }, 'forget'],
     ['gone, we had made it → forget', { marker: ours, users: 0 }, 'forget'],
-    ['gone, never ours → keep', { users: 0 }, 'keep'],
+    ['gone, never ours, unused → forget', { users: 0 }, 'forget'],
+    ['gone, never ours, still recorded users → keep', { users: 1 }, 'keep'],
     ['re-created by someone else (other ifindex) → forget', { link: { index: 40, kind: 'vlan' }, marker: ours, users: 0 }, 'forget'],
     ['replaced by another kind → forget', { link: { index: 12, kind: 'bridge' }, marker: ours, users: 0 }, 'forget'],
   ])('%s', (_what, state, action) => {
