@@ -16,6 +16,7 @@ import { LATEST_VERSION, SUPPORTED_VERSIONS, formatResult, parsePrevResult, vers
 import { isHostNetns } from '../netns';
 import { createLogger } from '../util/log';
 import { startMain } from '../util/main';
+import { readStdin, stdinIsTerminal, writeOut } from './stdio';
 
 export interface InvocationOutput {
   stdout: string;
@@ -190,17 +191,12 @@ function failure(plugin: Plugin, thrown: unknown, ctx: FailureContext): Invocati
 }
 
 /** Read all of stdin (async: works for pipes, files and non-blocking fds). */
-async function readStdin(): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
-}
-
 function finish(out: InvocationOutput): void {
-  if (out.stderr) process.stderr.write(out.stderr);
   // Exit explicitly: a plugin may leave handles open (sockets, timers). Exit
-  // only once stdout is flushed, so a pipe reader gets the whole JSON.
-  process.stdout.write(out.stdout, () => process.exit(out.exitCode));
+  // only once stdout is written, so a pipe reader gets the whole JSON.
+  const exit = () => process.exit(out.exitCode);
+  if (out.stderr) writeOut(2, out.stderr, () => writeOut(1, out.stdout, exit));
+  else writeOut(1, out.stdout, exit);
 }
 
 /** The entry point of every plugin binary: `runPlugin(plugin)` is all a main.ts contains. */
@@ -219,7 +215,7 @@ function runPluginNow(plugin: Plugin): void {
     return;
   }
   // VERSION never needs stdin, and a TTY would block: read it only when it is piped or a file.
-  const skipStdin = env.CNI_COMMAND === 'VERSION' && process.stdin.isTTY;
+  const skipStdin = env.CNI_COMMAND === 'VERSION' && stdinIsTerminal();
   (skipStdin ? Promise.resolve(Buffer.alloc(0)) : readStdin())
     .then(
       (stdin) => handleInvocation(plugin, env, stdin),

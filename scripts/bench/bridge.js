@@ -4,7 +4,7 @@
 // (iptables masquerade, host-local exec'd) vs `node -e 0`. Everything runs in
 // throwaway namespaces and is removed at the end (also on Ctrl-C).
 //
-//   node scripts/bench/bridge.js [--counts 1,10,100,1000] [--reps 7] [--json out.json]
+//   node scripts/bench/bridge.js [--counts 1,10,100,1000] [--reps 7] [--bin dist/bin/bridge] [--json out.json]
 //
 // Pre-population: real containers cost a namespace each, so the N
 // "containers already on the network" are made of the state an ADD/DEL can
@@ -23,8 +23,14 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 
+// This machine exports NODE_EXTRA_CA_CERTS; runtimes do not pass it to plugins: no measured process gets it.
+delete process.env.NODE_EXTRA_CA_CERTS;
 const root = path.resolve(__dirname, '..', '..');
-const OURS = path.join(root, 'dist', 'bin', 'bridge');
+const argv0 = process.argv.slice(2);
+// --bin FILE: another build of ours (scripts/bench/startup.js runs the build before the release this way).
+const OURS = argv0.includes('--bin') ? path.resolve(argv0[argv0.indexOf('--bin') + 1]) : path.join(root, 'dist', 'bin', 'bridge');
+// The floor: `node -e 0` of the Node inside the release.
+const NODE = path.join(root, 'node_modules', `node-linux-${process.arch}`, 'bin', 'node');
 const REF = '/usr/lib/cni/bridge';
 const argv = process.argv.slice(2);
 const opt = (k, d) => { const i = argv.indexOf(`--${k}`); return i >= 0 ? argv[i + 1] : d; };
@@ -181,7 +187,7 @@ function timeNode(reps) {
   const xs = [], cpu = [];
   for (let r = 0; r < reps; r++) {
     const t0 = process.hrtime.bigint();
-    const args = ['ip', 'netns', 'exec', namespaces[0], process.execPath, '-e', '0'];
+    const args = ['ip', 'netns', 'exec', namespaces[0], NODE, '-e', '0'];
     const r2 = PERF ? spawnSync('perf', ['stat', '-x,', '-e', 'task-clock', '--', ...args], { encoding: 'utf8' }) : spawnSync(args[0], args.slice(1));
     if (r2.status !== 0) throw new Error(`node -e 0 failed: ${r2.stderr}`);
     xs.push(ms(t0));

@@ -14,6 +14,8 @@
 // the page cache. Then `reps` ADD/DEL pairs are timed (median). No root needed
 // beyond writing a temp dir; nothing outside it is touched.
 'use strict';
+// This machine exports NODE_EXTRA_CA_CERTS; runtimes do not pass it to plugins: no measured process gets it.
+delete process.env.NODE_EXTRA_CA_CERTS;
 const { spawnSync } = require('child_process');
 const fs = require('fs');
 const os = require('os');
@@ -76,7 +78,8 @@ function measureBinaries(n) {
   });
   const floor = { wall: [], cpu: [] };
   for (let i = 0; i < REPS; i++) {
-    const f = timed([process.execPath, '-e', '0'], '', process.env);
+    // The floor: `node -e 0` of the Node inside the release.
+    const f = timed([path.join(__dirname, '..', '..', 'node_modules', `node-linux-${process.arch}`, 'bin', 'node'), '-e', '0'], '', process.env);
     floor.wall.push(f.wall);
     floor.cpu.push(f.cpu);
     for (const m of impls) {

@@ -3,6 +3,8 @@
 // (both with host-local IPAM: ours in-process, the reference exec'd), in a
 // throwaway host namespace. Usage: node scripts/bench/macvlan.js [rounds=20]
 'use strict';
+// This machine exports NODE_EXTRA_CA_CERTS; runtimes do not pass it to plugins: no measured process gets it.
+delete process.env.NODE_EXTRA_CA_CERTS;
 const { execFileSync, spawnSync } = require('child_process');
 const crypto = require('crypto');
 const fs = require('fs');

@@ -11,6 +11,8 @@
 // Every timed change is undone (untimed) so N stays constant.
 // Usage: node scripts/bench/nft.js [--sizes 0,100,1000,10000] [--runs 15] [--only a,b]
 'use strict';
+// This machine exports NODE_EXTRA_CA_CERTS; runtimes do not pass it to plugins: no measured process gets it.
+delete process.env.NODE_EXTRA_CA_CERTS;
 const { execFileSync, spawnSync } = require('child_process');
 const crypto = require('crypto');
 const fs = require('fs');

@@ -20,6 +20,8 @@
 //          [--mappings 300,3000,10000] [--mapping-runs 3] [--ref-max-mappings 3000]
 // (--sizes '' or --mappings '' skips that part; run as root, build first, ~10 min with the defaults)
 'use strict';
+// This machine exports NODE_EXTRA_CA_CERTS; runtimes do not pass it to plugins: no measured process gets it.
+delete process.env.NODE_EXTRA_CA_CERTS;
 const { execFileSync, spawnSync, spawn } = require('child_process');
 const crypto = require('crypto');
 const fs = require('fs');

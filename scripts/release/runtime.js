@@ -141,20 +141,43 @@ const __cniRelease = (() => {
 
   const programs = new Map();
   let collecting;
+  // startMain (lib/util/main.ts) hands its start here: recorded while a program's main is imported for the
+  // release, run at once otherwise (e.g. runPlugin inside vxlan-overlay's start).
   globalThis[COLLECTOR] = (start, info) => {
-    if (!collecting) throw new Error('a program started outside the release collector');
-    programs.set(collecting, { start, info });
+    if (collecting) programs.set(collecting, { start, info });
+    else start();
   };
 
-  /** The bundle calls this once per program: importing its main records its start. */
-  function add(name, importMain) {
+  function collect(name, importMain) {
     collecting = name;
-    importMain();
-    collecting = undefined;
-    if (!programs.has(name)) throw new Error(`release: ${name}'s main did not hand its start to startMain (lib/util/main.ts)`);
+    try { importMain(); } finally { collecting = undefined; }
+    if (!programs.get(name)?.start) throw new Error(`release: ${name}'s main did not hand its start to startMain (lib/util/main.ts)`);
+  }
+
+  /** The bundle calls this once per program: importing its main (in the snapshot builder) records its start. */
+  function add(name, importMain) {
+    collect(name, importMain);
+  }
+
+  /** A program whose code is an on-demand bundle: imported only when it is the one started. */
+  function addOnDemand(name) {
+    programs.set(name, { onDemand: true });
+  }
+
+  // On-demand bundles (scripts/build.js ON_DEMAND, and programs added with addOnDemand): SEA assets, compiled on first use.
+  const bundles = new Map();
+  function onDemand(name) {
+    if (bundles.has(name)) return bundles.get(name);
+    const vm = require('vm');
+    const source = asset(`bundles/${name}.js`).toString('utf8');
+    const mod = { exports: {} };
+    new vm.Script(source, { filename: `${EXECUTABLE}/${name}.js` }).runInThisContext()(mod, mod.exports, require, __cniRelease, process.execPath, require('path').dirname(process.execPath));
+    bundles.set(name, mod.exports);
+    return mod.exports;
   }
 
   function versionLine(name) {
+    if (programs.get(name).onDemand) collect(name, () => onDemand(name));
     const versions = programs.get(name).info.cniVersions;
     return `${name} (node-cni-plugins) v${BUILD.version}, commit ${BUILD.commit}, Node ${process.version}`
       + (versions ? `; CNI spec versions ${versions.join(', ')}` : '');
@@ -164,14 +187,13 @@ const __cniRelease = (() => {
     process.stderr.write(`${EXECUTABLE}: ${message}\n`);
     if (process.env.CNI_COMMAND) {
       // A runtime reads errors from stdout: one CNI error object.
-      const newest = [...programs.values()].map((p) => p.info.cniVersions?.at(-1)).find(Boolean);
+      const newest = [...programs.values()].map((p) => p.info?.cniVersions?.at(-1)).find(Boolean);
       process.stdout.write(`${JSON.stringify({ cniVersion: newest, code: 999, msg: 'unknown program name', details: message })}\n`);
     }
     process.exitCode = 1;
   }
 
   function dispatch() {
-    delete globalThis[COLLECTOR];
     const path = require('path');
     let name = path.basename(process.argv0);
     const names = [...programs.keys()].sort();
@@ -189,6 +211,7 @@ const __cniRelease = (() => {
       process.argv.splice(1, 1);
       name = wanted;
     }
+    if (programs.get(name)?.onDemand) collect(name, () => onDemand(name));
     const program = programs.get(name);
     if (!program) {
       fail(`no program named "${name}" in this executable (started as "${process.argv0}"): link it as one of ${names.join(', ')}`);
@@ -213,5 +236,5 @@ const __cniRelease = (() => {
     }
   }
 
-  return { native, builtin, assetBase, add, ready };
+  return { native, builtin, assetBase, add, addOnDemand, onDemand, ready };
 })();
