@@ -70,6 +70,14 @@ export class Netns {
   }
 }
 
+/**
+ * The inode of the namespace this process runs in: what tells two "hosts" on one
+ * machine apart (a runtime in a namespace of its own shares /run with the others).
+ */
+export function hostNetnsInode(): number {
+  return fs.fstatSync(hostNetnsFd()).ino;
+}
+
 /** True when nsPath names the namespace this process runs in (CONFORMANCE E20). */
 export function isHostNetns(nsPath: string): boolean {
   try {

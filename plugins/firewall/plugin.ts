@@ -58,6 +58,7 @@ function teardownIfUnused(cfg: FirewallConfig, state: FirewallState): void {
   if (state.hasAny()) return;
   removeForwardTable();
   for (const f of BOTH) removeForwardAccept(f, { adminChain: cfg.adminChain });
+  state.removeEmptyRecordDir();
 }
 
 async function add(inv: Invocation): Promise<Result> {

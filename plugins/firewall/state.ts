@@ -1,11 +1,14 @@
 // The host's firewall state: one record per attachment (what DEL and GC
 // remove, without the namespace or prevResult) and one lock. The shared
 // structure (our nft table, the iptables jump) comes with the first record
-// and goes with the last, under the lock.
+// and goes with the last, under the lock. Records are kept per network
+// namespace of the plugin (its "host"): runtimes in namespaces of their own
+// share /run, but each has its own nftables and iptables.
 
 import * as fs from 'fs';
 import * as path from 'path';
 import { createHash } from 'crypto';
+import { hostNetnsInode } from '../../lib/netns';
 import { withFileLock } from '../../lib/sys/lock';
 import { ensurePrivateDir } from '../../lib/util/fs';
 import type { IngressPolicy } from './config';
@@ -27,8 +30,8 @@ const netTag = (network: string): string => createHash('sha256').update(network)
 export class FirewallState {
   private readonly records: string;
 
-  constructor(readonly dir: string) {
-    this.records = path.join(dir, 'attachments');
+  constructor(readonly dir: string, hostNetns = hostNetnsInode()) {
+    this.records = path.join(dir, `netns-${hostNetns}`);
   }
 
   private file(network: string, containerID: string, ifname: string): string {
@@ -71,6 +74,11 @@ export class FirewallState {
       } catch { /* torn: its elements are found by their comments */ }
     }
     return out;
+  }
+
+  /** After the last attachment: the (empty) records directory goes too. Call under the lock. */
+  removeEmptyRecordDir(): void {
+    try { fs.rmdirSync(this.records); } catch { /* not empty, or gone */ }
   }
 
   /** Whether any attachment of any network is left: one directory entry is enough to know. */

@@ -89,7 +89,12 @@ class Env {
     }
     const iso = shTry('ip', ['netns', 'exec', this.host, 'nft', '-j', 'list', 'set', 'inet', 'node_cni_isolation', 'isolated']);
     if (iso.status === 0 && /"elem"/.test(iso.stdout)) out.push('isolation elements');
-    if (fs.existsSync(path.join(this.state, 'fw', 'attachments')) && fs.readdirSync(path.join(this.state, 'fw', 'attachments')).length) out.push('firewall records');
+    // Lock files are not counted here (lib/sys/lock keeps them; the lifecycle work of #15 removes them).
+    const fw = path.join(this.state, 'fw');
+    for (const d of fs.existsSync(fw) ? fs.readdirSync(fw) : []) {
+      if (d === 'lock' || (d === 'isolation' && fs.readdirSync(path.join(fw, d)).every((f) => f.endsWith('.lock')))) continue;
+      out.push(`firewall state ${d}`);
+    }
     return out;
   }
 }
