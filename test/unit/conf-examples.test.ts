@@ -12,6 +12,10 @@ import { parseMacvlanConfig } from '../../plugins/macvlan/config';
 import { parsePortmapConfig } from '../../plugins/portmap/config';
 import { parseOverlayConfig } from '../../plugins/vxlan-overlay/config';
 import { parseHostLocalConfig } from '../../ipam/host-local/config';
+import { parseBandwidthConfig } from '../../plugins/bandwidth/config';
+import { parseFirewallConfig } from '../../plugins/firewall/config';
+import { parseTuningConfig } from '../../plugins/tuning/config';
+import { versionAtLeast } from '../../lib/cni/version';
 
 const DIR = path.resolve(__dirname, '..', '..', 'conf-examples');
 const conflists = fs.readdirSync(DIR).filter((f) => f.endsWith('.conflist')).sort();
@@ -22,6 +26,9 @@ const parsers: Record<string, (conf: NetConf) => unknown> = {
   portmap: (c) => parsePortmapConfig(c),
   'vxlan-overlay': (c) => parseOverlayConfig(c),
   loopback: () => ({}), // no fields of its own
+  firewall: (c) => parseFirewallConfig(c),
+  tuning: (c) => parseTuningConfig(c, { ifname: 'eth0' }),
+  bandwidth: (c) => parseBandwidthConfig(c),
 };
 
 describe('conf-examples', () => {
@@ -58,5 +65,41 @@ describe('conf-examples', () => {
     const list = JSON.parse(fs.readFileSync(path.join(DIR, '10-docker0.conflist'), 'utf8'));
     const broken = { ...list.plugins[0], name: list.name, cniVersion: list.cniVersion, hairpinMode: true, promiscMode: true };
     expect(() => parseBridgeConfig(broken)).toThrow(expect.objectContaining({ code: 7 }));
+  });
+});
+
+// conf-examples/generated/: what runtimes write themselves (podman network create, nerdctl's
+// default network, a Kubernetes-style chain), kept as they write it, own cniVersion included:
+// each must work unchanged, so each loads and every plugin accepts its entry at that version.
+const GENERATED = path.join(DIR, 'generated');
+const generated = fs.readdirSync(GENERATED).filter((f) => f.endsWith('.conflist')).sort();
+/** The lowest config version each chained plugin takes (the reference's minimums). */
+const MIN_VERSION: Record<string, string> = { firewall: '0.4.0', bandwidth: '0.3.0', portmap: '0.3.0', tuning: '0.1.0' };
+
+describe('conf-examples/generated (runtime-written shapes)', () => {
+  it('has podman\'s, nerdctl\'s and a Kubernetes-style chain with portmap + bandwidth', () => {
+    expect(generated).toEqual(['k8s-portmap-bandwidth.conflist', 'nerdctl-bridge.conflist', 'podman-network-create-isolate.conflist', 'podman-network-create.conflist']);
+  });
+
+  it.each(generated)('%s loads at its own version and every plugin in it accepts its entry', (file) => {
+    const bytes = fs.readFileSync(path.join(GENERATED, file));
+    const list = JSON.parse(bytes.toString('utf8'));
+    expect(parseNetworkConfig(bytes, file).cniVersion).toBe(list.cniVersion);
+    for (const entry of list.plugins) {
+      const conf = { ...entry, name: list.name, cniVersion: list.cniVersion } as NetConf;
+      expect([entry.type, parsers[entry.type]]).toEqual([entry.type, expect.any(Function)]);
+      expect(() => parsers[entry.type](conf)).not.toThrow();
+      if (MIN_VERSION[entry.type]) expect([entry.type, versionAtLeast(list.cniVersion, MIN_VERSION[entry.type])]).toEqual([entry.type, true]);
+      if (entry.ipam?.type === 'host-local') expect(() => parseHostLocalConfig(conf)).not.toThrow();
+    }
+  });
+
+  it('the chains are what the runtimes write: podman firewall+tuning, nerdctl same-bridge, kubelet\'s bandwidth capability', () => {
+    const types = (f: string) => JSON.parse(fs.readFileSync(path.join(GENERATED, f), 'utf8')).plugins.map((p: { type: string }) => p.type);
+    expect(types('podman-network-create.conflist')).toEqual(['bridge', 'portmap', 'firewall', 'tuning']);
+    expect(types('nerdctl-bridge.conflist')).toEqual(['bridge', 'portmap', 'firewall', 'tuning']);
+    expect(types('k8s-portmap-bandwidth.conflist')).toEqual(['bridge', 'portmap', 'bandwidth']);
+    const nerdctl = JSON.parse(fs.readFileSync(path.join(GENERATED, 'nerdctl-bridge.conflist'), 'utf8'));
+    expect(parseFirewallConfig({ ...nerdctl.plugins[2], name: nerdctl.name, cniVersion: nerdctl.cniVersion }).ingressPolicy).toBe('same-bridge');
   });
 });
