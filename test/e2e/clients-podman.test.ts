@@ -1,17 +1,21 @@
 // podman 4.3 with its CNI backend, configured to use ONLY our dist/bin
 // (containers.conf: cni_plugin_dirs = [dist/bin]), drives bridge + host-local
 // + portmap: addresses, container-to-container traffic, a published port from
-// the host and from outside, and a clean host after `podman rm`.
+// the host and from outside, and a clean host after `podman rm`. Then the
+// networks `podman network create` writes (bridge + portmap + firewall +
+// tuning), used as written, on a host whose FORWARD policy is DROP (as Docker
+// leaves it): published ports, two networks' reachability compared with the
+// reference plugins, and nothing left after `podman rm` + `podman network rm`.
 // podman runs with `nsenter --net` in a throwaway host namespace, so its
 // bridge, nft tables and published ports live there (see test/helpers/clients.ts).
 import * as fs from 'fs';
 import * as path from 'path';
 import {
-  PODMAN_RUN_FLAGS, Podman, addOutsideClient, adaptPodmanConflist, bridgeConflist, cachedResults,
+  PODMAN_RUN_FLAGS, Podman, addOutsideClient, bridgeConflist, cachedResults, firewallStateDir,
   hostState, httpGet, makeBusyboxImage, missingBinary, ok, randomSubnets, removeHostState, reservations,
 } from '../helpers/clients';
 import { ensureBuilt } from '../helpers/build';
-import { DIST_BIN, Sandbox } from '../helpers/sandbox';
+import { DIST_BIN, REFERENCE_BIN, Sandbox, sh, shTry } from '../helpers/sandbox';
 
 const missing = missingBinary(['podman', 'runc', 'conmon', 'nsenter', 'nc']);
 if (missing) console.warn(`clients-podman: skipped, "${missing}" is not installed (scripts/setup.sh installs it)`);
@@ -33,7 +37,7 @@ describeIfPodman('podman 4.3 (CNI backend) on our plugins', () => {
   let webSandboxKey = '';
 
   beforeAll(() => {
-    ensureBuilt('bridge', 'portmap', 'host-local', 'loopback');
+    ensureBuilt('bridge', 'portmap', 'host-local', 'loopback', 'firewall', 'tuning');
     hostns = sb.netns('h');
     ({ client, hostAddr } = addOutsideClient(sb, hostns, uplink));
     podman = new Podman(sb, hostns);
@@ -98,25 +102,100 @@ describeIfPodman('podman 4.3 (CNI backend) on our plugins', () => {
       'podman run -p 18080:80 after rm');
   });
 
-  it('refuses a `podman network create` network (firewall + tuning) instead of falling back to /usr/lib/cni; the documented edit works', () => {
+  it('runs a `podman network create` network as written (firewall + tuning), with FORWARD DROP: out, in through -p, nothing left', () => {
+    for (const bin of ['iptables', 'ip6tables']) sh('ip', ['netns', 'exec', hostns, bin, '-P', 'FORWARD', 'DROP']);
     podman.must(['network', 'create', '--subnet', `${made}.0/24`, created]);
     const file = path.join(podman.netConfDir, `${created}.conflist`);
-    const conf = JSON.parse(fs.readFileSync(file, 'utf8'));
-    expect(conf.plugins.map((p: { type: string }) => p.type)).toEqual(['bridge', 'portmap', 'firewall', 'tuning']);
-
-    const refused = podman.run(['run', '--rm', ...PODMAN_RUN_FLAGS, '--network', created, 'localhost/bb:latest', 'true']);
-    expect(refused.status).not.toBe(0);
-    // (podman logs it through logrus, which escapes the quotes)
-    expect(refused.stderr.replace(/\\"/g, '"')).toContain(`failed to find plugin "firewall" in path [${DIST_BIN}]`);
-
-    // docs/clients.md: drop firewall and tuning (and give host-local a dataDir of your choice).
-    const ipamDir = sb.tmpdir('-made');
-    fs.writeFileSync(file, JSON.stringify(adaptPodmanConflist(conf, ipamDir), null, 2));
-    const out = podman.must(['run', '--rm', ...PODMAN_RUN_FLAGS, '--network', created, 'localhost/bb:latest',
-      'sh', '-c', `ip -4 -o addr show eth0; ping -c 1 -W 5 ${made}.1 >/dev/null && echo gateway-ok`]);
+    const written = fs.readFileSync(file, 'utf8');
+    expect(JSON.parse(written).plugins.map((p: { type: string }) => p.type)).toEqual(['bridge', 'portmap', 'firewall', 'tuning']);
+    const id = podman.must(['run', '-d', ...PODMAN_RUN_FLAGS, '--network', created, '-p', '18090:80', 'localhost/bb:latest', 'httpd', '-f', '-p', '80', '-h', '/www']);
+    const out = podman.must(['exec', id, 'sh', '-c', `ip -4 -o addr show eth0; ping -c 1 -W 5 ${uplink}.2 >/dev/null && echo outside-ok`]);
     expect(out).toMatch(new RegExp(`inet ${made.replace(/\./g, '\\.')}\\.\\d+/24`));
-    expect(out).toContain('gateway-ok');
-    expect(reservations(ipamDir, created)).toEqual([]);
-    expect(hostState(hostns, 'none-expected').veths).toEqual([]);
+    expect(out).toContain('outside-ok');
+    expect(httpGet(client, hostAddr, 18090)).toContain('hello from busybox');
+    expect(httpGet(hostns, '127.0.0.1', 18090)).toContain('hello from busybox');
+    expect(fs.readFileSync(file, 'utf8')).toBe(written); // used as written, never edited
+    podman.must(['rm', '--force', '--time', '0', id]);
+    podman.must(['network', 'rm', created]);
+    expect(fs.existsSync(file)).toBe(false);
+    expectHostClean(created, id);
+  });
+
+  /** No veth, no element or rule of ours, no record of the network in any default dir, no firewall state of this host. */
+  function expectHostClean(network: string, id: string): void {
+    const state = hostState(hostns, id);
+    expect(state.veths).toEqual([]);
+    expect(state.nftMentions).toEqual([]);
+    const ruleset = sh('ip', ['netns', 'exec', hostns, 'nft', 'list', 'ruleset']);
+    expect(ruleset).not.toContain('node_cni_firewall');
+    expect(ruleset).not.toMatch(/set isolated \{[^}]*elements/);
+    for (const bin of ['iptables', 'ip6tables']) expect(sh('ip', ['netns', 'exec', hostns, bin, '-S'])).not.toMatch(/NODE-CNI-FORWARD|CNI-ADMIN/);
+    expect(reservations('/var/lib/cni/networks', network)).toEqual([]);
+    for (const dir of ['/var/lib/cni/portmap', '/run/cni/bridge']) {
+      const d = path.join(dir, network);
+      expect([d, fs.existsSync(d) ? fs.readdirSync(d).filter((f) => !f.endsWith('lock')) : []]).toEqual([d, []]);
+    }
+    expect(fs.existsSync(firewallStateDir(hostns))).toBe(false);
+    expect(cachedResults(network)).toEqual([]);
+  }
+});
+
+/**
+ * Two pairs of `podman network create` networks, plain and `--opt isolate=true`, one container
+ * each, on a host with FORWARD DROP; who reaches whom. Run once on our plugins and once on the
+ * reference (cni_plugin_dirs = /usr/lib/cni): the answers must be the same.
+ */
+describeIfPodman('podman networks see each other as with the reference plugins', () => {
+  const sb = new Sandbox('clq');
+  const nets = ['a', 'b', 'i', 'j'].map((n) => `${sb.tag}-${n}`);
+  const runs: Sandbox[] = [];
+  let image: { rootfs: string; name: string };
+
+  beforeAll(() => {
+    ensureBuilt('bridge', 'portmap', 'host-local', 'loopback', 'firewall', 'tuning');
+    image = makeBusyboxImage(sb.tmpdir('-img'));
+    sb.onCleanup(() => nets.forEach(removeHostState));
+  }, 120000);
+  afterAll(() => {
+    for (const r of runs) r.cleanup();
+    sb.cleanup();
+  }, 180000);
+
+  /** One "host" (its own sandbox: namespaces, podman dirs) whose podman uses only `pluginDir`. */
+  function reachability(pluginDir: string): Record<string, boolean> {
+    const run = new Sandbox('clq');
+    runs.push(run);
+    const hostns = run.netns('h');
+    const { client } = addOutsideClient(run, hostns, randomSubnets().uplink);
+    for (const bin of ['iptables', 'ip6tables']) sh('ip', ['netns', 'exec', hostns, bin, '-P', 'FORWARD', 'DROP']);
+    const podman = new Podman(run, hostns, pluginDir);
+    podman.must(['import', image.rootfs, image.name]);
+    const base = randomSubnets().net.split('.').slice(0, 2).join('.');
+    nets.forEach((n, k) => podman.must(['network', 'create', '--subnet', `${base}.${10 + k}.0/24`, ...(k >= 2 ? ['--opt', 'isolate=true'] : []), n]));
+    const ids = nets.map((n) => podman.must(['run', '-d', ...PODMAN_RUN_FLAGS, '--network', n, 'localhost/bb:latest', 'sleep', '300']));
+    const ip = (id: string, n: string): string => podman.must(['inspect', id, '--format', `{{(index .NetworkSettings.Networks "${n}").IPAddress}}`]);
+    const addr = ids.map((id, k) => ip(id, nets[k]));
+    const ping = (from: number, to: string): boolean => podman.run(['exec', ids[from], 'ping', '-c', '1', '-W', '2', to]).status === 0;
+    const out = {
+      'plain a -> plain b': ping(0, addr[1]), 'plain b -> plain a': ping(1, addr[0]),
+      'isolated i -> isolated j': ping(2, addr[3]), 'isolated j -> isolated i': ping(3, addr[2]),
+      'isolated i -> plain a': ping(2, addr[0]), 'plain a -> isolated i': ping(0, addr[2]),
+      'isolated i -> outside': ping(2, `${shTry('ip', ['-n', client, '-4', '-o', 'addr', 'show', 'eth0']).stdout.split(/\s+/)[3].split('/')[0]}`),
+    };
+    podman.must(['rm', '--all', '--force', '--time', '0'], 120000);
+    for (const n of nets) podman.must(['network', 'rm', n]);
+    nets.forEach(removeHostState);
+    return out;
+  }
+
+  it('same answers on ours and on /usr/lib/cni', () => {
+    const ours = reachability(DIST_BIN);
+    const reference = reachability(REFERENCE_BIN);
+    expect(ours).toEqual({
+      'plain a -> plain b': true, 'plain b -> plain a': true,
+      'isolated i -> isolated j': false, 'isolated j -> isolated i': false,
+      'isolated i -> plain a': true, 'plain a -> isolated i': true, 'isolated i -> outside': true,
+    });
+    expect(reference).toEqual(ours);
   });
 });

@@ -117,6 +117,11 @@ export function removeHostState(network: string): void {
   }
 }
 
+/** The firewall plugin's default state of one "host" namespace: /run/cni/firewall/netns-<inode> (plugins/firewall/state.ts). */
+export function firewallStateDir(hostns: string): string {
+  return path.join('/run/cni/firewall', `netns-${fs.statSync(`/run/netns/${hostns}`).ino}`);
+}
+
 /**
  * A conflist of ours: bridge (+ host-local) + portmap, every state dir private (under dataDir).
  * Versions as in conf-examples (conf-examples/README.md): "cniVersion" 1.0.0 for libcni 1.1, "cniVersions" for newer runtimes.
@@ -140,18 +145,6 @@ export function bridgeConflist(o: { name: string; bridge: string; prefix: string
       { type: 'portmap', capabilities: { portMappings: true }, dataDir: path.join(o.dataDir, 'portmap') },
     ],
   };
-}
-
-/**
- * Make a conflist written by `podman network create` run on our plugins only:
- * drop "firewall" and "tuning" (we ship neither; see docs/clients.md) and give
- * host-local a private dataDir. Same as the jq filter in docs/clients.md.
- */
-export function adaptPodmanConflist(conf: { plugins: Array<Record<string, any>> }, dataDir?: string): { plugins: Array<Record<string, any>> } {
-  const plugins = conf.plugins
-    .filter((p) => p.type !== 'firewall' && p.type !== 'tuning')
-    .map((p) => (dataDir && p.ipam ? { ...p, ipam: { ...p.ipam, dataDir } } : p));
-  return { ...conf, plugins };
 }
 
 /** Connect `hostns` to a fresh "outside client" namespace over a veth: host .1, client .2 of `prefix`.0/24. */
@@ -186,13 +179,14 @@ export class Podman {
   readonly netConfDir: string;
   readonly env: NodeJS.ProcessEnv;
 
-  constructor(private sb: Sandbox, readonly hostns: string) {
+  /** `pluginDir`: the only directory podman looks for plugins in (default dist/bin; /usr/lib/cni runs the reference). */
+  constructor(private sb: Sandbox, readonly hostns: string, readonly pluginDir = DIST_BIN) {
     this.dir = sb.tmpdir('-podman');
     this.netConfDir = path.join(this.dir, 'net.d');
     fs.mkdirSync(this.netConfDir);
     const conf = path.join(this.dir, 'containers.conf');
     const storage = path.join(this.dir, 'storage.conf');
-    fs.writeFileSync(conf, podmanContainersConf(this.dir, this.netConfDir));
+    fs.writeFileSync(conf, podmanContainersConf(this.dir, this.netConfDir, pluginDir));
     fs.writeFileSync(storage, podmanStorageConf(this.dir));
     this.env = { ...process.env, CONTAINERS_CONF: conf, CONTAINERS_STORAGE_CONF: storage };
     sb.onCleanup(() => this.removeEverything());
@@ -216,11 +210,11 @@ export class Podman {
   }
 }
 
-export function podmanContainersConf(dir: string, netConfDir: string): string {
+export function podmanContainersConf(dir: string, netConfDir: string, pluginDir = DIST_BIN): string {
   return `# podman 4.3 on node-cni-plugins only (see docs/clients.md)
 [network]
 network_backend = "cni"
-cni_plugin_dirs = ["${DIST_BIN}"]
+cni_plugin_dirs = ["${pluginDir}"]
 network_config_dir = "${netConfDir}"
 
 [engine]
