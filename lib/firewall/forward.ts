@@ -9,17 +9,20 @@
 //
 // and one jump in iptables' FORWARD to a two-rule chain that accepts marked
 // packets (lib/firewall/iptables.ts: a drop there cannot be overruled from here).
-// An ADD is one nft transaction: the fixed structure re-stated (idempotent,
-// atomic: rules are flushed and rewritten in the same transaction, so it also
-// repairs) and this container's elements, each added, deleted and added again
-// so a stale element of the same address takes this owner. Nothing lists the
-// sets; nft 1.0.6 fetches no set contents for these operations.
+// Like portmap (lib/firewall/nft.ts): an ADD checks the two chains by their
+// tagged rules (one small dump each, never the sets) and is then one
+// transaction of element operations, each added, deleted and added again so a
+// stale element of the same address takes this owner; when a chain is missing
+// or differs, the structure is declared in the same transaction. The table
+// goes with the last element (removeTableIfUnused: atomic against an ADD).
 
-import { spawnSync } from 'child_process';
 import type { Netns } from '../netns';
 import { FORWARD_MARK } from './iptables';
 import { attachmentTag, elementComment, networkTag, type MasqOwner } from './masquerade';
-import { applyNft, NftError, nftJson } from './nft';
+import {
+  applyNft, applyNftDeletions, getNftElement, isNftMissing, nftJson, nftQuote, removeTableIfUnused, renderChain, verifyChains,
+  type RenderedChain, type SharedTable, type TableRemoval,
+} from './nft';
 
 export const FORWARD_TABLE = 'node_cni_firewall';
 
@@ -32,92 +35,79 @@ const isV6 = (a: string): boolean => a.includes(':');
 const setOf = (a: string): string => (isV6(a) ? 'allowed6' : 'allowed4');
 const hex = (n: number): string => `0x${n.toString(16).padStart(8, '0')}`;
 
-function quote(s: string): string {
-  return `"${s.replace(/["\\]/g, '_')}"`;
+/** The two chains, their rules tagged for verifyChains. */
+export function forwardChains(t = FORWARD_TABLE): RenderedChain[] {
+  const mark = `meta mark set meta mark | ${hex(FORWARD_MARK)}`;
+  const marking: string[] = [];
+  for (const [ip, set] of [['ip', 'allowed4'], ['ip6', 'allowed6']]) {
+    marking.push(`${ip} saddr @${set} ${mark}`, `${ip} daddr @${set} ct state established,related ${mark}`, `${ip} daddr @${set} ct status dnat ${mark}`);
+  }
+  return [
+    // Before iptables' filter chains (priority filter), so they see the mark; cleared right after them.
+    renderChain('inet', t, 'let-through', 'type filter hook forward priority filter - 5; policy accept;', marking),
+    renderChain('inet', t, 'clear-mark', 'type filter hook forward priority filter + 1; policy accept;',
+      [`meta mark & ${hex(FORWARD_MARK)} == ${hex(FORWARD_MARK)} meta mark set meta mark & ${hex(~FORWARD_MARK >>> 0)}`]),
+  ];
 }
 
-/** The fixed structure: table, the two sets, the let-through and clear-mark chains with their rules (idempotent). */
-export function renderForwardStructure(t = FORWARD_TABLE): string[] {
-  const mark = `meta mark set meta mark | ${hex(FORWARD_MARK)}`;
-  const lines = [
+export function forwardSharedTable(t = FORWARD_TABLE): SharedTable {
+  return { family: 'inet', table: t, chains: ['let-through', 'clear-mark'], sets: ['allowed4', 'allowed6'] };
+}
+
+/** The fixed structure: table, the two sets, the two chains with their rules (idempotent). */
+export function renderForwardDeclare(t = FORWARD_TABLE): string[] {
+  return [
     `add table inet ${t} { comment "node-cni-plugins firewall: containers' forwarded traffic passes the host's FORWARD policy"; }`,
     `add set inet ${t} allowed4 { type ipv4_addr; comment "container addresses"; }`,
     `add set inet ${t} allowed6 { type ipv6_addr; comment "container addresses"; }`,
-    // Before iptables' filter chains (priority filter), so they see the mark.
-    `add chain inet ${t} let-through { type filter hook forward priority filter - 5; policy accept; }`,
-    `flush chain inet ${t} let-through`,
+    ...forwardChains(t).flatMap((c) => c.lines),
   ];
-  for (const [ip, set] of [['ip', 'allowed4'], ['ip6', 'allowed6']]) {
-    lines.push(
-      `add rule inet ${t} let-through ${ip} saddr @${set} ${mark}`,
-      `add rule inet ${t} let-through ${ip} daddr @${set} ct state established,related ${mark}`,
-      `add rule inet ${t} let-through ${ip} daddr @${set} ct status dnat ${mark}`,
-    );
-  }
-  lines.push(
-    `add chain inet ${t} clear-mark { type filter hook forward priority filter + 1; policy accept; }`,
-    `flush chain inet ${t} clear-mark`,
-    `add rule inet ${t} clear-mark meta mark & ${hex(FORWARD_MARK)} == ${hex(FORWARD_MARK)} meta mark set meta mark & ${hex(~FORWARD_MARK >>> 0)}`,
-  );
-  return lines;
 }
 
-/** The ADD transaction: the structure and the owner's elements. */
-export function renderForwardAdd(owner: MasqOwner, addresses: readonly string[], t = FORWARD_TABLE): string {
-  const lines = renderForwardStructure(t);
-  const comment = quote(elementComment(owner));
-  for (const a of addresses) {
-    lines.push(
-      `add element inet ${t} ${setOf(a)} { ${a} }`,
-      `delete element inet ${t} ${setOf(a)} { ${a} }`,
-      `add element inet ${t} ${setOf(a)} { ${a} comment ${comment} }`,
-    );
-  }
-  return lines.join('\n') + '\n';
+/** The owner's elements (a stale element of the same address is replaced). */
+export function renderForwardElements(owner: MasqOwner, addresses: readonly string[], t = FORWARD_TABLE): string[] {
+  const comment = nftQuote(elementComment(owner));
+  return addresses.flatMap((a) => [
+    `add element inet ${t} ${setOf(a)} { ${a} }`,
+    `delete element inet ${t} ${setOf(a)} { ${a} }`,
+    `add element inet ${t} ${setOf(a)} { ${a} comment ${comment} }`,
+  ]);
 }
 
 export function renderForwardDel(addresses: readonly string[], t = FORWARD_TABLE): string[] {
   return addresses.map((a) => `delete element inet ${t} ${setOf(a)} { ${a} }`);
 }
 
-function isMissing(err: unknown): boolean {
-  return err instanceof NftError && /No such file or directory|does not exist/.test(err.stderr);
-}
-
-export function applyForwardAdd(owner: MasqOwner, addresses: readonly string[], o: ForwardOptions = {}): void {
-  applyNft(renderForwardAdd(owner, addresses, o.table), o.netns);
+/** ADD: element operations only while the chains are intact; the structure declared with them when not. */
+export async function applyForwardAdd(owner: MasqOwner, addresses: readonly string[], o: ForwardOptions = {}): Promise<void> {
+  const t = o.table ?? FORWARD_TABLE;
+  const elements = renderForwardElements(owner, addresses, t);
+  if (await verifyChains('inet', t, forwardChains(t), o.netns)) {
+    try {
+      applyNft(elements.join('\n') + '\n', o.netns);
+      return;
+    } catch (err) {
+      if (!isNftMissing(err)) throw err;
+      // A set or the table went away since the check: declare below.
+    }
+  }
+  applyNft([...renderForwardDeclare(t), ...elements].join('\n') + '\n', o.netns);
 }
 
 /** Remove these addresses' elements; the missing ones count as removed. */
 export function removeForwardElements(addresses: readonly string[], o: ForwardOptions = {}): void {
-  const lines = renderForwardDel(addresses, o.table);
-  if (lines.length === 0) return;
-  try {
-    applyNft(lines.join('\n') + '\n', o.netns);
-    return;
-  } catch (err) {
-    if (!isMissing(err)) throw err;
-  }
-  for (const l of lines) {
-    try { applyNft(`${l}\n`, o.netns); } catch (err) { if (!isMissing(err)) throw err; }
-  }
+  applyNftDeletions(renderForwardDel(addresses, o.table), o.netns);
 }
 
-/** The table goes with the last container (the caller knows it is the last). Idempotent. */
-export function removeForwardTable(o: ForwardOptions = {}): void {
-  try {
-    applyNft(`delete table inet ${o.table ?? FORWARD_TABLE}\n`, o.netns);
-  } catch (err) {
-    if (!isMissing(err)) throw err;
-  }
+/** The table, unless an element is still in it (then nothing changes). */
+export function removeForwardTableIfUnused(o: ForwardOptions = {}): Promise<TableRemoval> {
+  return removeTableIfUnused(forwardSharedTable(o.table), o.netns);
 }
 
 /** Whether this owner's element for the address is there (CHECK): one `nft get element`, no listing. */
 export function hasForwardElement(owner: MasqOwner, address: string, o: ForwardOptions = {}): boolean {
-  const run = () => spawnSync('nft', ['get', 'element', 'inet', o.table ?? FORWARD_TABLE, setOf(address), `{ ${address} }`], { encoding: 'utf8' });
-  const r = o.netns ? o.netns.run(run) : run();
-  if (r.error) throw r.error;
-  return r.status === 0 && r.stdout.includes(attachmentTag(owner.containerId, owner.ifname));
+  const text = getNftElement('inet', o.table ?? FORWARD_TABLE, setOf(address), address, o.netns);
+  return text !== undefined && text.includes(attachmentTag(owner.containerId, owner.ifname));
 }
 
 /** GC and leftovers: every element with its comment (this lists the sets). */

@@ -51,10 +51,10 @@ interface Run {
 const usable: Partial<Record<IpFamily, boolean>> = {};
 const unusable = (family: IpFamily): boolean => usable[family] === false;
 
-function run(family: IpFamily, args: readonly string[], netns?: Netns): Run {
-  const bin = family === 4 ? 'iptables' : 'ip6tables';
+function run(family: IpFamily, args: readonly string[], netns?: Netns, o: { restore?: string } = {}): Run {
+  const bin = (family === 4 ? 'iptables' : 'ip6tables') + (o.restore !== undefined ? '-restore' : '');
   // -w: wait for the xtables lock instead of failing when Docker or kube-proxy holds it.
-  const exec = () => spawnSync(bin, ['-w', ...args], { encoding: 'utf8' });
+  const exec = () => spawnSync(bin, ['-w', ...args], { encoding: 'utf8', input: o.restore });
   const r = netns ? netns.run(exec) : exec();
   if (r.error) {
     if ((r.error as NodeJS.ErrnoException).code === 'ENOENT') usable[family] = false;
@@ -80,9 +80,10 @@ function jumpRule(): string[] {
   return ['-m', 'comment', '--comment', JUMP_COMMENT, '-j', FORWARD_CHAIN];
 }
 
-function chainRules(o: ForwardAccept): string[][] {
+/** Our chain: a jump to each admin chain (configs may name different ones), then the accept. */
+function chainRules(adminChains: readonly string[]): string[][] {
   return [
-    ['-m', 'comment', '--comment', ADMIN_COMMENT, '-j', o.adminChain],
+    ...adminChains.map((c) => ['-m', 'comment', '--comment', ADMIN_COMMENT, '-j', c]),
     ['-m', 'mark', '--mark', MARK, '-m', 'comment', '--comment', ACCEPT_COMMENT, '-j', 'ACCEPT'],
   ];
 }
@@ -93,13 +94,19 @@ function asListed(chain: string, rule: readonly string[]): string {
 }
 
 /** `iptables -S NODE-CNI-FORWARD` as we write it. */
-export function expectedChainListing(o: ForwardAccept): string {
-  return [`-N ${FORWARD_CHAIN}`, ...chainRules(o).map((r) => asListed(FORWARD_CHAIN, r))].join('\n');
+export function expectedChainListing(adminChains: readonly string[]): string {
+  return [`-N ${FORWARD_CHAIN}`, ...chainRules(adminChains).map((r) => asListed(FORWARD_CHAIN, r))].join('\n');
 }
 
-function chainIntact(family: IpFamily, o: ForwardAccept): boolean {
-  const r = run(family, ['-S', FORWARD_CHAIN], o.netns);
-  return r.ok && r.stdout.trim() === expectedChainListing(o);
+const ADMIN_JUMP = new RegExp(`^-A ${FORWARD_CHAIN} -m comment --comment "${ADMIN_COMMENT}" -j (\\S+)$`);
+
+/** Our chain as it is: the admin chains it jumps to, and whether it is exactly what we write for them; undefined when missing. */
+function readChain(family: IpFamily, netns?: Netns): { adminChains: string[]; intact: boolean } | undefined {
+  const r = run(family, ['-S', FORWARD_CHAIN], netns);
+  if (!r.ok) return undefined;
+  const listing = r.stdout.trim();
+  const adminChains = listing.split('\n').map((l) => ADMIN_JUMP.exec(l)?.[1]).filter((c): c is string => !!c);
+  return { adminChains, intact: listing === expectedChainListing(adminChains) };
 }
 
 function jumpPresent(family: IpFamily, netns?: Netns): boolean {
@@ -112,21 +119,26 @@ function ensureChain(family: IpFamily, chain: string, netns?: Netns): void {
 }
 
 /**
- * Make sure FORWARD jumps to our chain and our chain is as written. The
- * steady state is two lookups (`-C` of the jump, `-S` of our two-rule
- * chain); only what is missing or changed is written again. Returns false
- * when this family has no iptables (not installed): then there is no
- * iptables policy to overrule either.
+ * Make sure FORWARD jumps to our chain and our chain is as written, with a
+ * jump to this config's admin chain. The steady state is two lookups (`-C`
+ * of the jump, `-S` of our small chain); only what is missing or changed is
+ * written again (our chain in one atomic restore). Returns false when this
+ * family has no iptables (not installed): then there is no iptables policy
+ * to overrule either. Callers serialize repairs (two concurrent ones could
+ * both insert the jump).
  */
 export function ensureForwardAccept(family: IpFamily, o: ForwardAccept): boolean {
   if (unusable(family)) return false;
   const jump = jumpPresent(family, o.netns);
   if (unusable(family)) return false;
-  if (jump && chainIntact(family, o)) return true;
-  ensureChain(family, o.adminChain, o.netns);
-  ensureChain(family, FORWARD_CHAIN, o.netns);
-  must(family, ['-F', FORWARD_CHAIN], o.netns);
-  for (const rule of chainRules(o)) must(family, ['-A', FORWARD_CHAIN, ...rule], o.netns);
+  const chain = readChain(family, o.netns);
+  if (jump && chain?.intact && chain.adminChains.includes(o.adminChain)) return true;
+  const admins = [...new Set([...(chain?.adminChains ?? []), o.adminChain])];
+  for (const a of admins) ensureChain(family, a, o.netns);
+  // --noflush: only the chain declared here is replaced; nothing else of the table is touched.
+  const script = ['*filter', `:${FORWARD_CHAIN} - [0:0]`, ...chainRules(admins).map((r) => asListed(FORWARD_CHAIN, r)), 'COMMIT', ''].join('\n');
+  const r = run(family, ['--noflush'], o.netns, { restore: script });
+  if (!r.ok) throw new IptablesError(family, ['-restore', '--noflush'], r.stderr);
   if (!jump) must(family, ['-I', 'FORWARD', '1', ...jumpRule()], o.netns);
   return true;
 }
@@ -140,20 +152,23 @@ export function missingForwardAccept(family: IpFamily, o: ForwardAccept): string
     if (unusable(family)) return [];
     missing.push(`${bin}: FORWARD has no jump to ${FORWARD_CHAIN}`);
   }
-  if (!chainIntact(family, o)) missing.push(`${bin}: chain ${FORWARD_CHAIN} is missing or changed`);
+  const chain = readChain(family, o.netns);
+  if (!chain?.intact) missing.push(`${bin}: chain ${FORWARD_CHAIN} is missing or changed`);
+  else if (!chain.adminChains.includes(o.adminChain)) missing.push(`${bin}: chain ${FORWARD_CHAIN} does not jump to ${o.adminChain}`);
   return missing;
 }
 
 /**
  * Take the jump and our chain out (the last container is gone). The admin
- * chain goes too when it is empty and nothing else jumps to it (the admin's
- * rules stay). Idempotent.
+ * chains go too when they are empty and nothing else jumps to them (the
+ * admin's rules stay). Idempotent.
  */
 export function removeForwardAccept(family: IpFamily, o: ForwardAccept): void {
   if (unusable(family)) return;
   while (jumpPresent(family, o.netns)) must(family, ['-D', 'FORWARD', ...jumpRule()], o.netns);
   if (unusable(family)) return;
-  for (const chain of [FORWARD_CHAIN, o.adminChain]) {
+  const admins = [...new Set([...(readChain(family, o.netns)?.adminChains ?? []), o.adminChain])];
+  for (const chain of [FORWARD_CHAIN, ...admins]) {
     const listing = run(family, ['-S', chain], o.netns);
     if (!listing.ok) continue; // gone
     const rules = listing.stdout.split('\n').filter((l) => l.startsWith('-A '));

@@ -8,7 +8,7 @@ import { CniError, ErrorCode, invalidConfig } from '../../lib/cni/errors';
 import type { GcInvocation, Invocation, Plugin, Result } from '../../lib/cni/plugin';
 import { joinIsolation, leaveIsolationIfEmpty } from '../../lib/bridge/isolation';
 import { openContainerNetns } from '../../lib/bridge/lifecycle';
-import { applyForwardAdd, hasForwardElement, removeForwardElements, removeForwardTable, staleForwardAddresses } from '../../lib/firewall/forward';
+import { applyForwardAdd, hasForwardElement, removeForwardElements, removeForwardTableIfUnused, staleForwardAddresses } from '../../lib/firewall/forward';
 import { ensureForwardAccept, missingForwardAccept, removeForwardAccept, type IpFamily } from '../../lib/firewall/iptables';
 import { listIsolatedBridges } from '../../lib/firewall/isolation';
 import { openRtnl, vethPeer, type Link } from '../../lib/netlink';
@@ -53,12 +53,15 @@ async function requireBridge(name: string): Promise<void> {
   }
 }
 
-/** With the last attachment gone: our nft table and the iptables jump go too. Call under the state lock. */
-function teardownIfUnused(cfg: FirewallConfig, state: FirewallState): void {
-  if (state.hasAny()) return;
-  removeForwardTable();
-  for (const f of BOTH) removeForwardAccept(f, { adminChain: cfg.adminChain });
-  state.removeEmptyRecordDir();
+/**
+ * With the last attachment of the host gone: our nft table (only if no element
+ * is left in it: atomic against an ADD) and then the iptables jump and chain.
+ */
+async function teardownIfUnused(cfg: FirewallConfig, state: FirewallState): Promise<void> {
+  await state.teardownIfUnused(async () => {
+    if ((await removeForwardTableIfUnused()) === 'in use') return; // elements without a record: GC finds them by comment
+    for (const f of BOTH) removeForwardAccept(f, { adminChain: cfg.adminChain });
+  });
 }
 
 async function add(inv: Invocation): Promise<Result> {
@@ -77,28 +80,31 @@ async function add(inv: Invocation): Promise<Result> {
   }
   const state = new FirewallState(cfg.stateDir);
   const rec: FirewallRecord = { network: cfg.network, containerID: owner.containerId, ifname: owner.ifname, addresses, policy: cfg.ingressPolicy, bridge, hostVeth: port?.name };
-  await state.locked(() => Rollback.run(async (undo) => {
-    state.write(rec);
-    // Runs last: with the record gone, the shared structure goes too if no other attachment needs it.
-    undo.push('remove the attachment record', () => {
-      state.remove(rec.network, rec.containerID, rec.ifname);
-      teardownIfUnused(cfg, state);
-    });
-    if (addresses.length) {
-      for (const f of familiesOf(addresses)) ensureForwardAccept(f, { adminChain: cfg.adminChain });
-      applyForwardAdd(owner, addresses);
-      undo.push('remove the set elements', () => removeForwardElements(addresses));
-    }
-    if (bridge) {
-      const iso = isolationOf(cfg, bridge);
-      await joinIsolation(iso);
-      undo.push('leave the isolation group if the bridge has no other container', () => leaveIsolationIfEmpty(iso, port ? [port.name] : []));
-    }
-    if (cfg.ingressPolicy === 'isolated' && port) {
-      const host = openRtnl();
-      try { await host.setBridgePortFlags(port.index, { isolated: true }); } finally { host.close(); }
-    }
-  }, (e) => inv.log?.warn(`rollback: ${describeRollbackErrors([e])}`)));
+  try {
+    await state.whileAttaching(() => Rollback.run(async (undo) => {
+      state.write(rec);
+      undo.push('remove the attachment record', () => state.remove(rec.network, rec.containerID, rec.ifname));
+      if (addresses.length) {
+        // Shared: a failed ADD leaves it to the teardown below.
+        await state.iptablesLocked(() => { for (const f of familiesOf(addresses)) ensureForwardAccept(f, { adminChain: cfg.adminChain }); });
+        await applyForwardAdd(owner, addresses);
+        undo.push('remove the set elements', () => removeForwardElements(addresses));
+      }
+      if (bridge) {
+        const iso = isolationOf(cfg, bridge);
+        await joinIsolation(iso);
+        undo.push('leave the isolation group if the bridge has no other container', () => leaveIsolationIfEmpty(iso, port ? [port.name] : []));
+      }
+      if (cfg.ingressPolicy === 'isolated' && port) {
+        const host = openRtnl();
+        try { await host.setBridgePortFlags(port.index, { isolated: true }); } finally { host.close(); }
+      }
+    }, (e) => inv.log?.warn(`rollback: ${describeRollbackErrors([e])}`)));
+  } catch (err) {
+    // The shared structure goes too if this was to be the host's first attachment.
+    await teardownIfUnused(cfg, state).catch((e) => inv.log?.warn(`teardown after the failed ADD: ${(e as Error).message}`));
+    throw err;
+  }
   return prev;
 }
 
@@ -135,17 +141,15 @@ async function del(inv: Invocation): Promise<void> {
   const owner = ownerOf(cfg, inv);
   const state = new FirewallState(cfg.stateDir);
   const ownPort = await portIfPresent(inv.env.netns, owner.ifname);
-  await state.locked(async () => {
-    let rec = state.read(cfg.network, owner.containerId, owner.ifname);
-    if (!rec && cfg.prevResult) {
-      const addresses = allowedAddresses(cfg.prevResult).filter((a) => { try { return hasForwardElement(owner, a); } catch { return false; } });
-      let bridge: string | undefined;
-      try { bridge = policyBridge(cfg.prevResult, cfg.ingressPolicy); } catch { /* nothing to leave */ }
-      rec = { network: cfg.network, containerID: owner.containerId, ifname: owner.ifname, addresses, policy: cfg.ingressPolicy, bridge };
-    }
-    if (rec) await release(cfg, rec, state, ownPort);
-    teardownIfUnused(cfg, state);
-  });
+  let rec = state.read(cfg.network, owner.containerId, owner.ifname);
+  if (!rec && cfg.prevResult) {
+    const addresses = allowedAddresses(cfg.prevResult).filter((a) => { try { return hasForwardElement(owner, a); } catch { return false; } });
+    let bridge: string | undefined;
+    try { bridge = policyBridge(cfg.prevResult, cfg.ingressPolicy); } catch { /* nothing to leave */ }
+    rec = { network: cfg.network, containerID: owner.containerId, ifname: owner.ifname, addresses, policy: cfg.ingressPolicy, bridge };
+  }
+  if (rec) await release(cfg, rec, state, ownPort);
+  await teardownIfUnused(cfg, state);
 }
 
 function checkFail(msg: string): CniError {
@@ -179,14 +183,12 @@ async function gc(inv: GcInvocation): Promise<void> {
   const state = new FirewallState(cfg.stateDir);
   const valid = new Set(inv.validAttachments.map((a) => `${a.containerID}\0${a.ifname}`));
   const errors: string[] = [];
-  await state.locked(async () => {
-    for (const rec of state.list(cfg.network)) {
-      if (valid.has(`${rec.containerID}\0${rec.ifname}`)) continue;
-      try { await release(cfg, rec, state); } catch (err) { errors.push(`${rec.containerID}/${rec.ifname}: ${(err as Error).message}`); }
-    }
-    try { removeForwardElements(staleForwardAddresses(cfg.network, inv.validAttachments)); } catch (err) { errors.push((err as Error).message); }
-    teardownIfUnused(cfg, state);
-  });
+  for (const rec of state.list(cfg.network)) {
+    if (valid.has(`${rec.containerID}\0${rec.ifname}`)) continue;
+    try { await release(cfg, rec, state); } catch (err) { errors.push(`${rec.containerID}/${rec.ifname}: ${(err as Error).message}`); }
+  }
+  try { removeForwardElements(staleForwardAddresses(cfg.network, inv.validAttachments)); } catch (err) { errors.push((err as Error).message); }
+  try { await teardownIfUnused(cfg, state); } catch (err) { errors.push((err as Error).message); }
   if (errors.length) throw new CniError(ErrorCode.Internal, `firewall GC: ${errors.join('; ')}`);
 }
 

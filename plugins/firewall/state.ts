@@ -1,16 +1,16 @@
 // The host's firewall state: one record per attachment (what DEL and GC
-// remove, without the namespace or prevResult) and one lock. The shared
-// structure (our nft table, the iptables jump) comes with the first record
-// and goes with the last, under the lock. Records are kept per network
-// namespace of the plugin (its "host"): runtimes in namespaces of their own
-// share /run, but each has its own nftables and iptables.
+// remove, without the namespace or prevResult), kept per network namespace
+// of the plugin (its "host": runtimes in namespaces of their own share /run,
+// but each has its own nftables and iptables). The shared structure (our nft
+// table, the iptables jump) comes with the first record and goes with the
+// last: lib/util/network-state.ts, one state for all networks of the host.
 
 import * as fs from 'fs';
 import * as path from 'path';
 import { createHash } from 'crypto';
 import { hostNetnsInode } from '../../lib/netns';
 import { withFileLock } from '../../lib/sys/lock';
-import { ensurePrivateDir } from '../../lib/util/fs';
+import { NetworkState } from '../../lib/util/network-state';
 import type { IngressPolicy } from './config';
 
 export interface FirewallRecord {
@@ -25,27 +25,38 @@ export interface FirewallRecord {
   hostVeth?: string;
 }
 
+const RECORD = /\.json$/;
 const netTag = (network: string): string => createHash('sha256').update(network).digest('hex').slice(0, 12);
 
 export class FirewallState {
-  private readonly records: string;
+  readonly dir: string;
+  private readonly state: NetworkState;
 
-  constructor(readonly dir: string, hostNetns = hostNetnsInode()) {
-    this.records = path.join(dir, `netns-${hostNetns}`);
+  constructor(stateDir: string, hostNetns = hostNetnsInode()) {
+    this.dir = path.join(stateDir, `netns-${hostNetns}`);
+    this.state = new NetworkState(this.dir, (n) => RECORD.test(n));
   }
 
   private file(network: string, containerID: string, ifname: string): string {
-    return path.join(this.records, `${netTag(network)}.${containerID}.${ifname}.json`);
+    return path.join(this.dir, `${netTag(network)}.${containerID}.${ifname}.json`);
   }
 
-  /** Everything that adds to or removes the shared structure runs under this lock. */
-  locked<T>(fn: () => Promise<T>): Promise<T> {
-    ensurePrivateDir(this.dir);
-    return withFileLock(path.join(this.dir, 'lock'), fn);
+  /** An ADD: no teardown meanwhile (shared lock: ADDs run at once). */
+  whileAttaching<T>(fn: () => Promise<T>): Promise<T> {
+    return this.state.whileAttaching(fn);
+  }
+
+  /** Inside whileAttaching: one repair of the iptables rules at a time. */
+  iptablesLocked<T>(fn: () => T): Promise<T> {
+    return withFileLock(path.join(this.dir, '.iptables.lock'), fn);
+  }
+
+  /** After a DEL or GC: with no record left, `teardown` the shared structure; the directory and locks go with it. */
+  teardownIfUnused(teardown: () => Promise<void>): Promise<boolean> {
+    return this.state.teardownIfUnused(teardown);
   }
 
   write(rec: FirewallRecord): void {
-    ensurePrivateDir(this.records);
     const file = this.file(rec.network, rec.containerID, rec.ifname);
     fs.writeFileSync(`${file}.tmp`, JSON.stringify(rec), { mode: 0o600 });
     fs.renameSync(`${file}.tmp`, file);
@@ -66,42 +77,19 @@ export class FirewallState {
   /** This network's records (GC). */
   list(network: string): FirewallRecord[] {
     const prefix = `${netTag(network)}.`;
+    let names: string[];
+    try {
+      names = fs.readdirSync(this.dir);
+    } catch {
+      return [];
+    }
     const out: FirewallRecord[] = [];
-    for (const n of safeReaddir(this.records)) {
-      if (!n.startsWith(prefix) || !n.endsWith('.json')) continue;
+    for (const n of names) {
+      if (!n.startsWith(prefix) || !RECORD.test(n)) continue;
       try {
-        out.push(JSON.parse(fs.readFileSync(path.join(this.records, n), 'utf8')) as FirewallRecord);
+        out.push(JSON.parse(fs.readFileSync(path.join(this.dir, n), 'utf8')) as FirewallRecord);
       } catch { /* torn: its elements are found by their comments */ }
     }
     return out;
-  }
-
-  /** After the last attachment: the (empty) records directory goes too. Call under the lock. */
-  removeEmptyRecordDir(): void {
-    try { fs.rmdirSync(this.records); } catch { /* not empty, or gone */ }
-  }
-
-  /** Whether any attachment of any network is left: one directory entry is enough to know. */
-  hasAny(): boolean {
-    let d: fs.Dir;
-    try {
-      d = fs.opendirSync(this.records);
-    } catch {
-      return false;
-    }
-    try {
-      for (let e = d.readSync(); e; e = d.readSync()) if (e.name.endsWith('.json')) return true;
-      return false;
-    } finally {
-      d.closeSync();
-    }
-  }
-}
-
-function safeReaddir(dir: string): string[] {
-  try {
-    return fs.readdirSync(dir);
-  } catch {
-    return [];
   }
 }

@@ -3,6 +3,7 @@
 // whose iptables FORWARD policy is DROP, as Docker leaves it. Real traffic
 // to and from an "outside" namespace; the reference plugins run the same
 // scenarios where the behaviour is meant to match.
+import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { ensureBuilt } from '../helpers/build';
@@ -55,6 +56,15 @@ class Env {
     return this.sb.inNs(this.host, path.join(DIST_BIN, 'cnictl'), [verb, net, ...(ns ? [this.sb.nsPath(ns)] : [])], { env, timeout: 60000 });
   }
 
+  /** cnictl without waiting: for ADDs and DELs at the same time. */
+  cnictlAsync(verb: string, net: string, ns: string): Promise<number | null> {
+    const env = { PATH: process.env.PATH, NETCONFPATH: this.conf, CNI_PATH: this.bin, CNI_CACHE_DIR: this.cache };
+    return new Promise((resolve) => {
+      const p = spawn('ip', ['netns', 'exec', this.host, path.join(DIST_BIN, 'cnictl'), verb, net, this.sb.nsPath(ns)], { env, stdio: 'ignore' });
+      p.on('exit', (code) => resolve(code));
+    });
+  }
+
   /** A container on `n`; returns its namespace and addresses. */
   add(n: Net, id: string, ports?: Array<{ hostPort: number; containerPort: number }>): { ns: string; ip4: string; ip6: string } {
     const ns = this.sb.netns(id);
@@ -89,10 +99,10 @@ class Env {
     }
     const iso = shTry('ip', ['netns', 'exec', this.host, 'nft', '-j', 'list', 'set', 'inet', 'node_cni_isolation', 'isolated']);
     if (iso.status === 0 && /"elem"/.test(iso.stdout)) out.push('isolation elements');
-    // Lock files are not counted here (lib/sys/lock keeps them; the lifecycle work of #15 removes them).
+    // The per-bridge isolation locks (lib/bridge/isolation.ts) are not counted: they stay, as the bridge plugin's do.
     const fw = path.join(this.state, 'fw');
     for (const d of fs.existsSync(fw) ? fs.readdirSync(fw) : []) {
-      if (d === 'lock' || (d === 'isolation' && fs.readdirSync(path.join(fw, d)).every((f) => f.endsWith('.lock')))) continue;
+      if (d === 'isolation' && fs.readdirSync(path.join(fw, d)).every((f) => f.endsWith('.lock'))) continue;
       out.push(`firewall state ${d}`);
     }
     return out;
@@ -154,6 +164,19 @@ describe('firewall (e2e, host FORWARD policy DROP)', () => {
     const b = env.add(n, 'b');
     sh('ip', ['netns', 'del', b.ns]);
     env.del(n, b.ns);
+    expect(env.leftovers()).toEqual([]);
+  });
+
+  it('ADDs and DELs at the same time: one jump, an intact chain, every container through; nothing left after', async () => {
+    env = new Env();
+    const n: Net = { name: `${env.sb.tag}-p`, bridge: `${env.sb.tag}p`, prefix: '10.237.4', portmap: false };
+    env.write(n);
+    const nss = [1, 2, 3, 4, 5, 6].map((i) => env.sb.netns(`p${i}`));
+    expect(await Promise.all(nss.map((ns) => env.cnictlAsync('add', n.name, ns)))).toEqual([0, 0, 0, 0, 0, 0]);
+    expect(env.iptables('-S').split('\n').filter((l) => l.includes('-j NODE-CNI-FORWARD'))).toHaveLength(1);
+    expect(env.iptables('-S', 'NODE-CNI-FORWARD').trim().split('\n')).toHaveLength(3);
+    expect(nss.map((ns) => env.ping(ns, `${env.uplink}.2`))).toEqual(nss.map(() => true));
+    expect(await Promise.all(nss.map((ns) => env.cnictlAsync('del', n.name, ns)))).toEqual([0, 0, 0, 0, 0, 0]);
     expect(env.leftovers()).toEqual([]);
   });
 

@@ -1,5 +1,5 @@
 import type { NetConf } from '../../lib/cni/types';
-import { renderForwardAdd, renderForwardDel, renderForwardStructure } from '../../lib/firewall/forward';
+import { forwardChains, renderForwardDeclare, renderForwardDel, renderForwardElements } from '../../lib/firewall/forward';
 import { expectedChainListing } from '../../lib/firewall/iptables';
 import { parseFirewallConfig } from '../../plugins/firewall/config';
 import { allowedAddresses, familiesOf, policyBridge } from '../../plugins/firewall/plan';
@@ -43,8 +43,11 @@ describe('plan', () => {
 });
 
 describe('rules (golden text)', () => {
-  it('the structure: two sets, the marking chain before iptables\' filter, the clearing one after', () => {
-    expect(renderForwardStructure('t').join('\n')).toBe([
+  const untagged = (l: string): string => l.replace(/ comment "nc:[0-9a-f]{12}"$/, '');
+  it('the structure: two sets, the marking chain before iptables\' filter, the clearing one after; every rule tagged', () => {
+    const lines = renderForwardDeclare('t');
+    expect(lines.filter((l) => l.startsWith('add rule')).every((l) => / comment "nc:[0-9a-f]{12}"$/.test(l))).toBe(true);
+    expect(lines.map(untagged).join('\n')).toBe([
       'add table inet t { comment "node-cni-plugins firewall: containers\' forwarded traffic passes the host\'s FORWARD policy"; }',
       'add set inet t allowed4 { type ipv4_addr; comment "container addresses"; }',
       'add set inet t allowed6 { type ipv6_addr; comment "container addresses"; }',
@@ -60,19 +63,20 @@ describe('rules (golden text)', () => {
       'flush chain inet t clear-mark',
       'add rule inet t clear-mark meta mark & 0x00001000 == 0x00001000 meta mark set meta mark & 0xffffefff',
     ].join('\n'));
+    expect(forwardChains('t').map((c) => [c.name, c.tags.length])).toEqual([['let-through', 6], ['clear-mark', 1]]);
   });
   it('per container: only elements (added, deleted, added with the owner), whatever the number of containers', () => {
-    const add = renderForwardAdd({ network: 'n', containerId: 'c1', ifname: 'eth0' }, ['10.1.0.5', 'fd00::5'], 't').trim().split('\n');
-    const perContainer = add.slice(renderForwardStructure('t').length);
+    const perContainer = renderForwardElements({ network: 'n', containerId: 'c1', ifname: 'eth0' }, ['10.1.0.5', 'fd00::5'], 't');
     expect(perContainer.every((l) => /^(add|delete) element inet t allowed[46] \{ /.test(l))).toBe(true);
     expect(perContainer).toHaveLength(6);
     expect(perContainer[2]).toMatch(/^add element inet t allowed4 \{ 10\.1\.0\.5 comment "[0-9a-f]{12} [0-9a-f]{16} c1\/eth0" \}$/);
     expect(renderForwardDel(['10.1.0.5', 'fd00::5'], 't')).toEqual(['delete element inet t allowed4 { 10.1.0.5 }', 'delete element inet t allowed6 { fd00::5 }']);
   });
-  it('the iptables chain as `iptables -S` prints it', () => {
-    expect(expectedChainListing({ adminChain: 'CNI-ADMIN' })).toBe([
+  it('the iptables chain as `iptables -S` prints it: a jump per admin chain, then the accept', () => {
+    expect(expectedChainListing(['CNI-ADMIN', 'MY-ADMIN'])).toBe([
       '-N NODE-CNI-FORWARD',
       '-A NODE-CNI-FORWARD -m comment --comment "node-cni-plugins firewall: admin overrides" -j CNI-ADMIN',
+      '-A NODE-CNI-FORWARD -m comment --comment "node-cni-plugins firewall: admin overrides" -j MY-ADMIN',
       '-A NODE-CNI-FORWARD -m mark --mark 0x1000/0x1000 -m comment --comment "node-cni-plugins firewall: containers" -j ACCEPT',
     ].join('\n'));
   });
