@@ -142,6 +142,8 @@ function measure(plugin, n) {
     for (let r = 0; r < RUNS; r++) {
       for (const k of r % 2 ? ['ref', 'ours'] : ['ours', 'ref']) out[k].add.push(runVerb(plugin, k, topos[k], 'ADD', 'bench'));
       for (const k of r % 2 ? ['ours', 'ref'] : ['ref', 'ours']) out[k].del.push(runVerb(plugin, k, topos[k], 'DEL', 'bench'));
+      // In a chain the interface plugin's DEL removes the veth next (and the reference's tbf on it): a fresh start, unmeasured.
+      if (plugin === 'bandwidth') for (const k of ['ours', 'ref']) for (const q of ['root', 'ingress']) spawnSync('tc', ['-n', topos[k].h, 'qdisc', 'del', 'dev', 'hv0', q]);
     }
     const med = (xs, f) => Math.round(median(xs.map((x) => x[f])));
     const row = (k) => ({ addWall: med(out[k].add, 'wall'), addCpu: med(out[k].add, 'cpu'), delWall: med(out[k].del, 'wall'), delCpu: med(out[k].del, 'cpu') });
@@ -151,17 +153,23 @@ function measure(plugin, n) {
   }
 }
 
-function floor() {
+/** `node -e 0` (any Node program's floor) and our executable answering VERSION (its start-up, no work). */
+function floors() {
   const ns = netns(`${TAG}-floor`);
-  const xs = [];
-  for (let r = 0; r < RUNS; r++) xs.push(timed(ns, [process.execPath, '-e', '0'], CLEAN_ENV));
+  const node = [];
+  const ours = [];
+  for (let r = 0; r < RUNS; r++) {
+    node.push(timed(ns, [process.execPath, '-e', '0'], CLEAN_ENV));
+    ours.push(timed(ns, [path.join(OURS, 'firewall')], { ...CLEAN_ENV, CNI_COMMAND: 'VERSION' }, ''));
+  }
   dropNetns(ns);
-  return { wall: Math.round(median(xs.map((x) => x.wall))), cpu: Math.round(median(xs.map((x) => x.cpu))) };
+  const m = (xs) => `wall ${Math.round(median(xs.map((x) => x.wall)))}, cpu ${Math.round(median(xs.map((x) => x.cpu)))}`;
+  return { node: m(node), ours: m(ours) };
 }
 
-const f = floor();
+const f = floors();
 console.log(`load: ${fs.readFileSync('/proc/loadavg', 'utf8').trim()}; ${os.cpus().length} CPUs; runs ${RUNS}; medians, ms`);
-console.log(`floor: node -e 0: wall ${f.wall}, cpu ${f.cpu}`);
+console.log(`floors: node -e 0: ${f.node}; ours, VERSION (start-up only): ${f.ours}`);
 console.log('| plugin | containers | ADD ours wall/cpu | ADD ref wall/cpu | ADD cpu ours/ref | DEL ours wall/cpu | DEL ref wall/cpu | DEL cpu ours/ref |');
 console.log('|---|---|---|---|---|---|---|---|');
 for (const p of PLUGINS) {
