@@ -94,7 +94,7 @@ export class Rtnl {
   // ---- transport -----------------------------------------------------------
 
   /** Send one request; resolve with the reply messages; throw NetlinkError on an NLMSG_ERROR. */
-  private async send(req: NlRequest, what: string): Promise<RawMessage[]> {
+  private async transmit(req: NlRequest, what: string): Promise<RawMessage[]> {
     if (this.closed) throw new NetlinkError('EBADF', `${what}: the netlink socket is closed`);
     let reply: RawMessage[];
     try {
@@ -110,11 +110,41 @@ export class Rtnl {
     return reply.filter((m) => m.type !== NLMSG_ERROR);
   }
 
-  /** The last dump in flight: the kernel serves one dump per socket at a time (two at once corrupt each other). */
+  // A dump owns the socket from its request to its DONE: the kernel produces
+  // the next part of a dump as the previous one is read, so the reply of a
+  // request sent in between lands among the parts, and node-netlink then
+  // ends the dump there ("Multipart message not terminated properly", EIO).
+  // Two dumps at once corrupt each other the same way. So dumps run one at a
+  // time, each after the requests already in flight have been answered, and
+  // requests sent during a dump wait for it; requests among themselves still
+  // run concurrently (a sync of a thousand peers keeps many in flight).
+
+  /** The last dump queued, and the one that owns the socket now. */
   private dumpQueue: Promise<unknown> = Promise.resolve();
+  private dumping: Promise<unknown> | undefined;
+  /** Non-dump requests in flight, and who waits for them to be answered. */
+  private inFlight = 0;
+  private drained: Array<() => void> = [];
+
+  private async send(req: NlRequest, what: string): Promise<RawMessage[]> {
+    while (this.dumping) await this.dumping;
+    this.inFlight++;
+    try {
+      return await this.transmit(req, what);
+    } finally {
+      if (--this.inFlight === 0) for (const wake of this.drained.splice(0)) wake();
+    }
+  }
 
   private dump(req: NlRequest, what: string): Promise<RawMessage[]> {
-    const run = this.dumpQueue.then(() => this.dumpNow(req, what));
+    const run = this.dumpQueue.then(() => {
+      const owned = (async () => {
+        if (this.inFlight > 0) await new Promise<void>((resolve) => this.drained.push(resolve));
+        return this.dumpNow(req, what);
+      })();
+      this.dumping = owned.catch(() => undefined);
+      return owned.finally(() => { this.dumping = undefined; });
+    });
     this.dumpQueue = run.catch(() => undefined);
     return run;
   }
@@ -122,7 +152,7 @@ export class Rtnl {
   private async dumpNow(req: NlRequest, what: string): Promise<RawMessage[]> {
     for (let attempt = 1; ; attempt++) {
       try {
-        const msgs = await this.send(req, what);
+        const msgs = await this.transmit(req, what);
         if (!msgs.some((m) => m.flags & NLM_F.DUMP_INTR)) return msgs;
         if (attempt >= DUMP_RETRIES) throw new NetlinkError('EINTR', `${what}: dump kept being interrupted by concurrent changes`);
       } catch (err) {

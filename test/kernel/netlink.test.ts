@@ -354,4 +354,23 @@ describe('dumps', () => {
     expect(links.some((l) => l.name === 'lo')).toBe(true);
     expect(again).toEqual(v4);
   });
+
+  it('serves a dump that spans many parts while other requests go out on the same socket', async () => {
+    // ~2000 routes: the dump comes in many parts, and the replies to the lookups must not land among them.
+    const batch = Array.from({ length: 2000 }, (_, i) => `route add 10.${100 + (i >> 8)}.${i & 255}.0/24 dev lo`).join('\n');
+    const r = sb.inNs(ctrName, 'ip', ['-batch', '-'], { input: `${batch}\n` });
+    expect(r.status).toBe(0);
+    await ctr.setLinkUp('lo');
+    const dump = ctr.listRoutes();
+    const lookups = [];
+    // Lookups go out while the dump's parts are being read, one event-loop turn apart.
+    for (let i = 0; i < 40; i++) {
+      await new Promise((resolve) => setImmediate(resolve));
+      lookups.push(ctr.getLink('lo'));
+    }
+    const [routes, links] = await Promise.all([dump, Promise.all(lookups), ctr.listAddresses(undefined, 4)]);
+    expect(routes.filter((x) => x.dst.startsWith('10.1')).length).toBe(2000);
+    expect(links.every((l) => l?.name === 'lo')).toBe(true);
+    sb.inNs(ctrName, 'ip', ['-batch', '-'], { input: `${batch.replace(/route add/g, 'route del')}\n` });
+  });
 });
