@@ -6,7 +6,7 @@
 import { CniError, ErrorCode } from '../../lib/cni/errors';
 import { ipamAdd, ipamCheck, ipamDel, ipamGc, type InProcessPlugins } from '../../lib/cni/ipam';
 import type { GcInvocation, Plugin } from '../../lib/cni/plugin';
-import type { Invocation, IpConfig, Result, Route } from '../../lib/cni/types';
+import type { Invocation, Result } from '../../lib/cni/types';
 import { hasMasq, type MasqEntry } from '../../lib/firewall/masquerade';
 import { attachContainer, detachContainer, nameServiceOf, type AttachIsolation, type AttachNameService } from '../../lib/bridge/attach';
 import { leaveIsolationIfEmpty } from '../../lib/bridge/isolation';
@@ -21,6 +21,7 @@ import { Rollback, describeRollbackErrors } from '../../lib/util/rollback';
 import { hostLocal } from '../../ipam/host-local/plugin';
 import { asOverlayError, parseOverlayConfig, type OverlayConfig } from './config';
 import { defaultBridgeName, gatewayOf } from './model';
+import { overlayFamilies, planAttachment } from './plan';
 import { agentReadiness, attachmentsDir, readAgentState, statePath, type AgentState } from './readiness';
 
 const IN_PROCESS: InProcessPlugins = { 'host-local': hostLocal };
@@ -60,7 +61,7 @@ function requireAgent(conf: OverlayConfig): AgentState {
   return r.state;
 }
 
-/** The host's subnets: IPv4, and IPv6 on a dual-stack network. */
+/** The host's subnets (of an agent state or a record): IPv4, and IPv6 on a dual-stack network. */
 function subnetsOf(s: { subnet: string; subnet6?: string }): string[] {
   return s.subnet6 ? [s.subnet, s.subnet6] : [s.subnet];
 }
@@ -105,22 +106,18 @@ async function add(inv: Invocation): Promise<Result> {
   const netns = openContainerNetns(inv.env.netns, 'vxlan-overlay');
   try {
     await requireFreeIfname(netns, ifname, 'vxlan-overlay');
-    const subnets = subnetsOf(agent);
-    const ipamInv = ipamInvocation(inv, conf, subnets);
+    const families = overlayFamilies(agent);
+    const ipamInv = ipamInvocation(inv, conf, families.map((f) => f.subnet));
     return await Rollback.run(async (undo) => {
       const ipam = await ipamAdd(ipamInv, IN_PROCESS);
       undo.push('release IPAM', () => ipamDel(ipamInv, IN_PROCESS));
-      // Per family: the host's subnet, its gateway on the bridge, the cluster CIDR it belongs to.
-      const families = [
-        { family: 4 as const, gateway: gatewayOf(agent.subnet), cluster: agent.cidr, any: '0.0.0.0/0' },
-        ...(agent.subnet6 && agent.cidr6 ? [{ family: 6 as const, gateway: gatewayOf(agent.subnet6), cluster: agent.cidr6, any: '::/0' }] : []),
-      ];
-      const ips: IpConfig[] = (ipam.ips ?? []).map((ip) => ({ address: ip.address, gateway: families.find((f) => f.family === familyOf(ip.address))!.gateway.ip }));
-      if (ips.length !== families.length) throw fail(`host-local gave ${ips.length} addresses from ${subnets.join(' and ')}`);
-      const routes: Route[] = families.map((f) => ({ dst: f.cluster, gw: f.gateway.ip }));
-      if (conf.isDefaultGateway) routes.push(...families.map((f) => ({ dst: f.any, gw: f.gateway.ip })));
-      const clusterOf = (address: string): string => families.find((f) => f.family === familyOf(address))!.cluster;
-      const masq: MasqEntry[] = conf.ipMasq ? ips.map((ip) => ({ address: addressText(ip.address), subnet: clusterOf(ip.address) })) : [];
+      let plan;
+      try {
+        plan = planAttachment(families, (ipam.ips ?? []).map((ip) => ip.address), conf);
+      } catch (err) {
+        throw fail((err as Error).message);
+      }
+      const { ips, routes, masq } = plan;
       const record: OverlayRecord = {
         network: conf.name, containerId, ifname, subnet: agent.subnet, ...(agent.subnet6 ? { subnet6: agent.subnet6 } : {}),
         bridge: agent.bridge, addresses: ips.map((i) => i.address), masq,

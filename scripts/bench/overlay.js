@@ -1,14 +1,27 @@
 #!/usr/bin/env node
 // Benchmark of the vxlan-overlay network (docs/benchmarks/overlay.md):
-//  1. TCP throughput (iperf3) container -> container across two "hosts" through
-//     our overlay, against two namespaces joined by a hand-built VXLAN with the
-//     same MTU on the same underlay, rounds interleaved in one run (goal >= 0.9).
-//  2. Join time with etcd: from spawning an agent on a new host until every
-//     other host's container can ping a container on it (goal < 2 s).
-// Everything lives in throwaway namespaces (10.78.0.0/24 underlay) and temp
-// dirs, removed at the end, also on failure. Needs root, iperf3, etcd and a
-// built dist/bin/vxlan-overlay.
-// Usage: node scripts/bench/overlay.js [--rounds 3] [--seconds 4] [--joins 3]
+//  1. Throughput: iperf3 TCP container -> container across two "hosts" through
+//     our overlay, IPv4 over an IPv4 underlay and IPv6 over an IPv6 underlay,
+//     each against two namespaces joined by a hand-built VXLAN of the same
+//     families and MTU, rounds interleaved (goal: ratio >= 0.9).
+//  2. Join with real hosts (etcd): from spawning a new host's agent until the
+//     containers of both other hosts ping a container on it (goal < 2 s).
+//  3. Scale, per cluster size N (default 10, 100, 300, --hosts): N - 1
+//     simulated hosts (dual-stack records in etcd, no namespaces) and one real
+//     host whose agent is measured: time to program every peer from its
+//     start, latency of one more host joining and leaving (store write ->
+//     both routes in or out of the kernel, seen by `ip monitor`; goal <= 200
+//     ms and within 1.2x of the smallest size), agent CPU per event, a full
+//     reconcile (SIGHUP), peak RSS, the live heap (a heap snapshot at the end,
+//     unless --no-heap), and etcd keys and bytes per host.
+// Everything lives in throwaway namespaces (underlay 10.78.0.0/24 and
+// fd00:78::/64 on a "switch" namespace running etcd) and a temp dir, removed
+// at the end, also on failure. Needs root, iperf3, etcd, a built
+// dist/bin/vxlan-overlay. Measured processes run without NODE_EXTRA_CA_CERTS.
+// Bounded: the whole default run takes ~2-3 minutes; a watchdog stops it at 9.
+// Usage: node scripts/bench/overlay.js [--hosts 1000] [--sizes 10,100,300,1000] [--events 50]
+//          [--rounds 3] [--seconds 4] [--joins 3] [--only throughput,join,scale] [--no-heap] [--json out.json]
+//        node scripts/bench/overlay.js --plot out.json docs/benchmarks/overlay-join.svg
 'use strict';
 // This machine exports NODE_EXTRA_CA_CERTS; runtimes do not pass it to plugins: no measured process gets it.
 delete process.env.NODE_EXTRA_CA_CERTS;
@@ -17,56 +30,89 @@ const crypto = require('crypto');
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
+const readline = require('readline');
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const BUILT = path.join(ROOT, 'dist', 'bin', 'vxlan-overlay');
-const arg = (name, def) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : def;
+const argv = process.argv.slice(2);
+const opt = (name, def) => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 ? argv[i + 1] : def;
 };
-const ROUNDS = arg('rounds', 3);
-const SECONDS = arg('seconds', 4);
-const JOINS = arg('joins', 3);
+const num = (name, def) => Number(opt(name, def));
+
+if (argv[0] === '--plot') {
+  fs.writeFileSync(argv[2], plotSvg(JSON.parse(fs.readFileSync(argv[1], 'utf8'))));
+  process.exit(0);
+}
+
+const HOSTS = num('hosts', 1000);
+const SIZES = opt('sizes') ? opt('sizes').split(',').map(Number) : [...new Set([10, 100, 300].filter((s) => s < HOSTS).concat(HOSTS))];
+const EVENTS = num('events', 50);
+const ROUNDS = num('rounds', 3);
+const SECONDS = num('seconds', 4);
+const JOINS = num('joins', 3);
+const ONLY = new Set((opt('only', 'throughput,join,scale')).split(','));
+const JSON_OUT = opt('json');
+const HEAP = !argv.includes('--no-heap');
 const TAG = `ovb${crypto.randomBytes(2).toString('hex')}`;
-const NET = 'ovbench';
+// Measured processes start like a runtime starts them (README: no CA bundle parsing at every start).
+const ENV = { ...process.env };
+delete ENV.NODE_EXTRA_CA_CERTS;
 
 const namespaces = [];
 const procs = [];
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `${TAG}-`));
 
 const sh = (cmd, args, opts = {}) => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'], ...opts });
-const ns = (suffix) => {
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const pct = (xs, p) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))];
+const hr = () => process.hrtime.bigint();
+const ms = (a, b) => Number(b - a) / 1e6;
+const inNs = (n, cmd, args, opts) => spawnSync('ip', ['netns', 'exec', n, cmd, ...args], { encoding: 'utf8', ...opts });
+
+function ns(suffix) {
   const name = `${TAG}-${suffix}`;
   sh('ip', ['netns', 'add', name]);
   namespaces.push(name);
   sh('ip', ['-n', name, 'link', 'set', 'lo', 'up']);
   return name;
-};
-const inNs = (n, cmd, args, opts) => spawnSync('ip', ['netns', 'exec', n, cmd, ...args], { encoding: 'utf8', ...opts });
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+}
+
+function track(p) {
+  procs.push(p);
+  return p;
+}
 
 function cleanup() {
-  for (const p of procs) { try { p.kill('SIGKILL'); } catch { /* gone */ } }
+  for (const p of procs) if (p.exitCode === null && p.signalCode === null) { try { p.kill('SIGKILL'); } catch { /* gone */ } }
   for (const n of namespaces.reverse()) spawnSync('ip', ['netns', 'del', n]);
   fs.rmSync(tmp, { recursive: true, force: true });
 }
 process.on('exit', cleanup);
 process.on('SIGINT', () => process.exit(130));
+process.on('SIGTERM', () => process.exit(143));
+const watchdog = setTimeout(() => { console.error('overlay bench: stopped by its 9-minute watchdog'); process.exit(3); }, 9 * 60 * 1000);
+watchdog.unref();
 
-// The switch: a bridge every host plugs into, etcd on its address.
-const sw = ns('sw');
-sh('ip', ['-n', sw, 'link', 'add', 'br0', 'type', 'bridge']);
-sh('ip', ['-n', sw, 'addr', 'add', '10.78.0.254/24', 'dev', 'br0']);
-sh('ip', ['-n', sw, 'link', 'set', 'br0', 'up']);
-let port = 0;
-function plug(name, i) {
+// ---- the machine: a switch with etcd, hosts plugged into it -----------------
+
+const SW = ns('sw');
+sh('ip', ['-n', SW, 'link', 'add', 'br0', 'type', 'bridge']);
+sh('ip', ['-n', SW, 'addr', 'add', '10.78.0.254/24', 'dev', 'br0']);
+sh('ip', ['-n', SW, 'addr', 'add', 'fd00:78::fe/64', 'dev', 'br0', 'nodad']);
+sh('ip', ['-n', SW, 'link', 'set', 'br0', 'up']);
+
+/** A host namespace on the switch; `families` says which underlay addresses it gets (10.78.0.i, fd00:78::i). */
+function plug(name, i, families = [4]) {
   const n = ns(name);
-  sh('ip', ['-n', sw, 'link', 'add', `p${i}`, 'type', 'veth', 'peer', 'name', 'u0', 'netns', n]);
-  sh('ip', ['-n', sw, 'link', 'set', `p${i}`, 'master', 'br0', 'up']);
-  sh('ip', ['-n', n, 'addr', 'add', `10.78.0.${i}/24`, 'dev', 'u0']);
+  sh('ip', ['-n', SW, 'link', 'add', `p${i}`, 'type', 'veth', 'peer', 'name', 'u0', 'netns', n]);
+  sh('ip', ['-n', SW, 'link', 'set', `p${i}`, 'master', 'br0', 'up']);
+  if (families.includes(4)) sh('ip', ['-n', n, 'addr', 'add', `10.78.0.${i}/24`, 'dev', 'u0']);
+  if (families.includes(6)) sh('ip', ['-n', n, 'addr', 'add', `fd00:78::${i.toString(16)}/64`, 'dev', 'u0', 'nodad']);
   sh('ip', ['-n', n, 'link', 'set', 'u0', 'up']);
-  return { ns: n, ip: `10.78.0.${i}`, name };
+  return { ns: n, ip: families.includes(4) ? `10.78.0.${i}` : `fd00:78::${i.toString(16)}`, name };
 }
 
 // The executable alone in a directory (etcd3's .proto files travel inside it).
@@ -76,14 +122,17 @@ const BIN = path.join(binDir, 'vxlan-overlay');
 fs.copyFileSync(BUILT, BIN);
 fs.chmodSync(BIN, 0o755);
 
+let ETCD4 = '';
+let ETCD6 = '';
 async function startEtcd() {
-  port = 20000 + Math.floor(Math.random() * 20000);
-  const url = `http://10.78.0.254:${port}`;
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  ETCD4 = `http://10.78.0.254:${port}`;
+  ETCD6 = `http://[fd00:78::fe]:${port}`;
   const peer = `http://10.78.0.254:${port + 1}`;
-  const p = spawn('ip', ['netns', 'exec', sw, '/usr/bin/etcd', '--name', 'b', '--data-dir', path.join(tmp, 'etcd'),
-    '--listen-client-urls', url, '--advertise-client-urls', url, '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer,
-    '--initial-cluster', `b=${peer}`, '--heartbeat-interval', '50', '--election-timeout', '500'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  procs.push(p);
+  const p = track(spawn('ip', ['netns', 'exec', SW, '/usr/bin/etcd', '--name', 'b', '--data-dir', path.join(tmp, 'etcd'),
+    '--listen-client-urls', `${ETCD4},${ETCD6}`, '--advertise-client-urls', ETCD4, '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer,
+    '--initial-cluster', `b=${peer}`, '--heartbeat-interval', '50', '--election-timeout', '500', '--quota-backend-bytes', String(2 ** 31)],
+  { stdio: ['ignore', 'pipe', 'pipe'] }));
   let out = '';
   await new Promise((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`etcd not ready:\n${out.slice(-1000)}`)), 15000);
@@ -91,117 +140,405 @@ async function startEtcd() {
     p.stdout.on('data', on);
     p.stderr.on('data', on);
   });
-  return url;
 }
 
+/** scripts/bench/overlay-store-writer.js inside the switch namespace: one request at a time. */
+function startWriter() {
+  const p = track(spawn('ip', ['netns', 'exec', SW, process.execPath, path.join(__dirname, 'overlay-store-writer.js'), ETCD4],
+    { cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit'], env: ENV }));
+  const pending = [];
+  readline.createInterface({ input: p.stdout }).on('line', (line) => {
+    const r = JSON.parse(line);
+    const w = pending.shift();
+    if (r.ok) w.resolve(r);
+    else w.reject(new Error(`store writer: ${r.error}`));
+  });
+  return (cmd) => new Promise((resolve, reject) => {
+    pending.push({ resolve, reject });
+    p.stdin.write(`${JSON.stringify(cmd)}\n`);
+  });
+}
+
+// ---- agents, containers, processes ---------------------------------------------
+
 const runDir = path.join(tmp, 'run');
-function stateOf(h) {
-  const file = path.join(runDir, NET, `agent-${fs.statSync(`/run/netns/${h.ns}`).ino}.json`);
+function stateOf(h, net) {
+  const file = path.join(runDir, net, `agent-${fs.statSync(`/run/netns/${h.ns}`).ino}.json`);
   try { return JSON.parse(fs.readFileSync(file, 'utf8')); } catch { return undefined; }
 }
-function startAgent(h, etcd) {
-  const p = spawn('ip', ['netns', 'exec', h.ns, BIN, 'agent', '--network', NET, '--cidr', '10.246.0.0/16', '--etcd', etcd,
-    '--underlay-ip', h.ip, '--host-id', h.name, '--lease-ttl', '5', '--run-dir', runDir, '--heartbeat-ms', '250'], { stdio: ['ignore', 'ignore', 'inherit'] });
-  procs.push(p);
+
+function startAgent(h, o) {
+  // --heap: the same executable under node's --heapsnapshot-signal, so the live heap can be measured at the end.
+  const node = o.snapshotDir ? [process.execPath, '--heapsnapshot-signal=SIGUSR2'] : [];
+  const args = ['netns', 'exec', h.ns, ...node, BIN, 'agent', '--network', o.net, '--cidr', o.cidr, ...(o.cidr6 ? ['--ipv6-cidr', o.cidr6] : []),
+    '--etcd', o.etcd, '--underlay-ip', h.ip, '--host-id', o.hostID ?? h.name, '--lease-ttl', String(o.ttl ?? 5), '--run-dir', runDir,
+    '--heartbeat-ms', String(o.heartbeatMs ?? 250), ...(o.vni ? ['--vni', String(o.vni)] : []), ...(o.reconcileMs ? ['--reconcile-ms', String(o.reconcileMs)] : [])];
+  const p = track(spawn('ip', args, { stdio: ['ignore', 'ignore', 'pipe'], env: ENV, cwd: o.snapshotDir ?? tmp }));
+  p.log = '';
+  p.stderr.on('data', (c) => { p.log += c; if (p.log.length > 1e6) p.log = p.log.slice(-5e5); });
   h.agent = p;
+  agents.push(p);
   return p;
 }
-async function waitReady(h, ms = 20000) {
+
+async function waitReady(h, net, ms = 30000) {
   const deadline = Date.now() + ms;
   for (;;) {
-    const s = stateOf(h);
+    const s = stateOf(h, net);
     if (s && s.pid === h.agent.pid && s.leaseOk) return s;
-    if (Date.now() > deadline) throw new Error(`agent on ${h.name} not ready`);
+    if (Date.now() > deadline) throw new Error(`agent on ${h.name} not ready:\n${h.agent.log.slice(-2000)}`);
     await sleep(10);
   }
 }
-function addContainer(h, suffix) {
-  const c = ns(suffix);
-  const conf = { cniVersion: '1.1.0', name: NET, type: 'vxlan-overlay', runDir, ipam: { dataDir: path.join(tmp, `ipam-${h.name}`) } };
-  const env = { PATH: process.env.PATH, CNI_COMMAND: 'ADD', CNI_CONTAINERID: `${TAG}-${suffix}`, CNI_NETNS: `/run/netns/${c}`, CNI_IFNAME: 'eth0', CNI_PATH: '/nonexistent' };
-  const r = spawnSync('ip', ['netns', 'exec', h.ns, BIN], { input: JSON.stringify(conf), env, encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`ADD on ${h.name}: ${r.stdout}${r.stderr}`);
-  return { ns: c, ip: JSON.parse(r.stdout).ips[0].address.split('/')[0] };
+
+async function stopAgent(h) {
+  const p = h.agent;
+  if (!p || p.exitCode !== null || p.signalCode !== null) return;
+  const exited = new Promise((r) => p.once('exit', r));
+  p.kill('SIGTERM');
+  await exited;
 }
 
+function addContainer(h, suffix, net) {
+  const c = ns(suffix);
+  const conf = { cniVersion: '1.1.0', name: net, type: 'vxlan-overlay', runDir, ipam: { dataDir: path.join(tmp, `ipam-${h.name}`) } };
+  const env = { ...ENV, CNI_COMMAND: 'ADD', CNI_CONTAINERID: `${TAG}-${suffix}`, CNI_NETNS: `/run/netns/${c}`, CNI_IFNAME: 'eth0', CNI_PATH: '/nonexistent' };
+  const r = spawnSync('ip', ['netns', 'exec', h.ns, BIN], { input: JSON.stringify(conf), env, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`ADD on ${h.name}: ${r.stdout}${r.stderr}`);
+  const ips = JSON.parse(r.stdout).ips.map((i) => i.address.split('/')[0]);
+  return { ns: c, ip: ips.find((a) => !a.includes(':')), ip6: ips.find((a) => a.includes(':')) };
+}
+
+async function pingUntil(fromNs, ip, ms = 10000) {
+  const deadline = Date.now() + ms;
+  while (inNs(fromNs, 'ping', ['-c1', '-W1', ip]).status !== 0) {
+    if (Date.now() > deadline) throw new Error(`${ip} does not answer from ${fromNs}`);
+    await sleep(20);
+  }
+}
+
+/** CPU time of a process, all its threads, in ms (schedstat: ns resolution, unlike the 10 ms ticks of /proc/pid/stat). */
+function cpuMs(pid) {
+  let total = 0;
+  for (const t of fs.readdirSync(`/proc/${pid}/task`)) {
+    try { total += Number(fs.readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ')[0]); } catch { /* thread gone */ }
+  }
+  return total / 1e6;
+}
+
+/** A heap snapshot of the agent (SIGUSR2, taken after a full GC): the sum of its objects is what the agent keeps. */
+async function liveHeapMiB(agent, dir) {
+  agent.kill('SIGUSR2');
+  for (let i = 0; i < 600; i++) {
+    await sleep(100);
+    const f = fs.readdirSync(dir).find((n) => n.endsWith('.heapsnapshot'));
+    if (!f) continue;
+    let snap;
+    try { snap = JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')); } catch { continue; } // still being written
+    fs.rmSync(path.join(dir, f));
+    const fields = snap.snapshot.meta.node_fields;
+    const self = fields.indexOf('self_size');
+    let total = 0;
+    for (let j = self; j < snap.nodes.length; j += fields.length) total += snap.nodes[j];
+    return total / 1048576;
+  }
+  throw new Error('the agent wrote no heap snapshot in 60 s');
+}
+
+function memMiB(pid) {
+  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (key) => Number(new RegExp(`^${key}:\\s+(\\d+)`, 'm').exec(status)[1]);
+  return { peak: kb('VmHWM') / 1024, now: kb('VmRSS') / 1024 };
+}
+
+/** Routes through one device as `ip monitor route` reports them: the set of destinations, and waits on it. */
+class RouteMonitor {
+  constructor(nsName, dev) {
+    this.dsts = new Set();
+    this.waiters = [];
+    this.proc = track(spawn('ip', ['-n', nsName, 'monitor', 'route'], { stdio: ['ignore', 'pipe', 'ignore'] }));
+    const re = new RegExp(`^(Deleted )?(\\S+) via \\S+ dev ${dev}\\b`);
+    readline.createInterface({ input: this.proc.stdout }).on('line', (line) => {
+      const m = re.exec(line);
+      if (!m) return;
+      if (m[1]) this.dsts.delete(m[2]);
+      else this.dsts.add(m[2]);
+      const t = hr();
+      this.waiters = this.waiters.filter((w) => (w.pred() ? (w.resolve(t), false) : true));
+    });
+  }
+
+  until(pred, timeoutMs, what) {
+    if (pred()) return Promise.resolve(hr());
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)), timeoutMs);
+      this.waiters.push({ pred, resolve: (t) => { clearTimeout(timer); resolve(t); } });
+    });
+  }
+
+  stop() {
+    this.proc.kill('SIGTERM');
+  }
+}
+
+// ---- 1. throughput ---------------------------------------------------------------
+
 function iperf(clientNs, serverNs, serverIp) {
-  const srv = spawn('ip', ['netns', 'exec', serverNs, 'iperf3', '-s', '-1'], { stdio: 'ignore' });
-  procs.push(srv);
+  const srv = track(spawn('ip', ['netns', 'exec', serverNs, 'iperf3', '-s', '-1'], { stdio: 'ignore' }));
   spawnSync('sleep', ['0.3']);
   const r = inNs(clientNs, 'iperf3', ['-c', serverIp, '-t', String(SECONDS), '-J'], { timeout: (SECONDS + 10) * 1000 });
   srv.kill('SIGKILL');
   const j = JSON.parse(r.stdout);
+  if (j.error) throw new Error(`iperf3 to ${serverIp}: ${j.error}`);
   return j.end.sum_received.bits_per_second / 1e9;
 }
 
-async function main() {
-  const etcd = await startEtcd();
-  const h1 = plug('h1', 1);
-  const h2 = plug('h2', 2);
-  startAgent(h1, etcd);
-  startAgent(h2, etcd);
-  const s1 = await waitReady(h1);
-  await waitReady(h2);
-  const c1 = addContainer(h1, 'c1');
-  const c2 = addContainer(h2, 'c2');
-  for (let i = 0; i < 100 && inNs(c1.ns, 'ping', ['-c1', '-W1', c2.ip]).status !== 0; i++) await sleep(50);
-
-  // The baseline: two namespaces on the same switch, a hand-built VXLAN between them, same MTU.
-  const b1 = plug('b1', 11);
-  const b2 = plug('b2', 12);
-  for (const [b, me, peer] of [[b1, '10.79.0.1', '10.78.0.12'], [b2, '10.79.0.2', '10.78.0.11']]) {
+/** A hand-built VXLAN between two plugged namespaces: same underlay, same MTU, the inner family of the test. */
+function handBuilt(b1, b2, o) {
+  for (const [b, peer, me] of [[b1, b2.ip, o.inner[0]], [b2, b1.ip, o.inner[1]]]) {
     sh('ip', ['-n', b.ns, 'link', 'add', 'vx0', 'type', 'vxlan', 'id', '99', 'local', b.ip, 'dstport', '4789', 'dev', 'u0', 'nolearning']);
-    sh('ip', ['-n', b.ns, 'link', 'set', 'vx0', 'mtu', String(s1.mtu), 'up']);
-    sh('ip', ['-n', b.ns, 'addr', 'add', `${me}/24`, 'dev', 'vx0']);
+    sh('ip', ['-n', b.ns, 'link', 'set', 'vx0', 'mtu', String(o.mtu), 'up']);
+    sh('ip', ['-n', b.ns, 'addr', 'add', `${me}/${o.prefix}`, 'dev', 'vx0', ...(o.prefix > 32 ? ['nodad'] : [])]);
     sh('bridge', ['-n', b.ns, 'fdb', 'append', '00:00:00:00:00:00', 'dev', 'vx0', 'dst', peer]);
   }
-  const ours = [];
-  const base = [];
-  for (let r = 0; r < ROUNDS; r++) {
-    base.push(iperf(b1.ns, b2.ns, '10.79.0.2'));
-    ours.push(iperf(c1.ns, c2.ns, c2.ip));
-  }
-  const ratio = median(ours) / median(base);
+}
 
-  // Join time: spawn the agent of a new host, ADD a container there as soon as
-  // it is ready, and wait until the containers of both other hosts ping it.
-  const h3 = plug('h3', 3);
+async function throughput() {
+  const out = {};
+  // IPv4 in IPv4: the overlay (an IPv4 network) on a1, a2; the hand-built pair on b1, b2.
+  // IPv6 in IPv6: a dual-stack overlay on c1, c2 whose underlay is IPv6 only; the hand-built pair on d1, d2.
+  for (const fam of [4, 6]) {
+    const base = fam === 4 ? 1 : 0x11;
+    const [h1, h2] = [plug(`t${fam}a`, base, [fam]), plug(`t${fam}b`, base + 1, [fam])];
+    const net = `ovt${fam}`;
+    const o = { net, cidr: fam === 4 ? '10.246.0.0/16' : '10.247.0.0/16', cidr6: fam === 6 ? 'fd00:10:247::/56' : undefined, etcd: fam === 4 ? ETCD4 : ETCD6, vni: 10 + fam };
+    startAgent(h1, o);
+    startAgent(h2, o);
+    const s1 = await waitReady(h1, net);
+    await waitReady(h2, net);
+    const c1 = addContainer(h1, `t${fam}c1`, net);
+    const c2 = addContainer(h2, `t${fam}c2`, net);
+    const dst = fam === 4 ? c2.ip : c2.ip6;
+    await pingUntil(c1.ns, dst);
+    const [b1, b2] = [plug(`t${fam}x`, base + 2, [fam]), plug(`t${fam}y`, base + 3, [fam])];
+    handBuilt(b1, b2, fam === 4 ? { mtu: s1.mtu, inner: ['10.79.0.1', '10.79.0.2'], prefix: 24 } : { mtu: s1.mtu, inner: ['fd00:79::1', 'fd00:79::2'], prefix: 64 });
+    await pingUntil(b1.ns, fam === 4 ? '10.79.0.2' : 'fd00:79::2');
+    const ours = [];
+    const hand = [];
+    for (let r = 0; r < ROUNDS; r++) {
+      hand.push(iperf(b1.ns, b2.ns, fam === 4 ? '10.79.0.2' : 'fd00:79::2'));
+      ours.push(iperf(c1.ns, c2.ns, dst));
+    }
+    out[`ipv${fam}`] = { mtu: s1.mtu, ours, hand, ratio: median(ours) / median(hand) };
+    await stopAgent(h1);
+    await stopAgent(h2);
+  }
+  return out;
+}
+
+// ---- 2. join with real hosts -----------------------------------------------------
+
+async function realJoins() {
+  const o = { net: 'ovj', cidr: '10.248.0.0/16', etcd: ETCD4, vni: 20 };
+  const hosts = [plug('j1', 31), plug('j2', 32)];
+  for (const h of hosts) startAgent(h, o);
+  for (const h of hosts) await waitReady(h, o.net);
+  const ctrs = hosts.map((h, i) => addContainer(h, `jc${i + 1}`, o.net));
+  const h3 = plug('j3', 33);
   const joins = [];
   let c3;
   for (let j = 0; j < JOINS; j++) {
-    const t0 = process.hrtime.bigint();
-    startAgent(h3, etcd);
-    await waitReady(h3);
-    const tReady = process.hrtime.bigint();
-    if (!c3) c3 = addContainer(h3, 'c3');
-    const tAdd = process.hrtime.bigint();
-    const reach = async (from) => {
-      for (;;) {
-        if (inNs(from.ns, 'ping', ['-c1', '-W1', c3.ip]).status === 0) return;
-        await sleep(5);
-      }
-    };
-    await Promise.all([reach(c1), reach(c2)]);
-    const t1 = process.hrtime.bigint();
-    const ms = (a, b) => Number(b - a) / 1e6;
+    const t0 = hr();
+    startAgent(h3, o);
+    await waitReady(h3, o.net);
+    const tReady = hr();
+    if (!c3) c3 = addContainer(h3, 'jc3', o.net);
+    const tAdd = hr();
+    await Promise.all(ctrs.map((c) => pingUntil(c.ns, c3.ip)));
+    const t1 = hr();
     joins.push({ total: ms(t0, t1), ready: ms(t0, tReady), add: ms(tReady, tAdd), reach: ms(tAdd, t1) });
-    const exited = new Promise((r) => h3.agent.once('exit', r));
-    h3.agent.kill('SIGTERM');
-    await exited;
+    await stopAgent(h3);
   }
-
-  const f = (x) => x.toFixed(2);
-  console.log(`vxlan-overlay benchmark (${ROUNDS} rounds x ${SECONDS} s iperf3, ${JOINS} joins), MTU ${s1.mtu}, ${os.cpus().length} CPUs`);
-  console.log(`throughput Gbit/s: overlay ${ours.map(f).join(' ')} (median ${f(median(ours))}); hand-built VXLAN ${base.map(f).join(' ')} (median ${f(median(base))})`);
-  console.log(`ratio overlay / hand-built: ${f(ratio)} (goal >= 0.9: ${ratio >= 0.9 ? 'met' : 'NOT met'})`);
-  for (const [i, j] of joins.entries()) {
-    console.log(`join ${i + 1}${i === 0 ? ' (with first ADD)' : ''}: ${j.total.toFixed(0)} ms total = agent ready ${j.ready.toFixed(0)} + ADD ${j.add.toFixed(0)} + peers reach ${j.reach.toFixed(0)} ms`);
-  }
-  const medJoin = median(joins.map((j) => j.total));
-  console.log(`join time median: ${medJoin.toFixed(0)} ms (goal < 2000 ms: ${medJoin < 2000 ? 'met' : 'NOT met'})`);
+  for (const h of hosts) await stopAgent(h);
+  return joins;
 }
 
+// ---- 3. scale --------------------------------------------------------------------
+
+const SCALE_CIDR = '10.240.0.0/12';
+const SCALE_CIDR6 = 'fd00:10:240::/52';
+
+/** The i-th /24 of 10.240.0.0/12 and the i-th /64 of fd00:10:240::/52 (i < 4096), as the agent pairs them. */
+function subnetsOf(i) {
+  const base = (10 << 24) + (240 << 16) + i * 256;
+  const v4 = `${base >>> 24}.${(base >>> 16) & 255}.${(base >>> 8) & 255}.0/24`;
+  const v6 = i === 0 ? 'fd00:10:240::/64' : `fd00:10:240:${i.toString(16)}::/64`;
+  return { v4, v6, key: v4.replace('/', '_') };
+}
+
+/** A simulated host's keys: its sticky subnet and its live record (as an agent writes them; no lease, removed at the end). */
+function simHost(prefix, i, vni) {
+  const s = subnetsOf(i);
+  const b = s.v4.split('/')[0].split('.').map(Number);
+  const rec = {
+    hostID: `sim-${i}`, underlayIP: `10.80.${i >> 8}.${i & 255}`, vtepMAC: ['0a', '76', ...b.map((x) => x.toString(16).padStart(2, '0'))].join(':'),
+    vni, port: 4789, mtu: 1450, subnet: s.v4, subnet6: s.v6,
+  };
+  return { subnet: s, puts: [[`${prefix}subnets/${s.key}`, rec.hostID], [`${prefix}hosts/${rec.hostID}`, JSON.stringify(rec)]] };
+}
+
+async function scaleRun(store, n, index) {
+  const vni = 100 + index;
+  const net = `ovs${n}`;
+  const prefix = `/node-cni/overlay/${net}/`;
+  const config = { cidr: SCALE_CIDR, subnetLength: 24, vni, port: 4789, ipv6Cidr: SCALE_CIDR6, ipv6SubnetLength: 64 };
+  const puts = [[`${prefix}config`, JSON.stringify(config)]];
+  for (let i = 1; i < n; i++) puts.push(...simHost(prefix, i, vni).puts);
+  const written = await store({ op: 'bulk', puts });
+  const h = plug(`s${n}`, 100 + index);
+  const dev = `ovx${vni}`;
+  const mon = new RouteMonitor(h.ns, dev);
+  await sleep(300); // ip monitor subscribes before the agent starts
+  const peers = n - 1;
+  const t0 = hr();
+  const snapshotDir = HEAP ? fs.mkdtempSync(path.join(tmp, 'heap-')) : undefined;
+  const agent = startAgent(h, { net, cidr: SCALE_CIDR, cidr6: SCALE_CIDR6, etcd: ETCD4, vni, ttl: 10, heartbeatMs: 1000, reconcileMs: 3600000, hostID: `real-${n}`, snapshotDir });
+  const tAll = await mon.until(() => mon.dsts.size >= 2 * peers, 120000, `${2 * peers} routes on ${dev}`);
+  await waitReady(h, net);
+  const tReady = hr();
+  await sleep(1000);
+  const memProgrammed = memMiB(agent.pid);
+
+  // Idle CPU (heartbeat, keepalive), to take out of the event window.
+  const idle0 = cpuMs(agent.pid);
+  const i0 = Date.now();
+  await sleep(2000);
+  const idleRate = (cpuMs(agent.pid) - idle0) / (Date.now() - i0);
+
+  const join = [];
+  const leave = [];
+  const cpu0 = cpuMs(agent.pid);
+  const e0 = Date.now();
+  for (let j = 0; j < EVENTS; j++) {
+    const sim = simHost(prefix, n + j, vni);
+    const both = () => mon.dsts.has(sim.subnet.v4) && mon.dsts.has(sim.subnet.v6);
+    const put = await store({ op: 'txn', puts: sim.puts });
+    join.push(ms(BigInt(put.t0), await mon.until(both, 10000, `the routes of ${sim.subnet.v4}`)));
+    const del = await store({ op: 'txn', dels: sim.puts.map(([k]) => k) });
+    leave.push(ms(BigInt(del.t0), await mon.until(() => !mon.dsts.has(sim.subnet.v4) && !mon.dsts.has(sim.subnet.v6), 10000, `no routes of ${sim.subnet.v4}`)));
+  }
+  const eventMs = Date.now() - e0;
+  const cpuPerEvent = (cpuMs(agent.pid) - cpu0 - idleRate * eventMs) / (2 * EVENTS);
+  const memEvents = memMiB(agent.pid);
+
+  // Full reconciles on demand: dump every entry of the device, diff with the table.
+  const reconciles = [];
+  for (let r = 0; r < 3; r++) {
+    const seen = (agent.log.match(/reconcile of \d+ peers/g) || []).length;
+    const c0 = cpuMs(agent.pid);
+    agent.kill('SIGHUP');
+    for (let w = 0; (agent.log.match(/reconcile of \d+ peers/g) || []).length === seen; w++) {
+      if (w > 1000) throw new Error(`no reconcile after SIGHUP:\n${agent.log.slice(-1000)}`);
+      await sleep(10);
+    }
+    const took = Number([...agent.log.matchAll(/reconcile of \d+ peers: \d+ changes, (\d+) ms/g)].pop()[1]);
+    reconciles.push({ cpu: cpuMs(agent.pid) - c0, wall: took });
+  }
+  const mem = memMiB(agent.pid);
+  const keys = await store({ op: 'count', prefix });
+  const liveHeap = snapshotDir ? await liveHeapMiB(agent, snapshotDir) : undefined;
+  await stopAgent(h);
+  mon.stop();
+  await store({ op: 'delprefix', prefix });
+  spawnSync('ip', ['netns', 'del', h.ns]);
+  namespaces.splice(namespaces.indexOf(h.ns), 1);
+  const row = {
+    hosts: n, peers, writeMs: written.ms,
+    programAllMs: ms(t0, tAll), readyMs: ms(t0, tReady),
+    joinMs: { median: median(join), p90: pct(join, 0.9), max: Math.max(...join) },
+    leaveMs: { median: median(leave), p90: pct(leave, 0.9), max: Math.max(...leave) },
+    cpuPerEventMs: cpuPerEvent, idleCpuPct: idleRate * 100,
+    reconcileMs: { wall: median(reconciles.map((r) => r.wall)), cpu: median(reconciles.map((r) => r.cpu)) },
+    rssMiB: { afterProgramming: memProgrammed.now, afterEvents: memEvents.now, afterReconciles: mem.now, peak: mem.peak }, liveHeapMiB: liveHeap, etcdKeysPerHost: (keys.keys - 1) / n, etcdBytesPerHost: (keys.bytes) / n,
+  };
+  console.error(`scale ${n} hosts: all ${peers} peers programmed ${row.programAllMs.toFixed(0)} ms after start; join ${row.joinMs.median.toFixed(1)} ms (p90 ${row.joinMs.p90.toFixed(1)}), leave ${row.leaveMs.median.toFixed(1)} ms; CPU/event ${cpuPerEvent.toFixed(2)} ms; reconcile ${row.reconcileMs.wall} ms; RSS peak ${mem.peak.toFixed(0)} MiB${liveHeap ? `, live heap ${liveHeap.toFixed(1)} MiB` : ''}`);
+  return row;
+}
+
+// ---- run -----------------------------------------------------------------------------
+
+async function main() {
+  const loadBefore = os.loadavg();
+  const uptimeBefore = sh('uptime', []).trim();
+  await startEtcd();
+  const out = { date: new Date().toISOString(), cpus: os.cpus().length, node: process.version, kernel: os.release(), uptimeBefore, sizes: SIZES, events: EVENTS };
+  if (ONLY.has('throughput')) {
+    out.throughput = await throughput();
+    for (const [k, t] of Object.entries(out.throughput)) {
+      console.error(`throughput ${k} (MTU ${t.mtu}): overlay ${t.ours.map((x) => x.toFixed(2)).join(' ')} | hand-built ${t.hand.map((x) => x.toFixed(2)).join(' ')} Gbit/s | ratio ${t.ratio.toFixed(2)}`);
+    }
+  }
+  if (ONLY.has('join')) {
+    out.realJoins = await realJoins();
+    console.error(`real-host joins: ${out.realJoins.map((j) => `${j.total.toFixed(0)} ms (ready ${j.ready.toFixed(0)} + ADD ${j.add.toFixed(0)} + reach ${j.reach.toFixed(0)})`).join('; ')}`);
+  }
+  if (ONLY.has('scale')) {
+    const store = startWriter();
+    out.scale = [];
+    for (const [i, n] of SIZES.entries()) out.scale.push(await scaleRun(store, n, i));
+    const first = out.scale[0];
+    const last = out.scale[out.scale.length - 1];
+    out.scaleRatio = { join: last.joinMs.median / first.joinMs.median, leave: last.leaveMs.median / first.leaveMs.median, cpuPerEvent: last.cpuPerEventMs / first.cpuPerEventMs };
+  }
+  out.uptimeAfter = sh('uptime', []).trim();
+  out.loadavg = { before: loadBefore, after: os.loadavg() };
+  if (JSON_OUT) fs.writeFileSync(JSON_OUT, `${JSON.stringify(out, null, 2)}\n`);
+  console.log(JSON.stringify(out, null, 2));
+}
+
+/** Join and leave latency (median, p90 bar) against cluster size (log x), as a standalone SVG. */
+function plotSvg(data) {
+  const rows = data.scale;
+  const W = 640, H = 360, L = 60, R = 20, T = 30, B = 50;
+  const xs = rows.map((r) => Math.log10(r.hosts));
+  const maxY = Math.max(10, ...rows.flatMap((r) => [r.joinMs.p90, r.leaveMs.p90])) * 1.2;
+  const x = (v) => L + ((v - Math.min(...xs)) / Math.max(1e-9, Math.max(...xs) - Math.min(...xs))) * (W - L - R - 20) + 10;
+  const y = (v) => H - B - (v / maxY) * (H - T - B);
+  const series = (key, color, dx) => {
+    const pts = rows.map((r, i) => `${(x(xs[i]) + dx).toFixed(1)},${y(r[key].median).toFixed(1)}`);
+    const marks = rows.map((r, i) => {
+      const cx = (x(xs[i]) + dx).toFixed(1);
+      return `<line x1="${cx}" x2="${cx}" y1="${y(r[key].median).toFixed(1)}" y2="${y(r[key].p90).toFixed(1)}" stroke="${color}"/>`
+        + `<circle cx="${cx}" cy="${y(r[key].median).toFixed(1)}" r="3.5" fill="${color}"/>`
+        + `<text x="${cx}" y="${(y(r[key].p90) - 6).toFixed(1)}" font-size="11" text-anchor="middle" fill="${color}">${r[key].median.toFixed(0)}</text>`;
+    });
+    return `<polyline fill="none" stroke="${color}" stroke-width="2" points="${pts.join(' ')}"/>${marks.join('')}`;
+  };
+  const step = Math.pow(10, Math.floor(Math.log10(maxY / 4)));
+  const yStep = Math.ceil(maxY / 5 / step) * step;
+  const ticksY = [];
+  for (let v = 0; v <= maxY; v += yStep) ticksY.push(`<line x1="${L}" x2="${W - R}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}" stroke="#ddd"/><text x="${L - 6}" y="${(y(v) + 4).toFixed(1)}" font-size="11" text-anchor="end">${v}</text>`);
+  const goal = `<line x1="${L}" x2="${W - R}" y1="${y(200).toFixed(1)}" y2="${y(200).toFixed(1)}" stroke="#999" stroke-dasharray="4 3"/><text x="${W - R}" y="${(y(200) - 4).toFixed(1)}" font-size="11" text-anchor="end" fill="#666">goal 200 ms</text>`;
+  const ticksX = rows.map((r, i) => `<text x="${x(xs[i]).toFixed(1)}" y="${H - B + 18}" font-size="11" text-anchor="middle">${r.hosts}</text>`);
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif">
+<rect width="100%" height="100%" fill="white"/>
+<text x="${W / 2}" y="18" font-size="14" text-anchor="middle">vxlan-overlay: one host joining / leaving, store write to kernel routes (ms)</text>
+${ticksY.join('\n')}
+${maxY > 200 ? goal : ''}
+${ticksX.join('\n')}
+<text x="${W / 2}" y="${H - 12}" font-size="12" text-anchor="middle">hosts in the cluster (log scale); dot: median, bar: p90</text>
+<text x="16" y="${H / 2}" font-size="12" text-anchor="middle" transform="rotate(-90 16 ${H / 2})">ms</text>
+${series('leaveMs', '#c0392b', 4)}
+${series('joinMs', '#2471a3', -4)}
+<rect x="${L + 10}" y="${T + 4}" width="12" height="12" fill="#2471a3"/><text x="${L + 28}" y="${T + 14}" font-size="12">join (dual-stack: 2 neighbours, 1 FDB entry, 2 routes)</text>
+<rect x="${L + 10}" y="${T + 22}" width="12" height="12" fill="#c0392b"/><text x="${L + 28}" y="${T + 32}" font-size="12">leave (the same entries removed)</text>
+</svg>
+`;
+}
+
+const agents = [];
 main().then(() => process.exit(0), (err) => {
   console.error(err.stack || String(err));
+  for (const a of agents) if (a.log) console.error(`--- agent ${a.spawnargs.slice(3, 4).join(' ')} ${a.spawnargs.join(' ').match(/--network \S+ /)?.[0] ?? ''}(last lines):\n${a.log.split('\n').slice(-15).join('\n')}`);
   process.exit(1);
 });

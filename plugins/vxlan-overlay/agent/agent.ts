@@ -81,6 +81,8 @@ export class Agent {
   private pendingOps: SyncOp[] = [];
   private fullWanted = false;
   private devicesWanted = false;
+  /** Log the next reconcile's size and time even when it changes nothing (SIGHUP). */
+  private reportWanted = false;
   private running: Promise<void> | undefined;
   private vxlanIndex = 0;
   private loopTimer: NodeJS.Timeout | undefined;
@@ -260,9 +262,10 @@ export class Agent {
   }
 
   /** Dump the kernel's entries and make them match the table; `devices` also re-checks the devices first. */
-  reconcile(devices: boolean): Promise<void> {
+  reconcile(devices: boolean, report = false): Promise<void> {
     this.fullWanted = true;
     if (devices) this.devicesWanted = true;
+    if (report) this.reportWanted = true;
     return this.kick();
   }
 
@@ -282,11 +285,13 @@ export class Agent {
     while (!this.stopped && (this.pendingOps.length || this.fullWanted)) {
       const full = this.fullWanted;
       try {
+        const started = Date.now();
+        const report = full && this.reportWanted;
         let ops: SyncOp[];
         if (full) {
           const devices = this.devicesWanted;
           // The table already holds every event queued so far: the full plan covers their ops.
-          this.fullWanted = this.devicesWanted = false;
+          this.fullWanted = this.devicesWanted = this.reportWanted = false;
           this.pendingOps = [];
           if (devices) await this.ensureDevices();
           ops = planSync(this.table.desired(), await readActual(this.rtnl, this.vxlanIndex));
@@ -296,6 +301,7 @@ export class Agent {
         }
         if (ops.length) this.o.log.info(`${full ? 'reconcile' : 'event'}: ${describeOps(ops)}`);
         await applySync(this.rtnl, this.vxlanIndex, ops);
+        if (report) this.o.log.info(`reconcile of ${this.table.size} peers: ${ops.length} changes, ${Date.now() - started} ms`);
       } catch (err) {
         this.o.log.warn(`${full ? 'reconcile' : 'sync'} failed (repaired at the next reconcile): ${msg(err)}`);
       }

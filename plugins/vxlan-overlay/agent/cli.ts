@@ -30,6 +30,8 @@ async function runAgent(o: CliOptions, log: Logger): Promise<number> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  // An operator's (or a benchmark's) "check everything now": a full reconcile of the devices and every peer.
+  process.on('SIGHUP', () => void agent.reconcile(true, true));
   await agent.start();
   log.info(`ready: subnet ${agent.subnet}`);
   return new Promise<number>(() => undefined); // runs until a signal

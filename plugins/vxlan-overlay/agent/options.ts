@@ -13,7 +13,7 @@ export function isAgentVerb(arg: string | undefined): arg is AgentVerb {
   return (AGENT_VERBS as readonly string[]).includes(arg ?? '');
 }
 
-export const USAGE = `usage: vxlan-overlay agent --network NAME [options]   run the overlay agent of this host (until SIGTERM)
+export const USAGE = `usage: vxlan-overlay agent --network NAME [options]   run the overlay agent of this host (until SIGTERM; SIGHUP reconciles now)
        vxlan-overlay leave --network NAME [options]   stop the agent and give this host's subnet back now
 options:
   --conf FILE            read the network from a .conf/.conflist (flags override it)
