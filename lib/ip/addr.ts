@@ -84,6 +84,15 @@ export function formatIP(a: Addr): string {
   if (a.family === 4) return [24n, 16n, 8n, 0n].map((sh) => String((a.value >> sh) & 0xffn)).join('.');
   const groups: number[] = [];
   for (let i = 7; i >= 0; i--) groups.push(Number((a.value >> BigInt(i * 16)) & 0xffffn));
+  return formatIpv6Groups(groups);
+}
+
+/**
+ * RFC 5952 text of the eight 16-bit groups of an IPv6 address: lower-case
+ * hex, the longest run of two or more zero groups compressed (the leftmost on
+ * a tie). Plain numbers: netlink dumps format thousands of addresses with it.
+ */
+export function formatIpv6Groups(groups: readonly number[]): string {
   let best = -1;
   let bestLen = 0;
   for (let i = 0; i < 8; ) {
@@ -93,9 +102,13 @@ export function formatIP(a: Addr): string {
     if (j - i > bestLen) { best = i; bestLen = j - i; }
     i = j;
   }
-  const hex = (g: number[]): string => g.map((x) => x.toString(16)).join(':');
-  if (bestLen < 2) return hex(groups);
-  return `${hex(groups.slice(0, best))}::${hex(groups.slice(best + bestLen))}`;
+  const hex = (from: number, to: number): string => {
+    let out = '';
+    for (let i = from; i < to; i++) out += (i > from ? ':' : '') + groups[i].toString(16);
+    return out;
+  };
+  if (bestLen < 2) return hex(0, 8);
+  return `${hex(0, best)}::${hex(best + bestLen, 8)}`;
 }
 
 /** Go's net.IP.String() of IP text: "fd00:0::5" → "fd00::5", "::ffff:10.0.0.1" → "10.0.0.1". Throws on garbage. */

@@ -1,7 +1,7 @@
 // Address text <-> bytes for netlink attributes, on top of lib/ip (the one
 // place for address math). Pure. Errors are NetlinkError EINVAL so callers of
 // the facade see one error type.
-import { addrFromBytes, addrToBytes, familyOfText, formatIP, lastOf as lastValue, networkOf as networkValue, parseCidr as parseIpCidr, parseIP, type Family } from '../ip';
+import { addrToBytes, familyOfText, formatIpv6Groups, lastOf as lastValue, networkOf as networkValue, parseCidr as parseIpCidr, parseIP, type Family } from '../ip';
 import { AF } from './wire';
 import { NetlinkError } from './errors';
 
@@ -22,11 +22,17 @@ export function ipToBytes(ip: string): Buffer {
   return addrToBytes(a);
 }
 
-/** The text of an address attribute, in its own family (16 bytes print as IPv6). */
-export function bytesToIp(b: Buffer): string {
-  const a = addrFromBytes(b);
-  if (!a) throw new NetlinkError('EINVAL', `address of ${b.length} bytes`);
-  return formatIP(a);
+/**
+ * The text of an address attribute, in its own family (16 bytes print as
+ * IPv6), as formatIP would write it. Straight from the bytes, without the
+ * bigint of lib/ip: a reconcile of a thousand peers decodes ~5000 of them.
+ */
+export function bytesToIp(b: Uint8Array): string {
+  if (b.length === 4) return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
+  if (b.length !== 16) throw new NetlinkError('EINVAL', `address of ${b.length} bytes`);
+  const groups = new Array<number>(8);
+  for (let i = 0; i < 8; i++) groups[i] = (b[2 * i] << 8) | b[2 * i + 1];
+  return formatIpv6Groups(groups);
 }
 
 export interface Cidr {
@@ -72,6 +78,10 @@ export function normalizeMac(text: string): string | undefined {
   return hex?.map((h) => h.toLowerCase()).join(':');
 }
 
-export function bytesToMac(b: Buffer): string {
-  return Array.from(b).map((x) => x.toString(16).padStart(2, '0')).join(':');
+const HEX_BYTE = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+
+export function bytesToMac(b: Uint8Array): string {
+  let out = '';
+  for (let i = 0; i < b.length; i++) out += (i ? ':' : '') + HEX_BYTE[b[i]];
+  return out;
 }

@@ -2,6 +2,7 @@
 import { bytesToIp, bytesToMac, ipToBytes, macToBytes, parseCidr, NetlinkError, isExists, isNotFound } from '../../lib/netlink';
 import { kernelError, toNetlinkError } from '../../lib/netlink/errors';
 import { sysctlPath } from '../../lib/sys/sysctl';
+import { addrFromBytes, formatIP } from '../../lib/ip';
 
 describe('IP text <-> bytes', () => {
   it.each([
@@ -15,6 +16,17 @@ describe('IP text <-> bytes', () => {
     ['::ffff:10.0.0.1', '::ffff:a00:1'],
   ])('%s round-trips as %s', (text, canonical) => {
     expect(bytesToIp(ipToBytes(text))).toBe(canonical);
+  });
+
+  it('writes what lib/ip writes, for any bytes (zero runs of every length and place)', () => {
+    let seed = 42;
+    const rnd = (): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    for (let n = 0; n < 2000; n++) {
+      const b = Buffer.alloc(n % 5 === 0 ? 4 : 16);
+      for (let i = 0; i < b.length; i++) b[i] = rnd() < 0.5 ? 0 : Math.floor(rnd() * 256);
+      expect(bytesToIp(b)).toBe(formatIP(addrFromBytes(b)!));
+    }
+    expect(() => bytesToIp(Buffer.alloc(5))).toThrow(/address of 5 bytes/);
   });
 
   it('rejects garbage', () => {
