@@ -280,6 +280,18 @@ function samePeer(a: PeerRecord, b: PeerRecord): boolean {
   return a.underlayIP === b.underlayIP && a.vtepMAC === b.vtepMAC && a.subnet === b.subnet && a.subnet6 === b.subnet6;
 }
 
+/**
+ * Peers one reconcile interval covers: a full reconcile dumps and diffs every
+ * peer's entries, so with more peers the interval stretches in proportion and
+ * its average cost (CPU, and the garbage of the dumps) stays what it is at
+ * this size. Store events do not wait for it; SIGHUP runs one at once.
+ */
+export const RECONCILE_PEERS_PER_INTERVAL = 100;
+
+export function reconcileInterval(baseMs: number, peers: number): number {
+  return Math.max(baseMs, Math.ceil((baseMs * peers) / RECONCILE_PEERS_PER_INTERVAL));
+}
+
 /** One log line for a plan: every op when there are few, counts when there are many (a first sync of 1000 peers). */
 export function describeOps(ops: readonly SyncOp[], detailUpTo = 12): string {
   if (ops.length <= detailUpTo) return ops.map((x) => `${x.op} ${Object.values(x).slice(1).join(' ')}`).join(', ');

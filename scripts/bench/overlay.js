@@ -12,15 +12,15 @@
 //     start, latency of one more host joining and leaving (store write ->
 //     both routes in or out of the kernel, seen by `ip monitor`; goal <= 200
 //     ms and within 1.2x of the smallest size), agent CPU per event, a full
-//     reconcile (SIGHUP), peak RSS, the live heap (a heap snapshot at the end,
-//     unless --no-heap), and etcd keys and bytes per host.
+//     reconcile (SIGHUP), RSS (after the first sync, after the events, after
+//     the reconciles, peak), and etcd keys and bytes per host.
 // Everything lives in throwaway namespaces (underlay 10.78.0.0/24 and
 // fd00:78::/64 on a "switch" namespace running etcd) and a temp dir, removed
 // at the end, also on failure. Needs root, iperf3, etcd, a built
 // dist/bin/vxlan-overlay. Measured processes run without NODE_EXTRA_CA_CERTS.
 // Bounded: the whole default run takes ~2-3 minutes; a watchdog stops it at 9.
 // Usage: node scripts/bench/overlay.js [--hosts 1000] [--sizes 10,100,300,1000] [--events 50]
-//          [--rounds 3] [--seconds 4] [--joins 3] [--only throughput,join,scale] [--no-heap] [--json out.json]
+//          [--rounds 3] [--seconds 4] [--joins 3] [--only throughput,join,scale] [--json out.json]
 //        node scripts/bench/overlay.js --plot out.json docs/benchmarks/overlay-join.svg
 'use strict';
 // This machine exports NODE_EXTRA_CA_CERTS; runtimes do not pass it to plugins: no measured process gets it.
@@ -54,7 +54,6 @@ const SECONDS = num('seconds', 4);
 const JOINS = num('joins', 3);
 const ONLY = new Set((opt('only', 'throughput,join,scale')).split(','));
 const JSON_OUT = opt('json');
-const HEAP = !argv.includes('--no-heap');
 const TAG = `ovb${crypto.randomBytes(2).toString('hex')}`;
 // Measured processes start like a runtime starts them (README: no CA bundle parsing at every start).
 const ENV = { ...process.env };
@@ -115,12 +114,7 @@ function plug(name, i, families = [4]) {
   return { ns: n, ip: families.includes(4) ? `10.78.0.${i}` : `fd00:78::${i.toString(16)}`, name };
 }
 
-// The executable alone in a directory (etcd3's .proto files travel inside it).
-const binDir = path.join(tmp, 'bin');
-fs.mkdirSync(binDir);
-const BIN = path.join(binDir, 'vxlan-overlay');
-fs.copyFileSync(BUILT, BIN);
-fs.chmodSync(BIN, 0o755);
+const BIN = BUILT;
 
 let ETCD4 = '';
 let ETCD6 = '';
@@ -168,12 +162,10 @@ function stateOf(h, net) {
 }
 
 function startAgent(h, o) {
-  // --heap: the same executable under node's --heapsnapshot-signal, so the live heap can be measured at the end.
-  const node = o.snapshotDir ? [process.execPath, '--heapsnapshot-signal=SIGUSR2'] : [];
-  const args = ['netns', 'exec', h.ns, ...node, BIN, 'agent', '--network', o.net, '--cidr', o.cidr, ...(o.cidr6 ? ['--ipv6-cidr', o.cidr6] : []),
+  const args = ['netns', 'exec', h.ns, BIN, 'agent', '--network', o.net, '--cidr', o.cidr, ...(o.cidr6 ? ['--ipv6-cidr', o.cidr6] : []),
     '--etcd', o.etcd, '--underlay-ip', h.ip, '--host-id', o.hostID ?? h.name, '--lease-ttl', String(o.ttl ?? 5), '--run-dir', runDir,
     '--heartbeat-ms', String(o.heartbeatMs ?? 250), ...(o.vni ? ['--vni', String(o.vni)] : []), ...(o.reconcileMs ? ['--reconcile-ms', String(o.reconcileMs)] : [])];
-  const p = track(spawn('ip', args, { stdio: ['ignore', 'ignore', 'pipe'], env: ENV, cwd: o.snapshotDir ?? tmp }));
+  const p = track(spawn('ip', args, { stdio: ['ignore', 'ignore', 'pipe'], env: ENV }));
   p.log = '';
   p.stderr.on('data', (c) => { p.log += c; if (p.log.length > 1e6) p.log = p.log.slice(-5e5); });
   h.agent = p;
@@ -224,25 +216,6 @@ function cpuMs(pid) {
     try { total += Number(fs.readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ')[0]); } catch { /* thread gone */ }
   }
   return total / 1e6;
-}
-
-/** A heap snapshot of the agent (SIGUSR2, taken after a full GC): the sum of its objects is what the agent keeps. */
-async function liveHeapMiB(agent, dir) {
-  agent.kill('SIGUSR2');
-  for (let i = 0; i < 600; i++) {
-    await sleep(100);
-    const f = fs.readdirSync(dir).find((n) => n.endsWith('.heapsnapshot'));
-    if (!f) continue;
-    let snap;
-    try { snap = JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')); } catch { continue; } // still being written
-    fs.rmSync(path.join(dir, f));
-    const fields = snap.snapshot.meta.node_fields;
-    const self = fields.indexOf('self_size');
-    let total = 0;
-    for (let j = self; j < snap.nodes.length; j += fields.length) total += snap.nodes[j];
-    return total / 1048576;
-  }
-  throw new Error('the agent wrote no heap snapshot in 60 s');
 }
 
 function memMiB(pid) {
@@ -401,8 +374,7 @@ async function scaleRun(store, n, index) {
   await sleep(300); // ip monitor subscribes before the agent starts
   const peers = n - 1;
   const t0 = hr();
-  const snapshotDir = HEAP ? fs.mkdtempSync(path.join(tmp, 'heap-')) : undefined;
-  const agent = startAgent(h, { net, cidr: SCALE_CIDR, cidr6: SCALE_CIDR6, etcd: ETCD4, vni, ttl: 10, heartbeatMs: 1000, reconcileMs: 3600000, hostID: `real-${n}`, snapshotDir });
+  const agent = startAgent(h, { net, cidr: SCALE_CIDR, cidr6: SCALE_CIDR6, etcd: ETCD4, vni, ttl: 10, heartbeatMs: 1000, reconcileMs: 3600000, hostID: `real-${n}` });
   const tAll = await mon.until(() => mon.dsts.size >= 2 * peers, 120000, `${2 * peers} routes on ${dev}`);
   await waitReady(h, net);
   const tReady = hr();
@@ -446,7 +418,6 @@ async function scaleRun(store, n, index) {
   }
   const mem = memMiB(agent.pid);
   const keys = await store({ op: 'count', prefix });
-  const liveHeap = snapshotDir ? await liveHeapMiB(agent, snapshotDir) : undefined;
   await stopAgent(h);
   mon.stop();
   await store({ op: 'delprefix', prefix });
@@ -459,9 +430,9 @@ async function scaleRun(store, n, index) {
     leaveMs: { median: median(leave), p90: pct(leave, 0.9), max: Math.max(...leave) },
     cpuPerEventMs: cpuPerEvent, idleCpuPct: idleRate * 100,
     reconcileMs: { wall: median(reconciles.map((r) => r.wall)), cpu: median(reconciles.map((r) => r.cpu)) },
-    rssMiB: { afterProgramming: memProgrammed.now, afterEvents: memEvents.now, afterReconciles: mem.now, peak: mem.peak }, liveHeapMiB: liveHeap, etcdKeysPerHost: (keys.keys - 1) / n, etcdBytesPerHost: (keys.bytes) / n,
+    rssMiB: { afterProgramming: memProgrammed.now, afterEvents: memEvents.now, afterReconciles: mem.now, peak: mem.peak }, etcdKeysPerHost: (keys.keys - 1) / n, etcdBytesPerHost: (keys.bytes) / n,
   };
-  console.error(`scale ${n} hosts: all ${peers} peers programmed ${row.programAllMs.toFixed(0)} ms after start; join ${row.joinMs.median.toFixed(1)} ms (p90 ${row.joinMs.p90.toFixed(1)}), leave ${row.leaveMs.median.toFixed(1)} ms; CPU/event ${cpuPerEvent.toFixed(2)} ms; reconcile ${row.reconcileMs.wall} ms; RSS peak ${mem.peak.toFixed(0)} MiB${liveHeap ? `, live heap ${liveHeap.toFixed(1)} MiB` : ''}`);
+  console.error(`scale ${n} hosts: all ${peers} peers programmed ${row.programAllMs.toFixed(0)} ms after start; join ${row.joinMs.median.toFixed(1)} ms (p90 ${row.joinMs.p90.toFixed(1)}), leave ${row.leaveMs.median.toFixed(1)} ms; CPU/event ${cpuPerEvent.toFixed(2)} ms; reconcile ${row.reconcileMs.wall} ms; RSS peak ${mem.peak.toFixed(0)} MiB`);
   return row;
 }
 

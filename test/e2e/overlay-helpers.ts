@@ -94,13 +94,6 @@ export class Cluster {
     this.runDir = this.sb.tmpdir('run');
     this.storeDir = path.join(this.sb.tmpdir('store'), 'store');
     this.bin = BUILT;
-    if (o.store === 'etcd') {
-      // The executable alone in an empty directory: etcd3's .proto files travel inside it (scripts/build.js).
-      const dir = this.sb.tmpdir('bin');
-      this.bin = path.join(dir, 'vxlan-overlay');
-      fs.copyFileSync(BUILT, this.bin);
-      fs.chmodSync(this.bin, 0o755);
-    }
     this.sw = this.sb.netns('sw');
     sh('ip', ['-n', this.sw, 'link', 'add', 'br0', 'type', 'bridge']);
     if (this.underlay === 4 || o.dualUnderlay) sh('ip', ['-n', this.sw, 'addr', 'add', `${this.switchIp.v4}/24`, 'dev', 'br0']);

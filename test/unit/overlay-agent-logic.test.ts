@@ -2,7 +2,7 @@
 // addresses, the peer sync plan, readiness judgement, config and CLI parsing.
 import { parseOverlayConfig, overlayEntryOf } from '../../plugins/vxlan-overlay/config';
 import {
-  describeOps, gatewayOf, overlayMtu, peerEntries, PeerTable, planSync, vtepCidr, vtepCidr6, vtepMac, type PeerRecord, type SelfView,
+  describeOps, gatewayOf, overlayMtu, peerEntries, PeerTable, planSync, reconcileInterval, vtepCidr, vtepCidr6, vtepMac, type PeerRecord, type SelfView,
 } from '../../plugins/vxlan-overlay/model';
 import { judgeReadiness, type AgentState } from '../../plugins/vxlan-overlay/readiness';
 import { isAgentVerb, parseCli } from '../../plugins/vxlan-overlay/agent/options';
@@ -91,6 +91,15 @@ describe('overlay model', () => {
       { op: 'del-fdb', ...old.fdb },
       { op: 'add-fdb', ...moved.fdb },
     ]);
+  });
+
+  it.each([
+    [5000, 0, 5000],
+    [5000, 100, 5000],
+    [5000, 1000, 50000],
+    [2000, 250, 5000],
+  ])('reconcile every %d ms with %d peers: every %d ms (its average cost stays that of 100 peers)', (base, peers, want) => {
+    expect(reconcileInterval(base, peers)).toBe(want);
   });
 
   it('summarizes a large plan by counts', () => {

@@ -6,17 +6,19 @@
 // Peer state flows one way: store -> PeerTable (list at R, watch from R+1) ->
 // kernel. A watch event changes one host, and the table answers with the few
 // ops that host needs (no listing, no diff of every peer): the cost of an
-// event does not grow with the cluster. Every reconcile interval the kernel's
-// entries are dumped and planSync diffs them against the table (repairing
-// what someone removed by hand); the whole store is read only on start and
-// when the watch breaks, at most once per reconcile interval. Kernel work
-// runs one batch at a time. When the store is unreachable nothing is
+// event does not grow with the cluster. Every reconcile interval (stretched
+// beyond 100 peers, model.reconcileInterval) the kernel's entries are dumped
+// and planSync diffs them against the table (repairing what someone removed
+// by hand); a failed batch brings one sooner. The whole store is read only on
+// start and when the watch breaks, at most once per reconcile interval.
+// Kernel work runs one batch at a time. When the store is unreachable nothing is
 // removed: traffic keeps flowing.
 
 import { openRtnl, type Rtnl } from '../../../lib/netlink';
 import type { Logger } from '../../../lib/util/log';
 import {
-  defaultBridgeName, defaultVxlanName, describeOps, gatewayOf, overlayMtu, PeerTable, planSync, vtepCidr, vtepCidr6, vtepMac, type SyncOp,
+  defaultBridgeName, defaultVxlanName, describeOps, gatewayOf, overlayMtu, PeerTable, planSync, reconcileInterval, vtepCidr, vtepCidr6, vtepMac,
+  type SyncOp,
 } from '../model';
 import { removeAgentState, statePath, writeAgentState, type AgentState } from '../readiness';
 import { FileStore } from '../store/file-store';
@@ -85,7 +87,10 @@ export class Agent {
   private reportWanted = false;
   private running: Promise<void> | undefined;
   private vxlanIndex = 0;
-  private loopTimer: NodeJS.Timeout | undefined;
+  private loopTimers = new Set<NodeJS.Timeout>();
+  /** A failed batch: a full reconcile soon, backing off (1 s, 2 s, ... up to the reconcile interval). */
+  private repairTimer: NodeJS.Timeout | undefined;
+  private repairDelay = 0;
   private cfg!: OverlayNetworkConfig;
   private bridge = '';
   private vxlan = '';
@@ -134,8 +139,8 @@ export class Agent {
     await this.retry('list the hosts', () => this.relist());
     this.writeState();
     this.every(o.heartbeatMs, () => this.writeState());
-    this.loop(Math.max(250, Math.floor((o.leaseTtl * 1000) / 3)), () => this.keepAlive());
-    this.every(o.reconcileMs, () => void this.reconcile(true));
+    this.loop(() => Math.max(250, Math.floor((o.leaseTtl * 1000) / 3)), () => this.keepAlive());
+    this.loop(() => reconcileInterval(o.reconcileMs, this.table.size), () => this.reconcile(true));
     this.every(Math.min(1000, o.reconcileMs), () => void this.checkDevice());
   }
 
@@ -144,7 +149,8 @@ export class Agent {
     if (this.stopped) return;
     this.stopped = true;
     for (const t of this.timers) clearInterval(t);
-    if (this.loopTimer) clearTimeout(this.loopTimer);
+    for (const t of this.loopTimers) clearTimeout(t);
+    if (this.repairTimer) clearTimeout(this.repairTimer);
     this.watch?.cancel();
     removeAgentState(this.stateFile);
     try { await this.running; } catch { /* logged */ }
@@ -302,10 +308,21 @@ export class Agent {
         if (ops.length) this.o.log.info(`${full ? 'reconcile' : 'event'}: ${describeOps(ops)}`);
         await applySync(this.rtnl, this.vxlanIndex, ops);
         if (report) this.o.log.info(`reconcile of ${this.table.size} peers: ${ops.length} changes, ${Date.now() - started} ms`);
+        if (full) this.repairDelay = 0;
       } catch (err) {
-        this.o.log.warn(`${full ? 'reconcile' : 'sync'} failed (repaired at the next reconcile): ${msg(err)}`);
+        this.o.log.warn(`${full ? 'reconcile' : 'sync'} failed (a full reconcile follows): ${msg(err)}`);
+        this.scheduleRepair();
       }
     }
+  }
+
+  private scheduleRepair(): void {
+    if (this.repairTimer || this.stopped) return;
+    this.repairDelay = Math.min(this.repairDelay ? this.repairDelay * 2 : 1000, this.o.reconcileMs);
+    this.repairTimer = setTimeout(() => {
+      this.repairTimer = undefined;
+      void this.reconcile(true);
+    }, this.repairDelay);
   }
 
   /** A deleted or replaced VXLAN device is repaired at once, not at the next reconcile. */
@@ -333,11 +350,15 @@ export class Agent {
     this.timers.push(setInterval(() => { if (!this.stopped) fn(); }, ms));
   }
 
-  /** Like every(), but the next run waits for the previous one (keepalives must not pile up). */
-  private loop(ms: number, fn: () => Promise<void>): void {
+  /** Like every(), but the next run waits for the previous one (keepalives must not pile up) and its delay is asked anew. */
+  private loop(delayMs: () => number, fn: () => Promise<void>): void {
     const tick = (): void => {
       if (this.stopped) return;
-      this.loopTimer = setTimeout(() => void fn().finally(tick), ms);
+      const t = setTimeout(() => {
+        this.loopTimers.delete(t);
+        void fn().finally(tick);
+      }, delayMs());
+      this.loopTimers.add(t);
     };
     tick();
   }

@@ -166,11 +166,13 @@ async function applyOne(rtnl: Rtnl, vxlanIndex: number, op: SyncOp): Promise<voi
 /**
  * Apply ops phase by phase (stale routes, FDB, neighbours out; neighbours and
  * FDB in; routes in), up to `window` requests in flight on the one socket: a
- * first sync of a thousand peers does not wait one round trip per entry.
+ * first sync of a thousand peers does not wait one round trip per entry (5000
+ * entries: 0.5 s one at a time, 0.34 s with 8 in flight, 0.32 s with 32, which
+ * leaves 5 MiB more garbage behind).
  * A delete of something already gone counts as done; the first other failure
  * stops the plan (what is in flight finishes) and is thrown.
  */
-export async function applySync(rtnl: Rtnl, vxlanIndex: number, ops: readonly SyncOp[], window = 32): Promise<void> {
+export async function applySync(rtnl: Rtnl, vxlanIndex: number, ops: readonly SyncOp[], window = 8): Promise<void> {
   const phases: SyncOp[][] = [[], [], [], [], []];
   for (const op of ops) phases[phaseOf(op)].push(op);
   for (const phase of phases) {

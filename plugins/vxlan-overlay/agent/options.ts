@@ -34,7 +34,7 @@ options:
   --lease-ttl S          live record lease TTL in seconds (default 10)
   --run-dir DIR          readiness state dir (default /run/node-cni/overlay)
   --ipam-data-dir DIR    leave: the containers' address reservations (default /var/lib/cni/networks, or the conf's ipam.dataDir)
-  --reconcile-ms N       full reconcile period (default 5000)
+  --reconcile-ms N       full reconcile period (default 5000; beyond 100 peers it stretches in proportion)
   --heartbeat-ms N       readiness heartbeat period (default 1000)
   --log-file FILE        also append log lines here`;
 
