@@ -389,9 +389,16 @@ async function scaleRun(store, n, index) {
 
   const join = [];
   const leave = [];
-  const cpu0 = cpuMs(agent.pid);
-  const e0 = Date.now();
-  for (let j = 0; j < EVENTS; j++) {
+  // The first events of a fresh agent also compile its event path: ten unmeasured ones first.
+  const WARMUP = 10;
+  let cpu0 = 0;
+  let e0 = 0;
+  for (let j = 0; j < WARMUP + EVENTS; j++) {
+    if (j === WARMUP) {
+      join.length = leave.length = 0;
+      cpu0 = cpuMs(agent.pid);
+      e0 = Date.now();
+    }
     const sim = simHost(prefix, n + j, vni);
     const both = () => mon.dsts.has(sim.subnet.v4) && mon.dsts.has(sim.subnet.v6);
     const put = await store({ op: 'txn', puts: sim.puts });
@@ -481,7 +488,7 @@ function plotSvg(data) {
       const cx = (x(xs[i]) + dx).toFixed(1);
       return `<line x1="${cx}" x2="${cx}" y1="${y(r[key].median).toFixed(1)}" y2="${y(r[key].p90).toFixed(1)}" stroke="${color}"/>`
         + `<circle cx="${cx}" cy="${y(r[key].median).toFixed(1)}" r="3.5" fill="${color}"/>`
-        + `<text x="${cx}" y="${(y(r[key].p90) - 6).toFixed(1)}" font-size="11" text-anchor="middle" fill="${color}">${r[key].median.toFixed(0)}</text>`;
+        + `<text x="${cx}" y="${(y(r[key].p90) - 6).toFixed(1)}" font-size="11" text-anchor="middle" fill="${color}">${r[key].median.toFixed(1)}</text>`;
     });
     return `<polyline fill="none" stroke="${color}" stroke-width="2" points="${pts.join(' ')}"/>${marks.join('')}`;
   };
@@ -493,7 +500,7 @@ function plotSvg(data) {
   const ticksX = rows.map((r, i) => `<text x="${x(xs[i]).toFixed(1)}" y="${H - B + 18}" font-size="11" text-anchor="middle">${r.hosts}</text>`);
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif">
 <rect width="100%" height="100%" fill="white"/>
-<text x="${W / 2}" y="18" font-size="14" text-anchor="middle">vxlan-overlay: one host joining / leaving, store write to kernel routes (ms)</text>
+<text x="${W / 2}" y="18" font-size="14" text-anchor="middle">vxlan-overlay: one host joining / leaving, store write to kernel routes (ms; goal ≤ 200)</text>
 ${ticksY.join('\n')}
 ${maxY > 200 ? goal : ''}
 ${ticksX.join('\n')}
