@@ -98,7 +98,8 @@ watchdog.unref();
 // ---- the machine: a switch with etcd, hosts plugged into it -----------------
 
 const SW = ns('sw');
-sh('ip', ['-n', SW, 'link', 'add', 'br0', 'type', 'bridge']);
+// A fixed MAC: a bridge's own MAC otherwise follows its lowest port MAC, and hosts plugged in later would change it.
+sh('ip', ['-n', SW, 'link', 'add', 'br0', 'address', '02:00:0a:4e:00:fe', 'type', 'bridge']);
 sh('ip', ['-n', SW, 'addr', 'add', '10.78.0.254/24', 'dev', 'br0']);
 sh('ip', ['-n', SW, 'addr', 'add', 'fd00:78::fe/64', 'dev', 'br0', 'nodad']);
 sh('ip', ['-n', SW, 'link', 'set', 'br0', 'up']);

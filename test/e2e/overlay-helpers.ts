@@ -95,7 +95,9 @@ export class Cluster {
     this.storeDir = path.join(this.sb.tmpdir('store'), 'store');
     this.bin = BUILT;
     this.sw = this.sb.netns('sw');
-    sh('ip', ['-n', this.sw, 'link', 'add', 'br0', 'type', 'bridge']);
+    // A fixed MAC: a bridge's own MAC otherwise follows its lowest port MAC, so a host plugged in later
+    // would change it under the other hosts' neighbour caches (their etcd connections then stall).
+    sh('ip', ['-n', this.sw, 'link', 'add', 'br0', 'address', '02:00:0a:4d:00:fe', 'type', 'bridge']);
     if (this.underlay === 4 || o.dualUnderlay) sh('ip', ['-n', this.sw, 'addr', 'add', `${this.switchIp.v4}/24`, 'dev', 'br0']);
     if (this.underlay === 6 || o.dualUnderlay) sh('ip', ['-n', this.sw, 'addr', 'add', `${this.switchIp.v6}/64`, 'dev', 'br0', 'nodad']);
     sh('ip', ['-n', this.sw, 'link', 'set', 'br0', 'up']);
