@@ -3,9 +3,11 @@
 // this file in front of the ncc bundle of all the programs' mains and builds
 // the SEA from it with a V8 startup snapshot:
 //
-// 1. Build time (inside the snapshot builder): the bundle imports every main;
-//    each hands its start to startMain (lib/util/main.ts), which this file
-//    collects instead of running. Every module is evaluated here, once.
+// 1. Build time (inside the snapshot builder): the bundle imports every
+//    plugin's main; each hands its start to startMain (lib/util/main.ts), which
+//    this file collects instead of running. Every module is evaluated here,
+//    once. Code few invocations run (cnictl, the overlay agent, --help) is in
+//    on-demand bundles, compiled at run time when first required.
 // 2. Run time (after the snapshot is deserialized): `dispatch` picks the
 //    program by the name the executable was started as (a link such as
 //    /opt/cni/bin/bridge; argv0, since /proc/self/exe names the target) and
@@ -24,12 +26,11 @@ const __cniRelease = (() => {
 
   // Node variables that still act after the SEA config (execArgvExtension
   // "none" ignores NODE_OPTIONS): a runtime's environment reaches every plugin
-  // unfiltered. Removed in a deserialize callback, which runs before Node sets
-  // up an IPC channel (NODE_CHANNEL_FD) or cluster worker (NODE_UNIQUE_ID), and
-  // before any program code; so lazy readers (NODE_TLS_REJECT_UNAUTHORIZED,
-  // NODE_REDIRECT_WARNINGS, UV_THREADPOOL_SIZE...) and the programs we start do
-  // not see them either. Each one, and what Node reads before this code runs:
-  // docs/benchmarks/startup.md ("Environment").
+  // unfiltered. Removed in a deserialize callback, before any program code, so
+  // lazy readers (NODE_TLS_REJECT_UNAUTHORIZED, NODE_REDIRECT_WARNINGS,
+  // UV_THREADPOOL_SIZE...) and the programs we start do not see them. What Node
+  // reads before this code runs (NODE_CHANNEL_FD, NODE_COMPILE_CACHE) and each
+  // decision: docs/benchmarks/startup.md ("Environment").
   const NODE_ENVIRONMENT = [
     'NODE_OPTIONS', 'NODE_PATH', 'NODE_TLS_REJECT_UNAUTHORIZED', 'NODE_REDIRECT_WARNINGS', 'NODE_NO_WARNINGS',
     'NODE_PENDING_DEPRECATION', 'NODE_DEBUG', 'NODE_DEBUG_NATIVE', 'NODE_V8_COVERAGE', 'NODE_COMPILE_CACHE',
