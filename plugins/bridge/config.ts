@@ -171,6 +171,9 @@ export function parseBridgeConfig(conf: NetConf, cniArgs: CniArgs | string = {})
   const isGateway = bool(c, 'isGateway') || isDefaultGateway;
   if (nameResolution && !isGateway) throw bad('bridge: "nameResolution" needs "isGateway": the DNS service listens on the gateway address of the bridge');
   if (nameResolution && !ipamType) throw bad('bridge: "nameResolution" needs IPAM: names resolve to the addresses IPAM hands out');
+  const vlan = int(c, 'vlan', 0, 4094);
+  // Isolation rules match the bridge as in/out interface; a VLAN's routed traffic uses <bridge>.<vlan>.
+  if (bool(c, 'isolation') && isGateway && vlan) throw bad(`bridge: "isolation" cannot be combined with "vlan" and "isGateway": the gateway of VLAN ${vlan} is on "${bridge}.${vlan}", which the isolation rules do not cover`);
 
   return Object.freeze({
     cniVersion: conf.cniVersion,
@@ -184,7 +187,7 @@ export function parseBridgeConfig(conf: NetConf, cniArgs: CniArgs | string = {})
     mtu: int(c, 'mtu', 0, 65535),
     hairpinMode,
     promiscMode,
-    vlan: int(c, 'vlan', 0, 4094),
+    vlan,
     vlanTrunk: Object.freeze(parseTrunk(c.vlanTrunk)),
     preserveDefaultVlan: bool(c, 'preserveDefaultVlan'),
     macspoofchk: bool(c, 'macspoofchk'),

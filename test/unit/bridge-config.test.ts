@@ -59,6 +59,7 @@ describe('parseBridgeConfig', () => {
     [{ runtimeConfig: { mac: 'zz:00:00:00:00:00' } }, /invalid MAC address "zz:00:00:00:00:00" in runtimeConfig.mac/],
     [{ args: { cni: { mac: '01:00:00:00:00:01' } } }, /multicast/],
     [{ stateDir: 'relative' }, /stateDir/],
+    [{ isolation: true, vlan: 10, isGateway: true }, /"isolation" cannot be combined with "vlan" and "isGateway": the gateway of VLAN 10 is on "cni0\.10"/],
   ])('rejects %j with code 7', (extra, msg) => {
     code7(() => parseBridgeConfig(base(extra)), msg);
   });
