@@ -15,7 +15,7 @@ function linkInfo(data: Buffer): { kind: string; info: Map<number, Buffer> } {
   return { kind: readStr(li.get(IFLA_INFO.KIND)!), info: li.has(IFLA_INFO.DATA) ? attrMap(li.get(IFLA_INFO.DATA)!) : new Map() };
 }
 
-describe('buildVlanRequest (8021q is missing from this kernel, so the bytes are the test)', () => {
+describe('buildVlanRequest (the bytes; the l2 tier sends them to a kernel with 8021q)', () => {
   it('encodes name, parent, mtu and VLAN id/protocol', () => {
     const req = buildVlanRequest({ name: 'eth0.100', parentIndex: 7, vlanId: 100, mtu: 1496 });
     expect(req.type).toBe(RTM.NEWLINK);
@@ -172,7 +172,7 @@ describe('address, route, neighbour, FDB builders', () => {
   });
 });
 
-describe('bridge port VLANs (this kernel has no CONFIG_BRIDGE_VLAN_FILTERING, so the bytes are the test)', () => {
+describe('bridge port VLANs (the bytes; the l2 tier sends them to a kernel with VLAN filtering)', () => {
   it('encodes what `bridge vlan add dev X vid 100 pvid untagged master` sends', () => {
     const req = buildBridgeVlanRequest('add', 42, { vid: 100, pvid: true, untagged: true });
     expect(req.type).toBe(RTM.SETLINK);
