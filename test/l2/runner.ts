@@ -46,7 +46,7 @@ function skippedResult(test: Test, reason: string): TestResult {
 }
 
 function describeRun(run: GuestRun): string {
-  const why = run.timedOut ? 'timed out' : run.exitCode === undefined ? 'stopped before jest finished' : `jest exited with ${run.exitCode}`;
+  const why = run.timedOut || run.exitCode === 124 ? 'timed out' : run.exitCode === undefined ? 'stopped before jest finished' : `jest exited with ${run.exitCode}`;
   return [
     `l2 tier: the user-mode-linux guest ${why} after ${Math.round(run.wallMs / 1000)} s.`,
     run.logTail && `jest in the guest:\n${run.logTail}`,

@@ -5,7 +5,7 @@ export declare const GUEST_MODULES: readonly string[];
 /** The user-mode-linux kernel: NODE_CNI_UML, else /usr/bin/linux.uml or /usr/bin/linux. */
 export declare function findUml(): string | undefined;
 
-export declare function guestCommandLine(o: { out: string; root: string; node: string; main: string; memMb: number }): string[];
+export declare function guestCommandLine(o: { out: string; root: string; node: string; main: string; memMb: number; timeoutMs: number }): string[];
 
 export interface GuestOptions {
   kernel: string;
@@ -18,6 +18,7 @@ export interface GuestOptions {
   node?: string;
   /** Default 1536. */
   memMb?: number;
+  /** The guest stops the program after this long (and we stop the guest soon after). */
   timeoutMs: number;
   /** Results-directory files to hand to onFile as they appear, in name order. */
   watch?: RegExp;

@@ -65,6 +65,7 @@ function guestCommandLine(o) {
     `uml_dir=${cmdlineSafe('the results directory', o.out)}`, `umid=${path.basename(o.out)}`,
     `L2_OUT=${o.out}`, `L2_ROOT=${root}`, `L2_NODE=${cmdlineSafe('the node path', o.node)}`,
     `L2_MAIN=${cmdlineSafe('the program', o.main)}`, `L2_MODULES=${GUEST_MODULES.join(',')}`,
+    `L2_TIMEOUT_S=${Math.ceil(o.timeoutMs / 1000)}`,
     'init=/bin/sh', '--', path.join(root, 'test', 'l2', 'uml-init.sh'),
   ];
 }
@@ -90,19 +91,31 @@ async function runInGuest(o) {
   };
   try {
     fs.writeFileSync(path.join(out, 'args.json'), JSON.stringify(o.args));
-    const args = guestCommandLine({ out, root: o.root, node: o.node ?? process.execPath, main: o.main, memMb: o.memMb ?? 1536 });
+    const args = guestCommandLine({ out, root: o.root, node: o.node ?? process.execPath, main: o.main, memMb: o.memMb ?? 1536, timeoutMs: o.timeoutMs });
     const code = await new Promise((resolve) => {
       // Its own process group: a timeout kills the kernel and its helper processes together.
       const child = spawn(o.kernel, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: { PATH: process.env.PATH || '/usr/bin:/bin', TMPDIR: os.tmpdir() } });
+      // Not past this process (the guest also stops its program at the timeout, in case we are killed).
+      const killGuest = () => { try { process.kill(-child.pid, 'SIGKILL'); } catch { /* already gone */ } };
+      // On a signal: stop the guest, then let the signal do what it would have done.
+      const onSignal = (sig) => { killGuest(); fs.rmSync(out, { recursive: true, force: true }); process.kill(process.pid, sig); };
+      process.once('exit', killGuest);
+      process.once('SIGINT', onSignal);
+      process.once('SIGTERM', onSignal);
       const keep = (b) => { consoleText = tail(consoleText + b.toString(), 200); };
       child.stdout.on('data', keep);
       child.stderr.on('data', keep);
       const timer = setInterval(poll, 300);
-      const deadline = setTimeout(() => {
-        timedOut = true;
-        try { process.kill(-child.pid, 'SIGKILL'); } catch { /* already gone */ }
-      }, o.timeoutMs);
-      const done = (c) => { clearInterval(timer); clearTimeout(deadline); resolve(c); };
+      // A little later than the guest's own timeout, so it can still report.
+      const deadline = setTimeout(() => { timedOut = true; killGuest(); }, o.timeoutMs + 15_000);
+      const done = (c) => {
+        clearInterval(timer);
+        clearTimeout(deadline);
+        process.removeListener('exit', killGuest);
+        process.removeListener('SIGINT', onSignal);
+        process.removeListener('SIGTERM', onSignal);
+        resolve(c);
+      };
       child.on('error', (err) => { consoleText += `\n${err.message}`; done(null); });
       child.on('exit', done);
     });

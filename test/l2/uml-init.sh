@@ -33,6 +33,6 @@ done
 ip link set lo up
 
 cd "$L2_ROOT" || halt
-"$L2_NODE" "$L2_MAIN" >"$L2_OUT/main.log" 2>&1
+timeout -k 5 "$L2_TIMEOUT_S" "$L2_NODE" "$L2_MAIN" >"$L2_OUT/main.log" 2>&1
 echo $? >"$L2_OUT/exit-code.tmp" && mv "$L2_OUT/exit-code.tmp" "$L2_OUT/exit-code"
 halt
