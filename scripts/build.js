@@ -30,6 +30,7 @@ const BUILDER_FLAGS = argv.flatMap((a, i) => (a === '--builder-flag' ? [argv[i +
 const keepAt = argv.indexOf('--keep-stage');
 const KEEP_STAGE = keepAt >= 0 ? path.resolve(argv[keepAt + 1]) : null;
 const EXECUTABLE = 'node-cni-plugins';
+const LICENSES = `${EXECUTABLE}-LICENSES.txt`;
 const ARCH = process.arch;
 
 // The Node inside: the official binary as the npm registry ships it (package
@@ -194,7 +195,10 @@ function linkAssets(code, assets, stage, linked, lazyBuiltins) {
 /** One ncc bundle, its assets linked to the runtime's loaders; `except` is the on-demand bundle being made. */
 async function bundle(ncc, entry, stage, linked, except) {
   const externals = ON_DEMAND.filter((o) => o.name !== except).map((o) => o.request);
-  const { code, assets } = await ncc(entry, { minify: true, quiet: true, sourceMap: false, transpileOnly: true, externals });
+  const { code, assets } = await ncc(entry, { minify: true, quiet: true, sourceMap: false, transpileOnly: true, externals, license: 'licenses.txt' });
+  // The licenses of the npm packages ncc bundled, for the tarball's LICENSES file (not an asset of the executable).
+  linked.licenses.push(`== npm packages bundled into ${except ?? 'the plugins (startup snapshot)'} ==\n\n${String(assets['licenses.txt']?.source ?? '')}`);
+  delete assets['licenses.txt'];
   // Built-ins are stand-ins in the snapshot bundle only: on-demand code is compiled and run after start-up.
   return linkAssets(code.replace(/^#!.*\n/, ''), assets, stage, linked, except === undefined);
 }
@@ -215,7 +219,7 @@ async function main() {
   const stage = fs.mkdtempSync(path.join(dist, '.stage-'));
   try {
     const ncc = require('@vercel/ncc');
-    const linked = { seaAssets: {}, native: {}, data: {} };
+    const linked = { seaAssets: {}, native: {}, data: {}, licenses: [] };
     const code = await bundle(ncc, writeEntry(stage, list), stage, linked);
     // On-demand code: each a function of (module, exports, require, __cniRelease, __filename, __dirname), compiled at run time.
     const onDemand = [...ON_DEMAND, ...list.filter((e) => e.onDemand)];
@@ -267,6 +271,14 @@ async function main() {
     const postject = require.resolve('postject/dist/cli.js', { paths: [root] });
     execFileSync(process.execPath, [postject, exe, 'NODE_SEA_BLOB', seaConfig.output, '--sentinel-fuse', SEA_FUSE], { stdio: ['ignore', 'ignore', 'pipe'] });
     for (const { name } of list) fs.symlinkSync(EXECUTABLE, path.join(tree, name));
+    // What the executable holds is redistributed: Node's license (with those of its own dependencies) and the
+    // bundled npm packages'. Not named LICENSE: the reference's tarball puts one into the same directory.
+    const nodeLicense = fs.readFileSync(path.join(path.dirname(node), '..', 'LICENSE'), 'utf8');
+    fs.writeFileSync(path.join(tree, LICENSES), [
+      `${EXECUTABLE} v${pkg.version}: ${pkg.license}.`,
+      `It contains Node.js v${NODE_RUNTIME.version} (the official linux-${ARCH} binary):\n\n${nodeLicense}`,
+      ...linked.licenses,
+    ].join('\n\n'));
 
     if (OUT_DIR) {
       replaceDir(tree, OUT_DIR);
@@ -278,7 +290,7 @@ async function main() {
     const base = `${EXECUTABLE}-linux-${ARCH}-v${pkg.version}.tgz`;
     const tgz = path.join(stage, base);
     // The tarball's entries sit at its top, like the reference's: `tar -xzf ... -C /opt/cni/bin` installs.
-    execFileSync('tar', ['-czf', tgz, '--owner=0', '--group=0', '--numeric-owner', '-C', tree, EXECUTABLE, ...list.map((e) => e.name)]);
+    execFileSync('tar', ['-czf', tgz, '--owner=0', '--group=0', '--numeric-owner', '-C', tree, EXECUTABLE, LICENSES, ...list.map((e) => e.name)]);
     const sum = `${sha256(fs.readFileSync(tgz))}  ${base}\n`;
     fs.writeFileSync(`${tgz}.sha256`, sum);
     // dist/bin is the tarball unpacked, so everything that runs dist/bin runs what users get.

@@ -12,6 +12,7 @@ const sb = new Sandbox('rl');
 afterAll(() => sb.cleanup());
 
 const EXECUTABLE = 'node-cni-plugins';
+const LICENSES = `${EXECUTABLE}-LICENSES.txt`;
 const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string; optionalDependencies: Record<string, string> };
 const NODE_VERSION = pkg.optionalDependencies[`node-linux-${process.arch}`];
 const TARBALL = path.join(ROOT, 'dist', 'release', `${EXECUTABLE}-linux-${process.arch}-v${pkg.version}.tgz`);
@@ -47,14 +48,18 @@ describe('the tarball', () => {
   it('holds one executable and a link per program at its top, and its .sha256 matches', () => {
     const listing = sh('tar', ['-tvzf', TARBALL]).trim().split('\n');
     const entries = listing.map((l) => l.split(/\s+/).slice(5).join(' ')).sort();
-    expect(entries).toEqual([EXECUTABLE, ...PROGRAMS.map((p) => `${p} -> ${EXECUTABLE}`)].sort());
+    expect(entries).toEqual([EXECUTABLE, LICENSES, ...PROGRAMS.map((p) => `${p} -> ${EXECUTABLE}`)].sort());
     expect(listing.every((l) => l.includes('0/0'))).toBe(true); // owned by root when untarred as root
     expect(fs.readFileSync(`${TARBALL}.sha256`, 'utf8')).toBe(`${sha256(TARBALL)}  ${path.basename(TARBALL)}\n`);
     expect(fs.statSync(TARBALL).size).toBeLessThanOrEqual(60 * 1024 * 1024);
   });
 
   it('is what dist/bin holds (dist/bin is the tarball unpacked)', () => {
-    expect(fs.readdirSync(DIST_BIN).sort()).toEqual([EXECUTABLE, ...PROGRAMS].sort());
+    expect(fs.readdirSync(DIST_BIN).sort()).toEqual([EXECUTABLE, LICENSES, ...PROGRAMS].sort());
+    // Node's license and the bundled npm packages' travel with what they are part of.
+    const licenses = fs.readFileSync(path.join(DIST_BIN, LICENSES), 'utf8');
+    expect(licenses).toContain('Node.js is licensed for use as follows');
+    expect(licenses).toContain('yargs');
     const dir = sb.tmpdir('-untar');
     sh('tar', ['-xzf', TARBALL, '-C', dir]);
     expect(sha256(path.join(dir, EXECUTABLE))).toBe(sha256(path.join(DIST_BIN, EXECUTABLE)));
