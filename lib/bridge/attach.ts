@@ -266,7 +266,7 @@ export async function attachContainer(o: AttachOptions): Promise<AttachResult> {
 
     if (o.masq && o.masq.entries.length) {
       const addrs = o.masq.entries.map((e) => e.address);
-      applyMasqAdd(o.masq.owner, o.masq.entries);
+      await applyMasqAdd(o.masq.owner, o.masq.entries);
       o.undo.push('remove masquerade elements', () => removeMasq(addrs));
     }
 

@@ -7,7 +7,9 @@
 // is on the bridge: a DEL that counts ports either sees that port (keeps the
 // network isolated) or ran before it and is followed by the join. The join
 // still happens before the ADD returns, i.e. before the runtime starts any
-// process in the container. Called from lib/bridge/attach.ts.
+// process in the container. The last leave removes the lock file too (a
+// waiter notices and starts over: lib/sys/lock.ts). Called from
+// lib/bridge/attach.ts and the firewall plugin.
 
 import * as path from 'path';
 import { applyIsolationJoin, applyIsolationLeave, type IsolationMember } from '../firewall/isolation';
@@ -48,9 +50,11 @@ async function containerPorts(bridge: string, ignore: readonly string[]): Promis
  * on it. Returns whether it left. Idempotent (a network never joined leaves quietly).
  */
 export async function leaveIsolationIfEmpty(h: IsolationHook, ignorePorts: readonly string[] = []): Promise<boolean> {
-  return withFileLock(lockFile(h), async () => {
+  return withFileLock(lockFile(h), async (lock) => {
     if ((await containerPorts(h.bridge, ignorePorts)) > 0) return false;
-    applyIsolationLeave(h, { table: h.table });
+    await applyIsolationLeave(h, { table: h.table });
+    // Nothing of this bridge's isolation is left: neither is its lock (nor the lock directory, once it is empty).
+    lock.removeOnRelease({ dir: true });
     return true;
   });
 }

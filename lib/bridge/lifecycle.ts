@@ -1,14 +1,55 @@
 // The DEL/GC bookkeeping both bridge-attaching plugins share: opening the
 // container's namespace, the masquerade elements of an attachment without a
-// record, collecting DEL errors, and GC of stale records.
+// record, collecting DEL errors, GC of stale records, and the network's
+// lifecycle (lib/util/network-state.ts): an ADD runs under the network's
+// shared lock; after the last attachment left (DEL, GC, a failed ADD), the
+// network's structure goes: its masquerade chains, and each shared table
+// (masquerade, MAC spoof check) no other network uses any more. Only the
+// bridge device stays, as in the reference.
 
 import { CniError, ErrorCode } from '../cni/errors';
 import type { Invocation } from '../cni/types';
-import { gcMasq, hasMasq, removeMasq, type MasqEntry } from '../firewall/masquerade';
+import { removeMacspoofIfUnused } from '../firewall/macspoof';
+import { gcMasq, hasMasq, removeMasq, removeMasqNetwork, type MasqEntry } from '../firewall/masquerade';
+import { NetworkState } from '../util/network-state';
 import { openRtnl } from '../netlink';
 import { Netns } from '../netns';
 import { containerAddresses } from './attach';
 import type { AttachmentRecord, RecordDir } from './records';
+
+/** The network's record directory as its lifecycle state: the records are its members. */
+export function networkStateOf(records: RecordDir<AttachmentRecord>): NetworkState {
+  return new NetworkState(records.dir, (n) => n.endsWith('.json'));
+}
+
+/** What goes with a network's last attachment (the bridge device stays). */
+export async function removeNetworkStructure(network: string): Promise<void> {
+  await removeMasqNetwork(network);
+  await removeMacspoofIfUnused();
+}
+
+/** After an attachment left: if it was the network's last, the network's structure, record directory and lock go. */
+export async function removeNetworkIfUnused(records: RecordDir<AttachmentRecord>, network: string): Promise<boolean> {
+  return networkStateOf(records).teardownIfUnused(() => removeNetworkStructure(network));
+}
+
+/**
+ * Run an ADD under the network's shared lock (no teardown meanwhile). If it
+ * fails and leaves the network without attachments, what it built of the
+ * network goes too.
+ */
+export async function attachToNetwork<T>(records: RecordDir<AttachmentRecord>, network: string, add: () => Promise<T>, log?: { warn(msg: string): void }): Promise<T> {
+  try {
+    return await networkStateOf(records).whileAttaching(add);
+  } catch (err) {
+    try {
+      await removeNetworkIfUnused(records, network);
+    } catch (e) {
+      log?.warn(`removing what the failed ADD built of network "${network}": ${(e as Error).message}`);
+    }
+    throw err;
+  }
+}
 
 /** Open CNI_NETNS: code 4 when it is missing, 6 (InvalidNetns) when it cannot be opened. */
 export function openContainerNetns(nsPath: string | undefined, plugin: string): Netns {

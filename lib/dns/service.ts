@@ -11,17 +11,18 @@
 //   <runDir>/<network>/hosts.d/<containerId>.<ifname>
 //
 // The first registration starts the daemon, the last unregistration (or GC)
-// stops it and removes the directory. Registration finds a dead daemon and
+// stops it and removes the directory, the lock and (with the last network's
+// service) the guard's table. Registration finds a dead daemon and
 // starts it again. Called from lib/bridge/attach.ts (bridge plugin; the
 // overlay can opt in the same way).
 
 import * as fs from 'fs';
 import * as path from 'path';
 import { CniError, ErrorCode } from '../cni/errors';
-import { applyDnsGuardAdd, applyDnsGuardDel, type DnsGuard } from '../firewall/isolation-dns';
+import { applyDnsGuardAdd, applyDnsGuardDel, dnsGuardIntact, removeDnsGuardIfUnused, type DnsGuard } from '../firewall/isolation-dns';
 import type { NameResolutionConfig } from './config';
 import { runningDaemon, startDaemon, stopDaemon } from './daemon';
-import { withFileLock } from '../sys/lock';
+import { withFileLock, type HeldLock } from '../sys/lock';
 import { hostsFileName, renderDnsmasqConf, renderHostsFile } from './render';
 
 export interface NameServiceScope {
@@ -112,11 +113,14 @@ function readGuard(p: ServicePaths): DnsGuard | undefined {
   }
 }
 
-function shutDown(p: ServicePaths): void {
+/** The last member is gone: the daemon, its guard (and the guard's table if no other network has one), its directory and lock go. */
+async function shutDown(p: ServicePaths, lock: HeldLock): Promise<void> {
   stopDaemon(p.pidFile, p.confFile);
   const guard = readGuard(p);
   if (guard) applyDnsGuardDel(guard);
+  await removeDnsGuardIfUnused();
   fs.rmSync(p.dir, { recursive: true, force: true });
+  lock.removeOnRelease();
 }
 
 /** Start the daemon (with its nft guard) unless it runs with exactly this configuration (a changed one restarts it). Returns whether it started one. */
@@ -143,7 +147,7 @@ export async function registerNames(r: NameRegistration): Promise<{ started: boo
     throw new CniError(ErrorCode.InvalidConfig, `bridge: "nameResolution" of network "${r.network}" needs a gateway address on the bridge to listen on (set "isGateway")`);
   }
   const p = servicePaths(r);
-  return withFileLock(p.lock, () => {
+  return withFileLock(p.lock, async (lock) => {
     mkdirShared(p.hostsDir);
     mkdirShared(p.dir);
     requireSearchable(p.dir, r.config.runDir);
@@ -152,12 +156,16 @@ export async function registerNames(r: NameRegistration): Promise<{ started: boo
       network: r.network, listen: r.listen, domain: r.config.domain, hostsDir: p.hostsDir, pidFile: p.pidFile,
       upstream: r.config.upstream, resolvConf: r.config.resolvConf,
     });
+    const guard = { bridge: r.bridge, addresses: r.listen };
     try {
-      return { started: ensureDaemon(r, p, conf, { bridge: r.bridge, addresses: r.listen }) };
+      const started = ensureDaemon(r, p, conf, guard);
+      // A running service's guard is checked, not trusted: re-stated if its rules are not ours.
+      if (!started && !(await dnsGuardIntact())) applyDnsGuardAdd(guard);
+      return { started };
     } catch (err) {
       // Do not leave a member file behind that would keep a dead service "in use".
       fs.rmSync(path.join(p.hostsDir, hostsFileName(r.containerId, r.ifname)), { force: true });
-      if (members(p.hostsDir).length === 0) shutDown(p);
+      if (members(p.hostsDir).length === 0) await shutDown(p, lock);
       throw err;
     }
   }, 0o755);
@@ -167,10 +175,10 @@ export async function registerNames(r: NameRegistration): Promise<{ started: boo
 export async function unregisterNames(s: NameServiceScope & { containerId: string; ifname: string }): Promise<{ stopped: boolean }> {
   const p = servicePaths(s);
   if (!fs.existsSync(p.dir)) return { stopped: false };
-  return withFileLock(p.lock, () => {
+  return withFileLock(p.lock, async (lock) => {
     fs.rmSync(path.join(p.hostsDir, hostsFileName(s.containerId, s.ifname)), { force: true });
     if (members(p.hostsDir).length > 0) return { stopped: false };
-    shutDown(p);
+    await shutDown(p, lock);
     return { stopped: true };
   }, 0o755);
 }
@@ -183,11 +191,11 @@ export async function gcNames(s: NameServiceScope, valid: ReadonlyArray<{ contai
   const p = servicePaths(s);
   if (!fs.existsSync(p.dir)) return [];
   const keep = new Set(valid.map((a) => hostsFileName(a.containerID, a.ifname)));
-  return withFileLock(p.lock, () => {
+  return withFileLock(p.lock, async (lock) => {
     const stale = members(p.hostsDir).filter((n) => !keep.has(n));
     for (const n of stale) fs.rmSync(path.join(p.hostsDir, n), { force: true });
     if (members(p.hostsDir).length === 0) {
-      shutDown(p);
+      await shutDown(p, lock);
     } else if (runningDaemon(p.pidFile, p.confFile) === undefined && fs.existsSync(p.confFile)) {
       const guard = readGuard(p);
       if (guard) applyDnsGuardAdd(guard);

@@ -9,9 +9,15 @@
 //     set dns4 { ipv4_addr }  set served4 { ipv4_addr . ifname }   one element per gateway
 //     set dns6 { ipv6_addr }  set served6 { ipv6_addr . ifname }
 //     chain input (filter hook): port 53 to @dns4 not from its (address . bridge) → drop
+//
+// The guard's elements come and go with the network's DNS service
+// (lib/dns/service.ts); the table goes with the last one (removeTableIfUnused,
+// atomic: kept while any network's element is left). Each registration checks
+// the input chain's tagged rules (one small dump) and re-states the guard if
+// they are not exactly what this module renders.
 
 import type { Netns } from '../netns';
-import { applyNft, NftError } from './nft';
+import { applyNft, applyNftDeletions, nftQuote, removeTableIfUnused, renderChain, verifyChains, type RenderedChain, type SharedTable } from './nft';
 
 export const DNS_GUARD_TABLE = 'node_cni_dns';
 
@@ -22,12 +28,23 @@ export interface DnsGuard {
   addresses: readonly string[];
 }
 
-function quote(s: string): string {
-  return `"${s.replace(/["\\]/g, '_')}"`;
-}
+const quote = nftQuote;
 
 function v6(a: string): boolean {
   return a.includes(':');
+}
+
+function inputChain(t: string): RenderedChain {
+  return renderChain('inet', t, 'input', 'type filter hook input priority filter - 10; policy accept;', [
+    'iifname "lo" accept',
+    'meta l4proto { tcp, udp } th dport 53 ip daddr @dns4 ip daddr . iifname != @served4 drop',
+    'meta l4proto { tcp, udp } th dport 53 ip6 daddr @dns6 ip6 daddr . iifname != @served6 drop',
+  ]);
+}
+
+/** The table and parts every network's DNS service shares. */
+export function dnsGuardSharedTable(table = DNS_GUARD_TABLE): SharedTable {
+  return { family: 'inet', table, chains: ['input'], sets: ['dns4', 'dns6', 'served4', 'served6'] };
 }
 
 function renderBase(t: string): string[] {
@@ -37,11 +54,7 @@ function renderBase(t: string): string[] {
     `add set inet ${t} dns6 { type ipv6_addr; }`,
     `add set inet ${t} served4 { type ipv4_addr . ifname; }`,
     `add set inet ${t} served6 { type ipv6_addr . ifname; }`,
-    `add chain inet ${t} input { type filter hook input priority filter - 10; policy accept; }`,
-    `flush chain inet ${t} input`,
-    `add rule inet ${t} input iifname "lo" accept`,
-    `add rule inet ${t} input meta l4proto { tcp, udp } th dport 53 ip daddr @dns4 ip daddr . iifname != @served4 drop`,
-    `add rule inet ${t} input meta l4proto { tcp, udp } th dport 53 ip6 daddr @dns6 ip6 daddr . iifname != @served6 drop`,
+    ...inputChain(t).lines,
   ];
 }
 
@@ -69,21 +82,18 @@ export function applyDnsGuardAdd(g: DnsGuard, opts: { table?: string; netns?: Ne
   applyNft(renderDnsGuardAdd(g, opts.table), opts.netns);
 }
 
-function isMissing(err: unknown): boolean {
-  return err instanceof NftError && /No such file or directory|does not exist/.test(err.stderr);
-}
-
 /** Remove the guard's elements; missing ones count as done. */
 export function applyDnsGuardDel(g: DnsGuard, opts: { table?: string; netns?: Netns } = {}): void {
-  const lines = renderDnsGuardDel(g, opts.table);
-  if (lines.length === 0) return;
-  try {
-    applyNft(lines.join('\n') + '\n', opts.netns);
-    return;
-  } catch (err) {
-    if (!isMissing(err)) throw err;
-  }
-  for (const l of lines) {
-    try { applyNft(`${l}\n`, opts.netns); } catch (err) { if (!isMissing(err)) throw err; }
-  }
+  applyNftDeletions(renderDnsGuardDel(g, opts.table), opts.netns);
+}
+
+/** Whether the guard's rules are exactly ours (a registration re-states the guard when not). */
+export function dnsGuardIntact(opts: { table?: string; netns?: Netns } = {}): Promise<boolean> {
+  const table = opts.table ?? DNS_GUARD_TABLE;
+  return verifyChains('inet', table, [inputChain(table)], opts.netns);
+}
+
+/** The table goes with the last network's DNS service (atomic: kept while any element is left). */
+export async function removeDnsGuardIfUnused(opts: { table?: string; netns?: Netns } = {}): Promise<void> {
+  await removeTableIfUnused(dnsGuardSharedTable(opts.table ?? DNS_GUARD_TABLE), opts.netns);
 }

@@ -16,10 +16,16 @@
 // hairpin and portIsolation keep their meanings. nftables cannot compare
 // iifname with oifname directly (no register-to-register compare), hence
 // the one-rule chain per network.
+//
+// A join checks the forward chain and the network's chain hold exactly their
+// rules (tagged comments, one small dump each) and then sends element
+// operations only; when something is missing or differs it re-states the
+// structure in the same transaction. The table goes with the last isolated
+// bridge (removeTableIfUnused, atomic against a concurrent join).
 
 import { createHash } from 'crypto';
 import type { Netns } from '../netns';
-import { applyNft, NftError, nftJson } from './nft';
+import { applyNft, applyNftDeletions, isNftMissing, listTable, nftJson, nftQuote, removeTableIfUnused, renderChain, verifyChains, type RenderedChain, type SharedTable } from './nft';
 
 export const ISOLATION_TABLE = 'node_cni_isolation';
 
@@ -39,37 +45,30 @@ export function isolationChain(m: IsolationMember): string {
   return `iso-${createHash('sha256').update(`${m.network}\0${m.bridge}`).digest('hex').slice(0, 16)}`;
 }
 
-function quote(s: string): string {
-  // Bridge and network names are validated upstream; keep quotes and backslashes out regardless.
-  return `"${s.replace(/["\\]/g, '_')}"`;
+const quote = nftQuote;
+
+/** The table and parts every isolated network shares. */
+export function isolationSharedTable(table = ISOLATION_TABLE): SharedTable {
+  return { family: 'inet', table, chains: ['forward'], sets: ['isolated', 'isolated_from'] };
 }
 
-function renderBase(t: string): string[] {
+function isolationChains(m: IsolationMember, t: string): RenderedChain[] {
   return [
-    `add table inet ${t} { comment "isolation between node-cni-plugins networks"; }`,
-    `add set inet ${t} isolated { type ifname; }`,
-    `add map inet ${t} isolated_from { type ifname : verdict; }`,
     // Before the default filter priority, so a drop here happens whatever other tables accept.
-    `add chain inet ${t} forward { type filter hook forward priority filter - 10; policy accept; }`,
-    `flush chain inet ${t} forward`,
-    `add rule inet ${t} forward oifname @isolated iifname vmap @isolated_from`,
+    renderChain('inet', t, 'forward', 'type filter hook forward priority filter - 10; policy accept;', ['oifname @isolated iifname vmap @isolated_from']),
+    renderChain('inet', t, isolationChain(m), `comment ${quote(`network ${m.network} bridge ${m.bridge}`.slice(0, 120))};`, [`oifname != ${quote(m.bridge)} drop`]),
   ];
 }
 
 /**
- * The join transaction: re-states the fixed parts (idempotent) and this
- * network's chain and elements. Elements are added, deleted and added again
- * so a stale element for the same bridge (another network's chain) is replaced.
+ * This network's elements, each added, deleted and added again so a stale
+ * element for the same bridge (another network's chain) is replaced.
  */
-export function renderIsolationJoin(m: IsolationMember, table = ISOLATION_TABLE): string {
+export function renderIsolationElements(m: IsolationMember, table = ISOLATION_TABLE): string {
   const chain = isolationChain(m);
   const br = quote(m.bridge);
-  const comment = quote(`network ${m.network}`);
+  const comment = quote(`network ${m.network}`.slice(0, 120));
   return [
-    ...renderBase(table),
-    `add chain inet ${table} ${chain} { comment ${quote(`network ${m.network} bridge ${m.bridge}`)}; }`,
-    `flush chain inet ${table} ${chain}`,
-    `add rule inet ${table} ${chain} oifname != ${br} drop`,
     `add element inet ${table} isolated { ${br} }`,
     `delete element inet ${table} isolated { ${br} }`,
     `add element inet ${table} isolated { ${br} comment ${comment} }`,
@@ -77,6 +76,16 @@ export function renderIsolationJoin(m: IsolationMember, table = ISOLATION_TABLE)
     `delete element inet ${table} isolated_from { ${br} }`,
     `add element inet ${table} isolated_from { ${br} comment ${comment} : goto ${chain} }`,
   ].join('\n') + '\n';
+}
+
+/** The full join: the fixed parts and this network's chain re-stated (idempotent), then its elements. */
+export function renderIsolationJoin(m: IsolationMember, table = ISOLATION_TABLE): string {
+  return [
+    `add table inet ${table} { comment "isolation between node-cni-plugins networks"; }`,
+    `add set inet ${table} isolated { type ifname; }`,
+    `add map inet ${table} isolated_from { type ifname : verdict; }`,
+    ...isolationChains(m, table).flatMap((c) => c.lines),
+  ].join('\n') + '\n' + renderIsolationElements(m, table);
 }
 
 /** The leave transaction: the elements first (they reference the chain), then the chain. */
@@ -89,34 +98,29 @@ export function renderIsolationLeave(m: IsolationMember, table = ISOLATION_TABLE
   ].join('\n') + '\n';
 }
 
-export function applyIsolationJoin(m: IsolationMember, opts: IsolationOptions = {}): void {
-  applyNft(renderIsolationJoin(m, opts.table), opts.netns);
-}
-
-function isMissing(err: unknown): boolean {
-  return err instanceof NftError && /No such file or directory|does not exist/.test(err.stderr);
+/** Element operations once the chains are checked; the full join when something is missing or differs. */
+export async function applyIsolationJoin(m: IsolationMember, opts: IsolationOptions = {}): Promise<void> {
+  const table = opts.table ?? ISOLATION_TABLE;
+  if (await verifyChains('inet', table, isolationChains(m, table), opts.netns)) {
+    try {
+      applyNft(renderIsolationElements(m, table), opts.netns);
+      return;
+    } catch (err) {
+      if (!isNftMissing(err)) throw err;
+    }
+  }
+  applyNft(renderIsolationJoin(m, table), opts.netns);
 }
 
 /**
- * Take the network out of the isolation group. One transaction normally;
- * when part of it is already gone (repeated leave, table never made) each
- * line is tried alone and the missing ones count as done.
+ * Take the network out of the isolation group (missing parts count as
+ * done), then the table if no other bridge is isolated.
  */
-export function applyIsolationLeave(m: IsolationMember, opts: IsolationOptions = {}): void {
-  const script = renderIsolationLeave(m, opts.table);
-  try {
-    applyNft(script, opts.netns);
-    return;
-  } catch (err) {
-    if (!isMissing(err)) throw err;
-  }
-  for (const line of script.split('\n').filter(Boolean)) {
-    try {
-      applyNft(`${line}\n`, opts.netns);
-    } catch (err) {
-      if (!isMissing(err)) throw err;
-    }
-  }
+export async function applyIsolationLeave(m: IsolationMember, opts: IsolationOptions = {}): Promise<void> {
+  const table = opts.table ?? ISOLATION_TABLE;
+  if (!(await listTable('inet', table, opts.netns))) return; // never joined, or left already: nothing to do
+  applyNftDeletions(renderIsolationLeave(m, table).trim().split('\n'), opts.netns);
+  await removeTableIfUnused(isolationSharedTable(table), opts.netns);
 }
 
 /** The isolated bridges (set elements) with their comments; diagnostics, GC and tests. */

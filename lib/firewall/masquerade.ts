@@ -7,29 +7,24 @@
 //     chain postrouting (nat hook)        two fixed rules: ip saddr vmap @masq4, ip6 saddr vmap @masq6
 //     chain masq-<h16(network,subnet)>    daddr in subnet → return; multicast → return; masquerade
 //
-//     set ok-<mark> (empty)               one per (network, subnet): its name is a hash of
-//                                         the schema, the base and that chain
-//
-// A container ADD is one transaction of element operations only: it adds and
-// deletes a dummy element in the marker sets of its chains (ENOENT unless the
-// base and those chains were declared, by this schema; the sets stay empty,
-// so listings show no elements of ours after the last DEL) and adds its
-// elements. On
-// ENOENT the structure is declared (idempotent: add/flush/re-add) in the same
-// transaction as the elements, and retried once. A DEL deletes its elements.
-// Nothing grows per container except map elements (hash lookup); nothing
-// lists the table on the ADD/DEL path, and nft 1.0.6 fetches no set contents
+// Lifecycle (lib/bridge/lifecycle.ts): a subnet chain comes with the
+// network's first container and goes with its last (removeMasqNetwork); the
+// table goes with the last network (removeTableIfUnused: atomic, so a
+// concurrent ADD is never cut off). A container ADD checks that the base
+// chain and its subnet chains hold exactly their rules (tagged comments, one
+// small dump per chain: no listing of the maps, no "declared" marker to
+// trust), then sends one transaction of element operations; when something
+// is missing or differs the structure is declared again in that same
+// transaction. A DEL deletes its elements. Nothing grows per container
+// except map elements (hash lookup), and nft 1.0.6 fetches no set contents
 // for element operations (scripts/bench/nft.js). Element comments carry
 // hashes of the network and the attachment so GC can find strays.
 
-import { spawnSync } from 'child_process';
 import { createHash } from 'crypto';
 import type { Netns } from '../netns';
-import { applyNft, NftError, nftJson } from './nft';
+import { applyNft, deleteTableObjects, getNftElement, isNftMissing, listTable, nftJson, nftQuote, removeTableIfUnused, renderChain, verifyChains, type RenderedChain, type SharedTable } from './nft';
 
 export const MASQ_TABLE = 'node_cni_masq';
-/** Bump when the structure's meaning changes without its text changing. */
-export const MASQ_SCHEMA = 2;
 
 export interface MasqOwner {
   network: string;
@@ -78,66 +73,61 @@ function mapOf(address: string): string {
   return isV6(address) ? 'masq6' : 'masq4';
 }
 
-function quote(s: string): string {
-  // Names and ids are validated by the skel; keep quotes and backslashes out regardless.
-  return `"${s.replace(/["\\]/g, '_')}"`;
+/** The table and base every network shares. */
+export function masqSharedTable(table = MASQ_TABLE): SharedTable {
+  return { family: 'inet', table, chains: ['postrouting'], sets: ['masq4', 'masq6'] };
+}
+
+function baseChain(t: string): RenderedChain {
+  return renderChain('inet', t, 'postrouting', 'type nat hook postrouting priority srcnat; policy accept;', ['ip saddr vmap @masq4', 'ip6 saddr vmap @masq6']);
 }
 
 function renderBase(t: string): string[] {
   return [
     `add table inet ${t} { comment "masquerade for node-cni-plugins bridge networks"; }`,
-    `add chain inet ${t} postrouting { type nat hook postrouting priority srcnat; policy accept; }`,
     `add map inet ${t} masq4 { type ipv4_addr : verdict; }`,
     `add map inet ${t} masq6 { type ipv6_addr : verdict; }`,
-    `flush chain inet ${t} postrouting`,
-    `add rule inet ${t} postrouting ip saddr vmap @masq4`,
-    `add rule inet ${t} postrouting ip6 saddr vmap @masq6`,
+    ...baseChain(t).lines,
   ];
 }
 
-function renderSubnetChain(t: string, network: string, subnet: string): string[] {
-  const chain = subnetChain(network, subnet);
+/** The chain comment: the network's tag first (teardown finds the network's chains by it), then for people. */
+export function subnetChainComment(network: string, subnet: string): string {
+  return `${networkTag(network)} ${subnet} network ${network}`.slice(0, 127);
+}
+
+function subnetChainOf(t: string, network: string, subnet: string): RenderedChain {
   const v6 = isV6(subnet);
   const ipf = v6 ? 'ip6' : 'ip';
-  return [
-    `add chain inet ${t} ${chain} { comment ${quote(`network ${network} subnet ${subnet}`)}; }`,
-    `flush chain inet ${t} ${chain}`,
-    `add rule inet ${t} ${chain} ${ipf} daddr ${subnet} return`,
-    `add rule inet ${t} ${chain} ${ipf} daddr ${v6 ? 'ff00::/8' : '224.0.0.0/4'} return`,
-    `add rule inet ${t} ${chain} masquerade`,
-  ];
+  return renderChain('inet', t, subnetChain(network, subnet), `comment ${nftQuote(subnetChainComment(network, subnet))};`, [
+    `${ipf} daddr ${subnet} return`,
+    `${ipf} daddr ${v6 ? 'ff00::/8' : '224.0.0.0/4'} return`,
+    'masquerade',
+  ]);
 }
 
-/** Name of the (empty) set whose existence says: the base and this chain are declared, by this schema. */
-export function markerSet(network: string, subnet: string, table = MASQ_TABLE): string {
-  const text = [...renderBase(table), ...renderSubnetChain(table, network, subnet)].join('\n');
-  return `ok-${h(`${MASQ_SCHEMA}\0${text}`, 16)}`;
+/** What an ADD needs in place: the base chain and the subnet chains of its entries. */
+export function masqChains(network: string, entries: readonly MasqEntry[], table = MASQ_TABLE): RenderedChain[] {
+  return [baseChain(table), ...[...new Set(entries.map((e) => e.subnet))].map((s) => subnetChainOf(table, network, s))];
 }
 
-/** The base, this owner's subnet chains, and their marker sets (idempotent). */
+/** The base and this owner's subnet chains (idempotent: chains are flushed and refilled). */
 export function renderMasqDeclare(owner: MasqOwner, entries: readonly MasqEntry[], table = MASQ_TABLE): string {
   const lines = renderBase(table);
-  const subnets = [...new Set(entries.map((e) => e.subnet))];
-  for (const s of subnets) {
-    lines.push(...renderSubnetChain(table, owner.network, s));
-    lines.push(`add set inet ${table} ${markerSet(owner.network, s, table)} { type mark; comment ${quote(`declared: network ${owner.network} subnet ${s}`.slice(0, 120))}; }`);
-  }
+  for (const s of [...new Set(entries.map((e) => e.subnet))]) lines.push(...subnetChainOf(table, owner.network, s).lines);
   return lines.join('\n') + '\n';
 }
 
 /**
- * The steady-state ADD: element operations only. A dummy element is added to
- * and deleted from each marker set (no change; ENOENT if not declared). Each element is
- * added, deleted and added again with this owner's comment, so a stale
- * element for the same address (a leaked attachment) is replaced rather than
- * left labelled with its old owner.
+ * The steady-state ADD: element operations only. Each element is added,
+ * deleted and added again with this owner's comment, so a stale element for
+ * the same address (a leaked attachment) is replaced rather than left
+ * labelled with its old owner. An element's jump fails with ENOENT when its
+ * chain is missing.
  */
 export function renderMasqAdd(owner: MasqOwner, entries: readonly MasqEntry[], table = MASQ_TABLE): string {
   const lines: string[] = [];
-  for (const set of new Set(entries.map((e) => markerSet(owner.network, e.subnet, table)))) {
-    lines.push(`add element inet ${table} ${set} { 0x1 }`, `delete element inet ${table} ${set} { 0x1 }`);
-  }
-  const comment = quote(elementComment(owner));
+  const comment = nftQuote(elementComment(owner));
   for (const e of entries) {
     const chain = subnetChain(owner.network, e.subnet);
     const map = mapOf(e.address);
@@ -152,21 +142,46 @@ export function renderMasqDel(addresses: readonly string[], table = MASQ_TABLE):
   return addresses.map((a) => `delete element inet ${table} ${mapOf(a)} { ${a} }\n`).join('');
 }
 
-function isMissing(err: unknown): boolean {
-  return err instanceof NftError && /No such file or directory|does not exist/.test(err.stderr);
+/**
+ * One transaction of element operations once the chains are checked; the
+ * structure is declared (same transaction) when something of it is missing
+ * or differs.
+ */
+export async function applyMasqAdd(owner: MasqOwner, entries: readonly MasqEntry[], opts: MasqOptions = {}): Promise<void> {
+  if (entries.length === 0) return;
+  const table = opts.table ?? MASQ_TABLE;
+  const elements = renderMasqAdd(owner, entries, table);
+  if (await verifyChains('inet', table, masqChains(owner.network, entries, table), opts.netns)) {
+    try {
+      applyNft(elements, opts.netns);
+      return;
+    } catch (err) {
+      if (!isNftMissing(err)) throw err;
+    }
+  }
+  applyNft(renderMasqDeclare(owner, entries, table) + elements, opts.netns);
 }
 
-/** One transaction of element operations; declares the structure (same transaction) only when it is missing. */
-export function applyMasqAdd(owner: MasqOwner, entries: readonly MasqEntry[], opts: MasqOptions = {}): void {
-  if (entries.length === 0) return;
-  const elements = renderMasqAdd(owner, entries, opts.table);
+/**
+ * The network's last container is gone: its subnet chains go, then the
+ * table if no other network uses it. A chain some element still jumps to
+ * (a container without a record, leaked) is first freed by the GC of that
+ * network's elements.
+ */
+export async function removeMasqNetwork(network: string, opts: MasqOptions = {}): Promise<void> {
+  const table = opts.table ?? MASQ_TABLE;
+  const present = await listTable('inet', table, opts.netns);
+  if (!present) return;
+  const tag = `${networkTag(network)} `;
+  const chains = present.chains.filter((c) => c.comment.startsWith(tag)).map((c) => c.name);
   try {
-    applyNft(elements, opts.netns);
-    return;
+    await deleteTableObjects('inet', table, { chains, sets: [] }, opts.netns);
   } catch (err) {
-    if (!isMissing(err)) throw err;
+    if ((err as { code?: string }).code !== 'EBUSY') throw err;
+    gcMasq(network, [], opts);
+    await deleteTableObjects('inet', table, { chains, sets: [] }, opts.netns);
   }
-  applyNft(renderMasqDeclare(owner, entries, opts.table) + elements, opts.netns);
+  await removeTableIfUnused(masqSharedTable(table), opts.netns);
 }
 
 /**
@@ -181,13 +196,13 @@ export function removeMasq(addresses: readonly string[], opts: MasqOptions = {})
     applyNft(renderMasqDel(addresses, table), opts.netns);
     return;
   } catch (err) {
-    if (!isMissing(err)) throw err;
+    if (!isNftMissing(err)) throw err;
   }
   for (const a of addresses) {
     try {
       applyNft(renderMasqDel([a], table), opts.netns);
     } catch (err) {
-      if (!isMissing(err)) throw err;
+      if (!isNftMissing(err)) throw err;
     }
   }
 }
@@ -219,14 +234,8 @@ export function listMasqElements(opts: MasqOptions = {}): MasqElement[] {
 
 /** Whether this owner's element for this address is present (CHECK): one `nft get element`, no listing. */
 export function hasMasq(owner: MasqOwner, entry: MasqEntry, opts: MasqOptions = {}): boolean {
-  const table = opts.table ?? MASQ_TABLE;
-  // nft 1.0.6 ignores -j for `get element` and prints text, so read the text.
-  const run = () => spawnSync('nft', ['get', 'element', 'inet', table, mapOf(entry.address), `{ ${entry.address} }`], { encoding: 'utf8' });
-  const r = opts.netns ? opts.netns.run(run) : run();
-  if (r.error) throw r.error;
-  if (r.status !== 0) return false;
-  const text = r.stdout;
-  return text.includes(attachmentTag(owner.containerId, owner.ifname)) && text.includes(subnetChain(owner.network, entry.subnet));
+  const text = getNftElement('inet', opts.table ?? MASQ_TABLE, mapOf(entry.address), entry.address, opts.netns);
+  return text !== undefined && text.includes(attachmentTag(owner.containerId, owner.ifname)) && text.includes(subnetChain(owner.network, entry.subnet));
 }
 
 /**

@@ -230,7 +230,7 @@ export async function removeTableIfUnused(t: SharedTable, netns?: Netns): Promis
   if (failed === 16 /* EBUSY */) return 'in use';
   if (failed === 2 /* ENOENT */) {
     // The table is gone, or someone removed one of its shared parts by hand: retry with what is there.
-    const present = presentParts(t, netns);
+    const present = await presentParts(t, netns);
     if (!present) return 'absent';
     if (present.chains.length < t.chains.length || present.sets.length < t.sets.length) return removeTableIfUnused(present, netns);
   }
@@ -238,9 +238,9 @@ export async function removeTableIfUnused(t: SharedTable, netns?: Netns): Promis
 }
 
 /** The shared parts that exist, or undefined when the table itself is gone. */
-function presentParts(t: SharedTable, netns?: Netns): SharedTable | undefined {
-  const r = nftJson(['-t', 'list', 'table', t.family, t.table], netns);
-  if (!r) return undefined;
-  const names = new Set(r.nftables.flatMap((o) => [o.chain?.name, o.set?.name, o.map?.name]).filter(Boolean));
+async function presentParts(t: SharedTable, netns?: Netns): Promise<SharedTable | undefined> {
+  const found = await listTable(t.family, t.table, netns);
+  if (!found) return undefined;
+  const names = new Set([...found.chains.map((c) => c.name), ...found.sets]);
   return { ...t, chains: t.chains.filter((c) => names.has(c)), sets: t.sets.filter((s) => names.has(s)) };
 }

@@ -16,7 +16,7 @@ import { Rollback, describeRollbackErrors } from '../../lib/util/rollback';
 import { attachContainer, detachContainer, nameServiceOf, type AttachIsolation, type AttachNameService } from '../../lib/bridge/attach';
 import { checkAttachment } from '../../lib/bridge/check';
 import { leaveIsolationIfEmpty } from '../../lib/bridge/isolation';
-import { gcAttachments, masqToRemove, openContainerNetns, requireFreeIfname, throwDelErrors } from '../../lib/bridge/lifecycle';
+import { attachToNetwork, gcAttachments, masqToRemove, openContainerNetns, removeNetworkIfUnused, requireFreeIfname, throwDelErrors } from '../../lib/bridge/lifecycle';
 import { RecordDir, type AttachmentRecord } from '../../lib/bridge/records';
 import { mergeResultDns } from '../../lib/dns/render';
 import { checkNames, gcNames } from '../../lib/dns/service';
@@ -73,11 +73,15 @@ function nameServiceFor(conf: BridgeConfig, inv: Invocation): AttachNameService 
 
 async function add(inv: Invocation): Promise<Result> {
   const conf = configOf(inv);
-  const containerId = inv.env.containerId!;
-  const ifname = inv.env.ifname!;
   const nameService = nameServiceFor(conf, inv);
   const records = recordsOf(conf);
   planVlanGateway(conf); // a name that does not fit fails before anything is made
+  return attachToNetwork(records, conf.name, () => addUnderLock(inv, conf, records, nameService), inv.log);
+}
+
+async function addUnderLock(inv: Invocation, conf: BridgeConfig, records: RecordDir<BridgeRecord>, nameService: AttachNameService | undefined): Promise<Result> {
+  const containerId = inv.env.containerId!;
+  const ifname = inv.env.ifname!;
   const netns = openContainerNetns(inv.env.netns, 'bridge');
   try {
     await requireFreeIfname(netns, ifname, 'bridge');
@@ -114,7 +118,7 @@ async function add(inv: Invocation): Promise<Result> {
         const entry: MacspoofEntry = { hostVeth: att.hostVeth.name, mac: att.containerVeth.mac };
         // Recorded before the elements exist, so DEL can remove them whatever happens next.
         records.write({ ...record, hostVeth: att.hostVeth.name, macspoof: entry });
-        applyMacspoofAdd(entry);
+        await applyMacspoofAdd(entry);
         undo.push('remove MAC spoof check elements', () => removeMacspoof(entry));
       }
       // Name resolution: the gateways become the container's nameservers, the network's domain its search domain.
@@ -149,7 +153,10 @@ async function del(inv: Invocation): Promise<void> {
   } catch (err) {
     errors.push(err as Error);
   }
-  if (errors.length === 0) records.remove(containerId, ifname);
+  if (errors.length === 0) {
+    records.remove(containerId, ifname);
+    try { await removeNetworkIfUnused(records, conf.name); } catch (err) { errors.push(new Error(`removing the network's structure: ${(err as Error).message}`)); }
+  }
   throwDelErrors(errors, 'bridge', inv);
 }
 
@@ -228,6 +235,13 @@ async function gc(inv: GcInvocation): Promise<void> {
       await leaveIsolationIfEmpty(iso);
     } catch (err) {
       errors.push(`isolation: ${(err as Error).message}`);
+    }
+  }
+  if (errors.length === 0) {
+    try {
+      await removeNetworkIfUnused(recordsOf(conf), conf.name);
+    } catch (err) {
+      errors.push(`removing the network's structure: ${(err as Error).message}`);
     }
   }
   try {

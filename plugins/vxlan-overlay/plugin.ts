@@ -15,7 +15,7 @@ import { mergeResultDns } from '../../lib/dns/render';
 import { addressText, familyOf } from '../../lib/ip';
 import { checkNames, gcNames } from '../../lib/dns/service';
 import { checkAttachment } from '../../lib/bridge/check';
-import { gcAttachments, masqToRemove, openContainerNetns, requireFreeIfname, throwDelErrors } from '../../lib/bridge/lifecycle';
+import { attachToNetwork, gcAttachments, masqToRemove, openContainerNetns, removeNetworkIfUnused, requireFreeIfname, throwDelErrors } from '../../lib/bridge/lifecycle';
 import { RecordDir, type AttachmentRecord } from '../../lib/bridge/records';
 import { Rollback, describeRollbackErrors } from '../../lib/util/rollback';
 import { hostLocal } from '../../ipam/host-local/plugin';
@@ -98,11 +98,15 @@ function knownSubnets(conf: OverlayConfig, rec?: OverlayRecord): string[] {
 async function add(inv: Invocation): Promise<Result> {
   const conf = parseOverlayConfig(inv.conf);
   const agent = requireAgent(conf);
-  const containerId = inv.env.containerId!;
-  const ifname = inv.env.ifname!;
   // Before anything is created: a name DNS cannot carry is refused here.
   const nameService = nameServiceFor(conf, inv);
   const records = recordsOf(conf);
+  return attachToNetwork(records, conf.name, () => addUnderLock(inv, conf, agent, records, nameService), inv.log);
+}
+
+async function addUnderLock(inv: Invocation, conf: OverlayConfig, agent: AgentState, records: RecordDir<OverlayRecord>, nameService: AttachNameService | undefined): Promise<Result> {
+  const containerId = inv.env.containerId!;
+  const ifname = inv.env.ifname!;
   const netns = openContainerNetns(inv.env.netns, 'vxlan-overlay');
   try {
     await requireFreeIfname(netns, ifname, 'vxlan-overlay');
@@ -174,7 +178,10 @@ async function del(inv: Invocation): Promise<void> {
   } catch (err) {
     errors.push(err as Error);
   }
-  if (errors.length === 0) records.remove(containerId, ifname);
+  if (errors.length === 0) {
+    records.remove(containerId, ifname);
+    try { await removeNetworkIfUnused(records, conf.name); } catch (err) { errors.push(new Error(`removing the network's structure: ${(err as Error).message}`)); }
+  }
   throwDelErrors(errors, 'vxlan-overlay', inv);
 }
 
@@ -221,6 +228,13 @@ async function gc(inv: GcInvocation): Promise<void> {
       await leaveIsolationIfEmpty(iso);
     } catch (err) {
       errors.push(`isolation: ${(err as Error).message}`);
+    }
+  }
+  if (errors.length === 0) {
+    try {
+      await removeNetworkIfUnused(recordsOf(conf), conf.name);
+    } catch (err) {
+      errors.push(`removing the network's structure: ${(err as Error).message}`);
     }
   }
   try {

@@ -207,7 +207,7 @@ describe('bridge plugin (e2e)', () => {
     expect(env.nft()).not.toMatch(/elements = /);
     expect(env.hostLinks()).not.toMatch(/veth[0-9a-f]{8}/);
     expect(fs.readdirSync(path.join(env.ipamDir, 'brnet')).filter((f) => /^\d/.test(f))).toEqual([]);
-    expect(fs.readdirSync(path.join(env.state, 'brnet'))).toEqual([]);
+    expect(fs.existsSync(path.join(env.state, 'brnet'))).toBe(false); // the network's last attachment took its record directory along
     void ra;
   });
 
@@ -222,7 +222,7 @@ describe('bridge plugin (e2e)', () => {
     expect(r.json.msg).toMatch(/no IP addresses available|range/i);
     expect(env.hostLinks().match(/veth[0-9a-f]{8}/g)).toEqual(before);
     expect(sh('ip', ['-n', b, '-o', 'link'])).not.toContain('eth0');
-    expect((env.nft().match(/comment "[0-9a-f]{12} /g) ?? []).length).toBe(1);
+    expect((env.nft().match(/comment "[0-9a-f]{12} [0-9a-f]{16} /g) ?? []).length).toBe(1); // ctr-a's masquerade element only
   });
 
   it('rolls back the veth, address and IPAM reservation when a later step fails', () => {

@@ -1,5 +1,6 @@
 // The isolation ruleset text: fixed parts, one chain + two elements per network.
-import { isolationChain, renderIsolationJoin, renderIsolationLeave } from '../../lib/firewall/isolation';
+import { isolationChain, isolationSharedTable, renderIsolationElements, renderIsolationJoin, renderIsolationLeave } from '../../lib/firewall/isolation';
+import { ruleTag } from '../../lib/firewall/render';
 
 describe('isolation renderer', () => {
   const m = { network: 'web', bridge: 'br-web' };
@@ -11,18 +12,20 @@ describe('isolation renderer', () => {
     expect(isolationChain({ network: 'web', bridge: 'br-x' })).not.toBe(chain);
   });
 
-  it('join: one fixed forward rule, one chain rule, set and map elements re-stated', () => {
+  it('join: one fixed forward rule, one chain rule (both tagged), set and map elements re-stated', () => {
     const lines = renderIsolationJoin(m, 't').trim().split('\n');
+    const fwd = 'oifname @isolated iifname vmap @isolated_from';
+    const own = 'oifname != "br-web" drop';
     expect(lines).toEqual([
       'add table inet t { comment "isolation between node-cni-plugins networks"; }',
       'add set inet t isolated { type ifname; }',
       'add map inet t isolated_from { type ifname : verdict; }',
       'add chain inet t forward { type filter hook forward priority filter - 10; policy accept; }',
       'flush chain inet t forward',
-      'add rule inet t forward oifname @isolated iifname vmap @isolated_from',
+      `add rule inet t forward ${fwd} comment "${ruleTag('forward', 0, fwd)}"`,
       `add chain inet t ${chain} { comment "network web bridge br-web"; }`,
       `flush chain inet t ${chain}`,
-      `add rule inet t ${chain} oifname != "br-web" drop`,
+      `add rule inet t ${chain} ${own} comment "${ruleTag(chain, 0, own)}"`,
       'add element inet t isolated { "br-web" }',
       'delete element inet t isolated { "br-web" }',
       'add element inet t isolated { "br-web" comment "network web" }',
@@ -30,6 +33,12 @@ describe('isolation renderer', () => {
       'delete element inet t isolated_from { "br-web" }',
       `add element inet t isolated_from { "br-web" comment "network web" : goto ${chain} }`,
     ]);
+  });
+
+  it('the steady join is the element lines only; the shared table keeps forward and both sets', () => {
+    expect(renderIsolationJoin(m, 't').endsWith(renderIsolationElements(m, 't'))).toBe(true);
+    for (const l of renderIsolationElements(m, 't').trim().split('\n')) expect(l).toMatch(/^(add|delete) element /);
+    expect(isolationSharedTable('t')).toEqual({ family: 'inet', table: 't', chains: ['forward'], sets: ['isolated', 'isolated_from'] });
   });
 
   it('leave: elements before the chain they reference', () => {

@@ -1,52 +1,45 @@
-import { attachmentTag, elementComment, networkTag, renderMasqAdd, renderMasqDeclare, renderMasqDel, markerSet, subnetChain } from '../../lib/firewall/masquerade';
+import { attachmentTag, elementComment, masqChains, masqSharedTable, networkTag, renderMasqAdd, renderMasqDeclare, renderMasqDel, subnetChain, subnetChainComment } from '../../lib/firewall/masquerade';
+import { ruleTag } from '../../lib/firewall/render';
 
 const owner = { network: 'net1', containerId: 'c0ffee', ifname: 'eth0' };
 
 describe('masquerade rendering', () => {
-  it('renders the declaration: fixed base, one chain and one (empty) marker set per (network, subnet)', () => {
+  it('renders the declaration: fixed base, one chain per (network, subnet), every rule tagged', () => {
     const c4 = subnetChain('net1', '10.1.0.0/24');
     const c6 = subnetChain('net1', 'fd00:1::/64');
-    const m4 = markerSet('net1', '10.1.0.0/24');
-    const m6 = markerSet('net1', 'fd00:1::/64');
+    const tag = (chain: string, i: number, text: string) => `${text} comment "${ruleTag(chain, i, text)}"`;
+    const t = networkTag('net1');
     expect(renderMasqDeclare(owner, [{ address: '10.1.0.5', subnet: '10.1.0.0/24' }, { address: 'fd00:1::5', subnet: 'fd00:1::/64' }])).toBe(
       [
         'add table inet node_cni_masq { comment "masquerade for node-cni-plugins bridge networks"; }',
-        'add chain inet node_cni_masq postrouting { type nat hook postrouting priority srcnat; policy accept; }',
         'add map inet node_cni_masq masq4 { type ipv4_addr : verdict; }',
         'add map inet node_cni_masq masq6 { type ipv6_addr : verdict; }',
+        'add chain inet node_cni_masq postrouting { type nat hook postrouting priority srcnat; policy accept; }',
         'flush chain inet node_cni_masq postrouting',
-        'add rule inet node_cni_masq postrouting ip saddr vmap @masq4',
-        'add rule inet node_cni_masq postrouting ip6 saddr vmap @masq6',
-        `add chain inet node_cni_masq ${c4} { comment "network net1 subnet 10.1.0.0/24"; }`,
+        `add rule inet node_cni_masq postrouting ${tag('postrouting', 0, 'ip saddr vmap @masq4')}`,
+        `add rule inet node_cni_masq postrouting ${tag('postrouting', 1, 'ip6 saddr vmap @masq6')}`,
+        `add chain inet node_cni_masq ${c4} { comment "${t} 10.1.0.0/24 network net1"; }`,
         `flush chain inet node_cni_masq ${c4}`,
-        `add rule inet node_cni_masq ${c4} ip daddr 10.1.0.0/24 return`,
-        `add rule inet node_cni_masq ${c4} ip daddr 224.0.0.0/4 return`,
-        `add rule inet node_cni_masq ${c4} masquerade`,
-        `add set inet node_cni_masq ${m4} { type mark; comment "declared: network net1 subnet 10.1.0.0/24"; }`,
-        `add chain inet node_cni_masq ${c6} { comment "network net1 subnet fd00:1::/64"; }`,
+        `add rule inet node_cni_masq ${c4} ${tag(c4, 0, 'ip daddr 10.1.0.0/24 return')}`,
+        `add rule inet node_cni_masq ${c4} ${tag(c4, 1, 'ip daddr 224.0.0.0/4 return')}`,
+        `add rule inet node_cni_masq ${c4} ${tag(c4, 2, 'masquerade')}`,
+        `add chain inet node_cni_masq ${c6} { comment "${t} fd00:1::/64 network net1"; }`,
         `flush chain inet node_cni_masq ${c6}`,
-        `add rule inet node_cni_masq ${c6} ip6 daddr fd00:1::/64 return`,
-        `add rule inet node_cni_masq ${c6} ip6 daddr ff00::/8 return`,
-        `add rule inet node_cni_masq ${c6} masquerade`,
-        `add set inet node_cni_masq ${m6} { type mark; comment "declared: network net1 subnet fd00:1::/64"; }`,
+        `add rule inet node_cni_masq ${c6} ${tag(c6, 0, 'ip6 daddr fd00:1::/64 return')}`,
+        `add rule inet node_cni_masq ${c6} ${tag(c6, 1, 'ip6 daddr ff00::/8 return')}`,
+        `add rule inet node_cni_masq ${c6} ${tag(c6, 2, 'masquerade')}`,
         '',
       ].join('\n'),
     );
   });
 
-  it('renders the steady-state ADD as element operations only: the marker check, then one element per address', () => {
+  it('renders the steady-state ADD as element operations only: one element per address (its jump needs the chain)', () => {
     const c4 = subnetChain('net1', '10.1.0.0/24');
     const c6 = subnetChain('net1', 'fd00:1::/64');
-    const m4 = markerSet('net1', '10.1.0.0/24');
-    const m6 = markerSet('net1', 'fd00:1::/64');
     const cm = `"${elementComment(owner)}"`;
     const script = renderMasqAdd(owner, [{ address: '10.1.0.5', subnet: '10.1.0.0/24' }, { address: 'fd00:1::5', subnet: 'fd00:1::/64' }]);
     expect(script).toBe(
       [
-        `add element inet node_cni_masq ${m4} { 0x1 }`,
-        `delete element inet node_cni_masq ${m4} { 0x1 }`,
-        `add element inet node_cni_masq ${m6} { 0x1 }`,
-        `delete element inet node_cni_masq ${m6} { 0x1 }`,
         `add element inet node_cni_masq masq4 { 10.1.0.5 : jump ${c4} }`,
         'delete element inet node_cni_masq masq4 { 10.1.0.5 }',
         `add element inet node_cni_masq masq4 { 10.1.0.5 comment ${cm} : jump ${c4} }`,
@@ -62,11 +55,20 @@ describe('masquerade rendering', () => {
     }
   });
 
-  it('marker sets differ per (network, subnet) and table, and are stable', () => {
-    const marks = new Set([markerSet('net1', '10.1.0.0/24'), markerSet('net2', '10.1.0.0/24'), markerSet('net1', '10.2.0.0/24'), markerSet('net1', '10.1.0.0/24', 't')]);
-    expect(marks.size).toBe(4);
-    expect(markerSet('net1', '10.1.0.0/24')).toBe(markerSet('net1', '10.1.0.0/24'));
-    expect(markerSet('net1', '10.1.0.0/24')).toMatch(/^ok-[0-9a-f]{16}$/);
+  it('what an ADD verifies is exactly what the declaration renders: the base chain and its subnet chains, with their tags', () => {
+    const entries = [{ address: '10.1.0.5', subnet: '10.1.0.0/24' }, { address: '10.1.0.6', subnet: '10.1.0.0/24' }];
+    const chains = masqChains('net1', entries);
+    expect(chains.map((c) => c.name)).toEqual(['postrouting', subnetChain('net1', '10.1.0.0/24')]);
+    const declared = renderMasqDeclare(owner, entries);
+    for (const c of chains) for (const tag of c.tags) expect(declared).toContain(`comment "${tag}"`);
+    expect(masqSharedTable()).toEqual({ family: 'inet', table: 'node_cni_masq', chains: ['postrouting'], sets: ['masq4', 'masq6'] });
+    // Another subnet or network renders other rules, so a changed config is re-declared.
+    expect(masqChains('net2', entries)[1].tags).not.toEqual(chains[1].tags);
+  });
+
+  it('chain comments start with the network tag (teardown finds them by it) and stay under the nft limit', () => {
+    expect(subnetChainComment('net1', '10.1.0.0/24').startsWith(`${networkTag('net1')} `)).toBe(true);
+    expect(Buffer.byteLength(subnetChainComment('n'.repeat(300), 'fd00:1:2:3:4:5:6:0/112'))).toBeLessThanOrEqual(127);
   });
 
   it('the ADD text does not depend on how many containers exist (only on this one)', () => {
