@@ -12,7 +12,7 @@ import type { Invocation } from '../cni/types';
 import { removeMacspoofIfUnused } from '../firewall/macspoof';
 import { gcMasq, hasMasq, removeMasq, removeMasqNetwork, type MasqEntry } from '../firewall/masquerade';
 import { NetworkState } from '../util/network-state';
-import { openRtnl } from '../netlink';
+import { isNotFound, openRtnl, type Rtnl } from '../netlink';
 import { Netns } from '../netns';
 import { containerAddresses } from './attach';
 import type { AttachmentRecord, RecordDir } from './records';
@@ -102,16 +102,37 @@ export function throwDelErrors(errors: readonly Error[], plugin: string, inv: In
 }
 
 /**
- * GC: masquerade elements of the network not owned by a valid attachment,
- * then the records (and their elements, also the plugin's own via removeExtra)
- * of attachments no longer valid.
- * Returns the errors as messages; the caller goes on with the rest of GC.
+ * A stale attachment's host veth: deleted (with its peer, if the container's
+ * namespace still exists) when it is still a veth on the record's bridge
+ * (random names could in theory be reused by another container elsewhere).
  */
-export function gcAttachments<T extends AttachmentRecord>(
+async function deleteStaleHostVeth(rtnl: Rtnl, rec: AttachmentRecord & { bridge?: string }): Promise<void> {
+  if (!rec.hostVeth) return;
+  const link = await rtnl.getLink(rec.hostVeth);
+  if (!link || link.kind !== 'veth') return;
+  if (rec.bridge) {
+    const br = await rtnl.getLink(rec.bridge);
+    if (!br || link.master !== br.index) return;
+  }
+  try {
+    await rtnl.deleteLink(link.index);
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
+  }
+}
+
+/**
+ * GC: masquerade elements of the network not owned by a valid attachment,
+ * then everything of the attachments no longer valid that have a record:
+ * their elements (also the plugin's own via removeExtra), their host veth,
+ * their record. Returns the errors as messages; the caller goes on with the
+ * rest of GC.
+ */
+export async function gcAttachments<T extends AttachmentRecord & { bridge?: string }>(
   network: string, records: RecordDir<T>, valid: ReadonlyArray<{ containerID: string; ifname: string }>,
   /** The plugin's own per-record cleanup (e.g. MAC spoof check elements), before the record goes. */
   removeExtra?: (rec: T) => void,
-): string[] {
+): Promise<string[]> {
   const errors: string[] = [];
   const keep = new Set(valid.map((a) => `${a.containerID}\0${a.ifname}`));
   try {
@@ -119,15 +140,22 @@ export function gcAttachments<T extends AttachmentRecord>(
   } catch (err) {
     errors.push(`masquerade: ${(err as Error).message}`);
   }
-  for (const rec of records.list()) {
-    if (keep.has(`${rec.containerId}\0${rec.ifname}`)) continue;
-    try {
-      removeMasq(rec.masq.map((m) => m.address));
-      removeExtra?.(rec);
-      records.remove(rec.containerId, rec.ifname);
-    } catch (err) {
-      errors.push(`${rec.containerId}/${rec.ifname}: ${(err as Error).message}`);
+  const stale = records.list().filter((rec) => !keep.has(`${rec.containerId}\0${rec.ifname}`));
+  if (stale.length === 0) return errors;
+  const rtnl = openRtnl();
+  try {
+    for (const rec of stale) {
+      try {
+        removeMasq(rec.masq.map((m) => m.address));
+        removeExtra?.(rec);
+        await deleteStaleHostVeth(rtnl, rec);
+        records.remove(rec.containerId, rec.ifname);
+      } catch (err) {
+        errors.push(`${rec.containerId}/${rec.ifname}: ${(err as Error).message}`);
+      }
     }
+  } finally {
+    rtnl.close();
   }
   return errors;
 }

@@ -211,7 +211,7 @@ async function check(inv: Invocation): Promise<void> {
 
 async function gc(inv: GcInvocation): Promise<void> {
   const conf = configOf(inv);
-  const errors = gcAttachments(conf.name, recordsOf(conf), inv.validAttachments, (rec) => {
+  const errors = await gcAttachments(conf.name, recordsOf(conf), inv.validAttachments, (rec) => {
     if (rec.macspoof) removeMacspoof(rec.macspoof);
   });
   if (conf.nameResolution) {

@@ -214,7 +214,7 @@ async function check(inv: Invocation): Promise<void> {
 
 async function gc(inv: GcInvocation): Promise<void> {
   const conf = parseOverlayConfig(inv.conf);
-  const errors = gcAttachments(conf.name, recordsOf(conf), inv.validAttachments);
+  const errors = await gcAttachments(conf.name, recordsOf(conf), inv.validAttachments);
   if (conf.nameResolution) {
     try {
       await gcNames({ network: conf.name, config: conf.nameResolution }, inv.validAttachments);

@@ -73,3 +73,19 @@ it('NetworkState: the last member out tears down and leaves no directory; a memb
   expect(await state.teardownIfUnused(() => undefined)).toBe(true);
   expect(fs.existsSync(dir)).toBe(false);
 });
+
+it('NetworkState: a teardown waits for an ADD holding the shared lock, then sees its record and keeps the network', async () => {
+  const dir = path.join(sb.tmpdir(), 'net2');
+  const state = new NetworkState(dir, (n) => n.endsWith('.json'));
+  await state.whileAttaching(async () => undefined); // the directory and lock exist, no member yet
+  // Another process is an ADD: shared lock held while it writes its record.
+  const ready = path.join(dir, 'ready');
+  const add = spawn('flock', ['-s', state.lockFile, '-c', `touch ${ready}; sleep 0.4; touch ${path.join(dir, 'c1.json')}`], { stdio: 'ignore' });
+  const exited = new Promise<void>((r) => add.on('exit', () => r()));
+  for (let i = 0; i < 200 && !fs.existsSync(ready); i++) await new Promise((r) => setTimeout(r, 10));
+  fs.rmSync(ready);
+  // Had it not waited for the ADD, it would have found no record and torn down (throwing here).
+  expect(await state.teardownIfUnused(() => { throw new Error('must not tear down a network an ADD is joining'); })).toBe(false);
+  await exited;
+  expect(fs.readdirSync(dir).sort()).toEqual(['.lock', 'c1.json']);
+});
