@@ -40,6 +40,7 @@ function run(cmd: string, args: string[], input?: string, env?: NodeJS.ProcessEn
       try { json = stdout ? JSON.parse(stdout) : undefined; } catch { /* not JSON */ }
       resolve({ status, out, json });
     });
+    p.stdin.on('error', () => undefined); // a probe (curl) may exit before reading its empty stdin
     p.stdin.end(input ?? '');
   });
 }
