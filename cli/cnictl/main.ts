@@ -13,7 +13,7 @@ async function main(): Promise<void> {
   let cli = yargs(hideBin(process.argv)).scriptName('cnictl').usage('$0 <command> [args]\n\nRun CNI networks (like cnitool) and manage network namespaces.');
   cli = networkCommands(netnsCommand(cli));
   await cli
-    .demandCommand(1, 'say what to do: add, check, del, gc, status or netns')
+    .demandCommand(1, 'say what to do: add, check, del, gc, rm, status or netns')
     .strict()
     .version(`cnictl (node-cni-plugins) v${version}`)
     .help()

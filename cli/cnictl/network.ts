@@ -1,6 +1,7 @@
 // `cnictl add|check|del NETWORK NETNS`, `gc NETWORK`, `status NETWORK`:
 // run a network list like cnitool does (same environment variables), with a
-// libcni-compatible result cache.
+// libcni-compatible result cache. `rm NETWORK` removes a network entirely
+// (./remove.ts).
 import * as crypto from 'crypto';
 import * as path from 'path';
 import type { Argv } from 'yargs';
@@ -9,6 +10,7 @@ import { ChainRunner, loadNetwork, RuntimeConf } from '../../lib/cni/conflist';
 import { DEFAULT_CACHE_DIR } from '../../lib/cni/cache';
 import { splitCniPath } from '../../lib/cni/env';
 import { convertResult } from '../../lib/cni/version';
+import { removeNetwork } from './remove';
 
 export const ENV_HELP = [
   'Environment (as cnitool):',
@@ -83,6 +85,11 @@ export function networkCommands(y: Argv): Argv {
       const r = runner();
       const list = loadNetwork(confDir(), a.network as string);
       await r.gc(list, r.cachedAttachments(list.name));
+    })
+    .command('rm <network>', 'remove NETWORK entirely once no container uses it: GC with no valid attachment (every rule, set, record, lock and DNS daemon of it), then its bridge; refuses while the cache has an attachment of it or its bridge has a port', network, async (a) => {
+      const list = loadNetwork(confDir(), a.network as string);
+      const { bridgesDeleted } = await removeNetwork(runner(), list);
+      process.stdout.write(`network "${list.name}" removed${bridgesDeleted.length ? ` (bridge ${bridgesDeleted.map((b) => `"${b}"`).join(', ')} deleted)` : ''}\n`);
     })
     .command('status <network>', 'ask every plugin of NETWORK whether it can serve ADD (cniVersion >= 1.1.0)', network, async (a) => {
       await runner().status(loadNetwork(confDir(), a.network as string));

@@ -220,6 +220,63 @@ describe('per-network state lifecycle (e2e)', () => {
     }
   });
 
+  describe('cnictl', () => {
+    const setup = () => {
+      const confDir = env.sb.tmpdir('conf');
+      const { cniVersion: _v, name: _n, ...bridge } = env.bridgeConf();
+      fs.writeFileSync(path.join(confDir, '10-lf.conflist'), JSON.stringify({
+        cniVersion: '1.0.0', cniVersions: ['1.0.0', '1.1.0'], name: env.net,
+        plugins: [bridge, { type: 'portmap', dataDir: env.portmapData, capabilities: { portMappings: true } }],
+      }));
+      return (args: string[], cache: string, capArgs?: unknown) => shTry('ip', ['netns', 'exec', env.host, path.join(DIST_BIN, 'cnictl'), ...args], {
+        env: { PATH: process.env.PATH, NETCONFPATH: confDir, CNI_PATH: DIST_BIN, CNI_CACHE_DIR: cache, ...(capArgs ? { CAP_ARGS: JSON.stringify(capArgs) } : {}) }, timeout: 60000,
+      });
+    };
+
+    it('gc with no valid attachment leaves nothing of the network but its bridge', () => {
+      const cnictl = setup();
+      const cache = env.sb.tmpdir('cache');
+      const before = env.snapshot();
+      for (const i of [1, 2]) {
+        const ns = env.sb.netns(`g${i}`);
+        const r = cnictl(['add', env.net, env.sb.nsPath(ns)], cache, { portMappings: [{ hostPort: 8180 + i, containerPort: 80, protocol: 'tcp' }] });
+        expect([r.status, r.stderr]).toEqual([0, '']);
+      }
+      // Another runtime's view (an empty cache): no attachment of the network is valid.
+      const gc = cnictl(['gc', env.net], env.sb.tmpdir('emptycache'));
+      expect(gc.status).toBe(0);
+      expect(gc.stderr).toMatch(/^(portmap GC: removing port mappings of stale attachment cnitool-[0-9a-f]{20}\/eth0\n){2}$/);
+      expect(env.snapshot()).toEqual(before);
+      expect(sh('ip', ['-n', env.host, '-o', 'link', 'show', 'master', 'lfbr0'])).toBe(''); // no port left on it
+      expect(sh('ip', ['-n', env.host, '-o', 'link', 'show', 'lfbr0'])).toContain('lfbr0');
+    });
+
+    it('rm removes the network entirely, bridge included, and refuses while a container uses it', () => {
+      const cnictl = setup();
+      const cache = env.sb.tmpdir('cache');
+      const before = env.snapshot();
+      const ns = env.sb.netns('r1');
+      expect(cnictl(['add', env.net, env.sb.nsPath(ns)], cache, { portMappings: [{ hostPort: 8190, containerPort: 80 }] }).status).toBe(0);
+      const inCache = cnictl(['rm', env.net], cache);
+      expect(inCache.status).toBe(1);
+      expect(inCache.stderr).toMatch(new RegExp(`network "${env.net}" is still used by 1 attachment\\(s\\) \\(cnitool-[0-9a-f]{20}/eth0\\): cnictl del them first`));
+      expect(cnictl(['del', env.net, env.sb.nsPath(ns)], cache).status).toBe(0);
+      // A container attached by another runtime (not in this cache) still uses the bridge.
+      const other = env.addBridgeAndPortmap(9);
+      const onBridge = cnictl(['rm', env.net], cache);
+      expect(onBridge.status).toBe(1);
+      expect(onBridge.stderr).toMatch(/bridge "lfbr0" has 1 port\(s\) \(veth[0-9a-f]{8}\)/);
+      expect(env.ping(other.ns, '10.250.0.2')).toBe(true); // untouched
+      env.delBridgeAndPortmap(other);
+      const rm = cnictl(['rm', env.net], cache);
+      expect([rm.status, rm.stdout, rm.stderr]).toEqual([0, `network "${env.net}" removed (bridge "lfbr0" deleted)\n`, '']);
+      expect(shTry('ip', ['-n', env.host, 'link', 'show', 'lfbr0']).status).not.toBe(0);
+      expect(env.snapshot()).toEqual(before);
+      // Again: nothing to remove, still fine.
+      expect(cnictl(['rm', env.net], cache).status).toBe(0);
+    });
+  });
+
   describe('a per-network rule removed by hand between two ADDs is back after the second', () => {
     /** The rules of one chain (text, no handles, no elements). */
     const chain = (family: string, table: string, name: string) => shTry('ip', ['netns', 'exec', env.host, 'nft', 'list', 'chain', family, table, name]).stdout;
