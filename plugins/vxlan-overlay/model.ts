@@ -292,6 +292,15 @@ export function reconcileInterval(baseMs: number, peers: number): number {
   return Math.max(baseMs, Math.ceil((baseMs * peers) / RECONCILE_PEERS_PER_INTERVAL));
 }
 
+/**
+ * How long a re-list of the store (the watch broke or was compacted) waits:
+ * the whole store is read at most once per reconcile interval, however often
+ * the watch breaks. The first list (lastListAt 0) does not wait.
+ */
+export function relistDelay(lastListAt: number, now: number, intervalMs: number): number {
+  return lastListAt > 0 ? Math.max(0, lastListAt + intervalMs - now) : 0;
+}
+
 /** One log line for a plan: every op when there are few, counts when there are many (a first sync of 1000 peers). */
 export function describeOps(ops: readonly SyncOp[], detailUpTo = 12): string {
   if (ops.length <= detailUpTo) return ops.map((x) => `${x.op} ${Object.values(x).slice(1).join(' ')}`).join(', ');

@@ -121,6 +121,30 @@ function dualStack(underlay: 4 | 6): void {
     expect(nft).toContain(a.ip6);
   });
 
+  it('CHECK passes on a dual-stack attachment and names a missing IPv6 route or masquerade element', () => {
+    const h1 = c.hosts[0];
+    const a = ctr.get(h1)!;
+    const conf = { ...c.conf(h1), prevResult: a.result };
+    expect(c.plugin(h1, 'CHECK', a.id, c.sb.nsPath(a.ns), conf).status).toBe(0);
+    const gw6 = a.result.ips[1].gateway;
+    sh('ip', ['-n', a.ns, '-6', 'route', 'del', CIDR6]);
+    const noRoute = c.plugin(h1, 'CHECK', a.id, c.sb.nsPath(a.ns), conf);
+    sh('ip', ['-n', a.ns, '-6', 'route', 'add', CIDR6, 'via', gw6]);
+    expect(noRoute.status).not.toBe(0);
+    expect(noRoute.json.msg).toContain(`route ${CIDR6} via ${gw6} is missing`);
+    sh('ip', ['netns', 'exec', h1.ns, 'nft', 'delete', 'element', 'inet', 'node_cni_masq', 'masq6', `{ ${a.ip6} }`]);
+    const noMasq = c.plugin(h1, 'CHECK', a.id, c.sb.nsPath(a.ns), conf);
+    expect(noMasq.status).not.toBe(0);
+    expect(noMasq.json.msg).toContain(`masquerade for ${a.ip6} is missing`);
+    // A DEL and an ADD of the same container put everything back (the e2e tests after this one use it).
+    c.delContainer(h1, a);
+    const again = c.plugin(h1, 'ADD', a.id, c.sb.nsPath(a.ns));
+    expect(again.status).toBe(0);
+    a.result = again.json;
+    [a.ip, a.ip6] = again.json.ips.map((i: { address: string }) => i.address.split('/')[0]);
+    expect(c.plugin(h1, 'CHECK', a.id, c.sb.nsPath(a.ns), { ...c.conf(h1), prevResult: again.json }).status).toBe(0);
+  });
+
   it('a host that stops is removed from the other hosts in both families; restarted, it gets both subnets back', async () => {
     const h3 = c.hosts[2];
     await settled();

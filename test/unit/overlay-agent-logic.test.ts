@@ -2,7 +2,7 @@
 // addresses, the peer sync plan, readiness judgement, config and CLI parsing.
 import { parseOverlayConfig, overlayEntryOf } from '../../plugins/vxlan-overlay/config';
 import {
-  describeOps, gatewayOf, overlayMtu, peerEntries, PeerTable, planSync, reconcileInterval, vtepCidr, vtepCidr6, vtepMac, type PeerRecord, type SelfView,
+  describeOps, gatewayOf, overlayMtu, peerEntries, PeerTable, planSync, reconcileInterval, relistDelay, vtepCidr, vtepCidr6, vtepMac, type PeerRecord, type SelfView,
 } from '../../plugins/vxlan-overlay/model';
 import { judgeReadiness, type AgentState } from '../../plugins/vxlan-overlay/readiness';
 import { isAgentVerb, parseCli } from '../../plugins/vxlan-overlay/agent/options';
@@ -100,6 +100,15 @@ describe('overlay model', () => {
     [2000, 250, 5000],
   ])('reconcile every %d ms with %d peers: every %d ms (its average cost stays that of 100 peers)', (base, peers, want) => {
     expect(reconcileInterval(base, peers)).toBe(want);
+  });
+
+  it.each([
+    [0, 1000, 5000, 0],
+    [1000, 1500, 5000, 4500],
+    [1000, 6000, 5000, 0],
+    [1000, 9000, 5000, 0],
+  ])('a re-list after the list at %d, at %d, every %d ms: waits %d ms (the store is read at most once per interval)', (last, now, every, wait) => {
+    expect(relistDelay(last, now, every)).toBe(wait);
   });
 
   it('summarizes a large plan by counts', () => {

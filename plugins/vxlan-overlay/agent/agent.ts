@@ -17,7 +17,7 @@
 import { openRtnl, type Rtnl } from '../../../lib/netlink';
 import type { Logger } from '../../../lib/util/log';
 import {
-  defaultBridgeName, defaultVxlanName, describeOps, gatewayOf, overlayMtu, PeerTable, planSync, reconcileInterval, vtepCidr, vtepCidr6, vtepMac,
+  defaultBridgeName, defaultVxlanName, describeOps, gatewayOf, overlayMtu, PeerTable, planSync, reconcileInterval, relistDelay, vtepCidr, vtepCidr6, vtepMac,
   type SyncOp,
 } from '../model';
 import { removeAgentState, statePath, writeAgentState, type AgentState } from '../readiness';
@@ -219,8 +219,8 @@ export class Agent {
   private async relist(): Promise<void> {
     const gen = ++this.watchGen;
     this.watch?.cancel();
-    const wait = this.lastListAt + this.o.reconcileMs - Date.now();
-    if (this.lastListAt > 0 && wait > 0) await sleep(wait);
+    const wait = relistDelay(this.lastListAt, Date.now(), this.o.reconcileMs);
+    if (wait > 0) await sleep(wait);
     if (gen !== this.watchGen || this.stopped) return;
     this.lastListAt = Date.now();
     const { hosts, revision } = await this.store.listHosts();
