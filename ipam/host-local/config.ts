@@ -10,7 +10,9 @@ import { CniError, ErrorCode } from '../../lib/cni/errors';
 import { goFields } from '../../lib/cni/go-json';
 import type { Dns, NetConf, Route } from '../../lib/cni/types';
 import { versionAtLeast } from '../../lib/cni/version';
+import { parseReadFile, parseStateDir } from '../../lib/util/paths';
 import { Addr, Family, formatAddr, lastOf, networkOf, parseAddr, parseAddrMaybeCidr, parseCidr } from './addr';
+import { show } from '../../lib/util/show';
 
 export const DEFAULT_DATA_DIR = '/var/lib/cni/networks';
 
@@ -56,18 +58,18 @@ export function setString(set: RangeSet): string {
 function optionalAddr(v: unknown, field: string, family: Family, where: string): bigint | undefined {
   if (v === undefined || v === null || v === '') return undefined;
   const a = typeof v === 'string' ? parseAddr(v) : undefined;
-  if (!a) throw invalid(`${where}: ${field} ${JSON.stringify(v)} is not an IP address`);
+  if (!a) throw invalid(`${where}: ${field} ${show(v)} is not an IP address`);
   if (a.family !== family) throw invalid(`${where}: ${field} ${v} is not an IPv${family} address like the subnet`);
   return a.value;
 }
 
 function parseRange(given: unknown, where: string): Range {
-  if (!isObject(given)) throw invalid(`${where}: a range must be an object with "subnet"`, `got ${JSON.stringify(given)}`);
+  if (!isObject(given)) throw invalid(`${where}: a range must be an object with "subnet"`, `got ${show(given)}`);
   // Go-style keys too: containerd's go-cni sends runtimeConfig.ipRanges as {"Subnet":..,"RangeStart":..} (go-json.ts).
   const raw = goFields(given, ['subnet', 'rangeStart', 'rangeEnd', 'gateway']);
   const subnetText = raw.subnet;
   const cidr = typeof subnetText === 'string' ? parseCidr(subnetText) : undefined;
-  if (!cidr) throw invalid(`${where}: subnet ${JSON.stringify(subnetText)} is not a CIDR like "10.1.0.0/24"`);
+  if (!cidr) throw invalid(`${where}: subnet ${show(subnetText)} is not a CIDR like "10.1.0.0/24"`);
   const family = cidr.addr.family;
   const bits = family === 4 ? 32 : 128;
   // Two addresses at least: the network address is never handed out.
@@ -92,7 +94,7 @@ const overlaps = (a: Range, b: Range) => a.family === b.family && a.start <= b.e
 
 function parseRangeSet(raw: unknown, index: number): Range[] {
   const where = `invalid range set ${index}`;
-  if (!Array.isArray(raw)) throw invalid(`${where}: a range set must be a list of ranges`, `got ${JSON.stringify(raw)}`);
+  if (!Array.isArray(raw)) throw invalid(`${where}: a range set must be a list of ranges`, `got ${show(raw)}`);
   if (raw.length === 0) throw invalid(`${where}: empty range set`);
   const set = raw.map((r) => parseRange(r, where));
   if (set.some((r) => r.family !== set[0].family)) throw invalid(`${where}: mixed address families (a set holds one family; use another set for the other)`);
@@ -108,10 +110,10 @@ function parseRoutes(raw: unknown): Route[] {
   if (raw === undefined || raw === null) return [];
   if (!Array.isArray(raw)) throw invalid('ipam.routes must be a list of {"dst", "gw"}');
   return raw.map((r, n) => {
-    if (!isObject(r) || typeof r.dst !== 'string' || !parseCidr(r.dst)) throw invalid(`ipam.routes[${n}]: dst must be a CIDR`, `got ${JSON.stringify(r)}`);
+    if (!isObject(r) || typeof r.dst !== 'string' || !parseCidr(r.dst)) throw invalid(`ipam.routes[${n}]: dst must be a CIDR`, `got ${show(r)}`);
     const route: Route = { dst: r.dst };
     if (r.gw !== undefined && r.gw !== null && r.gw !== '') {
-      if (typeof r.gw !== 'string' || !parseAddr(r.gw)) throw invalid(`ipam.routes[${n}]: gw ${JSON.stringify(r.gw)} is not an IP address`);
+      if (typeof r.gw !== 'string' || !parseAddr(r.gw)) throw invalid(`ipam.routes[${n}]: gw ${show(r.gw)} is not an IP address`);
       route.gw = r.gw;
     }
     for (const k of ['mtu', 'advmss', 'priority', 'table', 'scope'] as const) {
@@ -122,7 +124,7 @@ function parseRoutes(raw: unknown): Route[] {
 }
 
 function stringList(v: unknown, where: string): string[] {
-  if (!Array.isArray(v) || v.some((s) => typeof s !== 'string')) throw invalid(`${where} must be a list of strings`, `got ${JSON.stringify(v)}`);
+  if (!Array.isArray(v) || v.some((s) => typeof s !== 'string')) throw invalid(`${where} must be a list of strings`, `got ${show(v)}`);
   return v as string[];
 }
 
@@ -135,7 +137,7 @@ function parseRequested(conf: NetConf, cniArgs: Readonly<Record<string, string>>
   const out: Addr[] = [];
   for (const [text, source] of texts) {
     const a = parseAddrMaybeCidr(text);
-    if (!a) throw invalid(`cannot understand requested IP ${JSON.stringify(text)} from ${source}`);
+    if (!a) throw invalid(`cannot understand requested IP ${show(text)} from ${source}`);
     if (!out.some((b) => b.family === a.family && b.value === a.value)) out.push(a);
   }
   return out;
@@ -154,7 +156,7 @@ export function parseHostLocalConfig(conf: NetConf, cniArgs: Readonly<Record<str
   if (typeof ipam.subnet === 'string' && ipam.subnet !== '') {
     rawSets.push([{ subnet: ipam.subnet, rangeStart: ipam.rangeStart, rangeEnd: ipam.rangeEnd, gateway: ipam.gateway }]);
   } else if (ipam.subnet !== undefined && ipam.subnet !== null && ipam.subnet !== '') {
-    throw invalid(`ipam.subnet ${JSON.stringify(ipam.subnet)} is not a CIDR string`);
+    throw invalid(`ipam.subnet ${show(ipam.subnet)} is not a CIDR string`);
   }
   if (ipam.ranges !== undefined && ipam.ranges !== null) {
     if (!Array.isArray(ipam.ranges)) throw invalid('ipam.ranges must be a list of range sets (a list of lists of ranges)');
@@ -175,16 +177,15 @@ export function parseHostLocalConfig(conf: NetConf, cniArgs: Readonly<Record<str
     }
   }
 
-  const dataDir = ipam.dataDir ?? DEFAULT_DATA_DIR;
-  if (typeof dataDir !== 'string' || dataDir === '' || dataDir.includes('\0')) throw invalid('ipam.dataDir must be a non-empty path');
-  const resolvConf = ipam.resolvConf;
-  if (resolvConf !== undefined && resolvConf !== null && resolvConf !== '' && typeof resolvConf !== 'string') throw invalid('ipam.resolvConf must be a path');
+  const given = (v: unknown) => v !== undefined && v !== null && v !== '';
+  const dataDir = parseStateDir(given(ipam.dataDir) ? ipam.dataDir : DEFAULT_DATA_DIR, { plugin: 'host-local', field: 'ipam.dataDir' });
+  const resolvConf = given(ipam.resolvConf) ? parseReadFile(ipam.resolvConf, { plugin: 'host-local', field: 'ipam.resolvConf' }) : undefined;
 
   return {
     name: conf.name,
     cniVersion: conf.cniVersion,
-    dataDir: dataDir || DEFAULT_DATA_DIR,
-    resolvConf: typeof resolvConf === 'string' && resolvConf !== '' ? resolvConf : undefined,
+    dataDir,
+    resolvConf,
     routes: parseRoutes(ipam.routes),
     sets,
     requested: parseRequested(conf, cniArgs),

@@ -33,6 +33,7 @@
 
 import * as fs from 'fs';
 import * as path from 'path';
+import { ensureSafeDir, requireSafeDir } from '../../lib/util/fs';
 import * as crypto from 'crypto';
 import { CniError, ErrorCode } from '../../lib/cni/errors';
 import { LOCK_EX, native } from '../../lib/sys/native';
@@ -337,9 +338,9 @@ export class DiskStore implements NetworkStore {
     } catch (err) {
       if (!isCode(err, 'ENOENT')) throw io(`cannot stat ${this.dir}`, err);
       try {
-        fs.mkdirSync(path.dirname(this.dir), { recursive: true, mode: 0o755 });
-        fs.mkdirSync(this.dir, { mode: 0o755 });
+        ensureSafeDir(this.dir, { mode: 0o755 });
       } catch (e) {
+        if (e instanceof CniError) throw e;
         if (!isCode(e, 'EEXIST')) throw io(`cannot create ${this.dir}`, e);
       }
       st = fs.lstatSync(this.dir);
@@ -347,6 +348,7 @@ export class DiskStore implements NetworkStore {
     // A symlink here could point anywhere: refuse it rather than follow it.
     if (!st.isDirectory()) throw new CniError(ErrorCode.IoFailure, `host-local: ${this.dir} is not a directory (a symlink or a file); refusing to use it`);
     if ((st.mode & 0o022) !== 0) fs.chmodSync(this.dir, st.mode & 0o755);
+    requireSafeDir(this.dir);
   }
 
   withLock<T>(fn: (tx: LockedStore) => T): T {

@@ -5,6 +5,7 @@
 
 import { CniError, ErrorCode } from './errors';
 import type { Invocation, NetConf } from './types';
+import { show } from '../util/show';
 
 /** Keys every plugin accepts (containerd sends all of them). */
 export const ALWAYS_KNOWN_ARGS: readonly string[] = ['IgnoreUnknown', 'K8S_POD_NAMESPACE', 'K8S_POD_NAME', 'K8S_POD_INFRA_CONTAINER_ID', 'K8S_POD_UID'];
@@ -20,7 +21,7 @@ function parseArgBool(key: string, value: string): boolean {
   const v = value.toLowerCase();
   if (v === '1' || v === 'true') return true;
   if (v === '0' || v === 'false') return false;
-  throw argsError(`${key}=${JSON.stringify(value)} is not a boolean (1, 0, true or false)`);
+  throw argsError(`${key}=${show(value)} is not a boolean (1, 0, true or false)`);
 }
 
 /**
@@ -36,7 +37,7 @@ export function parseCniArgs(raw: string | undefined, knownKeys: readonly string
   let ignoreUnknown = false;
   for (const pair of raw.split(';')) {
     const kv = pair.split('=');
-    if (kv.length !== 2) throw argsError(`invalid pair ${JSON.stringify(pair)} (want KEY=VALUE)`);
+    if (kv.length !== 2) throw argsError(`invalid pair ${show(pair)} (want KEY=VALUE)`);
     const [key, value] = kv;
     if (!known.has(key)) {
       unknown.push(pair);
@@ -67,7 +68,7 @@ function argsCni(conf: NetConf): Record<string, unknown> | undefined {
 
 function stringList(v: unknown, where: string): string[] {
   if (!Array.isArray(v) || v.some((s) => typeof s !== 'string')) {
-    throw new CniError(ErrorCode.InvalidConfig, `${where} must be a list of strings`, `got ${JSON.stringify(v)}`);
+    throw new CniError(ErrorCode.InvalidConfig, `${where} must be a list of strings`, `got ${show(v)}`);
   }
   return [...(v as string[])];
 }
@@ -82,7 +83,7 @@ export function argsCniIps(conf: NetConf): string[] | undefined {
 export function argsCniMac(conf: NetConf): string | undefined {
   const v = argsCni(conf)?.mac;
   if (v === undefined) return undefined;
-  if (typeof v !== 'string') throw new CniError(ErrorCode.InvalidConfig, 'args.cni.mac must be a string', `got ${JSON.stringify(v)}`);
+  if (typeof v !== 'string') throw new CniError(ErrorCode.InvalidConfig, 'args.cni.mac must be a string', `got ${show(v)}`);
   return v;
 }
 
@@ -91,7 +92,7 @@ export function argsCniLabels(conf: NetConf): Label[] {
   const v = argsCni(conf)?.labels;
   if (v === undefined) return [];
   if (!Array.isArray(v) || v.some((l) => !l || typeof l !== 'object' || typeof l.key !== 'string' || typeof l.value !== 'string')) {
-    throw new CniError(ErrorCode.InvalidConfig, 'args.cni.labels must be a list of {"key","value"} strings', `got ${JSON.stringify(v)}`);
+    throw new CniError(ErrorCode.InvalidConfig, 'args.cni.labels must be a list of {"key","value"} strings', `got ${show(v)}`);
   }
   return (v as Label[]).map((l) => ({ key: l.key, value: l.value }));
 }
@@ -108,7 +109,7 @@ export function cniArgsOf(inv: Invocation, knownKeys: readonly string[] = []): C
 export function requestedMac(inv: Invocation): string | undefined {
   const rc = inv.conf.runtimeConfig?.mac;
   if (rc !== undefined) {
-    if (typeof rc !== 'string') throw new CniError(ErrorCode.InvalidConfig, 'runtimeConfig.mac must be a string', `got ${JSON.stringify(rc)}`);
+    if (typeof rc !== 'string') throw new CniError(ErrorCode.InvalidConfig, 'runtimeConfig.mac must be a string', `got ${show(rc)}`);
     return rc;
   }
   return argsCniMac(inv.conf) ?? (cniArgsOf(inv, ['MAC']).MAC || undefined);

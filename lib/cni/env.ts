@@ -4,6 +4,7 @@
 
 import { CniError, ErrorCode } from './errors';
 import type { CniEnv, Verb } from './types';
+import { show } from '../util/show';
 
 export const VERBS: readonly Verb[] = ['ADD', 'DEL', 'CHECK', 'GC', 'STATUS', 'VERSION'];
 
@@ -41,13 +42,13 @@ const VALID_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 
 export function validateContainerId(id: string): void {
   if (!VALID_NAME.test(id)) {
-    throw new CniError(ErrorCode.InvalidEnvironment, 'invalid characters in containerID', `CNI_CONTAINERID ${JSON.stringify(id)} must match ${VALID_NAME.source}`);
+    throw new CniError(ErrorCode.InvalidEnvironment, 'invalid characters in containerID', `CNI_CONTAINERID ${show(id)} must match ${VALID_NAME.source}`);
   }
 }
 
 /** Linux interface name rules (Go utils ValidateInterfaceName). */
 export function validateIfname(name: string): void {
-  const bad = (why: string) => new CniError(ErrorCode.InvalidEnvironment, `invalid CNI_IFNAME ${JSON.stringify(name)}: ${why}`, `CNI_IFNAME=${JSON.stringify(name)}`);
+  const bad = (why: string) => new CniError(ErrorCode.InvalidEnvironment, `invalid CNI_IFNAME ${show(name)}: ${why}`, `CNI_IFNAME=${show(name)}`);
   if (name === '') throw bad('interface name is empty');
   if (Buffer.byteLength(name) > 15) throw bad('interface name is longer than 15 bytes');
   if (name === '.' || name === '..') throw bad('interface name is "." or ".."');
@@ -59,9 +60,9 @@ export function validateIfname(name: string): void {
 /** The network name (stdin "name"): required, same characters as a container ID. Code 7. */
 export function validateNetworkName(name: unknown): string {
   if (name === undefined || name === null || name === '') throw new CniError(ErrorCode.InvalidConfig, 'missing network name');
-  if (typeof name !== 'string') throw new CniError(ErrorCode.InvalidConfig, 'invalid network name', `"name" must be a string, got ${JSON.stringify(name)}`);
+  if (typeof name !== 'string') throw new CniError(ErrorCode.InvalidConfig, 'invalid network name', `"name" must be a string, got ${show(name)}`);
   if (!VALID_NAME.test(name)) {
-    throw new CniError(ErrorCode.InvalidConfig, 'invalid characters found in network name', `name ${JSON.stringify(name)} must match ${VALID_NAME.source}`);
+    throw new CniError(ErrorCode.InvalidConfig, 'invalid characters found in network name', `name ${show(name)} must match ${VALID_NAME.source}`);
   }
   return name;
 }

@@ -10,6 +10,7 @@
 import { isIP } from 'net';
 import { CniError, ErrorCode } from './errors';
 import type { Dns, Interface, IpConfig, Result, Route } from './types';
+import { show } from '../util/show';
 
 export const SUPPORTED_VERSIONS: readonly string[] = ['0.1.0', '0.2.0', '0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'];
 export const LATEST_VERSION = '1.1.0';
@@ -169,14 +170,14 @@ function isObject(v: unknown): v is Record<string, unknown> {
 function optString(o: Record<string, unknown>, key: string, where: string): string | undefined {
   const v = o[key];
   if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'string') throw decodeError(`${where}.${key} must be a string, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'string') throw decodeError(`${where}.${key} must be a string, got ${show(v)}`);
   return v;
 }
 
 function optUint(o: Record<string, unknown>, key: string, where: string): number | undefined {
   const v = o[key];
   if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw decodeError(`${where}.${key} must be a non-negative integer, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw decodeError(`${where}.${key} must be a non-negative integer, got ${show(v)}`);
   return v;
 }
 
@@ -193,14 +194,14 @@ function cidr(o: Record<string, unknown>, key: string, where: string): string {
   const [addr, prefix, extra] = v.split('/');
   const max = isIP(addr) === 6 ? 128 : 32;
   if (!isIP(addr) || extra !== undefined || prefix === undefined || !/^\d{1,3}$/.test(prefix) || Number(prefix) > max) {
-    throw decodeError(`${where}.${key} is not a CIDR address: ${JSON.stringify(v)}`);
+    throw decodeError(`${where}.${key} is not a CIDR address: ${show(v)}`);
   }
   return v;
 }
 
 function optIp(o: Record<string, unknown>, key: string, where: string): string | undefined {
   const v = optString(o, key, where);
-  if (v !== undefined && !isIP(v)) throw decodeError(`${where}.${key} is not an IP address: ${JSON.stringify(v)}`);
+  if (v !== undefined && !isIP(v)) throw decodeError(`${where}.${key} is not an IP address: ${show(v)}`);
   return v;
 }
 
@@ -288,7 +289,7 @@ export function parseResult(raw: unknown, fallbackVersion: string): Result {
   if (raw === null) raw = {}; // libcni reads stdout "null" as an empty result
   if (!isObject(raw)) throw decodeError('a result must be a JSON object');
   const declared = raw.cniVersion;
-  if (declared !== undefined && typeof declared !== 'string') throw decodeError(`result.cniVersion must be a string, got ${JSON.stringify(declared)}`);
+  if (declared !== undefined && typeof declared !== 'string') throw decodeError(`result.cniVersion must be a string, got ${show(declared)}`);
   const version = declared || fallbackVersion;
   const fam = resultFamily(version);
   if (!fam) throw new CniError(ErrorCode.IncompatibleVersion, 'incompatible CNI versions', `result version "${version}" is not one of [${SUPPORTED_VERSIONS.join(' ')}]`);

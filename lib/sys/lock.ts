@@ -10,6 +10,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { LOCK_EX, LOCK_SH, LOCK_UN, native } from './native';
+import { ensureSafeDir } from '../util/fs';
 
 export interface LockOptions {
   /** Mode of directories created for the lock file (default 0700). */
@@ -38,13 +39,12 @@ function sameFile(fd: number, file: string): boolean {
 
 function acquire(lockFile: string, op: number, dirMode: number): number {
   for (;;) {
-    // Parents 0755 (a recursive mkdir would give them dirMode too: see lib/util/fs.ts), the lock's own directory dirMode.
-    const dir = path.dirname(lockFile);
-    fs.mkdirSync(path.dirname(dir), { recursive: true, mode: 0o755 });
-    fs.mkdirSync(dir, { recursive: true, mode: dirMode });
+    // Parents 0755, the lock's own directory dirMode. Lock files live in state directories a
+    // config names: created as safely as any (lib/util/fs.ts ensureSafeDir), never through a symlink.
     let fd: number;
     try {
-      fd = fs.openSync(lockFile, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
+      ensureSafeDir(path.dirname(lockFile), { mode: dirMode });
+      fd = fs.openSync(lockFile, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW, 0o600);
     } catch (err) {
       // The directory went away between mkdir and open (its last user removed it): again.
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;

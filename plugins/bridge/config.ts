@@ -6,6 +6,8 @@ import { parseCniArgs, type CniArgs } from '../../lib/cni/args';
 import { CniError, ErrorCode } from '../../lib/cni/errors';
 import type { Dns, NetConf } from '../../lib/cni/types';
 import { parseNameResolution, type NameResolutionConfig } from '../../lib/dns/config';
+import { parseStateDir } from '../../lib/util/paths';
+import { show } from '../../lib/util/show';
 
 export type MasqBackend = 'nftables' | 'iptables';
 
@@ -55,7 +57,7 @@ function bad(msg: string, details?: string): CniError {
 function bool(conf: Record<string, unknown>, key: string): boolean {
   const v = conf[key];
   if (v === undefined || v === null) return false;
-  if (typeof v !== 'boolean') throw bad(`bridge: "${key}" must be true or false, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'boolean') throw bad(`bridge: "${key}" must be true or false, got ${show(v)}`);
   return v;
 }
 
@@ -63,7 +65,7 @@ function int(conf: Record<string, unknown>, key: string, min: number, max: numbe
   const v = conf[key];
   if (v === undefined || v === null) return 0;
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-    throw bad(`bridge: "${key}" must be an integer from ${min} to ${max}, got ${JSON.stringify(v)}`);
+    throw bad(`bridge: "${key}" must be an integer from ${min} to ${max}, got ${show(v)}`);
   }
   return v;
 }
@@ -76,7 +78,7 @@ export function validIfName(name: string): boolean {
 const MAC_RE = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
 
 function parseMac(value: unknown, where: string): string {
-  if (typeof value !== 'string' || !MAC_RE.test(value)) throw bad(`bridge: invalid MAC address ${JSON.stringify(value)} in ${where}`);
+  if (typeof value !== 'string' || !MAC_RE.test(value)) throw bad(`bridge: invalid MAC address ${show(value)} in ${where}`);
   if (parseInt(value.slice(0, 2), 16) & 1) throw bad(`bridge: MAC address "${value}" in ${where} is a multicast address`);
   return value.toLowerCase();
 }
@@ -93,14 +95,14 @@ function pickMac(conf: NetConf, cniArgs: CniArgs): string | undefined {
 
 function parseTrunk(v: unknown): number[] {
   if (v === undefined || v === null) return [];
-  if (!Array.isArray(v)) throw bad(`bridge: "vlanTrunk" must be a list of {"id"} or {"minID","maxID"}, got ${JSON.stringify(v)}`);
+  if (!Array.isArray(v)) throw bad(`bridge: "vlanTrunk" must be a list of {"id"} or {"minID","maxID"}, got ${show(v)}`);
   const vids = new Set<number>();
   const vid = (x: unknown, what: string): number => {
-    if (typeof x !== 'number' || !Number.isInteger(x) || x < 1 || x > 4094) throw bad(`bridge: vlanTrunk ${what} must be a VLAN id from 1 to 4094, got ${JSON.stringify(x)}`);
+    if (typeof x !== 'number' || !Number.isInteger(x) || x < 1 || x > 4094) throw bad(`bridge: vlanTrunk ${what} must be a VLAN id from 1 to 4094, got ${show(x)}`);
     return x;
   };
   for (const [i, entry] of v.entries()) {
-    if (typeof entry !== 'object' || entry === null) throw bad(`bridge: vlanTrunk[${i}] must be an object, got ${JSON.stringify(entry)}`);
+    if (typeof entry !== 'object' || entry === null) throw bad(`bridge: vlanTrunk[${i}] must be an object, got ${show(entry)}`);
     const e = entry as Record<string, unknown>;
     if (e.id !== undefined) {
       vids.add(vid(e.id, `[${i}].id`));
@@ -117,7 +119,7 @@ function parseTrunk(v: unknown): number[] {
 
 function parseDns(v: unknown): Dns | undefined {
   if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'object' || Array.isArray(v)) throw bad(`bridge: "dns" must be an object, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'object' || Array.isArray(v)) throw bad(`bridge: "dns" must be an object, got ${show(v)}`);
   const d = v as Record<string, unknown>;
   const list = (k: string): string[] | undefined => {
     if (d[k] === undefined) return undefined;
@@ -145,10 +147,10 @@ export function parseBridgeConfig(conf: NetConf, cniArgs: CniArgs | string = {})
   const args = typeof cniArgs === 'string' ? parseCniArgs(cniArgs, ['MAC', 'IP']) : cniArgs;
   const c = conf as Record<string, unknown>;
   const bridge = c.bridge === undefined || c.bridge === '' ? DEFAULT_BRIDGE : c.bridge;
-  if (typeof bridge !== 'string' || !validIfName(bridge)) throw bad(`bridge: invalid bridge name ${JSON.stringify(c.bridge)} (at most 15 bytes, no "/", ":" or spaces)`);
+  if (typeof bridge !== 'string' || !validIfName(bridge)) throw bad(`bridge: invalid bridge name ${show(c.bridge)} (at most 15 bytes, no "/", ":" or spaces)`);
 
   const backend = c.ipMasqBackend ?? 'nftables';
-  if (backend !== 'nftables' && backend !== 'iptables') throw bad(`bridge: "ipMasqBackend" must be "nftables" or "iptables", got ${JSON.stringify(backend)}`);
+  if (backend !== 'nftables' && backend !== 'iptables') throw bad(`bridge: "ipMasqBackend" must be "nftables" or "iptables", got ${show(backend)}`);
 
   const isDefaultGateway = bool(c, 'isDefaultGateway');
   const hairpinMode = bool(c, 'hairpinMode');
@@ -156,16 +158,15 @@ export function parseBridgeConfig(conf: NetConf, cniArgs: CniArgs | string = {})
   if (hairpinMode && promiscMode) throw bad('bridge: cannot set both "hairpinMode" and "promiscMode" (a promiscuous bridge already reflects frames)');
 
   const ipam = c.ipam;
-  if (ipam !== undefined && ipam !== null && (typeof ipam !== 'object' || Array.isArray(ipam))) throw bad(`bridge: "ipam" must be an object, got ${JSON.stringify(ipam)}`);
+  if (ipam !== undefined && ipam !== null && (typeof ipam !== 'object' || Array.isArray(ipam))) throw bad(`bridge: "ipam" must be an object, got ${show(ipam)}`);
   const ipamType = (ipam as { type?: unknown } | undefined)?.type ?? '';
-  if (typeof ipamType !== 'string') throw bad(`bridge: "ipam.type" must be a string, got ${JSON.stringify(ipamType)}`);
+  if (typeof ipamType !== 'string') throw bad(`bridge: "ipam.type" must be a string, got ${show(ipamType)}`);
   if (ipamType.includes('/')) throw bad(`bridge: "ipam.type" must be a plugin name, not a path: "${ipamType}"`);
 
   const disableContainerInterface = bool(c, 'disableContainerInterface');
   if (disableContainerInterface && ipamType) throw bad(`bridge: "disableContainerInterface" cannot be used with IPAM ("ipam.type" is "${ipamType}"): a down interface cannot use addresses`);
 
-  const stateDir = c.stateDir ?? DEFAULT_STATE_DIR;
-  if (typeof stateDir !== 'string' || !stateDir.startsWith('/')) throw bad(`bridge: "stateDir" must be an absolute path, got ${JSON.stringify(c.stateDir)}`);
+  const stateDir = parseStateDir(c.stateDir ?? DEFAULT_STATE_DIR, { plugin: 'bridge', field: 'stateDir' });
 
   const nameResolution = parseNameResolution(c.nameResolution, conf.name);
   const isGateway = bool(c, 'isGateway') || isDefaultGateway;

@@ -6,6 +6,8 @@
 
 import { CniError, ErrorCode } from '../../lib/cni/errors';
 import type { Dns, NetConf } from '../../lib/cni/types';
+import { parseStateDir } from '../../lib/util/paths';
+import { show } from '../../lib/util/show';
 
 export type MacvlanMode = 'bridge' | 'private' | 'vepa' | 'passthru';
 export const MACVLAN_MODES: readonly MacvlanMode[] = ['bridge', 'private', 'vepa', 'passthru'];
@@ -48,14 +50,14 @@ function isSet(v: unknown): boolean {
 function optionalString(conf: Record<string, unknown>, key: string): string | undefined {
   const v = conf[key];
   if (!isSet(v) || v === '') return undefined;
-  if (typeof v !== 'string') throw bad(`macvlan: "${key}" must be a string, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'string') throw bad(`macvlan: "${key}" must be a string, got ${show(v)}`);
   return v;
 }
 
 function int(v: unknown, key: string, min: number, max: number): number | undefined {
   if (!isSet(v)) return undefined;
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-    throw bad(`macvlan: "${key}" must be an integer from ${min} to ${max}, got ${JSON.stringify(v)}`);
+    throw bad(`macvlan: "${key}" must be an integer from ${min} to ${max}, got ${show(v)}`);
   }
   return v;
 }
@@ -66,7 +68,7 @@ export function validIfName(name: string): boolean {
 
 /** A unicast MAC, lower case; `where` names the source for the message. */
 export function parseMac(value: unknown, where: string): string {
-  if (typeof value !== 'string' || !MAC_RE.test(value)) throw bad(`macvlan: invalid MAC address ${JSON.stringify(value)} in ${where}`);
+  if (typeof value !== 'string' || !MAC_RE.test(value)) throw bad(`macvlan: invalid MAC address ${show(value)} in ${where}`);
   if (parseInt(value.slice(0, 2), 16) & 1) throw bad(`macvlan: MAC address "${value}" in ${where} is a multicast address`);
   return value.toLowerCase();
 }
@@ -85,23 +87,23 @@ function pickMac(conf: NetConf, cniArgs: Readonly<Record<string, string>>): stri
 function parseMode(v: unknown): MacvlanMode {
   if (!isSet(v) || v === '') return 'bridge';
   if (typeof v !== 'string' || !(MACVLAN_MODES as readonly string[]).includes(v)) {
-    throw bad(`macvlan: unknown mode ${JSON.stringify(v)}`, `"mode" must be one of ${MACVLAN_MODES.join(', ')}`);
+    throw bad(`macvlan: unknown mode ${show(v)}`, `"mode" must be one of ${MACVLAN_MODES.join(', ')}`);
   }
   return v as MacvlanMode;
 }
 
 function parseBool(v: unknown, key: string): boolean {
   if (!isSet(v)) return false;
-  if (typeof v !== 'boolean') throw bad(`macvlan: "${key}" must be true or false, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'boolean') throw bad(`macvlan: "${key}" must be true or false, got ${show(v)}`);
   return v;
 }
 
 export function parseMacvlanConfig(conf: NetConf, cniArgs: Readonly<Record<string, string>> = {}): MacvlanConfig {
   const master = optionalString(conf, 'master');
-  if (master !== undefined && !validIfName(master)) throw bad(`macvlan: "master" ${JSON.stringify(master)} is not a valid interface name`);
+  if (master !== undefined && !validIfName(master)) throw bad(`macvlan: "master" ${show(master)} is not a valid interface name`);
   const vlanRaw = conf.vlan;
   if (isSet(vlanRaw) && (typeof vlanRaw !== 'number' || !Number.isInteger(vlanRaw) || vlanRaw < 1 || vlanRaw > 4094)) {
-    throw bad(`macvlan: "vlan" must be an 802.1q id from 1 to 4094, got ${JSON.stringify(vlanRaw)}`);
+    throw bad(`macvlan: "vlan" must be an 802.1q id from 1 to 4094, got ${show(vlanRaw)}`);
   }
   const vlan = (vlanRaw as number | undefined) ?? 0;
   const linkInContainer = parseBool(conf.linkInContainer, 'linkInContainer');
@@ -109,11 +111,10 @@ export function parseMacvlanConfig(conf: NetConf, cniArgs: Readonly<Record<strin
     throw bad('macvlan: "vlan" cannot be combined with "linkInContainer"', 'trunk mode creates the 802.1q sub-interface on the host');
   }
   const ipamType = conf.ipam?.type;
-  if (isSet(ipamType) && typeof ipamType !== 'string') throw bad(`macvlan: "ipam.type" must be a string, got ${JSON.stringify(ipamType)}`);
+  if (isSet(ipamType) && typeof ipamType !== 'string') throw bad(`macvlan: "ipam.type" must be a string, got ${show(ipamType)}`);
   const dns = conf.dns;
-  if (isSet(dns) && (typeof dns !== 'object' || Array.isArray(dns))) throw bad(`macvlan: "dns" must be an object, got ${JSON.stringify(dns)}`);
-  const dataDir = optionalString(conf, 'dataDir') ?? DEFAULT_DATA_DIR;
-  if (!dataDir.startsWith('/')) throw bad(`macvlan: "dataDir" must be an absolute path, got ${JSON.stringify(dataDir)}`);
+  if (isSet(dns) && (typeof dns !== 'object' || Array.isArray(dns))) throw bad(`macvlan: "dns" must be an object, got ${show(dns)}`);
+  const dataDir = parseStateDir(isSet(conf.dataDir) && conf.dataDir !== '' ? conf.dataDir : DEFAULT_DATA_DIR, { plugin: 'macvlan', field: 'dataDir' });
   const bcqueuelen = int(conf.bcqueuelen, 'bcqueuelen', 0, 0xffffffff);
   return {
     cniVersion: conf.cniVersion,

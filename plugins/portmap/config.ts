@@ -8,7 +8,9 @@ import { isIPv4, isIPv6 } from 'net';
 import { invalidConfig } from '../../lib/cni/errors';
 import { goFields } from '../../lib/cni/go-json';
 import type { NetConf, Result } from '../../lib/cni/types';
+import { parseStateDir } from '../../lib/util/paths';
 import { checkNftConditions, conditionsSyntax, translateIptablesConditions } from './conditions';
+import { show } from '../../lib/util/show';
 
 export type Protocol = 'tcp' | 'udp' | 'sctp';
 export const PROTOCOLS: readonly Protocol[] = ['tcp', 'udp', 'sctp'];
@@ -55,20 +57,20 @@ export function normalizeIP(ip: string): string | undefined {
 
 function parseMapping(raw: unknown, i: number): PortMapping {
   const where = `runtimeConfig.portMappings[${i}]`;
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw invalidConfig(`${where} must be an object`, JSON.stringify(raw));
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw invalidConfig(`${where} must be an object`, show(raw));
   // containerd sends {"HostPort":..,"ContainerPort":..,"Protocol":..,"HostIP":..} (go-json.ts).
   const m = goFields(raw as Record<string, unknown>, ['hostPort', 'containerPort', 'protocol', 'hostIP']);
-  if (!isPort(m.hostPort)) throw invalidConfig(`${where}.hostPort must be an integer 1-65535, got ${JSON.stringify(m.hostPort)}`);
-  if (!isPort(m.containerPort)) throw invalidConfig(`${where}.containerPort must be an integer 1-65535, got ${JSON.stringify(m.containerPort)}`);
+  if (!isPort(m.hostPort)) throw invalidConfig(`${where}.hostPort must be an integer 1-65535, got ${show(m.hostPort)}`);
+  if (!isPort(m.containerPort)) throw invalidConfig(`${where}.containerPort must be an integer 1-65535, got ${show(m.containerPort)}`);
   let protocol: Protocol = 'tcp';
   if (m.protocol !== undefined && m.protocol !== '') {
     const p = typeof m.protocol === 'string' ? m.protocol.toLowerCase() : m.protocol;
-    if (!PROTOCOLS.includes(p as Protocol)) throw invalidConfig(`${where}.protocol must be one of tcp, udp, sctp, got ${JSON.stringify(m.protocol)}`);
+    if (!PROTOCOLS.includes(p as Protocol)) throw invalidConfig(`${where}.protocol must be one of tcp, udp, sctp, got ${show(m.protocol)}`);
     protocol = p as Protocol;
   }
   let hostIP: string | undefined;
   if (m.hostIP !== undefined && m.hostIP !== '') {
-    if (typeof m.hostIP !== 'string' || normalizeIP(m.hostIP) === undefined) throw invalidConfig(`${where}.hostIP is not an IP address: ${JSON.stringify(m.hostIP)}`);
+    if (typeof m.hostIP !== 'string' || normalizeIP(m.hostIP) === undefined) throw invalidConfig(`${where}.hostIP is not an IP address: ${show(m.hostIP)}`);
     hostIP = normalizeIP(m.hostIP);
   }
   return { hostPort: m.hostPort, containerPort: m.containerPort as number, protocol, hostIP };
@@ -93,7 +95,7 @@ function parseConditions(raw: unknown, field: 'conditionsV4' | 'conditionsV6', b
   const syntax = conditionsSyntax(tokens);
   if (syntax === undefined) return [];
   if (backend !== undefined && syntax !== backend) {
-    throw invalidConfig(`${backend} backend was requested but ${field} is written in ${syntax} syntax`, JSON.stringify(tokens));
+    throw invalidConfig(`${backend} backend was requested but ${field} is written in ${syntax} syntax`, show(tokens));
   }
   return syntax === 'iptables' ? translateIptablesConditions(tokens, field === 'conditionsV4' ? 4 : 6, field) : checkNftConditions(tokens, field);
 }
@@ -101,7 +103,7 @@ function parseConditions(raw: unknown, field: 'conditionsV4' | 'conditionsV6', b
 /** "iptables" (the reference's default) and "nftables" both give our nftables rules; they only decide which syntax the conditions use. */
 function parseBackend(v: unknown): Backend | undefined {
   if (v === undefined || v === null || v === '') return undefined;
-  if (v !== 'iptables' && v !== 'nftables') throw invalidConfig(`backend must be "iptables" or "nftables", got ${JSON.stringify(v)}`);
+  if (v !== 'iptables' && v !== 'nftables') throw invalidConfig(`backend must be "iptables" or "nftables", got ${show(v)}`);
   return v;
 }
 
@@ -131,20 +133,18 @@ export function parsePortmapConfig(conf: NetConf): PortmapConfig {
   // so they are validated like the reference does and need nothing more.
   if (conf.markMasqBit !== undefined) {
     const b = conf.markMasqBit;
-    if (typeof b !== 'number' || !Number.isInteger(b) || b < 0 || b > 31) throw invalidConfig(`markMasqBit must be an integer 0-31, got ${JSON.stringify(b)}`);
+    if (typeof b !== 'number' || !Number.isInteger(b) || b < 0 || b > 31) throw invalidConfig(`markMasqBit must be an integer 0-31, got ${show(b)}`);
     if (conf.externalSetMarkChain !== undefined) throw invalidConfig('markMasqBit and externalSetMarkChain cannot both be set');
   }
   if (conf.externalSetMarkChain !== undefined) {
     const c = conf.externalSetMarkChain;
-    if (typeof c !== 'string' || !IPTABLES_CHAIN.test(c)) throw invalidConfig(`externalSetMarkChain must be an iptables chain name (1-28 characters, no spaces), got ${JSON.stringify(c)}`);
+    if (typeof c !== 'string' || !IPTABLES_CHAIN.test(c)) throw invalidConfig(`externalSetMarkChain must be an iptables chain name (1-28 characters, no spaces), got ${show(c)}`);
     if (backend === 'nftables') throw invalidConfig('nftables backend was requested but externalSetMarkChain is an iptables-only option (the reference refuses this too)');
   }
   for (const f of ['snat', 'masqAll'] as const) {
-    if (conf[f] !== undefined && typeof conf[f] !== 'boolean') throw invalidConfig(`${f} must be a boolean, got ${JSON.stringify(conf[f])}`);
+    if (conf[f] !== undefined && typeof conf[f] !== 'boolean') throw invalidConfig(`${f} must be a boolean, got ${show(conf[f])}`);
   }
-  if (conf.dataDir !== undefined && (typeof conf.dataDir !== 'string' || !conf.dataDir.startsWith('/'))) {
-    throw invalidConfig(`dataDir must be an absolute path, got ${JSON.stringify(conf.dataDir)}`);
-  }
+  const dataDir = parseStateDir(conf.dataDir ?? DEFAULT_DATA_DIR, { plugin: 'portmap', field: 'dataDir' });
 
   const rawMappings = conf.runtimeConfig?.portMappings;
   if (rawMappings !== undefined && rawMappings !== null && !Array.isArray(rawMappings)) throw invalidConfig('runtimeConfig.portMappings must be a list');
@@ -167,7 +167,7 @@ export function parsePortmapConfig(conf: NetConf): PortmapConfig {
     masqAll: (conf.masqAll as boolean | undefined) ?? false,
     conditionsV4: parseConditions(conf.conditionsV4, 'conditionsV4', backend),
     conditionsV6: parseConditions(conf.conditionsV6, 'conditionsV6', backend),
-    dataDir: (conf.dataDir as string | undefined) ?? DEFAULT_DATA_DIR,
+    dataDir,
     prevResult: conf.prevResult,
   };
 }

@@ -5,8 +5,10 @@
 import { CniError, ErrorCode, type ErrorCodeValue } from '../../lib/cni/errors';
 import type { NetConf } from '../../lib/cni/types';
 import { parseNameResolution, type NameResolutionConfig } from '../../lib/dns/config';
+import { parseStateDir } from '../../lib/util/paths';
 import { DEFAULT_RUN_DIR } from './readiness';
 import { parseIpv4Cidr, parseIpv6Cidr } from './store/subnets';
+import { show } from '../../lib/util/show';
 
 export const DEFAULT_STORE_DIR = '/var/lib/cni/vxlan-overlay/store';
 export const DEFAULT_IPAM_DATA_DIR = '/var/lib/cni/networks';
@@ -49,14 +51,14 @@ function invalid(msg: string): CniError {
 function optInt(conf: Record<string, unknown>, key: string, min: number, max: number): number | undefined {
   const v = conf[key];
   if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw invalid(`"${key}" must be a whole number from ${min} to ${max}, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw invalid(`"${key}" must be a whole number from ${min} to ${max}, got ${show(v)}`);
   return v;
 }
 
 function optString(conf: Record<string, unknown>, key: string): string | undefined {
   const v = conf[key];
   if (v === undefined || v === null || v === '') return undefined;
-  if (typeof v !== 'string') throw invalid(`"${key}" must be a string, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'string') throw invalid(`"${key}" must be a string, got ${show(v)}`);
   return v;
 }
 
@@ -82,18 +84,16 @@ function parseStore(v: unknown): OverlayStoreConfig {
   const s = v as Record<string, unknown>;
   const type = s.type ?? 'file';
   if (type === 'file') {
-    const dir = s.dir ?? DEFAULT_STORE_DIR;
-    if (typeof dir !== 'string' || !dir.startsWith('/')) throw invalid(`"store.dir" must be an absolute path, got ${JSON.stringify(dir)}`);
-    return { type: 'file', dir };
+    return { type: 'file', dir: parseStateDir(s.dir ?? DEFAULT_STORE_DIR, { plugin: 'vxlan-overlay', field: 'store.dir' }) };
   }
   if (type === 'etcd') {
     const eps = s.endpoints;
     if (!Array.isArray(eps) || eps.length === 0 || !eps.every((e) => typeof e === 'string' && /^https?:\/\/\S+$/.test(e))) {
-      throw invalid(`"store.endpoints" must be a non-empty list of http(s):// URLs, got ${JSON.stringify(eps)}`);
+      throw invalid(`"store.endpoints" must be a non-empty list of http(s):// URLs, got ${show(eps)}`);
     }
     return { type: 'etcd', endpoints: eps as string[] };
   }
-  throw invalid(`"store.type" must be "file" or "etcd", got ${JSON.stringify(type)}`);
+  throw invalid(`"store.type" must be "file" or "etcd", got ${show(type)}`);
 }
 
 export function parseOverlayConfig(conf: NetConf | Record<string, unknown>): OverlayConfig {
@@ -111,22 +111,20 @@ export function parseOverlayConfig(conf: NetConf | Record<string, unknown>): Ove
   const ipv6SubnetLength = optInt(c, 'ipv6SubnetLength', 1, 126);
   if (ipv6SubnetLength !== undefined && ipv6Cidr === undefined) throw invalid('"ipv6SubnetLength" needs "ipv6Cidr"');
   const ipMasq = c.ipMasq ?? true;
-  if (typeof ipMasq !== 'boolean') throw invalid(`"ipMasq" must be true or false, got ${JSON.stringify(ipMasq)}`);
+  if (typeof ipMasq !== 'boolean') throw invalid(`"ipMasq" must be true or false, got ${show(ipMasq)}`);
   const isDefaultGateway = c.isDefaultGateway ?? true;
-  if (typeof isDefaultGateway !== 'boolean') throw invalid(`"isDefaultGateway" must be true or false, got ${JSON.stringify(isDefaultGateway)}`);
+  if (typeof isDefaultGateway !== 'boolean') throw invalid(`"isDefaultGateway" must be true or false, got ${show(isDefaultGateway)}`);
   const isolation = c.isolation ?? false;
-  if (typeof isolation !== 'boolean') throw invalid(`"isolation" must be true or false, got ${JSON.stringify(isolation)}`);
+  if (typeof isolation !== 'boolean') throw invalid(`"isolation" must be true or false, got ${show(isolation)}`);
   // The gateway and IPAM the bridge plugin demands for it are always there on an overlay.
   const nameResolution = asOverlayError(() => parseNameResolution(c.nameResolution, c.name as string));
-  const runDir = optString(c, 'runDir') ?? DEFAULT_RUN_DIR;
-  if (!runDir.startsWith('/')) throw invalid(`"runDir" must be an absolute path, got "${runDir}"`);
+  const runDir = parseStateDir(optString(c, 'runDir') ?? DEFAULT_RUN_DIR, { plugin: 'vxlan-overlay', field: 'runDir' });
   const ipam = c.ipam as Record<string, unknown> | undefined;
   if (ipam !== undefined && (typeof ipam !== 'object' || ipam === null || Array.isArray(ipam))) throw invalid('"ipam" must be an object');
   if (ipam?.type !== undefined && ipam.type !== '' && ipam.type !== 'host-local') {
     throw invalid(`"ipam.type" "${String(ipam.type)}" is not supported: addresses come from the host's overlay subnet through built-in host-local (omit ipam.type)`);
   }
-  const ipamDataDir = ipam?.dataDir ?? DEFAULT_IPAM_DATA_DIR;
-  if (typeof ipamDataDir !== 'string' || !ipamDataDir.startsWith('/')) throw invalid(`"ipam.dataDir" must be an absolute path, got ${JSON.stringify(ipamDataDir)}`);
+  const ipamDataDir = parseStateDir(ipam?.dataDir ?? DEFAULT_IPAM_DATA_DIR, { plugin: 'vxlan-overlay', field: 'ipam.dataDir' });
   return {
     name: c.name,
     cniVersion: typeof c.cniVersion === 'string' ? c.cniVersion : '1.1.0',
@@ -158,6 +156,6 @@ export function overlayEntryOf(file: Record<string, unknown>): Record<string, un
     if (!entry) throw invalid('the conflist has no plugin of type "vxlan-overlay"');
     return { cniVersion: file.cniVersion, name: file.name, ...entry };
   }
-  if (file.type !== 'vxlan-overlay') throw invalid(`the config is of type ${JSON.stringify(file.type)}, not "vxlan-overlay"`);
+  if (file.type !== 'vxlan-overlay') throw invalid(`the config is of type ${show(file.type)}, not "vxlan-overlay"`);
   return file;
 }

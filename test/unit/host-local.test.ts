@@ -175,7 +175,7 @@ describe('handlers over the in-memory store', () => {
   });
 
   function inv(command: Verb, id: string, ipam: Record<string, unknown>, extra: Record<string, unknown> = {}, ifname = 'eth0'): Invocation {
-    const conf = { cniVersion: '1.1.0', name, type: 'bridge', ipam: { type: 'host-local', dataDir: '/mem', ...ipam }, ...extra } as NetConf;
+    const conf = { cniVersion: '1.1.0', name, type: 'bridge', ipam: { type: 'host-local', dataDir: '/run/mem', ...ipam }, ...extra } as NetConf;
     return { env: { command, containerId: id, ifname, path: [] }, conf, raw: Buffer.from(JSON.stringify(conf)) };
   }
   const codeOf = async (p: Promise<unknown>) => p.then(() => 0, (e: CniError) => e.code);
@@ -188,7 +188,7 @@ describe('handlers over the in-memory store', () => {
     expect(r.routes).toEqual([{ dst: '0.0.0.0/0' }]);
     await plugin.check!(inv('CHECK', 'c1', dual));
     await plugin.del(inv('DEL', 'c1', dual));
-    expect(stores.get('/mem', name).reservations.size).toBe(0);
+    expect(stores.get('/run/mem', name).reservations.size).toBe(0);
     expect(await codeOf(plugin.check!(inv('CHECK', 'c1', dual)))).toBe(3);
     await plugin.del(inv('DEL', 'c1', dual)); // idempotent
   });
@@ -215,7 +215,7 @@ describe('handlers over the in-memory store', () => {
     expect(err).toBeInstanceOf(CniError);
     expect((err as CniError).code).toBe(11);
     expect((err as CniError).message).toBe('no IP addresses available in range set 1: fd05::1-fd05::3');
-    expect(stores.get('/mem', name).heldBy('c', 'eth0').exact).toEqual([]);
+    expect(stores.get('/run/mem', name).heldBy('c', 'eth0').exact).toEqual([]);
     expect(await codeOf(plugin.status!(inv('STATUS', '', small)))).toBe(50);
     await plugin.del(inv('DEL', 'a', small));
     expect(await codeOf(plugin.status!(inv('STATUS', '', small)))).toBe(0);
@@ -253,7 +253,7 @@ describe('handlers over the in-memory store', () => {
   it('GC keeps valid attachments (and legacy files of valid containers) and releases the rest', async () => {
     await plugin.add(inv('ADD', 'keep', v4));
     await plugin.add(inv('ADD', 'drop', v4));
-    const s = stores.get('/mem', name);
+    const s = stores.get('/run/mem', name);
     s.reservations.set('10.5.0.6', { containerID: 'keep' }); // legacy, valid container
     s.reservations.set('10.5.0.5', { containerID: 'old' }); // legacy, gone
     s.reservations.set('10.5.0.4', undefined); // unreadable
@@ -264,7 +264,7 @@ describe('handlers over the in-memory store', () => {
 
   it('DEL releases legacy container-only reservations when no exact one exists', async () => {
     await plugin.add(inv('ADD', 'x', v4));
-    const s = stores.get('/mem', name);
+    const s = stores.get('/run/mem', name);
     s.reservations.set('10.5.0.6', { containerID: 'old' });
     await plugin.del(inv('DEL', 'old', v4));
     expect([...s.reservations.keys()]).toEqual(['10.5.0.2']);

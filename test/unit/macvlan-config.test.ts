@@ -64,7 +64,7 @@ describe('parseMacvlanConfig', () => {
     ['master with a slash', { master: 'eth/0' }, /not a valid interface name/],
     ['linkInContainer not a bool', { linkInContainer: 'yes' }, /"linkInContainer" must be true or false/],
     ['bcqueuelen negative', { bcqueuelen: -5 }, /"bcqueuelen" must be an integer/],
-    ['relative dataDir', { dataDir: 'rel/dir' }, /"dataDir" must be an absolute path/],
+    ['relative dataDir', { dataDir: 'rel/dir' }, /"dataDir" "rel\/dir" is not an absolute path/],
     ['dns not an object', { dns: ['1.1.1.1'] }, /"dns" must be an object/],
   ])('refuses %s with code 7', (_what, extra, msg) => {
     code7(() => parseMacvlanConfig(base(extra)), msg);

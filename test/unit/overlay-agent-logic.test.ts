@@ -223,7 +223,7 @@ describe('overlay config', () => {
     [{ isolation: 'yes' }, /^vxlan-overlay: "isolation" must be true or false/],
     [{ nameResolution: 'on' }, /^vxlan-overlay: "nameResolution" must be true, false or an object/],
     [{ nameResolution: { upstream: ['dns.example'] } }, /^vxlan-overlay: "nameResolution.upstream" entry "dns.example"/],
-    [{ nameResolution: { runDir: 'relative' } }, /^vxlan-overlay: "nameResolution.runDir" must be an absolute path/],
+    [{ nameResolution: { runDir: 'relative' } }, /^vxlan-overlay: "nameResolution.runDir" "relative" is not an absolute path/],
     [{ ipv6Cidr: 'fd00::1/56' }, /"ipv6Cidr": .*host bits/],
     [{ ipv6Cidr: '10.0.0.0/8' }, /"ipv6Cidr": .*not an IPv6 CIDR/],
     [{ ipv6SubnetLength: 64 }, /"ipv6SubnetLength" needs "ipv6Cidr"/],
@@ -244,7 +244,7 @@ describe('overlay config', () => {
     const on = parseOverlayConfig({ cniVersion: '1.0.0', name: 'Pod_Net', type: 'vxlan-overlay', isolation: true, nameResolution: true });
     expect(on.isolation).toBe(true);
     expect(on.nameResolution).toEqual({
-      domain: 'pod-net.cni.internal', upstream: [], resolvConf: '/etc/resolv.conf', runDir: '/run/node-cni/dnsname', dnsmasq: '/usr/sbin/dnsmasq',
+      domain: 'pod-net.cni.internal', upstream: [], resolvConf: '/etc/resolv.conf', runDir: '/run/node-cni/dnsname',
     });
     const custom = parseOverlayConfig({ name: 'ov', nameResolution: { domain: 'cluster.test.', upstream: ['10.0.0.2#5353'], runDir: '/tmp/x' } });
     expect(custom.nameResolution).toMatchObject({ domain: 'cluster.test', upstream: ['10.0.0.2#5353'], runDir: '/tmp/x' });
@@ -273,9 +273,9 @@ describe('agent command line', () => {
     expect(parseCli(['leave', '--network', 'ov'], noFile).ipamDataDir).toBe('/var/lib/cni/networks');
   });
   it('reads a conflist and lets flags override it', () => {
-    const file = JSON.stringify({ cniVersion: '1.0.0', name: 'ov', plugins: [{ type: 'vxlan-overlay', cidr: '10.9.0.0/16', vni: 7, store: { type: 'file', dir: '/s' } }] });
+    const file = JSON.stringify({ cniVersion: '1.0.0', name: 'ov', plugins: [{ type: 'vxlan-overlay', cidr: '10.9.0.0/16', vni: 7, store: { type: 'file', dir: '/var/lib/s' } }] });
     const o = parseCli(['agent', '--conf', '/x.conflist', '--vni', '8'], () => file);
-    expect(o).toMatchObject({ network: 'ov', cidr: '10.9.0.0/16', vni: 8, store: { type: 'file', dir: '/s' } });
+    expect(o).toMatchObject({ network: 'ov', cidr: '10.9.0.0/16', vni: 8, store: { type: 'file', dir: '/var/lib/s' } });
   });
   it.each([
     [['agent'], /--network/],

@@ -97,7 +97,7 @@ describe('parsePortmapConfig', () => {
     ['markMasqBit out of range', { markMasqBit: 32 }, /markMasqBit must be an integer 0-31/],
     ['markMasqBit with externalSetMarkChain', { markMasqBit: 1, externalSetMarkChain: 'X' }, /cannot both be set/],
     ['snat not boolean', { snat: 'yes' }, /snat must be a boolean/],
-    ['relative dataDir', { dataDir: 'rel' }, /dataDir must be an absolute path/],
+    ['relative dataDir', { dataDir: 'rel' }, /"dataDir" "rel" is not an absolute path/],
   ])('refuses %s with code 7', (_n, extra, msg) => {
     const err = configError(base(extra));
     expect(err.code).toBe(7);
@@ -151,7 +151,11 @@ describe('container addresses and entries', () => {
   it('takes the first IPv4 and IPv6 of the sandbox interface CNI_IFNAME', () => {
     expect(containerAddresses(prev, 'eth0')).toEqual({ v4: '10.88.0.5', v6: 'fd00::5' });
     expect(containerAddresses(prev, 'eth1')).toEqual({ v4: '10.1.0.9' });
-    expect(containerAddresses(prev, 'cni0')).toEqual({}); // host side: no sandbox
+    expect(containerAddresses(prev, 'cni0')).toEqual({ v4: '172.16.0.1' }); // host side skipped; an address without an index counts
+  });
+
+  it('an address without an interface index counts, as in the reference (0.1.0/0.2.0 results name no interfaces)', () => {
+    expect(containerAddresses({ cniVersion: '0.2.0', ips: [{ address: '10.88.9.5/24', gateway: '10.88.9.1' }] }, 'eth0')).toEqual({ v4: '10.88.9.5' });
   });
 
   it('plans one entry per mapping and family the container has', () => {
