@@ -5,9 +5,20 @@
 //   "nameResolution": true
 //   "nameResolution": { "domain": "web.internal", "upstream": ["10.0.0.2"],
 //                       "resolvConf": "/etc/resolv.conf", "runDir": "/run/node-cni/dnsname" }
+//
+// Both paths end up in dnsmasq.conf, which dnsmasq (root until it drops to
+// nobody) parses line by line: they follow the path rules of lib/util/paths.ts
+// ("state" for runDir, "read" for resolvConf) and must be text dnsmasq reads
+// as one value (lib/dns/render.ts). The executable is never configurable.
 
 import { isIP } from 'net';
 import { CniError, ErrorCode } from '../cni/errors';
+import { readFileProblem, stateDirProblem } from '../util/paths';
+import { show } from '../util/show';
+import { validDnsName } from './names';
+import { dnsmasqValueProblem } from './render';
+
+export { validDnsName };
 
 export interface NameResolutionConfig {
   /** Search domain handed to containers; names answer bare and as <name>.<domain>. */
@@ -18,25 +29,16 @@ export interface NameResolutionConfig {
   readonly resolvConf: string;
   /** Per-network daemon state: <runDir>/<network>/{dnsmasq.conf,dnsmasq.pid,hosts.d/}. */
   readonly runDir: string;
-  /** The dnsmasq executable. */
-  readonly dnsmasq: string;
 }
 
 export const DEFAULT_DNS_RUN_DIR = '/run/node-cni/dnsname';
 export const DEFAULT_RESOLV_CONF = '/etc/resolv.conf';
-export const DEFAULT_DNSMASQ = '/usr/sbin/dnsmasq';
+/** Where dnsmasq may be run from (root-owned system locations, checked before each start: lib/dns/daemon.ts); never from a config. */
+export const DNSMASQ_LOCATIONS: readonly string[] = ['/usr/sbin/dnsmasq', '/usr/bin/dnsmasq'];
 export const DEFAULT_DOMAIN_SUFFIX = 'cni.internal';
 
 function bad(msg: string): CniError {
   return new CniError(ErrorCode.InvalidConfig, `bridge: ${msg}`);
-}
-
-const LABEL_RE = /^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$/;
-
-/** A host name dnsmasq can serve from a hosts file: dot-separated labels of letters, digits, "-" and "_". */
-export function validDnsName(name: string): boolean {
-  if (name.length === 0 || name.length > 253) return false;
-  return name.split('.').every((l) => LABEL_RE.test(l));
 }
 
 /** "<network>.cni.internal", the network name lower-cased with characters a DNS label cannot hold replaced by "-". */
@@ -45,22 +47,36 @@ export function defaultDomain(network: string): string {
   return `${label}.${DEFAULT_DOMAIN_SUFFIX}`;
 }
 
-function str(o: Record<string, unknown>, key: string, dflt: string, absolute = false): string {
+function str(o: Record<string, unknown>, key: string, dflt: string): string {
   const v = o[key];
   if (v === undefined || v === null) return dflt;
-  if (typeof v !== 'string' || v === '') throw bad(`"nameResolution.${key}" must be a non-empty string, got ${JSON.stringify(v)}`);
-  if (absolute && !v.startsWith('/')) throw bad(`"nameResolution.${key}" must be an absolute path, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'string' || v === '') throw bad(`"nameResolution.${key}" must be a non-empty string, got ${show(v)}`);
   return v;
+}
+
+/** A path that reaches dnsmasq.conf: the path rule of its kind, then dnsmasq's own syntax. */
+function dnsmasqPath(o: Record<string, unknown>, key: string, dflt: string, problem: (p: string) => string | undefined): string {
+  const v = str(o, key, dflt);
+  const why = problem(v) ?? dnsmasqValueProblem(v);
+  if (why) throw bad(`"nameResolution.${key}" ${show(v)} ${why}`);
+  return v;
+}
+
+/** The old "dnsmasq" key: a config may still spell out a system location; anything else is refused. */
+function checkNoExecutable(v: unknown): void {
+  if (v === undefined || v === null) return;
+  if (typeof v === 'string' && DNSMASQ_LOCATIONS.includes(v)) return;
+  throw bad(`"nameResolution.dnsmasq" ${show(v)} is not supported: a config never names a program to run as root; dnsmasq is run from ${DNSMASQ_LOCATIONS.join(' or ')}`);
 }
 
 function parseUpstream(v: unknown): string[] {
   if (v === undefined || v === null) return [];
-  if (!Array.isArray(v)) throw bad(`"nameResolution.upstream" must be a list of IP addresses, got ${JSON.stringify(v)}`);
+  if (!Array.isArray(v)) throw bad(`"nameResolution.upstream" must be a list of IP addresses, got ${show(v)}`);
   return v.map((s) => {
     const [ip, port, extra] = typeof s === 'string' ? s.split('#') : [];
     const portOk = port === undefined || (/^\d+$/.test(port) && +port > 0 && +port < 65536);
     if (typeof s !== 'string' || !isIP(ip) || !portOk || extra !== undefined) {
-      throw bad(`"nameResolution.upstream" entry ${JSON.stringify(s)} is not an IP address (optionally "#port")`);
+      throw bad(`"nameResolution.upstream" entry ${show(s)} is not an IP address (optionally "#port")`);
     }
     return s;
   });
@@ -69,16 +85,16 @@ function parseUpstream(v: unknown): string[] {
 /** undefined / false: off. true: every default. An object: overrides. */
 export function parseNameResolution(v: unknown, network: string): NameResolutionConfig | undefined {
   if (v === undefined || v === null || v === false) return undefined;
-  if (v !== true && (typeof v !== 'object' || Array.isArray(v))) throw bad(`"nameResolution" must be true, false or an object, got ${JSON.stringify(v)}`);
+  if (v !== true && (typeof v !== 'object' || Array.isArray(v))) throw bad(`"nameResolution" must be true, false or an object, got ${show(v)}`);
   const o = (v === true ? {} : v) as Record<string, unknown>;
   const domain = str(o, 'domain', defaultDomain(network)).replace(/\.$/, '');
-  if (!validDnsName(domain)) throw bad(`"nameResolution.domain" is not a valid DNS name: ${JSON.stringify(domain)}`);
+  if (!validDnsName(domain)) throw bad(`"nameResolution.domain" is not a valid DNS name: ${show(domain)}`);
+  checkNoExecutable(o.dnsmasq);
   return Object.freeze({
     domain,
     upstream: Object.freeze(parseUpstream(o.upstream)),
-    resolvConf: str(o, 'resolvConf', DEFAULT_RESOLV_CONF, true),
-    runDir: str(o, 'runDir', DEFAULT_DNS_RUN_DIR, true),
-    dnsmasq: str(o, 'dnsmasq', DEFAULT_DNSMASQ, true),
+    resolvConf: dnsmasqPath(o, 'resolvConf', DEFAULT_RESOLV_CONF, readFileProblem),
+    runDir: dnsmasqPath(o, 'runDir', DEFAULT_DNS_RUN_DIR, stateDirProblem),
   });
 }
 
@@ -91,17 +107,17 @@ export function parseNameResolution(v: unknown, network: string): NameResolution
 export function containerNames(o: { network: string; aliases?: unknown; podName?: string }): string[] {
   const out: string[] = [];
   const push = (name: unknown, where: string): void => {
-    if (typeof name !== 'string' || !validDnsName(name)) throw bad(`${where}: ${JSON.stringify(name)} is not a valid DNS name (labels of letters, digits, "-", "_", at most 63 bytes each)`);
+    if (typeof name !== 'string' || !validDnsName(name)) throw bad(`${where}: ${show(name)} is not a valid DNS name (labels of letters, digits, "-", "_", at most 63 bytes each)`);
     if (!out.some((n) => n.toLowerCase() === name.toLowerCase())) out.push(name);
   };
   const a = o.aliases;
   if (Array.isArray(a)) {
     a.forEach((n, i) => push(n, `runtimeConfig.aliases[${i}]`));
   } else if (a !== undefined && a !== null) {
-    if (typeof a !== 'object') throw bad(`runtimeConfig.aliases must be a map of network name to names, got ${JSON.stringify(a)}`);
+    if (typeof a !== 'object') throw bad(`runtimeConfig.aliases must be a map of network name to names, got ${show(a)}`);
     const mine = (a as Record<string, unknown>)[o.network];
     if (mine !== undefined && mine !== null) {
-      if (!Array.isArray(mine)) throw bad(`runtimeConfig.aliases["${o.network}"] must be a list of names, got ${JSON.stringify(mine)}`);
+      if (!Array.isArray(mine)) throw bad(`runtimeConfig.aliases["${o.network}"] must be a list of names, got ${show(mine)}`);
       mine.forEach((n, i) => push(n, `runtimeConfig.aliases["${o.network}"][${i}]`));
     }
   }

@@ -5,7 +5,9 @@
 
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
+import * as path from 'path';
 import { CniError, ErrorCode } from '../cni/errors';
+import { DNSMASQ_LOCATIONS } from './config';
 
 const START_TIMEOUT_MS = 10000;
 const STOP_WAIT_MS = 3000;
@@ -47,13 +49,38 @@ export function runningDaemon(pidFile: string, confFile: string): number | undef
   return pid !== undefined && isOurDaemon(pid, confFile) ? pid : undefined;
 }
 
+/** Root-owned and writable by nobody else, and so is every directory above it. */
+function rootOnly(file: string): boolean {
+  try {
+    for (let p = fs.realpathSync(file); ; p = path.dirname(p)) {
+      const st = fs.statSync(p);
+      if (st.uid !== 0 || (st.mode & 0o022) !== 0) return false;
+      if (p === path.dirname(p)) return true;
+    }
+  } catch {
+    return false;
+  }
+}
+
+/** The dnsmasq executable: the first of the fixed system locations that is a root-owned regular file (never a config's choice). */
+export function findDnsmasq(locations: readonly string[] = DNSMASQ_LOCATIONS): string {
+  for (const file of locations) {
+    try {
+      if (fs.statSync(file).isFile() && rootOnly(file)) return file;
+    } catch { /* not here */ }
+  }
+  throw new CniError(ErrorCode.Internal, `the DNS service needs dnsmasq, found at none of ${locations.join(', ')} (as a root-owned file): install dnsmasq-base`);
+}
+
 /** Start dnsmasq with this conf file; returns its pid. Throws with dnsmasq's own message on failure. */
-export function startDaemon(o: { dnsmasq: string; confFile: string; pidFile: string; network: string }): number {
+export function startDaemon(o: { confFile: string; pidFile: string; network: string }): number {
   fs.rmSync(o.pidFile, { force: true });
-  const r = spawnSync(o.dnsmasq, [`--conf-file=${o.confFile}`], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8', timeout: START_TIMEOUT_MS });
-  if (r.error) throw new CniError(ErrorCode.Internal, `bridge: failed to start the DNS service of network "${o.network}" (${o.dnsmasq}): ${r.error.message}`);
+  const dnsmasq = findDnsmasq();
+  // Only our conf file: no environment of the runtime reaches the daemon.
+  const r = spawnSync(dnsmasq, [`--conf-file=${o.confFile}`], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8', timeout: START_TIMEOUT_MS, env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
+  if (r.error) throw new CniError(ErrorCode.Internal, `bridge: failed to start the DNS service of network "${o.network}" (${dnsmasq}): ${r.error.message}`);
   if (r.status !== 0) {
-    throw new CniError(ErrorCode.Internal, `bridge: the DNS service of network "${o.network}" did not start: ${(r.stderr || `${o.dnsmasq} exited with ${r.status}`).trim()}`);
+    throw new CniError(ErrorCode.Internal, `bridge: the DNS service of network "${o.network}" did not start: ${(r.stderr || `${dnsmasq} exited with ${r.status}`).trim()}`);
   }
   const pid = runningDaemon(o.pidFile, o.confFile);
   if (pid === undefined) throw new CniError(ErrorCode.Internal, `bridge: the DNS service of network "${o.network}" exited right after starting`);

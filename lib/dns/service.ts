@@ -8,7 +8,7 @@
 //   <runDir>/<network>/dnsmasq.conf  the whole configuration
 //   <runDir>/<network>/dnsmasq.pid
 //   <runDir>/<network>/guard.json    the nft guard elements to remove at stop
-//   <runDir>/<network>/hosts.d/<containerId>.<ifname>
+//   <runDir>/<network>/hosts.d/<attachment key>   (lib/util/attachment-key.ts; older releases: <containerId>.<ifname>)
 //
 // The first registration starts the daemon, the last unregistration (or GC)
 // stops it and removes the directory, the lock and (with the last network's
@@ -23,7 +23,8 @@ import { applyDnsGuardAdd, applyDnsGuardDel, dnsGuardIntact, removeDnsGuardIfUnu
 import type { NameResolutionConfig } from './config';
 import { runningDaemon, startDaemon, stopDaemon } from './daemon';
 import { withFileLock, type HeldLock } from '../sys/lock';
-import { hostsFileName, renderDnsmasqConf, renderHostsFile } from './render';
+import { hostsFileName, legacyHostsFileName, renderDnsmasqConf, renderHostsFile } from './render';
+import { ensureSafeDir } from '../util/fs';
 
 export interface NameServiceScope {
   network: string;
@@ -75,9 +76,9 @@ function requireSearchable(dir: string, runDir: string): void {
   }
 }
 
+/** A directory dnsmasq (nobody) must read: created safely (lib/util/fs.ts), 0755 whatever the umask. */
 function mkdirShared(dir: string): void {
-  fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
-  fs.chmodSync(dir, 0o755); // the umask may have narrowed it
+  ensureSafeDir(dir, { mode: 0o755 });
 }
 
 function writeShared(file: string, text: string): void {
@@ -94,6 +95,36 @@ function readText(file: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** The attachment's hosts file, and the name an older release gave it (removed too; never written). */
+function hostsFilesOf(p: ServicePaths, network: string, containerId: string, ifname: string): { current: string; legacy: string } {
+  return {
+    current: path.join(p.hostsDir, hostsFileName({ network, containerId, ifname })),
+    legacy: path.join(p.hostsDir, legacyHostsFileName(containerId, ifname)),
+  };
+}
+
+function removeHostsFiles(p: ServicePaths, network: string, containerId: string, ifname: string): void {
+  const f = hostsFilesOf(p, network, containerId, ifname);
+  fs.rmSync(f.current, { force: true });
+  try {
+    fs.rmSync(f.legacy, { force: true });
+  } catch { /* a long container ID never had a legacy file (ENAMETOOLONG) */ }
+}
+
+/**
+ * The resolver file dnsmasq will read must be a regular file when it exists
+ * (a FIFO or /dev/zero would hang or spin the daemon); it may appear later.
+ */
+function requireResolverFile(file: string): void {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(file);
+  } catch {
+    return;
+  }
+  if (!st.isFile()) throw new CniError(ErrorCode.InvalidConfig, `bridge: "nameResolution.resolvConf" "${file}" is not a regular file`);
 }
 
 function members(hostsDir: string): string[] {
@@ -134,7 +165,7 @@ function ensureDaemon(s: NameServiceScope, p: ServicePaths, conf: string, guard:
   writeShared(p.guardFile, JSON.stringify(guard));
   applyDnsGuardAdd(guard);
   writeShared(p.confFile, conf);
-  startDaemon({ dnsmasq: s.config.dnsmasq, confFile: p.confFile, pidFile: p.pidFile, network: s.network });
+  startDaemon({ confFile: p.confFile, pidFile: p.pidFile, network: s.network });
   return true;
 }
 
@@ -147,15 +178,20 @@ export async function registerNames(r: NameRegistration): Promise<{ started: boo
     throw new CniError(ErrorCode.InvalidConfig, `bridge: "nameResolution" of network "${r.network}" needs a gateway address on the bridge to listen on (set "isGateway")`);
   }
   const p = servicePaths(r);
+  // Everything that can be refused is refused before a file is written.
+  const hosts = renderHostsFile(r.addresses, r.names, { network: r.network, containerId: r.containerId, ifname: r.ifname });
+  const conf = renderDnsmasqConf({
+    network: r.network, listen: r.listen, domain: r.config.domain, hostsDir: p.hostsDir, pidFile: p.pidFile,
+    upstream: r.config.upstream, resolvConf: r.config.resolvConf,
+  });
+  if (r.config.upstream.length === 0) requireResolverFile(r.config.resolvConf);
+  mkdirShared(r.config.runDir);
   return withFileLock(p.lock, async (lock) => {
-    mkdirShared(p.hostsDir);
     mkdirShared(p.dir);
+    mkdirShared(p.hostsDir);
     requireSearchable(p.dir, r.config.runDir);
-    writeShared(path.join(p.hostsDir, hostsFileName(r.containerId, r.ifname)), renderHostsFile(r.addresses, r.names));
-    const conf = renderDnsmasqConf({
-      network: r.network, listen: r.listen, domain: r.config.domain, hostsDir: p.hostsDir, pidFile: p.pidFile,
-      upstream: r.config.upstream, resolvConf: r.config.resolvConf,
-    });
+    const file = hostsFilesOf(p, r.network, r.containerId, r.ifname).current;
+    writeShared(file, hosts);
     const guard = { bridge: r.bridge, addresses: r.listen };
     try {
       const started = ensureDaemon(r, p, conf, guard);
@@ -164,7 +200,7 @@ export async function registerNames(r: NameRegistration): Promise<{ started: boo
       return { started };
     } catch (err) {
       // Do not leave a member file behind that would keep a dead service "in use".
-      fs.rmSync(path.join(p.hostsDir, hostsFileName(r.containerId, r.ifname)), { force: true });
+      fs.rmSync(file, { force: true });
       if (members(p.hostsDir).length === 0) await shutDown(p, lock);
       throw err;
     }
@@ -176,7 +212,7 @@ export async function unregisterNames(s: NameServiceScope & { containerId: strin
   const p = servicePaths(s);
   if (!fs.existsSync(p.dir)) return { stopped: false };
   return withFileLock(p.lock, async (lock) => {
-    fs.rmSync(path.join(p.hostsDir, hostsFileName(s.containerId, s.ifname)), { force: true });
+    removeHostsFiles(p, s.network, s.containerId, s.ifname);
     if (members(p.hostsDir).length > 0) return { stopped: false };
     await shutDown(p, lock);
     return { stopped: true };
@@ -190,7 +226,10 @@ export async function unregisterNames(s: NameServiceScope & { containerId: strin
 export async function gcNames(s: NameServiceScope, valid: ReadonlyArray<{ containerID: string; ifname: string }>): Promise<string[]> {
   const p = servicePaths(s);
   if (!fs.existsSync(p.dir)) return [];
-  const keep = new Set(valid.map((a) => hostsFileName(a.containerID, a.ifname)));
+  const keep = new Set(valid.flatMap((a) => {
+    const f = hostsFilesOf(p, s.network, a.containerID, a.ifname);
+    return [path.basename(f.current), path.basename(f.legacy)];
+  }));
   return withFileLock(p.lock, async (lock) => {
     const stale = members(p.hostsDir).filter((n) => !keep.has(n));
     for (const n of stale) fs.rmSync(path.join(p.hostsDir, n), { force: true });
@@ -199,7 +238,7 @@ export async function gcNames(s: NameServiceScope, valid: ReadonlyArray<{ contai
     } else if (runningDaemon(p.pidFile, p.confFile) === undefined && fs.existsSync(p.confFile)) {
       const guard = readGuard(p);
       if (guard) applyDnsGuardAdd(guard);
-      startDaemon({ dnsmasq: s.config.dnsmasq, confFile: p.confFile, pidFile: p.pidFile, network: s.network });
+      startDaemon({ confFile: p.confFile, pidFile: p.pidFile, network: s.network });
     }
     return stale;
   }, 0o755);
@@ -209,7 +248,8 @@ export async function gcNames(s: NameServiceScope, valid: ReadonlyArray<{ contai
 export function checkNames(s: NameServiceScope & { containerId: string; ifname: string }): void {
   const p = servicePaths(s);
   if (runningDaemon(p.pidFile, p.confFile) === undefined) throw new CniError(ErrorCode.Internal, `bridge CHECK: the DNS service of network "${s.network}" is not running`);
-  if (!fs.existsSync(path.join(p.hostsDir, hostsFileName(s.containerId, s.ifname)))) {
+  const f = hostsFilesOf(p, s.network, s.containerId, s.ifname);
+  if (!fs.existsSync(f.current) && !fs.existsSync(f.legacy)) {
     throw new CniError(ErrorCode.Internal, `bridge CHECK: ${s.containerId}/${s.ifname} is not registered with the DNS service of network "${s.network}"`);
   }
 }

@@ -46,7 +46,7 @@ interface BridgeRecord extends AttachmentRecord {
 
 /** One JSON file per attachment under <stateDir>/<network>/. */
 function recordsOf(conf: BridgeConfig): RecordDir<BridgeRecord> {
-  return new RecordDir<BridgeRecord>(path.join(conf.stateDir, conf.name));
+  return new RecordDir<BridgeRecord>(path.join(conf.stateDir, conf.name), conf.name);
 }
 
 /** A container address and its subnet: the masquerade element of that address. */

@@ -1,7 +1,7 @@
 // Pure parts of container-name DNS: config parsing, names, renderers.
 import { CniError } from '../../lib/cni/errors';
 import { containerNames, defaultDomain, parseNameResolution, validDnsName } from '../../lib/dns/config';
-import { hostsFileName, mergeResultDns, renderDnsmasqConf, renderHostsFile } from '../../lib/dns/render';
+import { dnsmasqOption, hostsFileName, mergeResultDns, renderDnsmasqConf, renderHostsFile } from '../../lib/dns/render';
 import { renderDnsGuardAdd, renderDnsGuardDel } from '../../lib/firewall/isolation-dns';
 import { parseBridgeConfig } from '../../plugins/bridge/config';
 
@@ -21,13 +21,13 @@ describe('parseNameResolution', () => {
 
   it('true gives every default', () => {
     expect(parseNameResolution(true, 'My_Net')).toEqual({
-      domain: 'my-net.cni.internal', upstream: [], resolvConf: '/etc/resolv.conf', runDir: '/run/node-cni/dnsname', dnsmasq: '/usr/sbin/dnsmasq',
+      domain: 'my-net.cni.internal', upstream: [], resolvConf: '/etc/resolv.conf', runDir: '/run/node-cni/dnsname',
     });
   });
 
   it('an object overrides', () => {
-    const c = parseNameResolution({ domain: 'corp.test.', upstream: ['10.0.0.2', 'fd00::2', '10.0.0.3#5353'], runDir: '/x', resolvConf: '/r' }, 'n');
-    expect(c).toMatchObject({ domain: 'corp.test', upstream: ['10.0.0.2', 'fd00::2', '10.0.0.3#5353'], runDir: '/x', resolvConf: '/r' });
+    const c = parseNameResolution({ domain: 'corp.test.', upstream: ['10.0.0.2', 'fd00::2', '10.0.0.3#5353'], runDir: '/run/x', resolvConf: '/r' }, 'n');
+    expect(c).toMatchObject({ domain: 'corp.test', upstream: ['10.0.0.2', 'fd00::2', '10.0.0.3#5353'], runDir: '/run/x', resolvConf: '/r' });
   });
 
   it.each([
@@ -37,7 +37,25 @@ describe('parseNameResolution', () => {
     ['a bad port', { upstream: ['10.0.0.1#0'] }, 'is not an IP address'],
     ['upstream not a list', { upstream: '10.0.0.1' }, 'must be a list'],
     ['a relative runDir', { runDir: 'run' }, 'absolute path'],
+    // Issue #12 item 1: values that reach dnsmasq.conf (dnsmasq runs them as root).
+    ['the evil.sh dhcp-script injection', { resolvConf: '/etc/resolv.conf\ndhcp-range=10.251.8.50,10.251.8.60\nleasefile-ro\ndhcp-script=/tmp/x/evil.sh' }, 'control character'],
+    ['conf-file=/etc/shadow through resolvConf', { resolvConf: '/x\nconf-file=/etc/shadow' }, 'control character'],
+    ['a newline in runDir', { runDir: '/run/x\nconf-file=/etc/shadow' }, 'control character'],
+    ['a carriage return', { runDir: '/run/x\rdhcp-script=/tmp/e' }, 'control character'],
+    ['a space (dnsmasq folds whitespace)', { resolvConf: '/etc/resolv.conf #x' }, 'dnsmasq.conf'],
+    ['a comma (dnsmasq splits arguments)', { runDir: '/run/a,b' }, 'dnsmasq.conf'],
+    ['a quote', { runDir: '/run/a"b' }, 'dnsmasq.conf'],
+    ['a runDir outside the state places', { runDir: '/etc/cron.d' }, 'not below one of'],
+    ['a runDir that is not normalized', { runDir: '/run/../etc' }, 'not normalized'],
+    ['a resolvConf in /proc', { resolvConf: '/proc/self/environ' }, 'no configuration file'],
+    ['a resolvConf device', { resolvConf: '/dev/zero' }, 'no configuration file'],
+    ['a program to run', { dnsmasq: '/tmp/x/evil.sh' }, 'never names a program'],
+    ['a program that is not a string', { dnsmasq: 5 }, 'never names a program'],
   ])('refuses %s', (_what, v, msg) => expect(code7(() => parseNameResolution(v, 'n'))).toContain(msg));
+
+  it('still takes the old "dnsmasq" key when it names a system location (and ignores it)', () => {
+    expect(parseNameResolution({ dnsmasq: '/usr/sbin/dnsmasq' }, 'n')).not.toHaveProperty('dnsmasq');
+  });
 });
 
 describe('names', () => {
@@ -83,7 +101,38 @@ describe('renderers', () => {
   it('hosts file: one line per address, empty without names', () => {
     expect(renderHostsFile(['10.1.0.5', 'fd00::5'], ['web', 'api'])).toBe('10.1.0.5 web api\nfd00::5 web api\n');
     expect(renderHostsFile(['10.1.0.5'], [])).toBe('');
-    expect(hostsFileName('abc', 'eth0')).toBe('abc.eth0');
+    expect(renderHostsFile(['10.1.0.5'], ['web'], { network: 'n', containerId: 'abc', ifname: 'eth0' })).toBe('# ["n","abc","eth0"]\n10.1.0.5 web\n');
+  });
+
+  it('hosts file names never collide and fit any container ID', () => {
+    const a = hostsFileName({ network: 'n', containerId: 'a', ifname: 'e.x' });
+    const b = hostsFileName({ network: 'n', containerId: 'a.e', ifname: 'x' });
+    expect(a).not.toBe(b);
+    expect(hostsFileName({ network: 'n', containerId: 'c'.repeat(1000), ifname: 'eth0' }).length).toBeLessThan(64);
+    expect(hostsFileName({ network: 'n', containerId: 'abc', ifname: 'eth0' })).not.toMatch(/^\./); // dnsmasq skips dotfiles
+  });
+
+  it.each([
+    ['an address with a newline', ['10.1.0.5\nconf-file=/etc/shadow'], ['web']],
+    ['a name with a space', ['10.1.0.5'], ['web evil']],
+  ])('hosts file refuses %s', (_what, addrs, names) => expect(() => renderHostsFile(addrs, names)).toThrow(/not an IP address|not a DNS name/));
+
+  it.each([
+    ['a newline', 'x\nconf-file=/etc/shadow'], ['a carriage return', 'x\rdhcp-script=/e'], ['a space', '/a b'], ['a tab', '/a\tb'],
+    ['a quote', '/a"b'], ['a backslash', '/a\\b'], ['a comma', '/a,b'], ['nothing', ''], ['non-ASCII', '/caf\u00e9'],
+  ])('one option line: a value with %s is refused', (_what, v) => {
+    expect(() => dnsmasqOption('resolv-file', v)).toThrow(/dnsmasq.conf/);
+  });
+
+  it('one option line: plain values pass unchanged', () => {
+    expect(dnsmasqOption('bind-interfaces')).toBe('bind-interfaces');
+    expect(dnsmasqOption('server', '10.0.0.2#5353')).toBe('server=10.0.0.2#5353');
+    expect(dnsmasqOption('resolv-file', '/run/systemd/resolve/resolv.conf')).toBe('resolv-file=/run/systemd/resolve/resolv.conf');
+  });
+
+  it('the rendered conf has exactly one option per line, whatever reaches it', () => {
+    expect(() => renderDnsmasqConf({ network: 'n', listen: ['10.1.0.1'], domain: 'd', hostsDir: '/h', pidFile: '/p', upstream: [], resolvConf: '/etc/resolv.conf\ndhcp-script=/tmp/x/evil.sh' })).toThrow(/dnsmasq.conf/);
+    expect(() => renderDnsmasqConf({ network: 'n', listen: ['10.1.0.1\nconf-file=/etc/shadow'], domain: 'd', hostsDir: '/h', pidFile: '/p', upstream: [], resolvConf: '/r' })).toThrow(/not an IP address/);
   });
 
   it('result dns puts the gateway and domain first and keeps the rest', () => {
