@@ -5,7 +5,7 @@
 //
 // Error codes: 7 for anything wrong in the config or the requested addresses;
 // 11 ("try again later") when a set is exhausted or a requested address is in
-// use, because both clear when other containers go away; 999 for a duplicate
+// use, because both clear when other containers go away; 4 for a duplicate
 // ADD; 5 for disk trouble; 50 from STATUS when a set has no address left.
 //
 // Duplicate ADD: a (container, ifname) that already holds an address in a
@@ -15,9 +15,9 @@
 // same address to what may be a new interface, and the two implementations
 // behave the same when a config switches between them.
 
-import * as fs from 'fs';
+import { readBoundedFile } from '../../lib/util/fs';
 import { cniArgsOf } from '../../lib/cni/args';
-import { CniError, ErrorCode } from '../../lib/cni/errors';
+import { CniError, ErrorCode, attachmentExists } from '../../lib/cni/errors';
 import { validateContainerId, validateIfname, validateNetworkName } from '../../lib/cni/env';
 import type { GcInvocation, Invocation, Plugin } from '../../lib/cni/plugin';
 import type { IpConfig, Result } from '../../lib/cni/types';
@@ -63,12 +63,9 @@ function who(o: Owner): string {
   return o.ifname === undefined ? `container "${o.containerID}"` : `container "${o.containerID}" interface "${o.ifname}"`;
 }
 
+/** A resolver file is small: read at most 64 KiB of a regular file (the reference stops at a 64 KiB line). */
 function readDns(file: string) {
-  try {
-    return parseResolvConf(fs.readFileSync(file, 'utf8'));
-  } catch (err) {
-    throw new CniError(ErrorCode.IoFailure, `host-local: cannot read resolvConf ${file}: ${(err as Error).message}`);
-  }
+  return parseResolvConf(readBoundedFile(file, { what: 'host-local: resolvConf' }));
 }
 
 function ipConfig(set: readonly Range[], a: Addr): IpConfig {
@@ -81,6 +78,7 @@ export function makeHostLocal(openStore: OpenStore = openDiskStore): Plugin {
     name: 'host-local',
     description: 'host-local IPAM: addresses from ranges, one file per address under dataDir (compatible with the reference plugin)',
     knownArgs: KNOWN_ARGS,
+    ignoresNetns: true, // IPAM never enters the container
 
     async add(inv: Invocation): Promise<Result> {
       const owner = attachmentOf(inv);
@@ -97,7 +95,7 @@ export function makeHostLocal(openStore: OpenStore = openDiskStore): Plugin {
           conf.sets.forEach((set, i) => {
             const dup = heldAny.find((a) => rangeFor(set, a));
             if (dup) {
-              throw new CniError(ErrorCode.Internal, `${formatAddr(dup)} has been allocated to ${who(owner)} in range set ${i} (${setString(set)}); duplicate allocation is not allowed (DEL first)`);
+              throw attachmentExists(`${formatAddr(dup)} has been allocated to ${who(owner)} in range set ${i} (${setString(set)}); duplicate allocation is not allowed (DEL first)`, 'a runtime must not ADD one attachment (CNI_CONTAINERID, CNI_IFNAME) twice');
             }
             const want = requested[i];
             let a: Addr | undefined;

@@ -6,11 +6,11 @@
 //   const att = await attachContainer({ netns, ifname, bridge: 'cni0', ips, routes, undo, ... });
 //   await detachContainer({ netnsPath, ifname, hostVeth: att.hostVeth.name });
 
-import { CniError, ErrorCode } from '../cni/errors';
+import { CniError, ErrorCode, attachmentExists } from '../cni/errors';
 import type { IpConfig, Route } from '../cni/types';
 import { applyMasqAdd, removeMasq, type MasqEntry, type MasqOwner } from '../firewall/masquerade';
 import { isExists, isNotFound, openRtnl, type Link, type Rtnl } from '../netlink';
-import { Netns, NetnsNotFoundError } from '../netns';
+import { Netns, isNetnsGone } from '../netns';
 import type { Rollback } from '../util/rollback';
 import { containerNames, type NameResolutionConfig } from '../dns/config';
 import type { Invocation } from '../cni/types';
@@ -227,7 +227,7 @@ export async function attachContainer(o: AttachOptions): Promise<AttachResult> {
   const host = openRtnl();
   const container = openRtnl(o.netns);
   try {
-    if (await container.getLink(o.ifname)) throw fail(`${who(o)}: container already has an interface named "${o.ifname}"`);
+    if (await container.getLink(o.ifname)) throw attachmentExists(`${who(o)}: container already has an interface named "${o.ifname}"`);
     const br = await ensureBridge(host, { name: o.bridge, mtu: o.mtu, promisc: o.promisc, vlanFiltering: o.vlanFiltering, plugin: o.plugin });
 
     const { link: containerVeth, peerName: hostName } = await createVethWithRandomPeer(container, { name: o.ifname, peerNetns: HOST_NETNS, mtu: o.mtu, mac: o.mac, plugin: who(o) });
@@ -365,7 +365,7 @@ export async function detachContainer(o: DetachOptions): Promise<Error[]> {
     try {
       ns = Netns.open(o.netnsPath);
     } catch (err) {
-      if (!(err instanceof NetnsNotFoundError)) errors.push(new Error(`opening ${o.netnsPath}: ${errMsg(err)}`));
+      if (!isNetnsGone(err)) errors.push(new Error(`opening ${o.netnsPath}: ${errMsg(err)}`));
     }
   }
   if (ns) {

@@ -7,7 +7,7 @@
 // (masquerade, MAC spoof check) no other network uses any more. Only the
 // bridge device stays, as in the reference.
 
-import { CniError, ErrorCode } from '../cni/errors';
+import { CniError, ErrorCode, attachmentExists } from '../cni/errors';
 import type { Invocation } from '../cni/types';
 import { removeMacspoofIfUnused } from '../firewall/macspoof';
 import { gcMasq, hasMasq, removeMasq, removeMasqNetwork, type MasqEntry } from '../firewall/masquerade';
@@ -51,13 +51,14 @@ export async function attachToNetwork<T>(records: RecordDir<AttachmentRecord>, n
   }
 }
 
-/** Open CNI_NETNS: code 4 when it is missing, 6 (InvalidNetns) when it cannot be opened. */
+/** Open CNI_NETNS: code 4 when it is missing, gone or not a network namespace (lib/netns Netns.open checks it first). */
 export function openContainerNetns(nsPath: string | undefined, plugin: string): Netns {
   if (!nsPath) throw new CniError(ErrorCode.InvalidEnvironment, `${plugin}: CNI_NETNS is required`);
   try {
     return Netns.open(nsPath);
   } catch (err) {
-    throw new CniError(ErrorCode.InvalidNetns, `${plugin}: failed to open netns "${nsPath}": ${(err as Error).message}`);
+    if (err instanceof CniError) throw err;
+    throw new CniError(ErrorCode.InvalidEnvironment, `${plugin}: failed to open CNI_NETNS "${nsPath}": ${(err as Error).message}`);
   }
 }
 
@@ -65,7 +66,7 @@ export function openContainerNetns(nsPath: string | undefined, plugin: string): 
 export async function requireFreeIfname(netns: Netns, ifname: string, plugin: string): Promise<void> {
   const probe = openRtnl(netns);
   try {
-    if (await probe.getLink(ifname)) throw new CniError(ErrorCode.Internal, `${plugin}: container already has an interface named "${ifname}"`);
+    if (await probe.getLink(ifname)) throw attachmentExists(`${plugin}: container already has an interface named "${ifname}"`);
   } finally {
     probe.close();
   }

@@ -52,6 +52,16 @@ export function invalidConfig(msg: string, details?: string): CniError {
   return new CniError(ErrorCode.InvalidConfig, msg, details);
 }
 
+/**
+ * ADD for an attachment that already exists (the container has an interface
+ * named CNI_IFNAME, or IPAM holds an address for it): the runtime sent a
+ * second ADD without a DEL (SPEC: it must not). Code 4: CNI_CONTAINERID /
+ * CNI_IFNAME name something that already exists. The same code in every plugin.
+ */
+export function attachmentExists(msg: string, details?: string): CniError {
+  return new CniError(ErrorCode.InvalidEnvironment, msg, details ?? 'CNI_IFNAME names an interface the container already has: DEL it first (a runtime must not ADD one attachment twice)');
+}
+
 /** Wrap anything thrown into a CniError, keeping one that already is. */
 export function toCniError(err: unknown): CniError {
   if (err instanceof CniError) return err;

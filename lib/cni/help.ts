@@ -1,8 +1,8 @@
-// What a plugin binary says when a human runs it without CNI_COMMAND
-// (--help, --version, no arguments). Loaded lazily by the skel so the CNI path
-// never loads yargs.
+// What a plugin binary says when a human runs it without CNI_COMMAND (no
+// arguments, --help, --version, anything): like the reference skel, the text
+// goes to stderr, stdout stays empty (a runtime that forgot CNI_COMMAND must
+// not read it as a result), and the exit code is 0. Loaded lazily by the skel.
 
-import yargs from 'yargs/yargs';
 import type { Plugin } from './plugin';
 import { SUPPORTED_VERSIONS } from './version';
 
@@ -22,31 +22,25 @@ export function aboutText(plugin: Plugin): string {
   return `${plugin.name}: ${plugin.description}\nnode-cni-plugins v${packageVersion()}, CNI spec versions ${versions}\n`;
 }
 
-export function runHelp(plugin: Plugin, argv: string[]): HelpOutput {
-  const versionLine = `${plugin.name} (node-cni-plugins) v${packageVersion()}; CNI spec versions ${(plugin.supportedVersions ?? SUPPORTED_VERSIONS).join(', ')}`;
-  const usage = [
+function usageText(plugin: Plugin): string {
+  return [
     aboutText(plugin).trimEnd(),
     '',
     'This is a CNI plugin: a container runtime runs it with the CNI_COMMAND,',
     'CNI_CONTAINERID, CNI_NETNS, CNI_IFNAME, CNI_ARGS and CNI_PATH environment',
     'variables and the network configuration as JSON on stdin.',
-    'Try: CNI_COMMAND=VERSION ' + plugin.name,
+    `Try: CNI_COMMAND=VERSION ${plugin.name}`,
+    '',
+    'Options: --help, --version',
+    '',
   ].join('\n');
-  let out = '';
-  let failed: Error | undefined;
-  const parser = yargs(argv)
-    .scriptName(plugin.name)
-    .usage(usage)
-    .version(versionLine)
-    .help()
-    .strict()
-    .exitProcess(false);
-  parser.parse(argv, {}, (err, _args, output) => {
-    failed = err ?? undefined;
-    out = output ?? '';
-  });
-  if (failed) return { stdout: '', stderr: `${out || failed.message}\n`, exitCode: 1 };
-  // No arguments: say what we are (the reference skel prints its "about" and exits 0).
-  if (argv.length === 0) out = aboutText(plugin);
-  return { stdout: out.endsWith('\n') ? out : `${out}\n`, stderr: '', exitCode: 0 };
+}
+
+export function runHelp(plugin: Plugin, argv: string[]): HelpOutput {
+  let text: string;
+  if (argv.length === 0) text = aboutText(plugin);
+  else if (argv[0] === '--version' || argv[0] === '-v') text = `${plugin.name} (node-cni-plugins) v${packageVersion()}; CNI spec versions ${(plugin.supportedVersions ?? SUPPORTED_VERSIONS).join(', ')}\n`;
+  else if (argv[0] === '--help' || argv[0] === '-h') text = usageText(plugin);
+  else text = `${plugin.name}: unknown argument ${JSON.stringify(argv[0])} (without CNI_COMMAND a plugin only prints this help)\n\n${usageText(plugin)}`;
+  return { stdout: '', stderr: text, exitCode: 0 };
 }

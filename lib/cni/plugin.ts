@@ -22,9 +22,17 @@ export interface Plugin {
    * CNI_ARGS keys this plugin understands (e.g. ["IP", "MAC"]), besides the
    * always-known IgnoreUnknown and K8S_POD_*. The skel rejects other keys
    * (code 4) unless IgnoreUnknown=1, like the reference plugins. Parsed values: inv.cniArgs.
+   * Absent: the plugin takes no CNI_ARGS and the skel ignores them (the
+   * reference loopback does; its own tests send CNI_ARGS=none); one that
+   * still looks a key up now and then parses on demand (lib/cni/args cniArgsOf).
    */
   knownArgs?: readonly string[];
-  /** Whether ADD/DEL/CHECK need CNI_NETNS (loopback and IPAM plugins say no for DEL only, like everyone). */
+  /**
+   * True for plugins that never open CNI_NETNS (IPAM, portmap): the skel then
+   * does not check it. Everyone else gets it checked to be a network
+   * namespace before the handler runs (code 4; on DEL it is dropped instead).
+   */
+  ignoresNetns?: boolean;
   add(inv: Invocation): Promise<Result>;
   del(inv: Invocation): Promise<void>;
   check?(inv: Invocation): Promise<void>;

@@ -3,9 +3,13 @@
 // stdout/stderr/exit code out) that the unit tests drive; runPlugin() wires it
 // to the process. Order of checks (CONFORMANCE §1–§4, §8):
 //   CNI_COMMAND → VERSION (validates nothing) → required env (one code-4 error)
-//   → container ID / ifname → stdin JSON (5/6) → name (7) → cniVersion (6/1)
-//   → verb allowed for that version (1) → CNI_ARGS (4) → own netns (8)
-//   → prevResult to 1.x → handler → result converted to the config version.
+//   → container ID / ifname → NODE_CNI_LOG_FILE (4) → stdin size, JSON
+//   and nesting (6) → logFile (7) → name (7) → cniVersion (6/1) → verb
+//   allowed for that version (1) → CNI_ARGS (4, when the plugin takes any)
+//   → types of the common fields (7) → CNI_NETNS is a network namespace (4;
+//   DEL: treated as gone) → own netns (8) → prevResult to 1.x → handler →
+//   result converted to the config version. Log lines reach a log file only
+//   at the end, and the config's logFile only when the config was accepted.
 
 import { CniError, ErrorCode, toCniError } from './errors';
 import { parseCniArgs } from './args';
@@ -13,10 +17,11 @@ import { envValue, readCniEnv, validateNetworkName } from './env';
 import type { GcInvocation, Plugin } from './plugin';
 import type { Attachment, CniEnv, Invocation, NetConf, Verb } from './types';
 import { LATEST_VERSION, SUPPORTED_VERSIONS, formatResult, parsePrevResult, versionAtLeast } from './version';
-import { isHostNetns } from '../netns';
-import { createLogger } from '../util/log';
+import { isHostNetns, probeNetns } from '../netns';
+import { createLogger, logDirOf, logFileProblem, writeLogFile } from '../util/log';
 import { startMain } from '../util/main';
 import { readStdin, stdinIsTerminal, writeOut } from './stdio';
+import { show } from '../util/show';
 
 export interface InvocationOutput {
   stdout: string;
@@ -27,6 +32,26 @@ export interface InvocationOutput {
 /** Env var naming a log file for every plugin of this project (the config key "logFile" wins). */
 export const LOG_FILE_ENV = 'NODE_CNI_LOG_FILE';
 
+/**
+ * The largest stdin we read: ten times the largest real config we know (10 000
+ * port mappings with their prevResult, ~0.8 MB), and a bound on the memory a
+ * hostile one can take.
+ */
+export const MAX_STDIN_BYTES = 8 * 1024 * 1024;
+
+/**
+ * The deepest JSON nesting ADD, CHECK, GC and STATUS accept. Real configs
+ * nest about 6 levels (conflist → plugins → ipam → ranges → set → range);
+ * 1000 is far above that and far below where V8's recursive walks
+ * (JSON.stringify, structuredClone) overflow the stack (~4 000). Go's decoder
+ * allows 10 000. DEL takes any depth: it must clean up whatever ADD made, and
+ * nothing on its path walks a config recursively.
+ */
+export const MAX_JSON_DEPTH = 1000;
+
+/** Codes that mean "your input is wrong": with those, the config's logFile is not used (the config was refused). */
+const INPUT_ERRORS: ReadonlySet<number> = new Set([ErrorCode.IncompatibleVersion, ErrorCode.UnsupportedField, ErrorCode.InvalidEnvironment, ErrorCode.DecodingFailure, ErrorCode.InvalidConfig]);
+
 /** Minimum config version per verb (CONFORMANCE §3.1). */
 const MIN_VERSION: Partial<Record<Verb, string>> = { CHECK: '0.4.0', GC: '1.1.0', STATUS: '1.1.0' };
 
@@ -34,10 +59,36 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-/** stdin → the config object. Empty or non-JSON or not an object → 6; JSON null → {} (then "missing network name", like Go). */
-export function decodeStdin(stdin: Buffer): Record<string, unknown> {
+/** How deep `text` nests arrays and objects, counting until `limit` is passed (a linear scan, no recursion). */
+export function jsonDepthExceeds(text: string, limit: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) {
+      inString = true;
+    } else if (c === 0x5b || c === 0x7b) {
+      if (++depth > limit) return true;
+    } else if (c === 0x5d || c === 0x7d) {
+      depth--;
+    }
+  }
+  return false;
+}
+
+/**
+ * stdin → the config object. Empty, larger than MAX_STDIN_BYTES, non-JSON,
+ * nested deeper than `maxDepth` or not an object → 6; JSON null → {} (then
+ * "missing network name", like Go).
+ */
+export function decodeStdin(stdin: Buffer, maxDepth: number = MAX_JSON_DEPTH): Record<string, unknown> {
+  if (stdin.length > MAX_STDIN_BYTES) throw new CniError(ErrorCode.DecodingFailure, 'error unmarshalling network config', `stdin is larger than ${MAX_STDIN_BYTES} bytes`);
   const text = stdin.toString('utf8');
   if (text.trim() === '') throw new CniError(ErrorCode.DecodingFailure, 'error unmarshalling network config', 'stdin is empty');
+  if (jsonDepthExceeds(text, maxDepth)) throw new CniError(ErrorCode.DecodingFailure, 'error unmarshalling network config', `the network config nests arrays and objects deeper than ${maxDepth} levels`);
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
@@ -52,7 +103,7 @@ export function decodeStdin(stdin: Buffer): Record<string, unknown> {
 /** Absent → 0.1.0 (Go create.DecodeVersion); a non-string → 6. */
 export function decodeConfigVersion(v: unknown): string {
   if (v === undefined || v === null || v === '') return '0.1.0';
-  if (typeof v !== 'string') throw new CniError(ErrorCode.DecodingFailure, 'error decoding cniVersion', `"cniVersion" must be a string, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'string') throw new CniError(ErrorCode.DecodingFailure, 'error decoding cniVersion', `"cniVersion" must be a string, got ${show(v)}`);
   return v;
 }
 
@@ -69,6 +120,50 @@ function checkVerbAllowed(verb: Verb, version: string, supported: readonly strin
   if (!supported.some((v) => versionAtLeast(v, min))) throw new CniError(ErrorCode.IncompatibleVersion, `plugin version does not allow ${verb}`, `${verb} needs a plugin that supports >= ${min}`);
 }
 
+/**
+ * CNI_NETNS must be a network namespace before anything opens it (a FIFO
+ * would block an open for ever): code 4 naming it. DEL goes on without it
+ * (an unmounted pin is an empty file, a reused path anything): the container
+ * is gone, and DEL cleans up the host side as with an empty CNI_NETNS.
+ */
+function checkNetns(env: CniEnv, log: (line: string) => void): CniEnv {
+  if (!env.netns) return env;
+  try {
+    probeNetns(env.netns);
+    return env;
+  } catch (err) {
+    if (env.command !== 'DEL') throw err;
+    log(`CNI_NETNS ignored: ${(err as Error).message}`);
+    return { ...env, netns: undefined };
+  }
+}
+
+/** Fields every config shares: when present (and not null) they must have their type (code 7 naming the field). */
+const COMMON_FIELD_TYPES: ReadonlyArray<[string, 'object' | 'string']> = [
+  ['type', 'string'], ['ipam', 'object'], ['dns', 'object'], ['runtimeConfig', 'object'], ['args', 'object'], ['capabilities', 'object'], ['prevResult', 'object'],
+];
+
+export function checkCommonFields(raw: Record<string, unknown>): void {
+  for (const [key, want] of COMMON_FIELD_TYPES) {
+    const v = raw[key];
+    if (v === undefined || v === null) continue;
+    if (want === 'object' ? !isObject(v) : typeof v !== want) {
+      throw new CniError(ErrorCode.InvalidConfig, `invalid network config: "${key}" must be ${want === 'object' ? 'an object' : 'a string'}, got ${show(v)}`);
+    }
+  }
+  const cni = (raw.args as Record<string, unknown> | undefined)?.cni;
+  if (cni !== undefined && cni !== null && !isObject(cni)) throw new CniError(ErrorCode.InvalidConfig, `invalid network config: "args.cni" must be an object, got ${show(cni)}`);
+}
+
+/** The log file a name points to, or a CniError with `code` when the name breaks the rules of lib/util/log.ts. */
+function checkedLogFile(v: unknown, env: NodeJS.ProcessEnv, what: string, code: number): string | undefined {
+  if (v === undefined || v === null || v === '') return undefined;
+  if (typeof v !== 'string') throw new CniError(code, `${what} must be a string (a path), got ${show(v)}`);
+  const why = logFileProblem(v, logDirOf(env));
+  if (why) throw new CniError(code, `${what} ${show(v)} ${why}`, 'log files live in /var/log/cni, or in the root-owned directory NODE_CNI_LOG_DIR names (docs/security.md)');
+  return v;
+}
+
 /** E20: a plugin runs in the runtime's netns; CNI_NETNS naming that same netns is a runtime bug (unless CNI_NETNS_OVERRIDE). */
 function checkNotOwnNetns(env: NodeJS.ProcessEnv, netns: string | undefined): void {
   if (!netns) return;
@@ -83,7 +178,7 @@ function parseAttachments(v: unknown, key: string): Attachment[] {
   if (!Array.isArray(v)) throw new CniError(ErrorCode.DecodingFailure, `error decoding "${key}"`, 'must be a list of {"containerID","ifname"}');
   return v.map((a, n) => {
     if (!isObject(a) || typeof a.containerID !== 'string' || typeof a.ifname !== 'string') {
-      throw new CniError(ErrorCode.DecodingFailure, `error decoding "${key}"`, `entry ${n} must be {"containerID": string, "ifname": string}, got ${JSON.stringify(a)}`);
+      throw new CniError(ErrorCode.DecodingFailure, `error decoding "${key}"`, `entry ${n} must be {"containerID": string, "ifname": string}, got ${show(a)}`);
     }
     return { containerID: a.containerID, ifname: a.ifname };
   });
@@ -118,30 +213,41 @@ function describe(plugin: Plugin, env: CniEnv | undefined): string {
 }
 
 export async function handleInvocation(plugin: Plugin, env: NodeJS.ProcessEnv, stdin: Buffer): Promise<InvocationOutput> {
-  const stderr: string[] = [];
-  let logFile = envValue(env, LOG_FILE_ENV);
-  let cniEnv: CniEnv | undefined;
-  let errorVersion = LATEST_VERSION; // the version an error object claims until we know the config's
+  const ctx: FailureContext = { errorVersion: LATEST_VERSION, stderr: [], fileLines: [] };
   const supported = plugin.supportedVersions ?? SUPPORTED_VERSIONS;
   try {
-    cniEnv = readCniEnv(env);
+    // First, so that even an error about the other variables reaches NODE_CNI_LOG_FILE (VERSION ignores it).
+    let envLogProblem: unknown;
+    try {
+      ctx.envLogFile = checkedLogFile(envValue(env, LOG_FILE_ENV), env, LOG_FILE_ENV, ErrorCode.InvalidEnvironment);
+    } catch (err) {
+      envLogProblem = err;
+    }
+    let cniEnv = readCniEnv(env);
+    ctx.cniEnv = cniEnv;
     if (cniEnv.command === 'VERSION') return { stdout: versionInfo(stdin, supported), stderr: '', exitCode: 0 };
+    if (envLogProblem) throw envLogProblem;
 
-    const raw = decodeStdin(stdin);
-    if (typeof raw.logFile === 'string' && raw.logFile) logFile = raw.logFile;
+    const raw = decodeStdin(stdin, cniEnv.command === 'DEL' ? Infinity : MAX_JSON_DEPTH);
+    const confLogFile = checkedLogFile(raw.logFile, env, '"logFile"', ErrorCode.InvalidConfig);
     validateNetworkName(raw.name);
     const version = decodeConfigVersion(raw.cniVersion);
     checkVersionSupported(version, supported);
-    errorVersion = version;
+    ctx.errorVersion = version;
     checkVerbAllowed(cniEnv.command, version, supported);
-    const cniArgs = parseCniArgs(cniEnv.args, plugin.knownArgs);
+    // A plugin that takes no CNI_ARGS ignores them, as the reference loopback does (its tests send CNI_ARGS=none).
+    const cniArgs = plugin.knownArgs ? parseCniArgs(cniEnv.args, plugin.knownArgs) : undefined;
+    checkCommonFields(raw);
+    if (!plugin.ignoresNetns) cniEnv = checkNetns(cniEnv, (l) => ctx.stderr.push(`${describe(plugin, cniEnv)}: ${l}\n`));
+    ctx.cniEnv = cniEnv;
     checkNotOwnNetns(env, cniEnv.netns);
 
     const conf = { ...raw, cniVersion: version } as NetConf;
     if (raw.prevResult !== undefined && raw.prevResult !== null) conf.prevResult = parsePrevResult(raw.prevResult, version);
     else delete conf.prevResult;
 
-    const log = createLogger({ tag: describe(plugin, cniEnv), stderr: (l) => stderr.push(l), file: logFile });
+    ctx.confLogFile = confLogFile;
+    const log = createLogger({ tag: describe(plugin, cniEnv), stderr: (l) => ctx.stderr.push(l), fileLines: (l) => ctx.fileLines.push(l) });
     const inv: Invocation = { env: cniEnv, conf, raw: stdin, cniArgs, log };
     let stdout = '';
     switch (cniEnv.command) {
@@ -167,36 +273,55 @@ export async function handleInvocation(plugin: Plugin, env: NodeJS.ProcessEnv, s
         if (plugin.status) await plugin.status(inv);
         break;
     }
-    return { stdout, stderr: stderr.join(''), exitCode: 0 };
+    flushLog(ctx, ctx.confLogFile ?? ctx.envLogFile);
+    return { stdout, stderr: ctx.stderr.join(''), exitCode: 0 };
   } catch (thrown) {
-    return failure(plugin, thrown, { cniEnv, errorVersion, logFile, stderr });
+    return failure(plugin, thrown, ctx);
   }
 }
 
 interface FailureContext {
   cniEnv?: CniEnv;
   errorVersion: string;
-  logFile?: string;
+  /** NODE_CNI_LOG_FILE, once checked. */
+  envLogFile?: string;
+  /** The config's logFile, once the skel accepted the config. */
+  confLogFile?: string;
   stderr: string[];
+  /** Timestamped lines for the log file, written once at the end. */
+  fileLines: string[];
 }
 
-/** One error object on stdout (nothing else), one human line on stderr and in the log file. */
+function flushLog(ctx: FailureContext, file: string | undefined): void {
+  if (file) writeLogFile(file, ctx.fileLines);
+}
+
+/**
+ * One error object on stdout (nothing else), one human line on stderr and in
+ * the log file: the config's, unless the error says the config (or the
+ * environment) was refused; then only NODE_CNI_LOG_FILE's.
+ */
 function failure(plugin: Plugin, thrown: unknown, ctx: FailureContext): InvocationOutput {
   const err = toCniError(thrown);
-  const log = createLogger({ tag: describe(plugin, ctx.cniEnv), stderr: (l) => ctx.stderr.push(l), file: ctx.logFile });
+  const log = createLogger({ tag: describe(plugin, ctx.cniEnv), stderr: (l) => ctx.stderr.push(l), fileLines: (l) => ctx.fileLines.push(l) });
   log.error(`${err.message} (CNI error code ${err.code})${err.details ? `: ${err.details}` : ''}`);
   if (!(thrown instanceof CniError) && thrown instanceof Error && thrown.stack) log.debug(thrown.stack);
+  flushLog(ctx, (INPUT_ERRORS.has(err.code) ? undefined : ctx.confLogFile) ?? ctx.envLogFile);
   const obj = { cniVersion: ctx.errorVersion, code: err.code, msg: err.message, ...(err.details ? { details: err.details } : {}) };
   return { stdout: `${JSON.stringify(obj)}\n`, stderr: ctx.stderr.join(''), exitCode: 1 };
 }
 
-/** Read all of stdin (async: works for pipes, files and non-blocking fds). */
 function finish(out: InvocationOutput): void {
   // Exit explicitly: a plugin may leave handles open (sockets, timers). Exit
   // only once stdout is written, so a pipe reader gets the whole JSON.
   const exit = () => process.exit(out.exitCode);
   if (out.stderr) writeOut(2, out.stderr, () => writeOut(1, out.stdout, exit));
   else writeOut(1, out.stdout, exit);
+}
+
+/** Failures outside handleInvocation: stderr only (the log file names are not checked yet). */
+function bareContext(): FailureContext {
+  return { errorVersion: LATEST_VERSION, stderr: [], fileLines: [] };
 }
 
 /** The entry point of every plugin binary: `runPlugin(plugin)` is all a main.ts contains. */
@@ -207,19 +332,18 @@ export function runPlugin(plugin: Plugin): void {
 function runPluginNow(plugin: Plugin): void {
   const env = process.env;
   if (envValue(env, 'CNI_COMMAND') === undefined) {
-    // Lazy: only a human running the binary by hand pays for yargs.
+    // Lazy: only a human running the binary by hand loads the help text.
     // eslint-disable-next-line @typescript-eslint/no-var-requires
     const { runHelp } = require('./help') as typeof import('./help');
-    const out = runHelp(plugin, process.argv.slice(2));
-    finish(out);
+    finish(runHelp(plugin, process.argv.slice(2)));
     return;
   }
   // VERSION never needs stdin, and a TTY would block: read it only when it is piped or a file.
   const skipStdin = env.CNI_COMMAND === 'VERSION' && stdinIsTerminal();
-  (skipStdin ? Promise.resolve(Buffer.alloc(0)) : readStdin())
+  (skipStdin ? Promise.resolve(Buffer.alloc(0)) : readStdin(MAX_STDIN_BYTES))
     .then(
       (stdin) => handleInvocation(plugin, env, stdin),
-      (err: Error) => failure(plugin, new CniError(ErrorCode.IoFailure, 'error reading from stdin', err.message), { errorVersion: LATEST_VERSION, logFile: envValue(env, LOG_FILE_ENV), stderr: [] }),
+      (err: Error) => failure(plugin, new CniError(ErrorCode.IoFailure, 'error reading from stdin', err.message), bareContext()),
     )
-    .then(finish, (err: unknown) => finish(failure(plugin, err, { errorVersion: LATEST_VERSION, logFile: envValue(env, LOG_FILE_ENV), stderr: [] })));
+    .then(finish, (err: unknown) => finish(failure(plugin, err, bareContext())));
 }

@@ -3,16 +3,35 @@
 // write a sysctl, spawnSync), and return, all in one tick. libuv pool threads
 // never switch, and a thread spawned while switched would stay in the
 // container's namespace, so `inNetns` refuses async callbacks.
+//
+// A path is checked to be a network namespace before it is used for anything
+// (probeNetns): statfs says whether it is on nsfs without opening it, the open
+// is non-blocking (a FIFO swapped in cannot hang us) and its fd must be on the
+// same nsfs, and a setns there and straight back proves it is a *network*
+// namespace (/proc/self/ns/mnt is on nsfs too).
 
 import * as fs from 'fs';
 import * as path from 'path';
+import { CniError, ErrorCode } from '../cni/errors';
 import { CLONE_NEWNET, native } from '../sys/native';
 
-export class NetnsNotFoundError extends Error {
-  readonly code = 'ENOENT';
+const NSFS_MAGIC = 0x6e736673;
+
+/** CNI_NETNS names nothing: code 4 (DEL treats it as "the container is gone"). */
+export class NetnsNotFoundError extends CniError {
+  readonly errno = 'ENOENT';
   constructor(readonly nsPath: string) {
-    super(`network namespace "${nsPath}" does not exist`);
+    super(ErrorCode.InvalidEnvironment, `CNI_NETNS "${nsPath}" does not exist`, 'CNI_NETNS must name the container\'s network namespace');
     this.name = 'NetnsNotFoundError';
+  }
+}
+
+/** CNI_NETNS names something that is not a network namespace (or cannot be checked): code 4, the same in every plugin. */
+export class NotNetnsError extends CniError {
+  /** `problem` completes 'CNI_NETNS "<path>" ...': "is not a network namespace: it is a FIFO". */
+  constructor(readonly nsPath: string, problem: string) {
+    super(ErrorCode.InvalidEnvironment, `CNI_NETNS "${nsPath}" ${problem}`, 'CNI_NETNS must name the container\'s network namespace, e.g. /run/netns/<name> or /proc/<pid>/ns/net');
+    this.name = 'NotNetnsError';
   }
 }
 
@@ -23,26 +42,75 @@ function hostNetnsFd(): number {
   return hostFd;
 }
 
+function kindOf(nsPath: string): string {
+  try {
+    const st = fs.statSync(nsPath);
+    if (st.isFIFO()) return 'a FIFO';
+    if (st.isDirectory()) return 'a directory';
+    if (st.isSocket()) return 'a socket';
+    if (st.isCharacterDevice() || st.isBlockDevice()) return 'a device';
+    if (st.isFile()) return st.size === 0 ? 'an empty regular file (an unmounted namespace pin?)' : 'a regular file';
+  } catch { /* gone meanwhile */ }
+  return 'not on the namespace filesystem';
+}
+
+/**
+ * Open `nsPath` as a network namespace: the fd, or NetnsNotFoundError /
+ * NotNetnsError. Never blocks, whatever the path is.
+ */
+function openNetnsFd(nsPath: string): number {
+  let magic: number;
+  try {
+    magic = Number(fs.statfsSync(nsPath).type);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') throw new NetnsNotFoundError(nsPath);
+    throw new NotNetnsError(nsPath, `cannot be opened: ${(err as Error).message}`);
+  }
+  if (magic !== NSFS_MAGIC) throw new NotNetnsError(nsPath, `is not a network namespace: it is ${kindOf(nsPath)}`);
+  let fd: number;
+  try {
+    fd = fs.openSync(nsPath, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK | fs.constants.O_NOCTTY);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new NetnsNotFoundError(nsPath);
+    throw new NotNetnsError(nsPath, `cannot be opened: ${(err as Error).message}`);
+  }
+  try {
+    // Replaced between statfs and open? Every namespace file lives on the one nsfs.
+    if (fs.fstatSync(fd).dev !== fs.fstatSync(hostNetnsFd()).dev) throw new NotNetnsError(nsPath, `is not a network namespace: it is ${kindOf(nsPath)}`);
+    const n = native();
+    try {
+      n.setns(fd, CLONE_NEWNET);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EINVAL') throw new NotNetnsError(nsPath, 'is not a network namespace: it is a namespace of another type (mount, pid, ...)');
+      if (code !== 'EPERM') throw new NotNetnsError(nsPath, `cannot be opened: ${(err as Error).message}`);
+      return fd; // without CAP_SYS_ADMIN we cannot tell; using it will say so
+    }
+    n.setns(hostNetnsFd(), CLONE_NEWNET);
+    return fd;
+  } catch (err) {
+    fs.closeSync(fd);
+    throw err;
+  }
+}
+
+/** For DEL: the namespace is gone (or the path no longer names one), so whatever was inside went with it. */
+export function isNetnsGone(err: unknown): boolean {
+  return err instanceof NetnsNotFoundError || err instanceof NotNetnsError;
+}
+
+/** Check that `nsPath` is a network namespace (throws NetnsNotFoundError or NotNetnsError, both code 4). */
+export function probeNetns(nsPath: string): void {
+  fs.closeSync(openNetnsFd(nsPath));
+}
+
 export class Netns {
   private constructor(readonly path: string, private fd: number) {}
 
   static open(nsPath: string): Netns {
-    let fd: number;
-    try {
-      fd = fs.openSync(nsPath, 'r');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new NetnsNotFoundError(nsPath);
-      throw err;
-    }
-    // A regular file or directory at that path is not a namespace; setns would say EINVAL later.
-    const st = fs.fstatSync(fd);
-    if (!st.isFile() || st.size !== 0) {
-      fs.closeSync(fd);
-      throw new Error(`"${nsPath}" is not a network namespace`);
-    }
-    return new Netns(nsPath, fd);
+    return new Netns(nsPath, openNetnsFd(nsPath));
   }
-
   /** Run fn inside this namespace, synchronously, and come back. */
   run<T>(fn: () => T): T {
     const n = native();

@@ -1,6 +1,7 @@
 // The kernel side of the loopback plugin: lo inside CNI_NETNS, through one
 // netlink socket created in that namespace.
 import { Netns } from '../../lib/netns';
+export { isNetnsGone as isGone } from '../../lib/netns';
 import { Address, openRtnl, Rtnl } from '../../lib/netlink';
 import { LOOPBACK_IFNAME } from './result';
 

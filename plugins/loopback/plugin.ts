@@ -6,7 +6,6 @@ import { CniError, ErrorCode } from '../../lib/cni/errors';
 import type { Plugin } from '../../lib/cni/plugin';
 import type { Invocation, Result } from '../../lib/cni/types';
 import type { Address } from '../../lib/netlink';
-import { NetnsNotFoundError } from '../../lib/netns';
 // The kernel side (and node-netlink with it) is loaded only when a verb needs
 // it, so VERSION and input errors answer without evaluating it.
 const kernel = (): typeof import('./lo') => require('./lo') as typeof import('./lo');
@@ -18,27 +17,15 @@ function requireNetns(inv: Invocation): string {
   return netns;
 }
 
-/** A missing namespace as a CNI error that names it. */
-function netnsError(err: unknown, netns: string): unknown {
-  if (err instanceof NetnsNotFoundError) {
-    return new CniError(ErrorCode.InvalidEnvironment, `network namespace "${netns}" does not exist`, `CNI_NETNS=${netns}`);
-  }
-  return err;
-}
-
 async function add(inv: Invocation): Promise<Result> {
   const netns = requireNetns(inv);
   const refuseForeign = (addrs: Address[]): void => {
     const foreign = foreignAddress(addrs);
     if (foreign) throw new CniError(ErrorCode.Internal, `loopback interface found with non-loopback address "${foreign}"`, `lo in ${netns}`);
   };
-  let addrs: Address[];
-  try {
-    const { inNetns, bringLoopbackUp } = kernel();
-    addrs = await inNetns(netns, (rtnl) => bringLoopbackUp(rtnl, refuseForeign));
-  } catch (err) {
-    throw netnsError(err, netns);
-  }
+  // A missing or wrong CNI_NETNS is the skel's code 4 (lib/netns NetnsNotFoundError, NotNetnsError), as in every plugin.
+  const { inNetns, bringLoopbackUp } = kernel();
+  const addrs: Address[] = await inNetns(netns, (rtnl) => bringLoopbackUp(rtnl, refuseForeign));
   // Chained after another plugin: lo changes nothing in the result.
   return inv.conf.prevResult ?? loopbackResult(inv.conf.cniVersion, netns, addrs);
 }
@@ -46,24 +33,19 @@ async function add(inv: Invocation): Promise<Result> {
 async function del(inv: Invocation): Promise<void> {
   const netns = inv.env.netns;
   if (!netns) return;
+  const { inNetns, bringLoopbackDown, isGone } = kernel();
   try {
-    const { inNetns, bringLoopbackDown } = kernel();
     await inNetns(netns, bringLoopbackDown);
   } catch (err) {
-    if (err instanceof NetnsNotFoundError) return; // the container is gone, and lo with it
+    if (isGone(err)) return; // the container is gone, and lo with it
     throw err;
   }
 }
 
 async function check(inv: Invocation): Promise<void> {
   const netns = requireNetns(inv);
-  let up: boolean;
-  try {
-    const { inNetns, isLoopbackUp } = kernel();
-    up = await inNetns(netns, isLoopbackUp);
-  } catch (err) {
-    throw netnsError(err, netns);
-  }
+  const { inNetns, isLoopbackUp } = kernel();
+  const up = await inNetns(netns, isLoopbackUp);
   if (!up) throw new CniError(ErrorCode.Internal, 'loopback interface is down', `lo in ${netns}`);
 }
 

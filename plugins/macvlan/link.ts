@@ -2,8 +2,8 @@
 // sub-interface of trunk mode, create and configure the macvlan inside the
 // container, read it back for CHECK. Decisions live in plan.ts and trunk.ts.
 
-import { CniError, ErrorCode } from '../../lib/cni/errors';
-import { Netns } from '../../lib/netns';
+import { CniError, ErrorCode, attachmentExists } from '../../lib/cni/errors';
+import { Netns, isNetnsGone } from '../../lib/netns';
 import { NetlinkError, isExists, isNotFound, openRtnl, type Link, type Rtnl } from '../../lib/netlink';
 import { writeSysctl } from '../../lib/sys/sysctl';
 import type { MacvlanConfig } from './config';
@@ -120,7 +120,7 @@ export async function createMacvlan(o: CreateMacvlanOptions): Promise<Link> {
     });
   } catch (err) {
     const e = err as NetlinkError;
-    if (isExists(err)) throw new CniError(ErrorCode.Internal, `macvlan: interface "${o.ifname}" already exists in the container`, e.message);
+    if (isExists(err)) throw attachmentExists(`macvlan: container already has an interface named "${o.ifname}"`);
     if (e.code === 'EBUSY' && o.conf.mode === 'passthru') {
       throw new CniError(ErrorCode.Internal, `macvlan: master "${o.parent.name}" already has a macvlan; passthru mode takes the master for a single container`, e.message);
     }
@@ -149,7 +149,7 @@ export async function deleteContainerInterface(netnsPath: string, ifname: string
   try {
     ns = Netns.open(netnsPath);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    if (isNetnsGone(err)) return;
     throw err;
   }
   const rtnl = openRtnl(ns);

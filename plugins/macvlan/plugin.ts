@@ -30,11 +30,13 @@ function required(v: string | undefined, name: string): string {
   return v;
 }
 
+/** The skel checked CNI_NETNS already (code 4); this is the race where it went away meanwhile. */
 function openNetns(nsPath: string): Netns {
   try {
     return Netns.open(nsPath);
   } catch (err) {
-    throw new CniError(ErrorCode.Internal, `macvlan: cannot open network namespace "${nsPath}"`, (err as Error).message);
+    if (err instanceof CniError) throw err;
+    throw new CniError(ErrorCode.InvalidEnvironment, `macvlan: cannot open CNI_NETNS "${nsPath}"`, (err as Error).message);
   }
 }
 

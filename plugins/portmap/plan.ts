@@ -14,15 +14,18 @@ export interface ContainerAddresses {
 
 /**
  * The first IPv4 and the first IPv6 address of the sandbox interface named
- * ifname (as the reference does: host-side interfaces are skipped).
+ * ifname (as the reference does: host-side interfaces are skipped). An
+ * address without an interface index counts, as in the reference: results of
+ * 0.1.0/0.2.0 (ip4/ip6) name no interfaces at all.
  */
 export function containerAddresses(prev: Result | undefined, ifname: string): ContainerAddresses {
   const out: ContainerAddresses = {};
   const ifaces = prev?.interfaces ?? [];
   for (const ip of prev?.ips ?? []) {
-    if (ip.interface === undefined) continue;
-    const iface = ifaces[ip.interface];
-    if (!iface || !iface.sandbox || iface.name !== ifname) continue;
+    if (ip.interface !== undefined) {
+      const iface = ifaces[ip.interface];
+      if (!iface || !iface.sandbox || iface.name !== ifname) continue;
+    }
     const addr = normalizeIP(ip.address.split('/')[0]);
     if (addr === undefined) continue;
     if (isIPv4(addr)) out.v4 ??= addr;

@@ -143,8 +143,9 @@ async function gc(inv: GcInvocation): Promise<void> {
 export const portmapPlugin: Plugin = {
   name: 'portmap',
   description: 'publishes container ports on the host (Docker -p) with nftables maps',
-  // Capabilities (runtimeConfig) and chaining (prevResult) exist from 0.3.0 on.
-  supportedVersions: ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'],
+  // Every version, like the reference: a 0.1.0/0.2.0 prevResult is converted by the skel like anywhere else.
+  // It never opens CNI_NETNS (it works from prevResult on the host side).
+  ignoresNetns: true,
   add,
   del,
   check,

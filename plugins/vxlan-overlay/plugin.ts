@@ -40,7 +40,7 @@ interface OverlayRecord extends AttachmentRecord {
 
 /** One JSON file per attachment under <runDir>/<network>/attachments-<netns id>/ (a tmpfs). */
 function recordsOf(conf: OverlayConfig): RecordDir<OverlayRecord> {
-  return new RecordDir<OverlayRecord>(attachmentsDir(conf.runDir, conf.name));
+  return new RecordDir<OverlayRecord>(attachmentsDir(conf.runDir, conf.name), conf.name);
 }
 
 function fail(msg: string, code: number = ErrorCode.Internal): CniError {
@@ -66,12 +66,17 @@ function subnetsOf(s: { subnet: string; subnet6?: string }): string[] {
   return s.subnet6 ? [s.subnet, s.subnet6] : [s.subnet];
 }
 
-/** The invocation host-local sees: one range set per family, the host's subnets, gateways on the bridge. */
+/**
+ * The invocation host-local sees: one range set per family, the host's
+ * subnets, gateways on the bridge. Only fields we built are serialized
+ * (host-local runs in-process and reads conf): the rest of the config may be
+ * nested as deep as a DEL brings it.
+ */
 function ipamInvocation(inv: Invocation, conf: OverlayConfig, subnets: readonly string[]): Invocation {
   const ranges = subnets.map((subnet) => [{ subnet, gateway: gatewayOf(subnet).ip }]);
   const ipam = { type: 'host-local', ranges, dataDir: conf.ipamDataDir };
   const c = { ...inv.conf, ipam };
-  return { ...inv, conf: c, raw: Buffer.from(JSON.stringify(c)) };
+  return { ...inv, conf: c, raw: Buffer.from(JSON.stringify({ cniVersion: conf.cniVersion, name: conf.name, type: 'vxlan-overlay', ipam })) };
 }
 
 /** The bridge for DEL/GC: the record's, else the (maybe stale) agent state's, else the config's or the default for VNI 1. */
@@ -86,6 +91,8 @@ function isolationOf(conf: OverlayConfig, bridge: string): (AttachIsolation & { 
 
 /** This host's name service for the network; names only on ADD (DEL and CHECK go by container ID). */
 function nameServiceFor(conf: OverlayConfig, inv: Invocation): AttachNameService | undefined {
+  // CNI_ARGS are read only here (the plugin declares no knownArgs: without nameResolution they are ignored).
+  if (!conf.nameResolution) return undefined;
   return asOverlayError(() => nameServiceOf({ network: conf.name, config: conf.nameResolution, inv, podName: cniArgsOf(inv).K8S_POD_NAME }));
 }
 

@@ -168,10 +168,20 @@ describe('bad input (CONFORMANCE §8) is rejected with its code and leaves lo un
     expect(loIsUp(hostNs)).toBe(true); // the host namespace's lo, brought up by Sandbox, untouched
   });
 
-  it('E28 unknown CNI_ARGS without IgnoreUnknown', () => {
-    const r = run(envFor('ADD', ns.path, { CNI_ARGS: 'FOO=bar' }), conf('1.1.0'));
-    expect(r.status).not.toBe(0);
-    expect(r.json.code).toBeGreaterThan(0);
+});
+
+// #15: loopback takes no CNI_ARGS, so it ignores them, as the reference does (its own test suite sends CNI_ARGS=none).
+describe('CNI_ARGS are ignored, like the reference loopback', () => {
+  it.each(['none', 'IgnoreUnknown=1;K8S_POD_NAME=x', 'FOO=bar', ';;=a=b;'])('CNI_ARGS=%j: ADD, CHECK and DEL succeed, for the reference too', (args) => {
+    for (const bin of [BIN, path.join(REFERENCE_BIN, 'loopback')]) {
+      const ns = containerNs(`args${bin === BIN ? 'o' : 'r'}`);
+      const cfg = conf('1.0.0');
+      expect(run(envFor('ADD', ns.path, { CNI_ARGS: args }), cfg)).toMatchObject({ status: 0 });
+      expect(loIsUp(ns.name)).toBe(true);
+      expect(run(envFor('CHECK', ns.path, { CNI_ARGS: args }), conf('1.0.0', { prevResult: { cniVersion: '1.0.0' } }))).toMatchObject({ status: 0 });
+      expect(run(envFor('DEL', ns.path, { CNI_ARGS: args }), cfg)).toMatchObject({ status: 0, stdout: '' });
+      shTry('ip', ['netns', 'del', ns.name]);
+    }
   });
 });
 

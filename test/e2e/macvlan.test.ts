@@ -217,7 +217,7 @@ describe('macvlan (built binary, throwaway host namespace)', () => {
     env.add(conf, 'ca', a);
     const r = env.run('ADD', conf, { id: 'ca2', netns: env.sb.nsPath(a) });
     expect(r.status).toBe(1);
-    expect(r.json.msg).toMatch(/"eth0" already exists/);
+    expect(r.json).toMatchObject({ code: 4, msg: expect.stringMatching(/already has an interface named "eth0"/) });
     expect(env.containerLinks(a)).toEqual(['lo', 'eth0']);
     expect(env.reservations()).toEqual(['10.252.0.2']);
   });

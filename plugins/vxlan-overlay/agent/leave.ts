@@ -47,7 +47,7 @@ function rmdirIfEmpty(dir: string): void {
 }
 
 export async function runLeave(o: CliOptions & { hostID: string }, log: Logger): Promise<number> {
-  const records = new RecordDir(attachmentsDir(o.runDir, o.network));
+  const records = new RecordDir(attachmentsDir(o.runDir, o.network), o.network);
   const attached = records.list();
   if (attached.length > 0) {
     const ids = attached.slice(0, 5).map((r) => `${r.containerId.slice(0, 12)}/${r.ifname}`).join(', ');

@@ -284,14 +284,14 @@ describe('errors from the plugin (E50)', () => {
     expect(r.json).toEqual({ cniVersion: '0.4.0', code: 999, msg: 'x is undefined' });
     expect(r.stderr).toBe('fake ADD abc/eth0: error: x is undefined (CNI error code 999)\n');
   });
-  it('errors go to the log file named by the config, or by NODE_CNI_LOG_FILE', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'skel-log-'));
+  it('errors go to the log file named by the config, or by NODE_CNI_LOG_FILE, in the log directory', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sx-skel-log-'));
     try {
       const f1 = path.join(dir, 'conf.log');
       const f2 = path.join(dir, 'env.log');
-      await run(BASE, { ...CONF, logFile: f1 }, fakePlugin({ fail: new Error('kaput') }));
+      await run({ ...BASE, NODE_CNI_LOG_DIR: dir }, { ...CONF, logFile: f1 }, fakePlugin({ fail: new Error('kaput') }));
       expect(fs.readFileSync(f1, 'utf8')).toMatch(/fake ADD abc\/eth0: error: kaput \(CNI error code 999\)/);
-      await run({ ...BASE, NODE_CNI_LOG_FILE: f2, CNI_IFNAME: 'bad:name' }, CONF);
+      await run({ ...BASE, NODE_CNI_LOG_DIR: dir, NODE_CNI_LOG_FILE: f2, CNI_IFNAME: 'bad:name' }, CONF);
       expect(fs.readFileSync(f2, 'utf8')).toMatch(/invalid CNI_IFNAME/);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
@@ -299,16 +299,17 @@ describe('errors from the plugin (E50)', () => {
   });
 });
 
-describe('help (no CNI_COMMAND, run by hand)', () => {
+describe('help (no CNI_COMMAND, run by hand): stderr only, stdout empty, exit 0, like the reference', () => {
   const plugin = fakePlugin();
-  it.each([[[]], [['--help']], [['--version']]])('%j prints name, package version and spec versions, exit 0', (argv) => {
+  it.each([[[]], [['--help']], [['--version']], [['--bogus']]])('%j prints name, package version and spec versions', (argv) => {
     const out = runHelp(plugin, argv as string[]);
     expect(out.exitCode).toBe(0);
-    expect(out.stdout).toContain('fake');
-    expect(out.stdout).toMatch(/v\d+\.\d+\.\d+/);
-    expect(out.stdout).toContain('1.1.0');
+    expect(out.stdout).toBe('');
+    expect(out.stderr).toContain('fake');
+    expect(out.stderr).toMatch(/v\d+\.\d+\.\d+/);
+    expect(out.stderr).toContain('1.1.0');
   });
-  it('an unknown flag is an error', () => {
-    expect(runHelp(plugin, ['--bogus']).exitCode).toBe(1);
+  it('an unknown flag is named', () => {
+    expect(runHelp(plugin, ['--bogus']).stderr).toContain('unknown argument "--bogus"');
   });
 });
