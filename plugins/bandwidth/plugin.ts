@@ -6,7 +6,7 @@ import { CniError, ErrorCode, invalidConfig } from '../../lib/cni/errors';
 import type { GcInvocation, Invocation, Plugin, Result } from '../../lib/cni/plugin';
 import { openContainerNetns } from '../../lib/bridge/lifecycle';
 import { openRtnl, type Link } from '../../lib/netlink';
-import { Netns, NetnsNotFoundError } from '../../lib/netns';
+import { Netns, isNetnsGone } from '../../lib/netns';
 import { Rollback, describeRollbackErrors } from '../../lib/util/rollback';
 import { parseBandwidthConfig, type BandwidthConfig } from './config';
 import { applyShaping, hostVethOf, removeShaping, removeStaleIfbs, verifyShaping } from './kernel';
@@ -46,8 +46,8 @@ async function hostVethIfPresent(host: ReturnType<typeof openRtnl>, nsPath: stri
   try {
     netns = Netns.open(nsPath);
   } catch (err) {
-    if (err instanceof NetnsNotFoundError) return undefined;
-    throw new CniError(ErrorCode.InvalidNetns, `bandwidth: failed to open netns "${nsPath}": ${(err as Error).message}`);
+    if (isNetnsGone(err)) return undefined; // DEL: the container is gone (the skel already said so, code 4, for ADD/CHECK)
+    throw err;
   }
   try {
     return await hostVethOf(host, netns, ifname).catch(() => undefined);

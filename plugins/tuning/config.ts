@@ -8,6 +8,7 @@ import { CniError, ErrorCode, invalidConfig } from '../../lib/cni/errors';
 import type { NetConf, Result } from '../../lib/cni/types';
 import { normalizeMac } from '../../lib/netlink';
 import { repeatedKeys } from '../../lib/util/json-keys';
+import { parseStateDir } from '../../lib/util/paths';
 
 export const DEFAULT_DATA_DIR = '/run/cni/tuning';
 /** The reference's allowlist: when it exists, every sysctl key must match one of its lines (regular expressions). */
@@ -149,10 +150,8 @@ export function parseTuningConfig(conf: NetConf, o: TuningParseOptions = {}): Tu
   const txQLen = pick(conf, argsCni, 'txQLen');
   if (txQLen) link.txQLen = int(txQLen.value, txQLen.where, 0, 0xffffffff);
 
-  const dataDir = conf.dataDir === undefined || conf.dataDir === '' ? DEFAULT_DATA_DIR : conf.dataDir;
-  if (typeof dataDir !== 'string' || !path.isAbsolute(dataDir) || path.normalize(dataDir) !== dataDir || /[\0\n]/.test(dataDir)) {
-    throw invalidConfig(`tuning: dataDir must be an absolute, normalized path, got ${JSON.stringify(conf.dataDir)}`);
-  }
+  // A "state" path (lib/util/paths.ts, docs/security.md), like every plugin's dataDir.
+  const dataDir = parseStateDir(conf.dataDir === undefined || conf.dataDir === '' ? DEFAULT_DATA_DIR : conf.dataDir, { plugin: 'tuning', field: 'dataDir' });
   return { cniVersion: conf.cniVersion, network: conf.name, sysctls, link, dataDir, prevResult: conf.prevResult };
 }
 

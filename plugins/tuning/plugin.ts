@@ -8,7 +8,7 @@ import { CniError, ErrorCode, invalidConfig } from '../../lib/cni/errors';
 import type { GcInvocation, Invocation, Plugin, Result } from '../../lib/cni/plugin';
 import { openContainerNetns } from '../../lib/bridge/lifecycle';
 import { openRtnl, type Link, type Rtnl } from '../../lib/netlink';
-import { Netns, NetnsNotFoundError } from '../../lib/netns';
+import { Netns, isNetnsGone } from '../../lib/netns';
 import { Rollback, describeRollbackErrors } from '../../lib/util/rollback';
 import { listBackups, readBackup, removeBackup, writeBackup } from './backup';
 import { changesLink, checkAllowlist, DEFAULT_DATA_DIR, parseTuningConfig, type TuningConfig } from './config';
@@ -81,8 +81,8 @@ function openIfPresent(nsPath: string | undefined): Netns | undefined {
   try {
     return Netns.open(nsPath);
   } catch (err) {
-    if (err instanceof NetnsNotFoundError) return undefined;
-    throw new CniError(ErrorCode.InvalidNetns, `tuning: failed to open netns "${nsPath}": ${(err as Error).message}`);
+    if (isNetnsGone(err)) return undefined; // DEL: the container is gone (the skel already said so, code 4, for ADD/CHECK)
+    throw err;
   }
 }
 

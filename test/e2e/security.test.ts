@@ -10,7 +10,7 @@ import { ensureBuilt } from '../helpers/build';
 import { dnsmasqPids } from '../helpers/dns';
 import { OverlayHost, OVERLAY_BIN } from '../helpers/overlay-host';
 
-const PLUGINS = ['bridge', 'macvlan', 'vxlan-overlay', 'loopback', 'portmap', 'host-local'];
+const PLUGINS = ['bridge', 'macvlan', 'vxlan-overlay', 'loopback', 'portmap', 'host-local', 'tuning', 'bandwidth'];
 
 interface Run { status: number | null; stdout: string; stderr: string; json?: any; ms: number }
 
@@ -131,11 +131,12 @@ describe('a throwaway host namespace', () => {
       fs.writeFileSync(empty, '');
     });
     const confOf = (plugin: string): Record<string, unknown> => ({
-      cniVersion: '1.1.0', name: 'sxns', type: plugin, master: 'lo', bridge: 'sxbr1', stateDir: dirs().state, runDir: dirs().run,
+      cniVersion: '1.1.0', name: 'sxns', type: plugin, master: 'lo', bridge: 'sxbr1', stateDir: dirs().state, runDir: dirs().run, dataDir: dirs().state,
+      prevResult: { cniVersion: '1.1.0', interfaces: [{ name: 'eth0', sandbox: '/x' }] }, ingressRate: 1000000, ingressBurst: 100000,
       ipam: plugin === 'vxlan-overlay' ? { dataDir: dirs().ipam } : { type: 'host-local', subnet: '10.251.9.0/24', dataDir: dirs().ipam },
     });
 
-    it.each(['bridge', 'macvlan', 'vxlan-overlay', 'loopback'])('%s: a FIFO, an empty file, /proc/self/ns/mnt → one code-4 error naming the path, fast; DEL succeeds', (plugin) => {
+    it.each(['bridge', 'macvlan', 'vxlan-overlay', 'loopback', 'tuning', 'bandwidth'])('%s: a FIFO, an empty file, /proc/self/ns/mnt → one code-4 error naming the path, fast; DEL succeeds', (plugin) => {
       for (const ns of [fifo, empty, '/proc/self/ns/mnt']) {
         const r = run(plugin, env('ADD', { netns: ns }), confOf(plugin), { timeout: 10_000 });
         expect([ns, r.status, r.json?.code]).toEqual([ns, 1, 4]);
@@ -225,7 +226,7 @@ describe('a throwaway host namespace', () => {
         expect([argv, r.status, r.stdout]).toEqual([argv, 0, '']);
         expect(r.stderr).toContain(plugin);
       }
-      const ref = spawnSync(path.join(REFERENCE_BIN, plugin === 'vxlan-overlay' ? 'bridge' : plugin), [], { encoding: 'utf8', env: {} });
+      const ref = spawnSync(path.join(REFERENCE_BIN, plugin === 'vxlan-overlay' ? 'bridge' : plugin), [], { encoding: 'utf8', env: {} }); // the reference has all but the overlay
       expect([ref.status, ref.stdout]).toEqual([0, '']);
     });
   });

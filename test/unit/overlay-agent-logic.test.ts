@@ -268,8 +268,8 @@ describe('agent command line', () => {
     expect(o).toMatchObject({ verb: 'agent', network: 'ov', cidr: '10.244.0.0/16', leaseTtl: 3, reconcileMs: 5000, store: { type: 'etcd', endpoints: ['http://10.0.0.1:2379', 'http://10.0.0.2:2379'] } });
   });
   it('dual-stack and leave flags', () => {
-    const o = parseCli(['agent', '--network', 'ov', '--cidr', '10.244.0.0/16', '--ipv6-cidr', 'fd00:10:244:0::/56', '--ipv6-subnet-length', '80', '--ipam-data-dir', '/d'], noFile);
-    expect(o).toMatchObject({ ipv6Cidr: 'fd00:10:244::/56', ipv6SubnetLength: 80, ipamDataDir: '/d' });
+    const o = parseCli(['agent', '--network', 'ov', '--cidr', '10.244.0.0/16', '--ipv6-cidr', 'fd00:10:244:0::/56', '--ipv6-subnet-length', '80', '--ipam-data-dir', '/var/lib/d'], noFile);
+    expect(o).toMatchObject({ ipv6Cidr: 'fd00:10:244::/56', ipv6SubnetLength: 80, ipamDataDir: '/var/lib/d' });
     expect(parseCli(['leave', '--network', 'ov'], noFile).ipamDataDir).toBe('/var/lib/cni/networks');
   });
   it('reads a conflist and lets flags override it', () => {

@@ -79,8 +79,9 @@ describe('parseTuningConfig', () => {
     [{ sysctl: { 'net.ipv4.ip_forward': true } }, /must be a string/],
     [{ sysctl: { 'net.ipv4.ip_forward': '1\nnet.x=1' } }, /must be one line/],
     [{ sysctl: { 'net.ipv4.ip_forward': '1', 'net/ipv4/ip_forward': '0' } }, /name the same file/],
-    [{ dataDir: 'rel' }, /dataDir must be an absolute, normalized path/],
-    [{ dataDir: '/run/../etc' }, /dataDir must be/],
+    [{ dataDir: 'rel' }, /"dataDir" "rel" is not an absolute path/],
+    [{ dataDir: '/run/../etc' }, /"dataDir" "\/run\/..\/etc" is not normalized/],
+    [{ dataDir: '/etc/cni' }, /is not below one of/],
   ])('refuses %j with code 7', (extra, msg) => {
     const err = refusal(() => parseTuningConfig(base(extra), opts));
     expect(err.code).toBe(7);
