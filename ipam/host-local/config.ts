@@ -117,7 +117,11 @@ function parseRoutes(raw: unknown): Route[] {
       route.gw = r.gw;
     }
     for (const k of ['mtu', 'advmss', 'priority', 'table', 'scope'] as const) {
-      if (typeof r[k] === 'number') route[k] = r[k] as number;
+      const v = r[k];
+      if (v === undefined || v === null) continue;
+      // Go's types.Route has ints here: anything else fails to decode there; say which field here.
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw invalid(`ipam.routes[${n}].${k} must be a whole number, got ${show(v)}`);
+      route[k] = v;
     }
     return route;
   });

@@ -4,6 +4,7 @@
 
 import { parseCniArgs, type CniArgs } from '../../lib/cni/args';
 import { CniError, ErrorCode } from '../../lib/cni/errors';
+import { parseConfigDns } from '../../lib/cni/dns';
 import type { Dns, NetConf } from '../../lib/cni/types';
 import { parseNameResolution, type NameResolutionConfig } from '../../lib/dns/config';
 import { parseStateDir } from '../../lib/util/paths';
@@ -117,26 +118,10 @@ function parseTrunk(v: unknown): number[] {
   return [...vids].sort((a, b) => a - b);
 }
 
+/** The reference replaces IPAM's DNS only when some field is set. */
 function parseDns(v: unknown): Dns | undefined {
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'object' || Array.isArray(v)) throw bad(`bridge: "dns" must be an object, got ${show(v)}`);
-  const d = v as Record<string, unknown>;
-  const list = (k: string): string[] | undefined => {
-    if (d[k] === undefined) return undefined;
-    if (!Array.isArray(d[k]) || !(d[k] as unknown[]).every((x) => typeof x === 'string')) throw bad(`bridge: "dns.${k}" must be a list of strings`);
-    return d[k] as string[];
-  };
-  if (d.domain !== undefined && typeof d.domain !== 'string') throw bad('bridge: "dns.domain" must be a string');
-  const out: Dns = {};
-  const ns = list('nameservers');
-  const search = list('search');
-  const options = list('options');
-  if (ns?.length) out.nameservers = ns;
-  if (d.domain) out.domain = d.domain as string;
-  if (search?.length) out.search = search;
-  if (options?.length) out.options = options;
-  // The reference replaces IPAM DNS only when some field is set.
-  return Object.keys(out).length ? out : undefined;
+  const out = parseConfigDns(v, 'bridge');
+  return out && Object.keys(out).length ? out : undefined;
 }
 
 /**

@@ -5,6 +5,7 @@
 // live). Bad values throw CniError code 7 naming the field and the value.
 
 import { CniError, ErrorCode } from '../../lib/cni/errors';
+import { parseConfigDns } from '../../lib/cni/dns';
 import type { Dns, NetConf } from '../../lib/cni/types';
 import { parseStateDir } from '../../lib/util/paths';
 import { show } from '../../lib/util/show';
@@ -112,8 +113,7 @@ export function parseMacvlanConfig(conf: NetConf, cniArgs: Readonly<Record<strin
   }
   const ipamType = conf.ipam?.type;
   if (isSet(ipamType) && typeof ipamType !== 'string') throw bad(`macvlan: "ipam.type" must be a string, got ${show(ipamType)}`);
-  const dns = conf.dns;
-  if (isSet(dns) && (typeof dns !== 'object' || Array.isArray(dns))) throw bad(`macvlan: "dns" must be an object, got ${show(dns)}`);
+  const dns = parseConfigDns(conf.dns, 'macvlan');
   const dataDir = parseStateDir(isSet(conf.dataDir) && conf.dataDir !== '' ? conf.dataDir : DEFAULT_DATA_DIR, { plugin: 'macvlan', field: 'dataDir' });
   const bcqueuelen = int(conf.bcqueuelen, 'bcqueuelen', 0, 0xffffffff);
   return {
@@ -126,7 +126,7 @@ export function parseMacvlanConfig(conf: NetConf, cniArgs: Readonly<Record<strin
     linkInContainer,
     bcqueuelen: bcqueuelen || undefined,
     ipamType: (ipamType as string | undefined) ?? '',
-    dns: isSet(dns) ? (dns as Dns) : undefined,
+    dns,
     vlan,
     dataDir,
   };

@@ -3,7 +3,8 @@
 // CniError code 7 that names the bad field.
 
 import { CniError, ErrorCode, type ErrorCodeValue } from '../../lib/cni/errors';
-import type { NetConf } from '../../lib/cni/types';
+import type { Dns, NetConf } from '../../lib/cni/types';
+import { parseConfigDns } from '../../lib/cni/dns';
 import { parseNameResolution, type NameResolutionConfig } from '../../lib/dns/config';
 import { parseStateDir } from '../../lib/util/paths';
 import { DEFAULT_RUN_DIR } from './readiness';
@@ -42,10 +43,16 @@ export interface OverlayConfig {
   isolation: boolean;
   /** Our extension, as the bridge's: container names served at the bridge gateway, per host (docs/dns.md). */
   nameResolution?: NameResolutionConfig;
+  /** The config's result DNS (checked); undefined when absent or empty. */
+  dns?: Dns;
 }
 
 function invalid(msg: string): CniError {
   return new CniError(ErrorCode.InvalidConfig, `vxlan-overlay: ${msg}`);
+}
+
+function nonEmpty(d: Dns | undefined): Dns | undefined {
+  return d && Object.keys(d).length ? d : undefined;
 }
 
 function optInt(conf: Record<string, unknown>, key: string, min: number, max: number): number | undefined {
@@ -146,6 +153,7 @@ export function parseOverlayConfig(conf: NetConf | Record<string, unknown>): Ove
     underlayInterface: optIfname(c, 'underlayInterface'),
     isolation,
     nameResolution,
+    dns: nonEmpty(parseConfigDns(c.dns, 'vxlan-overlay')),
   };
 }
 

@@ -154,7 +154,7 @@ async function addUnderLock(inv: Invocation, conf: OverlayConfig, agent: AgentSt
         ips: ips.map((ip) => ({ ...ip, interface: CONTAINER_IF })),
         routes,
       };
-      const dns = inv.conf.dns && Object.keys(inv.conf.dns).length ? inv.conf.dns : undefined;
+      const dns = conf.dns;
       // Name resolution: the gateway becomes the container's nameserver, the network's domain its search domain.
       if (conf.nameResolution) res.dns = mergeResultDns(dns, [families[0].gateway.ip], conf.nameResolution.domain);
       else if (dns) res.dns = dns;

@@ -120,6 +120,7 @@ describe('config', () => {
     ['two v4 sets with cniVersion 0.2.0', { ranges: [[{ subnet: '10.0.0.0/24' }], [{ subnet: '10.1.0.0/24' }]] }, { cniVersion: '0.2.0' }, /does not support more than 1 address per family/],
     ['bad requested IP', { subnet: '10.0.0.0/24' }, { runtimeConfig: { ips: ['10.0.0'] } }, /cannot understand requested IP "10.0.0" from runtimeConfig.ips/],
     ['bad route', { subnet: '10.0.0.0/24', routes: [{ dst: 'default' }] }, {}, /routes\[0\]: dst must be a CIDR/],
+    ['a route mtu of the wrong type', { subnet: '10.0.0.0/24', routes: [{ dst: '0.0.0.0/0', mtu: '1500' }] }, {}, /routes\[0\]\.mtu must be a whole number, got "1500"/],
   ])('%s → code 7', (_name, ipam, extra, msg) => {
     const c = { ...conf(ipam ?? {}), ...extra } as NetConf;
     if (!ipam) delete c.ipam;

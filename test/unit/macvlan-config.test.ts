@@ -161,3 +161,20 @@ describe('checkProblems', () => {
     expect(canonicalNetwork('fd00:0:0::1/64')).toBe('fd00::/64');
   });
 });
+
+describe('issue #12 item 10: fields of the wrong type are code 7 naming the field', () => {
+  const base = { cniVersion: '1.1.0', name: 'n', type: 'macvlan', master: 'eth0' };
+  it.each([
+    [{ dns: { nameservers: '10.0.0.1' } }, /"dns.nameservers" must be a list of strings/],
+    [{ dns: { domain: 5 } }, /"dns.domain" must be a string/],
+    [{ dns: [] }, /"dns" must be an object/],
+  ])('%j', (extra, msg) => {
+    let err: any;
+    try { parseMacvlanConfig({ ...base, ...extra } as any); } catch (e) { err = e; }
+    expect(err?.code).toBe(7);
+    expect(err.message).toMatch(msg);
+  });
+  it('a checked dns passes, unknown keys dropped', () => {
+    expect(parseMacvlanConfig({ ...base, dns: { nameservers: ['10.0.0.1'], x: 1 } } as any).dns).toEqual({ nameservers: ['10.0.0.1'] });
+  });
+});
