@@ -3,10 +3,11 @@
 // anything the reference takes ("iptables", "firewalld", "" as podman writes
 // it): ours is our nftables table plus one iptables jump either way.
 
-import * as path from 'path';
 import { invalidConfig } from '../../lib/cni/errors';
 import type { NetConf, Result } from '../../lib/cni/types';
 import { IPTABLES_CHAIN_NAME } from '../../lib/firewall/iptables';
+import { parseStateDir } from '../../lib/util/paths';
+import { show } from '../../lib/util/show';
 
 export type IngressPolicy = 'open' | 'same-bridge' | 'isolated';
 export const INGRESS_POLICIES: readonly IngressPolicy[] = ['open', 'same-bridge', 'isolated'];
@@ -30,23 +31,21 @@ export interface FirewallConfig {
 function optionalString(conf: NetConf, key: string): string | undefined {
   const v = conf[key];
   if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'string') throw invalidConfig(`firewall: "${key}" must be a string, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'string') throw invalidConfig(`firewall: "${key}" must be a string, got ${show(v)}`);
   return v;
 }
 
 export function parseFirewallConfig(conf: NetConf): FirewallConfig {
   const backend = optionalString(conf, 'backend') ?? '';
   const adminChain = optionalString(conf, 'iptablesAdminChainName') || DEFAULT_ADMIN_CHAIN;
-  if (!IPTABLES_CHAIN_NAME.test(adminChain)) throw invalidConfig(`firewall: iptablesAdminChainName must be an iptables chain name (1-28 characters: letters, digits, _ . : + -), got ${JSON.stringify(adminChain)}`);
+  if (!IPTABLES_CHAIN_NAME.test(adminChain)) throw invalidConfig(`firewall: iptablesAdminChainName must be an iptables chain name (1-28 characters: letters, digits, _ . : + -), got ${show(adminChain)}`);
   const firewalldZone = optionalString(conf, 'firewalldZone') || 'trusted';
   const policy = optionalString(conf, 'ingressPolicy') || 'open';
   if (!(INGRESS_POLICIES as readonly string[]).includes(policy)) {
-    throw invalidConfig(`firewall: unknown ingressPolicy ${JSON.stringify(policy)} (one of "open", "same-bridge", "isolated")`);
+    throw invalidConfig(`firewall: unknown ingressPolicy ${show(policy)} (one of "open", "same-bridge", "isolated")`);
   }
-  const stateDir = optionalString(conf, 'stateDir') || DEFAULT_STATE_DIR;
-  if (!path.isAbsolute(stateDir) || path.normalize(stateDir) !== stateDir || /[\0\n]/.test(stateDir)) {
-    throw invalidConfig(`firewall: stateDir must be an absolute, normalized path, got ${JSON.stringify(stateDir)}`);
-  }
+  // A "state" path (lib/util/paths.ts, docs/security.md), like every plugin's.
+  const stateDir = parseStateDir(optionalString(conf, 'stateDir') || DEFAULT_STATE_DIR, { plugin: 'firewall', field: 'stateDir' });
   return {
     cniVersion: conf.cniVersion,
     network: conf.name,

@@ -12,7 +12,7 @@ import { applyForwardAdd, hasForwardElement, removeForwardElements, removeForwar
 import { ensureForwardAccept, missingForwardAccept, removeForwardAccept, type IpFamily } from '../../lib/firewall/iptables';
 import { listIsolatedBridges } from '../../lib/firewall/isolation';
 import { openRtnl, vethPeer, type Link } from '../../lib/netlink';
-import { Netns, NetnsNotFoundError } from '../../lib/netns';
+import { Netns, isNetnsGone } from '../../lib/netns';
 import { Rollback, describeRollbackErrors } from '../../lib/util/rollback';
 import { parseFirewallConfig, type FirewallConfig } from './config';
 import { allowedAddresses, familiesOf, policyBridge } from './plan';
@@ -115,8 +115,8 @@ async function portIfPresent(nsPath: string | undefined, ifname: string): Promis
   try {
     netns = Netns.open(nsPath);
   } catch (err) {
-    if (err instanceof NetnsNotFoundError) return undefined;
-    throw new CniError(ErrorCode.InvalidNetns, `firewall: failed to open netns "${nsPath}": ${(err as Error).message}`);
+    if (isNetnsGone(err)) return undefined; // DEL: the container is gone (the skel already said so, code 4, for ADD/CHECK)
+    throw err;
   }
   try {
     return (await hostPort(netns, ifname))?.name;

@@ -23,7 +23,7 @@ import { stateDirProblem } from '../../lib/util/paths';
 const SEED = Number(process.env.SX_FUZZ_SEED ?? 20240612);
 const ITERATIONS = Number(process.env.SX_FUZZ_ITERATIONS ?? 60);
 const CODES = new Set([1, 3, 4, 5, 6, 7, 8, 11, 999]);
-const PLUGINS = ['bridge', 'macvlan', 'vxlan-overlay', 'loopback', 'portmap', 'host-local', 'tuning', 'bandwidth'] as const;
+const PLUGINS = ['bridge', 'macvlan', 'vxlan-overlay', 'loopback', 'portmap', 'host-local', 'tuning', 'bandwidth', 'firewall'] as const;
 type PluginName = (typeof PLUGINS)[number];
 
 /** mulberry32: small, seeded, good enough to pick inputs. */
@@ -77,6 +77,7 @@ const FIELDS: Record<PluginName, string[]> = {
   'host-local': ['name', 'logFile', 'ipam.dataDir', 'ipam.resolvConf', 'ipam.subnet', 'ipam.gateway'],
   tuning: ['name', 'dataDir', 'logFile', 'mac', 'sysctl.net/core/somaxconn', 'runtimeConfig.mac'],
   bandwidth: ['name', 'logFile'],
+  firewall: ['name', 'logFile', 'ingressPolicy', 'iptablesAdminChainName'],
 };
 const STATE_FIELDS = new Set(['stateDir', 'dataDir', 'runDir', 'ipam.dataDir', 'store.dir', 'nameResolution.runDir']);
 const ENV_FIELDS = ['CNI_CONTAINERID', 'CNI_IFNAME', 'CNI_NETNS', 'CNI_ARGS', 'CNI_PATH', 'NODE_CNI_LOG_FILE', 'NODE_CNI_LOG_DIR'];
@@ -153,6 +154,7 @@ describe(`hostile fields (seed ${SEED}, ${ITERATIONS} inputs)`, () => {
       };
       case 'host-local': return { cniVersion: '1.1.0', name: 'sxfz', type: 'bridge', ipam };
       case 'tuning': return { cniVersion: '1.1.0', name: 'sxfz', type: 'tuning', dataDir: dir('tuning'), sysctl: { 'net.core.somaxconn': '500' }, prevResult: { cniVersion: '1.1.0', interfaces: [{ name: 'eth0', sandbox: '/x' }] } };
+      case 'firewall': return { cniVersion: '1.1.0', name: 'sxfz', type: 'firewall', prevResult: { cniVersion: '1.1.0', interfaces: [{ name: 'eth0', sandbox: '/x' }], ips: [{ address: `10.253.${n % 200}.9/24`, interface: 0 }] } };
       case 'bandwidth': return { cniVersion: '1.1.0', name: 'sxfz', type: 'bandwidth', ingressRate: 1000000, ingressBurst: 100000, prevResult: { cniVersion: '1.1.0', interfaces: [{ name: 'eth0', sandbox: '/x' }] } };
     }
   }

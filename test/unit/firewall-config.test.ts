@@ -23,7 +23,8 @@ describe('parseFirewallConfig', () => {
     [{ iptablesAdminChainName: 'A'.repeat(29) }, /iptablesAdminChainName must be an iptables chain name/],
     [{ iptablesAdminChainName: 'X -j DROP' }, /must be an iptables chain name/],
     [{ backend: true }, /"backend" must be a string/],
-    [{ stateDir: 'run/fw' }, /stateDir must be an absolute/],
+    [{ stateDir: 'run/fw' }, /"stateDir" "run\/fw" is not an absolute path/],
+    [{ stateDir: '/etc/fw' }, /is not below one of/],
   ])('refuses %j with code 7', (extra, msg) => {
     expect(() => parseFirewallConfig(base(extra))).toThrow(expect.objectContaining({ code: 7, message: expect.stringMatching(msg) }));
   });

@@ -301,7 +301,12 @@ describe('errors from the plugin (E50)', () => {
 
 describe('help (no CNI_COMMAND, run by hand): stderr only, stdout empty, exit 0, like the reference', () => {
   const plugin = fakePlugin();
-  it.each([[[]], [['--help']], [['--version']], [['--bogus']]])('%j prints name, package version and spec versions', (argv) => {
+  it('--version answers on stdout, like any program (the release executable does the same)', () => {
+    const out = runHelp(plugin, ['--version']);
+    expect([out.exitCode, out.stderr]).toEqual([0, '']);
+    expect(out.stdout).toMatch(/^fake \(node-cni-plugins\) v\d+\.\d+\.\d+; CNI spec versions .*1\.1\.0\n$/);
+  });
+  it.each([[[]], [['--help']], [['--bogus']], [['--version', 'x']]])('%j prints name, package version and spec versions', (argv) => {
     const out = runHelp(plugin, argv as string[]);
     expect(out.exitCode).toBe(0);
     expect(out.stdout).toBe('');
