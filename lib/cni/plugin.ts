@@ -29,8 +29,9 @@ export interface Plugin {
   knownArgs?: readonly string[];
   /**
    * True for plugins that never open CNI_NETNS (IPAM, portmap): the skel then
-   * does not check it. Everyone else gets it checked to be a network
-   * namespace before the handler runs (code 4; on DEL it is dropped instead).
+   * leaves it alone. For everyone else a DEL whose CNI_NETNS is gone or no
+   * network namespace gets it dropped (cleanup as without a namespace); ADD
+   * and CHECK get code 4 from lib/netns Netns.open when they open it.
    */
   ignoresNetns?: boolean;
   add(inv: Invocation): Promise<Result>;

@@ -6,8 +6,8 @@
 //   → container ID / ifname → NODE_CNI_LOG_FILE (4) → stdin size, JSON
 //   and nesting (6) → logFile (7) → name (7) → cniVersion (6/1) → verb
 //   allowed for that version (1) → CNI_ARGS (4, when the plugin takes any)
-//   → types of the common fields (7) → CNI_NETNS is a network namespace (4;
-//   DEL: treated as gone) → own netns (8) → prevResult to 1.x → handler →
+//   → types of the common fields (7) → DEL: a CNI_NETNS that is gone or no
+//   network namespace is dropped → own netns (8) → prevResult to 1.x → handler →
 //   result converted to the config version. Log lines reach a log file only
 //   at the end, and the config's logFile only when the config was accepted.
 
@@ -17,7 +17,7 @@ import { envValue, readCniEnv, validateNetworkName } from './env';
 import type { GcInvocation, Plugin } from './plugin';
 import type { Attachment, CniEnv, Invocation, NetConf, Verb } from './types';
 import { LATEST_VERSION, SUPPORTED_VERSIONS, formatResult, parsePrevResult, versionAtLeast } from './version';
-import { isHostNetns, probeNetns } from '../netns';
+import { isHostNetns, isNetnsGone, probeNetns } from '../netns';
 import { createLogger, logDirOf, logFileProblem, writeLogFile } from '../util/log';
 import { startMain } from '../util/main';
 import { readStdin, stdinIsTerminal, writeOut } from './stdio';
@@ -121,18 +121,21 @@ function checkVerbAllowed(verb: Verb, version: string, supported: readonly strin
 }
 
 /**
- * CNI_NETNS must be a network namespace before anything opens it (a FIFO
- * would block an open for ever): code 4 naming it. DEL goes on without it
- * (an unmounted pin is an empty file, a reused path anything): the container
- * is gone, and DEL cleans up the host side as with an empty CNI_NETNS.
+ * DEL with a CNI_NETNS that is gone or no network namespace (an unmounted pin
+ * is an empty file, a reused path anything): the container is gone, and DEL
+ * cleans up the host side as with an empty CNI_NETNS. ADD and CHECK open it
+ * through lib/netns Netns.open, which checks it the same way before anything
+ * else touches it (never blocking on a FIFO) and refuses with code 4 naming
+ * it, in every plugin, after the plugin has checked its config (the
+ * reference's order of errors).
  */
-function checkNetns(env: CniEnv, log: (line: string) => void): CniEnv {
-  if (!env.netns) return env;
+function dropGoneNetns(env: CniEnv, log: (line: string) => void): CniEnv {
+  if (!env.netns || env.command !== 'DEL') return env;
   try {
     probeNetns(env.netns);
     return env;
   } catch (err) {
-    if (env.command !== 'DEL') throw err;
+    if (!isNetnsGone(err)) throw err;
     log(`CNI_NETNS ignored: ${(err as Error).message}`);
     return { ...env, netns: undefined };
   }
@@ -238,7 +241,7 @@ export async function handleInvocation(plugin: Plugin, env: NodeJS.ProcessEnv, s
     // A plugin that takes no CNI_ARGS ignores them, as the reference loopback does (its tests send CNI_ARGS=none).
     const cniArgs = plugin.knownArgs ? parseCniArgs(cniEnv.args, plugin.knownArgs) : undefined;
     checkCommonFields(raw);
-    if (!plugin.ignoresNetns) cniEnv = checkNetns(cniEnv, (l) => ctx.stderr.push(`${describe(plugin, cniEnv)}: ${l}\n`));
+    if (!plugin.ignoresNetns) cniEnv = dropGoneNetns(cniEnv, (l) => ctx.stderr.push(`${describe(plugin, cniEnv)}: ${l}\n`));
     ctx.cniEnv = cniEnv;
     checkNotOwnNetns(env, cniEnv.netns);
 

@@ -82,9 +82,10 @@ function openNetnsFd(nsPath: string): number {
     try {
       n.setns(fd, CLONE_NEWNET);
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'EINVAL') throw new NotNetnsError(nsPath, 'is not a network namespace: it is a namespace of another type (mount, pid, ...)');
-      if (code !== 'EPERM') throw new NotNetnsError(nsPath, `cannot be opened: ${(err as Error).message}`);
+      const e = err as NodeJS.ErrnoException;
+      if (e.syscall !== 'setns') throw err; // the native code itself could not load: its own error
+      if (e.code === 'EINVAL') throw new NotNetnsError(nsPath, 'is not a network namespace: it is a namespace of another type (mount, pid, ...)');
+      if (e.code !== 'EPERM') throw new NotNetnsError(nsPath, `cannot be opened: ${e.message}`);
       return fd; // without CAP_SYS_ADMIN we cannot tell; using it will say so
     }
     n.setns(hostNetnsFd(), CLONE_NEWNET);

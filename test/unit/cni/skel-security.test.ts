@@ -8,6 +8,8 @@ import * as os from 'os';
 import * as path from 'path';
 import { handleInvocation, jsonDepthExceeds, MAX_JSON_DEPTH, MAX_STDIN_BYTES } from '../../../lib/cni/skel';
 import { fakePlugin } from './fake-plugin';
+import { CniError } from '../../../lib/cni/errors';
+import { isNetnsGone, Netns } from '../../../lib/netns';
 
 const CONF = { cniVersion: '1.1.0', name: 'net1', type: 'fake' };
 let dir: string;
@@ -117,21 +119,23 @@ describe('items 5 and 9: CNI_NETNS must be a network namespace, checked before a
     ['a path that does not exist', () => path.join(dir, 'nope'), /does not exist/],
   ];
 
-  it.each(cases)('ADD and CHECK with %s → 4 naming the path, the plugin never runs', async (_what, make, msg) => {
+  // Every plugin opens CNI_NETNS through Netns.open: the one check, the one error (code 4 naming the path), never blocking.
+  it.each(cases)('Netns.open of %s → code 4 naming the path, at once', (_what, make, msg) => {
     const ns = make();
-    for (const verb of ['ADD', 'CHECK']) {
-      const r = await run({ CNI_COMMAND: verb, CNI_NETNS: ns }, { ...CONF, prevResult: { cniVersion: '1.1.0' } }, netnsPlugin());
-      expect(r.json).toMatchObject({ code: 4 });
-      expect(r.json.msg).toContain(`CNI_NETNS "${ns}"`);
-      expect(r.json.msg).toMatch(msg);
-      expect(r.calls).toEqual([]);
-    }
+    let err: any;
+    try { Netns.open(ns).close(); } catch (e) { err = e; }
+    expect(err).toBeInstanceOf(CniError);
+    expect(err.code).toBe(4);
+    expect(err.message).toContain(`CNI_NETNS "${ns}"`);
+    expect(err.message).toMatch(msg);
+    expect(isNetnsGone(err)).toBe(true);
   });
 
   it.each(cases)('DEL with %s succeeds as without a namespace (the container is gone)', async (_what, make) => {
     const r = await run({ CNI_COMMAND: 'DEL', CNI_NETNS: make() }, CONF, netnsPlugin());
     expect(r.exitCode).toBe(0);
     expect(r.calls[0].inv.env.netns).toBeUndefined();
+    expect(r.stderr).toContain('CNI_NETNS ignored');
   });
 
   it('the plugin\'s own namespace is still code 8 (libcni\'s ErrInvalidNetNS), CNI_NETNS_OVERRIDE lets it through', async () => {
@@ -139,8 +143,9 @@ describe('items 5 and 9: CNI_NETNS must be a network namespace, checked before a
     expect((await run({ CNI_NETNS: '/proc/self/ns/net', CNI_NETNS_OVERRIDE: '1' }, CONF, netnsPlugin())).exitCode).toBe(0);
   });
 
-  it('a plugin that never opens CNI_NETNS (IPAM, portmap) is not held to it', async () => {
-    expect((await run({ CNI_NETNS: path.join(dir, 'nope') }, CONF, fakePlugin({ ignoresNetns: true }))).exitCode).toBe(0);
+  it('a plugin that never opens CNI_NETNS (IPAM, portmap) keeps it on DEL as given', async () => {
+    const r = await run({ CNI_COMMAND: 'DEL', CNI_NETNS: path.join(dir, 'nope') }, CONF, fakePlugin({ ignoresNetns: true }));
+    expect(r.calls[0].inv.env.netns).toBe(path.join(dir, 'nope'));
   });
 });
 
