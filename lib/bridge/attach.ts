@@ -16,6 +16,7 @@ import { containerNames, type NameResolutionConfig } from '../dns/config';
 import type { Invocation } from '../cni/types';
 import { registerNames, unregisterNames } from '../dns/service';
 import { addressText, familyOf, overlapsText, sameIP, type Family } from '../ip';
+import { installRoutes } from '../routes/install';
 import { ensureSysctl } from '../sys/sysctl';
 import { enableIpv4Forwarding, enableIpv6Forwarding } from './forwarding';
 import { joinIsolation, leaveIsolationIfEmpty } from './isolation';
@@ -56,6 +57,8 @@ export interface AttachOptions {
   /** Addresses for the container interface (CIDR, host bits kept). */
   ips: readonly IpConfig[];
   routes: readonly Route[];
+  /** The attachment's gateway priority (lib/routes/priority.ts): the metric of the routes without their own. */
+  gwPriority?: number;
   /** Gateway addresses to ensure on the bridge (or on the VLAN gateway interface). */
   bridgeAddresses: readonly GatewayAddress[];
   /** Put the gateway addresses on this VLAN gateway interface instead of the bridge (./vlan-gateway.ts). */
@@ -106,6 +109,8 @@ export interface AttachResult {
   hostVeth: Link;
   containerVeth: Link;
   vlanGateway?: Link;
+  /** The routes installed in the container, each with the metric it got (what the result reports). */
+  routes: Route[];
 }
 
 const IFA_F_TENTATIVE = 0x40;
@@ -188,7 +193,8 @@ async function waitDad(container: Rtnl, index: number, timeoutMs: number, plugin
   }
 }
 
-async function configureContainer(container: Rtnl, link: Link, o: AttachOptions): Promise<void> {
+/** Addresses, link up, DAD, then the routes; returns the routes as installed (with their metrics). */
+async function configureContainer(container: Rtnl, link: Link, o: AttachOptions): Promise<Route[]> {
   const hasV6 = o.ips.some((ip) => familyOf(ip.address) === 6);
   const dev = o.ifname;
   ensureSysctl(`net/ipv6/conf/${dev}/accept_dad`, o.enableDad ? '1' : '0', o.netns, OPTIONAL);
@@ -208,13 +214,7 @@ async function configureContainer(container: Rtnl, link: Link, o: AttachOptions)
   }
   if (!o.disableContainerInterface) await container.setLinkUp(link.index);
   if (hasV6 && o.enableDad) await waitDad(container, link.index, 5000, who(o));
-  for (const r of o.routes) {
-    try {
-      await container.addRoute({ dst: r.dst, gw: r.gw, dev: link.index, metric: r.priority, table: r.table, scope: r.scope, mtu: r.mtu, advmss: r.advmss });
-    } catch (err) {
-      if (!isExists(err)) throw fail(`${who(o)}: failed to add route ${r.dst}${r.gw ? ` via ${r.gw}` : ''} in the container: ${errMsg(err)}`);
-    }
-  }
+  return installRoutes(container, { plugin: who(o), ifname: dev, index: link.index, routes: o.routes, gwPriority: o.gwPriority ?? 0 });
 }
 
 /**
@@ -249,7 +249,7 @@ export async function attachContainer(o: AttachOptions): Promise<AttachResult> {
     if (o.vlans) await applyPortVlans(host, hostVeth, o.vlans, who(o));
     await host.setLinkUp(hostVeth.index);
 
-    await configureContainer(container, containerVeth, o);
+    const routes = await configureContainer(container, containerVeth, o);
 
     let gatewayLink: Link | undefined;
     if (o.vlanGateway && o.bridgeAddresses.length) {
@@ -299,6 +299,7 @@ export async function attachContainer(o: AttachOptions): Promise<AttachResult> {
       hostVeth: await host.requireLink(hostVeth.index),
       containerVeth: await container.requireLink(containerVeth.index),
       vlanGateway: gatewayLink && await host.requireLink(gatewayLink.index),
+      routes,
     };
   } finally {
     host.close();

@@ -3,7 +3,8 @@
 // plugin adds its own checks (bridge MAC, promiscuous mode, overlay MTU...).
 
 import { CniError, ErrorCode } from '../cni/errors';
-import { familyOf, networkText, sameIP } from '../ip';
+import { sameIP } from '../ip';
+import { missingRoutes } from '../routes/check';
 import { openRtnl, type Link } from '../netlink';
 import { openContainerNetns } from './lifecycle';
 
@@ -15,18 +16,13 @@ export interface AttachmentCheck {
   bridge: string;
   /** prevResult's addresses of this interface (CIDR). */
   addresses: readonly string[];
-  routes: ReadonlyArray<{ dst: string; gw?: string }>;
+  /** prevResult's routes: each must be there through this interface (with its metric, when the result gave one). */
+  routes: ReadonlyArray<{ dst: string; gw?: string; priority?: number; table?: number }>;
   /** Expected container MTU, when the plugin fixes one. */
   mtu?: number;
   /** Expected MACs from prevResult, when it has them: the container end, and the host end by name. */
   containerMac?: string;
   hostMacOf?: (hostVeth: string) => string | undefined;
-}
-
-/** A route destination's network, "default" included. */
-function dstNetwork(dst: string, gw?: string): string {
-  if (dst === 'default') return gw && familyOf(gw) === 6 ? '::/0' : '0.0.0.0/0';
-  return networkText(dst);
 }
 
 /** Throws a CniError (code 999) naming the first thing that is not as attachContainer left it. */
@@ -46,12 +42,8 @@ export async function checkAttachment(o: AttachmentCheck): Promise<{ container: 
       const [a, len] = cidr.split('/');
       if (!have.some((x) => sameIP(x.ip, a) && String(x.prefix) === len)) throw fail(`address ${cidr} is missing on "${o.ifname}"`);
     }
-    const routes = [...(await ctr.listRoutes({ family: 4 })), ...(await ctr.listRoutes({ family: 6 }))];
-    for (const r of o.routes) {
-      const dst = dstNetwork(r.dst, r.gw);
-      const found = routes.some((x) => networkText(x.dst) === dst && (!r.gw || (x.gw !== undefined && sameIP(x.gw, r.gw))));
-      if (!found) throw fail(`route ${r.dst}${r.gw ? ` via ${r.gw}` : ''} is missing in the container`);
-    }
+    const missing = missingRoutes(o.routes, await ctr.listRoutes({ table: 0 }), link.index);
+    if (missing) throw fail(`route ${missing} is missing in the container`);
     container = link;
   } finally {
     ctr.close();

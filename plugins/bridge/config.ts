@@ -3,12 +3,14 @@
 // CniError code 7 naming the field and the value.
 
 import { parseCniArgs, type CniArgs } from '../../lib/cni/args';
+import { pickContainerMac } from '../../lib/cni/mac';
 import { CniError, ErrorCode } from '../../lib/cni/errors';
 import { parseConfigDns } from '../../lib/cni/dns';
 import type { Dns, NetConf } from '../../lib/cni/types';
 import { parseNameResolution, type NameResolutionConfig } from '../../lib/dns/config';
 import { parseStateDir } from '../../lib/util/paths';
 import { show } from '../../lib/util/show';
+import { GW_PRIORITY_ARG, gwPriorityOf } from '../../lib/routes/priority';
 
 export type MasqBackend = 'nftables' | 'iptables';
 
@@ -46,9 +48,13 @@ export interface BridgeConfig {
   readonly isolation: boolean;
   /** Our extension: container-name DNS on the gateway address (lib/dns/, docs/dns.md); undefined = off. */
   readonly nameResolution?: NameResolutionConfig;
+  /** Our extension: the attachment's gateway priority (Docker's --gw-priority), lib/routes/priority.ts. */
+  readonly gwPriority: number;
 }
 
 export const DEFAULT_BRIDGE = 'cni0';
+/** CNI_ARGS the bridge reads: MAC for the container veth, IP for host-local (in-process), the gateway priority. */
+export const BRIDGE_ARGS: readonly string[] = ['MAC', 'IP', GW_PRIORITY_ARG];
 export const DEFAULT_STATE_DIR = '/run/cni/bridge';
 
 function bad(msg: string, details?: string): CniError {
@@ -74,24 +80,6 @@ function int(conf: Record<string, unknown>, key: string, min: number, max: numbe
 /** Linux interface-name rules (IFNAMSIZ-1 bytes, no '/', ':' or whitespace). */
 export function validIfName(name: string): boolean {
   return name.length > 0 && Buffer.byteLength(name) <= 15 && name !== '.' && name !== '..' && !/[/:\s]/.test(name);
-}
-
-const MAC_RE = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
-
-function parseMac(value: unknown, where: string): string {
-  if (typeof value !== 'string' || !MAC_RE.test(value)) throw bad(`bridge: invalid MAC address ${show(value)} in ${where}`);
-  if (parseInt(value.slice(0, 2), 16) & 1) throw bad(`bridge: MAC address "${value}" in ${where} is a multicast address`);
-  return value.toLowerCase();
-}
-
-function pickMac(conf: NetConf, cniArgs: CniArgs): string | undefined {
-  const rc = conf.runtimeConfig?.mac;
-  if (rc !== undefined && rc !== '') return parseMac(rc, 'runtimeConfig.mac');
-  const argMac = conf.args?.cni?.mac;
-  if (argMac !== undefined && argMac !== '') return parseMac(argMac, 'args.cni.mac');
-  const envMac = cniArgs.MAC;
-  if (envMac) return parseMac(envMac, 'CNI_ARGS MAC');
-  return undefined;
 }
 
 function parseTrunk(v: unknown): number[] {
@@ -129,7 +117,7 @@ function parseDns(v: unknown): Dns | undefined {
  * cniArgsOf); a raw "K=V;..." string is parsed by the same lib/cni/args rules.
  */
 export function parseBridgeConfig(conf: NetConf, cniArgs: CniArgs | string = {}): BridgeConfig {
-  const args = typeof cniArgs === 'string' ? parseCniArgs(cniArgs, ['MAC', 'IP']) : cniArgs;
+  const args = typeof cniArgs === 'string' ? parseCniArgs(cniArgs, BRIDGE_ARGS) : cniArgs;
   const c = conf as Record<string, unknown>;
   const bridge = c.bridge === undefined || c.bridge === '' ? DEFAULT_BRIDGE : c.bridge;
   if (typeof bridge !== 'string' || !validIfName(bridge)) throw bad(`bridge: invalid bridge name ${show(c.bridge)} (at most 15 bytes, no "/", ":" or spaces)`);
@@ -182,9 +170,10 @@ export function parseBridgeConfig(conf: NetConf, cniArgs: CniArgs | string = {})
     portIsolation: bool(c, 'portIsolation'),
     ipamType,
     dns: parseDns(c.dns),
-    mac: pickMac(conf, args),
+    mac: pickContainerMac(conf, args, 'bridge'),
     stateDir,
     isolation: bool(c, 'isolation'),
     nameResolution,
+    gwPriority: gwPriorityOf(conf, args, 'bridge'),
   });
 }

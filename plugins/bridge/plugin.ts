@@ -21,7 +21,7 @@ import { RecordDir, type AttachmentRecord } from '../../lib/bridge/records';
 import { mergeResultDns } from '../../lib/dns/render';
 import { checkNames, gcNames } from '../../lib/dns/service';
 import { addressText, networkText } from '../../lib/ip';
-import { parseBridgeConfig, type BridgeConfig } from './config';
+import { BRIDGE_ARGS, parseBridgeConfig, type BridgeConfig } from './config';
 import { needsVlanFiltering, planAdd, planVlanGateway, planVlanGatewayPort, planVlans, requireAddresses, type VlanGatewayPlan } from './plan';
 import { releaseVlanGatewayIfUnused, type VlanGatewayRelease } from '../../lib/bridge/vlan-gateway';
 import { buildResult } from './result';
@@ -29,8 +29,7 @@ import { buildResult } from './result';
 /** IPAM plugins run in-process instead of exec'd: saves a fork+exec of Node per call. Any other type is exec'd from CNI_PATH. */
 export const IN_PROCESS_IPAM: InProcessPlugins = { 'host-local': hostLocal };
 
-/** MAC for the container veth; IP for host-local, which runs in-process. */
-const KNOWN_ARGS = ['MAC', 'IP'];
+const KNOWN_ARGS = BRIDGE_ARGS;
 
 function configOf(inv: Invocation): BridgeConfig {
   return parseBridgeConfig(inv.conf, cniArgsOf(inv, KNOWN_ARGS));
@@ -102,7 +101,7 @@ async function addUnderLock(inv: Invocation, conf: BridgeConfig, records: Record
         promisc: conf.promiscMode, hairpin: conf.hairpinMode, portIsolation: conf.portIsolation,
         vlanFiltering: needsVlanFiltering(conf), vlans: (existing) => planVlans(conf, existing),
         enableDad: conf.enabledad, disableContainerInterface: conf.disableContainerInterface,
-        ips: plan.ips, routes: plan.routes, bridgeAddresses: plan.bridgeAddresses, forceAddress: conf.forceAddress,
+        ips: plan.ips, routes: plan.routes, gwPriority: conf.gwPriority, bridgeAddresses: plan.bridgeAddresses, forceAddress: conf.forceAddress,
         vlanGateway: plan.vlanGateway && { ...plan.vlanGateway, portVlans: (existing) => planVlanGatewayPort(conf, existing), lockDir: conf.stateDir },
         forwardV4: plan.forwardV4, forwardV6: plan.forwardV6,
         masq: plan.masq.length ? { owner: { network: conf.name, containerId, ifname }, entries: plan.masq } : undefined,

@@ -20,7 +20,8 @@ export function buildResult(o: { cniVersion: string; netnsPath: string; att: Att
     ips: plan.ips.map((ip) => ({ ...ip, interface: CONTAINER_IF_INDEX })),
   };
   if (att.vlanGateway) res.interfaces!.push({ name: att.vlanGateway.name, mac: att.vlanGateway.mac });
-  const routes: Route[] = plan.routes;
+  // As installed, with their metrics: CHECK looks for exactly these.
+  const routes: Route[] = att.routes;
   if (routes.length) res.routes = routes;
   // The config's dns replaces IPAM's when any field is set (reference behaviour).
   const dns = o.dns ?? o.ipamDns;

@@ -6,7 +6,9 @@
 
 import { CniError, ErrorCode } from '../../lib/cni/errors';
 import { parseConfigDns } from '../../lib/cni/dns';
+import { pickContainerMac } from '../../lib/cni/mac';
 import type { Dns, NetConf } from '../../lib/cni/types';
+import { GW_PRIORITY_ARG, gwPriorityOf } from '../../lib/routes/priority';
 import { parseStateDir } from '../../lib/util/paths';
 import { show } from '../../lib/util/show';
 
@@ -33,12 +35,15 @@ export interface MacvlanConfig {
   readonly vlan: number;
   /** Trunk-mode records: which sub-interfaces we created and who uses them. */
   readonly dataDir: string;
+  /** The attachment's gateway priority (Docker's --gw-priority): the metric of its routes, lib/routes/priority.ts. */
+  readonly gwPriority: number;
 }
 
 export const DEFAULT_DATA_DIR = '/run/cni/macvlan';
+/** CNI_ARGS macvlan reads: MAC, IP for host-local (in-process), the gateway priority. */
+export const MACVLAN_ARGS: readonly string[] = ['MAC', 'IP', GW_PRIORITY_ARG];
 /** What a Linux interface name may be: 1-15 bytes, no "/", ":" or whitespace. */
 export const IFNAME_RE = /^[^/:\s]{1,15}$/;
-const MAC_RE = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
 
 function bad(msg: string, details?: string): CniError {
   return new CniError(ErrorCode.InvalidConfig, msg, details);
@@ -65,24 +70,6 @@ function int(v: unknown, key: string, min: number, max: number): number | undefi
 
 export function validIfName(name: string): boolean {
   return IFNAME_RE.test(name) && Buffer.byteLength(name) <= 15 && name !== '.' && name !== '..';
-}
-
-/** A unicast MAC, lower case; `where` names the source for the message. */
-export function parseMac(value: unknown, where: string): string {
-  if (typeof value !== 'string' || !MAC_RE.test(value)) throw bad(`macvlan: invalid MAC address ${show(value)} in ${where}`);
-  if (parseInt(value.slice(0, 2), 16) & 1) throw bad(`macvlan: MAC address "${value}" in ${where} is a multicast address`);
-  return value.toLowerCase();
-}
-
-/** The MAC asked for, highest precedence first: runtimeConfig.mac, args.cni.mac, CNI_ARGS MAC, config mac. */
-function pickMac(conf: NetConf, cniArgs: Readonly<Record<string, string>>): string | undefined {
-  const rc = conf.runtimeConfig?.mac;
-  if (isSet(rc) && rc !== '') return parseMac(rc, 'runtimeConfig.mac');
-  const argsCni = conf.args?.cni;
-  if (argsCni && typeof argsCni === 'object' && isSet((argsCni as Record<string, unknown>).mac)) return parseMac((argsCni as Record<string, unknown>).mac, 'args.cni.mac');
-  if (cniArgs.MAC) return parseMac(cniArgs.MAC, 'CNI_ARGS MAC');
-  if (isSet(conf.mac) && conf.mac !== '') return parseMac(conf.mac, '"mac"');
-  return undefined;
 }
 
 function parseMode(v: unknown): MacvlanMode {
@@ -122,12 +109,13 @@ export function parseMacvlanConfig(conf: NetConf, cniArgs: Readonly<Record<strin
     master,
     mode: parseMode(conf.mode),
     mtu: int(conf.mtu, 'mtu', 0, 0x7fffffff) ?? 0,
-    mac: pickMac(conf, cniArgs),
+    mac: pickContainerMac(conf, cniArgs, 'macvlan', conf.mac),
     linkInContainer,
     bcqueuelen: bcqueuelen || undefined,
     ipamType: (ipamType as string | undefined) ?? '',
     dns,
     vlan,
     dataDir,
+    gwPriority: gwPriorityOf(conf, cniArgs, 'macvlan'),
   };
 }

@@ -5,6 +5,8 @@
 import { CniError, ErrorCode, attachmentExists } from '../../lib/cni/errors';
 import { Netns, isNetnsGone } from '../../lib/netns';
 import { NetlinkError, isExists, isNotFound, openRtnl, type Link, type Rtnl } from '../../lib/netlink';
+import type { Route } from '../../lib/cni/types';
+import { installRoutes } from '../../lib/routes/install';
 import { writeSysctl } from '../../lib/sys/sysctl';
 import type { MacvlanConfig } from './config';
 import { defaultRouteInterface, type InterfacePlan } from './plan';
@@ -134,13 +136,16 @@ export function writeSysctls(ns: Netns, sysctls: InterfacePlan['sysctls']): void
   for (const s of sysctls) writeSysctl(s.path, s.value, ns, { ignoreMissing: s.path.startsWith('net/ipv6/') });
 }
 
-/** Addresses, link up, then routes (routes need the addresses' subnets). */
-export async function configureInterface(rtnl: Rtnl, ifname: string, plan: InterfacePlan): Promise<void> {
+/**
+ * Addresses, link up, then routes (routes need the addresses' subnets), each
+ * with a metric of its own (lib/routes: several networks of one container
+ * may route the same destination). Returns the routes as installed.
+ */
+export async function configureInterface(rtnl: Rtnl, ifname: string, plan: InterfacePlan, gwPriority: number): Promise<Route[]> {
   for (const a of plan.addresses) await rtnl.addAddress(ifname, a);
   await rtnl.setLinkUp(ifname);
-  for (const r of plan.routes) {
-    await rtnl.addRoute({ dst: r.dst, gw: r.gw, dev: ifname, metric: r.priority, mtu: r.mtu, advmss: r.advmss, table: r.table, scope: r.scope });
-  }
+  const link = await rtnl.requireLink(ifname);
+  return installRoutes(rtnl, { plugin: 'macvlan', ifname, index: link.index, routes: plan.routes, gwPriority });
 }
 
 /** Delete the container interface; a missing namespace or interface counts as done. */

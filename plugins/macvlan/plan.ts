@@ -4,7 +4,9 @@
 
 import { CniError, ErrorCode } from '../../lib/cni/errors';
 import type { IpConfig, Result, Route } from '../../lib/cni/types';
-import { canonicalCidr, canonicalIP, familyOf, networkText } from '../../lib/ip';
+import { canonicalCidr, familyOf, networkText } from '../../lib/ip';
+import type { Route as KernelRoute } from '../../lib/netlink';
+import { missingRoutes } from '../../lib/routes/check';
 import type { MacvlanConfig, MacvlanMode } from './config';
 
 /** The MTU to create the macvlan with: 0 means the parent's; more than the parent's is refused. */
@@ -51,14 +53,23 @@ export function planInterface(ifname: string, ipam: Result | undefined): Interfa
   return { addresses: ips.map((ip) => ip.address), routes, sysctls };
 }
 
-/** The ADD result: one interface in the sandbox, IPAM's ips pointing at it, its routes, and the config's DNS. */
-export function buildResult(o: { cniVersion: string; ifname: string; mac: string; mtu?: number; netns: string; ipam?: Result; dns?: MacvlanConfig['dns'] }): Result {
+/**
+ * The ADD result: one interface in the sandbox, IPAM's ips pointing at it,
+ * its routes (as IPAM gave them, like the reference, with the metric each got
+ * when `installed` says), and the config's DNS.
+ */
+export function buildResult(o: { cniVersion: string; ifname: string; mac: string; mtu?: number; netns: string; ipam?: Result; installed?: readonly Route[]; dns?: MacvlanConfig['dns'] }): Result {
   const result: Result = {
     cniVersion: o.cniVersion,
     interfaces: [{ name: o.ifname, mac: o.mac, ...(o.mtu ? { mtu: o.mtu } : {}), sandbox: o.netns }],
     ips: (o.ipam?.ips ?? []).map((ip): IpConfig => ({ ...ip, interface: 0 })),
   };
-  if (o.ipam?.routes?.length) result.routes = o.ipam.routes.map((r) => ({ ...r }));
+  if (o.ipam?.routes?.length) {
+    result.routes = o.ipam.routes.map((r, i) => {
+      const metric = o.installed?.[i]?.priority;
+      return metric === undefined ? { ...r } : { ...r, priority: metric };
+    });
+  }
   // The reference replaces IPAM's DNS with the config's, always.
   if (o.dns) result.dns = o.dns;
   return result;
@@ -67,6 +78,8 @@ export function buildResult(o: { cniVersion: string; ifname: string; mac: string
 // ---- CHECK ------------------------------------------------------------------
 
 export interface ObservedMacvlan {
+  /** The interface's index in the container. */
+  index: number;
   kind?: string;
   mode?: MacvlanMode | string;
   mac: string;
@@ -74,7 +87,8 @@ export interface ObservedMacvlan {
   /** The parent index, as the kernel reports it (IFLA_LINK). */
   parentIndex?: number;
   addresses: string[];
-  routes: Array<{ dst: string; gw?: string }>;
+  /** The container's routes (every table). */
+  routes: readonly KernelRoute[];
 }
 
 export interface ExpectedMacvlan {
@@ -84,7 +98,8 @@ export interface ExpectedMacvlan {
   parent: { name: string; index: number; mtu: number };
   configuredMtu: number;
   addresses: string[];
-  routes: Array<{ dst: string; gw?: string }>;
+  /** prevResult's routes, gw defaulted like ADD does (planInterface). */
+  routes: ReadonlyArray<Pick<Route, 'dst' | 'gw' | 'priority' | 'table'>>;
 }
 
 /** Everything CHECK finds wrong, as messages that name the interface and the value; [] = fine. */
@@ -98,10 +113,7 @@ export function checkProblems(e: ExpectedMacvlan, o: ObservedMacvlan): string[] 
   if (e.configuredMtu > e.parent.mtu) p.push(`mtu ${e.configuredMtu} is larger than the MTU ${e.parent.mtu} of master "${e.parent.name}"`);
   const have = new Set(o.addresses.map(canonicalCidr));
   for (const a of e.addresses) if (!have.has(canonicalCidr(a))) p.push(`${where} lacks address ${a}`);
-  for (const r of e.routes) {
-    const dst = canonicalNetwork(r.dst);
-    const found = o.routes.some((x) => canonicalNetwork(x.dst) === dst && (!r.gw || (x.gw !== undefined && canonicalIP(x.gw) === canonicalIP(r.gw))));
-    if (!found) p.push(`route ${r.dst}${r.gw ? ` via ${r.gw}` : ''} is missing on ${where}`);
-  }
+  const missing = missingRoutes(e.routes, o.routes, o.index);
+  if (missing) p.push(`route ${missing} is missing on ${where}`);
   return p;
 }

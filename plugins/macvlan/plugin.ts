@@ -10,7 +10,7 @@ import { Netns } from '../../lib/netns';
 import { openRtnl, type Link, type Rtnl } from '../../lib/netlink';
 import { Rollback, describeRollbackErrors } from '../../lib/util/rollback';
 import { hostLocal } from '../../ipam/host-local/plugin';
-import { parseMacvlanConfig, type MacvlanConfig } from './config';
+import { MACVLAN_ARGS, parseMacvlanConfig, type MacvlanConfig } from './config';
 import {
   attachSubInterface, configureInterface, createMacvlan, deleteContainerInterface, releaseSubInterfaces, resolveMaster, writeSysctls,
 } from './link';
@@ -22,7 +22,7 @@ import { TrunkState } from './trunk-state';
 const IN_PROCESS_IPAM: InProcessPlugins = { 'host-local': hostLocal };
 
 function configOf(inv: Invocation): MacvlanConfig {
-  return parseMacvlanConfig(inv.conf, cniArgsOf(inv, ['MAC']));
+  return parseMacvlanConfig(inv.conf, cniArgsOf(inv, MACVLAN_ARGS));
 }
 
 function required(v: string | undefined, name: string): string {
@@ -81,9 +81,9 @@ async function add(inv: Invocation): Promise<Result> {
       }
       const plan = planInterface(ifname, ipam);
       writeSysctls(ns, plan.sysctls);
-      await configureInterface(container, ifname, plan);
+      const installed = await configureInterface(container, ifname, plan, conf.gwPriority);
       const final = await container.requireLink(ifname);
-      return buildResult({ cniVersion: conf.cniVersion, ifname, mac: final.mac, mtu: final.mtu, netns: netnsPath, ipam, dns: conf.dns });
+      return buildResult({ cniVersion: conf.cniVersion, ifname, mac: final.mac, mtu: final.mtu, netns: netnsPath, ipam, installed, dns: conf.dns });
     }, (e) => inv.log?.warn(`rollback: ${describeRollbackErrors([e])}`));
   } finally {
     container.close();
@@ -150,12 +150,12 @@ async function check(inv: Invocation): Promise<void> {
       {
         ifname, mode: conf.mode, mac: prev.interfaces![idx].mac, parent, configuredMtu: conf.mtu,
         addresses: (prev.ips ?? []).filter((ip) => ip.interface === idx).map((ip) => ip.address),
-        routes: (prev.routes ?? []).map((r) => ({ dst: r.dst, gw: r.gw })),
+        routes: (prev.routes ?? []).map((r) => ({ dst: r.dst, gw: r.gw, priority: r.priority, table: r.table })),
       },
       {
-        kind: link.kind, mode: link.macvlanMode, mac: link.mac, mtu: link.mtu, parentIndex: link.linkIndex,
+        index: link.index, kind: link.kind, mode: link.macvlanMode, mac: link.mac, mtu: link.mtu, parentIndex: link.linkIndex,
         addresses: (await container.listAddresses(ifname)).map((a) => a.cidr),
-        routes: (await container.listRoutes({ table: 0 })).map((r) => ({ dst: r.dst, gw: r.gw })),
+        routes: await container.listRoutes({ table: 0 }),
       },
     );
     if (problems.length) throw new CniError(ErrorCode.Internal, `macvlan CHECK: ${problems[0]}`, problems.slice(1).join('; ') || undefined);
@@ -213,7 +213,7 @@ async function gc(inv: GcInvocation): Promise<void> {
 export const macvlanPlugin: Plugin = {
   name: 'macvlan',
   description: 'macvlan interface on a host master (or its 802.1q sub-interface: Docker trunk mode)',
-  knownArgs: ['MAC', 'IP'], // IP: for host-local, which runs in-process
+  knownArgs: MACVLAN_ARGS,
   add,
   del,
   check,

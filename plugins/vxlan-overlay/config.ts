@@ -3,8 +3,10 @@
 // CniError code 7 that names the bad field.
 
 import { CniError, ErrorCode, type ErrorCodeValue } from '../../lib/cni/errors';
-import type { Dns, NetConf } from '../../lib/cni/types';
 import { parseConfigDns } from '../../lib/cni/dns';
+import { pickContainerMac } from '../../lib/cni/mac';
+import type { Dns, NetConf } from '../../lib/cni/types';
+import { GW_PRIORITY_ARG, gwPriorityOf } from '../../lib/routes/priority';
 import { parseNameResolution, type NameResolutionConfig } from '../../lib/dns/config';
 import { parseStateDir } from '../../lib/util/paths';
 import { DEFAULT_RUN_DIR } from './readiness';
@@ -45,7 +47,14 @@ export interface OverlayConfig {
   nameResolution?: NameResolutionConfig;
   /** The config's result DNS (checked); undefined when absent or empty. */
   dns?: Dns;
+  /** The attachment's gateway priority (Docker's --gw-priority): the metric of its routes, lib/routes/priority.ts. */
+  gwPriority: number;
+  /** The container veth's MAC (the `mac` capability, args.cni.mac, CNI_ARGS MAC). */
+  mac?: string;
 }
+
+/** CNI_ARGS the plugin reads: IP for host-local (in-process), MAC, the gateway priority. */
+export const OVERLAY_ARGS: readonly string[] = ['IP', 'MAC', GW_PRIORITY_ARG];
 
 function invalid(msg: string): CniError {
   return new CniError(ErrorCode.InvalidConfig, `vxlan-overlay: ${msg}`);
@@ -103,7 +112,8 @@ function parseStore(v: unknown): OverlayStoreConfig {
   throw invalid(`"store.type" must be "file" or "etcd", got ${show(type)}`);
 }
 
-export function parseOverlayConfig(conf: NetConf | Record<string, unknown>): OverlayConfig {
+/** `cniArgs`: CNI_ARGS as the skel parsed them (none for the agent, which reads the network config alone). */
+export function parseOverlayConfig(conf: NetConf | Record<string, unknown>, cniArgs: Readonly<Record<string, string>> = {}): OverlayConfig {
   const c = conf as Record<string, unknown>;
   if (typeof c.name !== 'string' || c.name === '') throw invalid('"name" is required');
   if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(c.name)) throw invalid(`network name "${c.name}" must be letters, digits, "_", "." or "-" (at most 63)`);
@@ -154,6 +164,8 @@ export function parseOverlayConfig(conf: NetConf | Record<string, unknown>): Ove
     isolation,
     nameResolution,
     dns: nonEmpty(parseConfigDns(c.dns, 'vxlan-overlay')),
+    gwPriority: gwPriorityOf(conf as NetConf, cniArgs, 'vxlan-overlay'),
+    mac: pickContainerMac(conf as NetConf, cniArgs, 'vxlan-overlay'),
   };
 }
 

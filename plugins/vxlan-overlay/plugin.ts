@@ -19,7 +19,7 @@ import { attachToNetwork, gcAttachments, masqToRemove, openContainerNetns, remov
 import { RecordDir, type AttachmentRecord } from '../../lib/bridge/records';
 import { Rollback, describeRollbackErrors } from '../../lib/util/rollback';
 import { hostLocal } from '../../ipam/host-local/plugin';
-import { asOverlayError, parseOverlayConfig, type OverlayConfig } from './config';
+import { asOverlayError, OVERLAY_ARGS, parseOverlayConfig, type OverlayConfig } from './config';
 import { defaultBridgeName, gatewayOf } from './model';
 import { overlayFamilies, planAttachment } from './plan';
 import { agentReadiness, attachmentsDir, readAgentState, statePath, type AgentState } from './readiness';
@@ -41,6 +41,10 @@ interface OverlayRecord extends AttachmentRecord {
 /** One JSON file per attachment under <runDir>/<network>/attachments-<netns id>/ (a tmpfs). */
 function recordsOf(conf: OverlayConfig): RecordDir<OverlayRecord> {
   return new RecordDir<OverlayRecord>(attachmentsDir(conf.runDir, conf.name), conf.name);
+}
+
+function configOf(inv: Invocation): OverlayConfig {
+  return parseOverlayConfig(inv.conf, cniArgsOf(inv, OVERLAY_ARGS));
 }
 
 function fail(msg: string, code: number = ErrorCode.Internal): CniError {
@@ -91,9 +95,8 @@ function isolationOf(conf: OverlayConfig, bridge: string): (AttachIsolation & { 
 
 /** This host's name service for the network; names only on ADD (DEL and CHECK go by container ID). */
 function nameServiceFor(conf: OverlayConfig, inv: Invocation): AttachNameService | undefined {
-  // CNI_ARGS are read only here (the plugin declares no knownArgs: without nameResolution they are ignored).
   if (!conf.nameResolution) return undefined;
-  return asOverlayError(() => nameServiceOf({ network: conf.name, config: conf.nameResolution, inv, podName: cniArgsOf(inv).K8S_POD_NAME }));
+  return asOverlayError(() => nameServiceOf({ network: conf.name, config: conf.nameResolution, inv, podName: cniArgsOf(inv, OVERLAY_ARGS).K8S_POD_NAME }));
 }
 
 /** Subnets for DEL/GC (host-local releases by container ID whatever they say): the record's, else the (maybe stale) agent state's, else a placeholder. */
@@ -103,7 +106,7 @@ function knownSubnets(conf: OverlayConfig, rec?: OverlayRecord): string[] {
 }
 
 async function add(inv: Invocation): Promise<Result> {
-  const conf = parseOverlayConfig(inv.conf);
+  const conf = configOf(inv);
   const agent = requireAgent(conf);
   // Before anything is created: a name DNS cannot carry is refused here.
   const nameService = nameServiceFor(conf, inv);
@@ -134,7 +137,7 @@ async function addUnderLock(inv: Invocation, conf: OverlayConfig, agent: AgentSt
         bridge: agent.bridge, addresses: ips.map((i) => i.address), masq,
       };
       const att = await attachContainer({
-        plugin: 'vxlan-overlay', netns, ifname, bridge: agent.bridge, mtu: agent.mtu, ips, routes,
+        plugin: 'vxlan-overlay', netns, ifname, bridge: agent.bridge, mtu: agent.mtu, mac: conf.mac, ips, routes, gwPriority: conf.gwPriority,
         bridgeAddresses: families.map((f) => ({ family: f.family, cidr: f.gateway.cidr })), forwardV4: true, forwardV6: families.length > 1,
         masq: masq.length ? { owner: { network: conf.name, containerId, ifname }, entries: masq } : undefined,
         isolation: isolationOf(conf, agent.bridge), nameService,
@@ -152,7 +155,7 @@ async function addUnderLock(inv: Invocation, conf: OverlayConfig, agent: AgentSt
           { name: att.containerVeth.name, mac: att.containerVeth.mac, mtu: att.containerVeth.mtu, sandbox: inv.env.netns },
         ],
         ips: ips.map((ip) => ({ ...ip, interface: CONTAINER_IF })),
-        routes,
+        routes: att.routes, // as installed, with their metrics
       };
       const dns = conf.dns;
       // Name resolution: the gateway becomes the container's nameserver, the network's domain its search domain.
@@ -166,7 +169,7 @@ async function addUnderLock(inv: Invocation, conf: OverlayConfig, agent: AgentSt
 }
 
 async function del(inv: Invocation): Promise<void> {
-  const conf = parseOverlayConfig(inv.conf);
+  const conf = configOf(inv);
   const containerId = inv.env.containerId!;
   const ifname = inv.env.ifname!;
   const records = recordsOf(conf);
@@ -197,7 +200,7 @@ function checkFail(msg: string): CniError {
 }
 
 async function check(inv: Invocation): Promise<void> {
-  const conf = parseOverlayConfig(inv.conf);
+  const conf = configOf(inv);
   const agent = requireAgent(conf);
   const prev = inv.conf.prevResult;
   if (!prev) throw fail('Required prevResult missing', ErrorCode.InvalidConfig);
@@ -220,7 +223,7 @@ async function check(inv: Invocation): Promise<void> {
 }
 
 async function gc(inv: GcInvocation): Promise<void> {
-  const conf = parseOverlayConfig(inv.conf);
+  const conf = configOf(inv);
   const errors = await gcAttachments(conf.name, recordsOf(conf), inv.validAttachments);
   if (conf.nameResolution) {
     try {
@@ -253,7 +256,7 @@ async function gc(inv: GcInvocation): Promise<void> {
 }
 
 async function status(inv: Invocation): Promise<void> {
-  const conf = parseOverlayConfig(inv.conf);
+  const conf = configOf(inv);
   const r = agentReadiness(conf.runDir, conf.name);
   if (!r.ready) throw new CniError(ErrorCode.NotAvailable, `vxlan-overlay: ${r.reason}`);
 }
@@ -261,6 +264,7 @@ async function status(inv: Invocation): Promise<void> {
 export const overlayPlugin: Plugin = {
   name: 'vxlan-overlay',
   description: 'VXLAN overlay across hosts (flannel-style: one subnet per host, a local bridge); run `vxlan-overlay agent` on every host',
+  knownArgs: OVERLAY_ARGS,
   add,
   del,
   check,

@@ -63,7 +63,9 @@ function dualStack(underlay: 4 | 6): void {
       const gw4 = s.subnet.replace(/\.0\/24$/, '.1');
       const gw6 = s.subnet6!.replace(/::\/64$/, '::1');
       expect(r.ips.map((i: { address: string; gateway: string }) => [i.address.split('/')[1], i.gateway])).toEqual([['24', gw4], ['64', gw6]]);
-      expect(r.routes).toEqual([{ dst: CIDR, gw: gw4 }, { dst: CIDR6, gw: gw6 }, { dst: '0.0.0.0/0', gw: gw4 }, { dst: '::/0', gw: gw6 }]);
+      // Each with the metric it was installed with (lib/routes: gwPriority 0, the container's first network).
+      const metric = 1000000;
+      expect(r.routes).toEqual([{ dst: CIDR, gw: gw4, priority: metric }, { dst: CIDR6, gw: gw6, priority: metric }, { dst: '0.0.0.0/0', gw: gw4, priority: metric }, { dst: '::/0', gw: gw6, priority: metric }]);
     }
   });
 

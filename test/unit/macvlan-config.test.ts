@@ -1,5 +1,6 @@
 import { CniError } from '../../lib/cni/errors';
 import type { NetConf } from '../../lib/cni/types';
+import type { Route as KernelRoute } from '../../lib/netlink';
 import { DEFAULT_DATA_DIR, parseMacvlanConfig } from '../../plugins/macvlan/config';
 import { buildResult, canonicalNetwork, checkProblems, defaultRouteInterface, effectiveMtu, planInterface, type ExpectedMacvlan } from '../../plugins/macvlan/plan';
 
@@ -133,9 +134,13 @@ describe('checkProblems', () => {
     ifname: 'eth0', mode: 'bridge', mac: '02:00:00:00:00:01', parent: { name: 'eth0', index: 3, mtu: 1500 }, configuredMtu: 0,
     addresses: ['10.1.0.5/24', 'fd00:0::5/64'], routes: [{ dst: '0.0.0.0/0', gw: '10.1.0.1' }, { dst: '10.2.0.0/16' }],
   };
+  /** A route as the kernel reports it, out of the macvlan (index 7) unless `oif` says otherwise. */
+  const kr = (dst: string, o: { gw?: string; metric?: number; oif?: number } = {}): KernelRoute => ({
+    dst, family: dst.includes(':') ? 6 : 4, table: 254, oif: o.oif ?? 7, gw: o.gw, metric: o.metric, scope: 0, flags: 0, protocol: 0, type: 0,
+  });
   const good = {
-    kind: 'macvlan', mode: 'bridge', mac: '02:00:00:00:00:01', mtu: 1500, parentIndex: 3, addresses: ['10.1.0.5/24', 'fd00::5/64'],
-    routes: [{ dst: '0.0.0.0/0', gw: '10.1.0.1' }, { dst: '10.2.0.0/16' }, { dst: '10.1.0.0/24' }],
+    index: 7, kind: 'macvlan', mode: 'bridge', mac: '02:00:00:00:00:01', mtu: 1500, parentIndex: 3, addresses: ['10.1.0.5/24', 'fd00::5/64'],
+    routes: [kr('0.0.0.0/0', { gw: '10.1.0.1', metric: 1000000 }), kr('10.2.0.0/16', { metric: 1000000 }), kr('10.1.0.0/24')],
   };
 
   it('finds nothing wrong with a matching interface', () => {
@@ -148,11 +153,19 @@ describe('checkProblems', () => {
     ['another MAC', { mac: '02:00:00:00:00:09' }, /has MAC 02:00:00:00:00:09, expected 02:00:00:00:00:01/],
     ['another parent', { parentIndex: 9 }, /not on master "eth0"/],
     ['a missing address', { addresses: ['10.1.0.5/24'] }, /lacks address fd00:0::5\/64/],
-    ['a missing route', { routes: [{ dst: '10.2.0.0/16' }] }, /route 0\.0\.0\.0\/0 via 10\.1\.0\.1 is missing/],
+    ['a missing route', { routes: [kr('10.2.0.0/16')] }, /route 0\.0\.0\.0\/0 via 10\.1\.0\.1 is missing/],
+    ['the route out of another interface', { routes: [kr('0.0.0.0/0', { gw: '10.1.0.1', oif: 8 }), kr('10.2.0.0/16')] }, /route 0\.0\.0\.0\/0 via 10\.1\.0\.1 is missing/],
   ])('reports %s', (_what, change, msg) => {
     const problems = checkProblems(expected, { ...good, ...change });
     expect(problems).toHaveLength(1);
     expect(problems[0]).toMatch(msg);
+  });
+
+  it('checks the metric a 1.1.0 result reported', () => {
+    const withMetric = { ...expected, routes: [{ dst: '0.0.0.0/0', gw: '10.1.0.1', priority: 1000000 }] };
+    expect(checkProblems(withMetric, good)).toEqual([]);
+    expect(checkProblems({ ...withMetric, routes: [{ dst: '0.0.0.0/0', gw: '10.1.0.1', priority: 1000001 }] }, good))
+      .toEqual(['route 0.0.0.0/0 via 10.1.0.1 metric 1000001 is missing on interface "eth0"']);
   });
 
   it('canonicalises networks for comparison', () => {

@@ -1,0 +1,62 @@
+#!/usr/bin/env node
+// A TCP transfer that survives the network it runs over: `server PORT` echoes
+// what it gets and first tells each client the address it came from;
+// `client HOST PORT` streams to it, and when the echo stalls (its network
+// went away) connects again at once. The client prints one JSON line per
+// event: {"t": ms since epoch, "up": "<address the server saw>"} when a
+// connection carries data, {"t", "down": "<why>"} when one stops.
+// Used by test/e2e/multinet.test.ts, scripts/bench/multinet.js and the demo.
+'use strict';
+const net = require('net');
+
+const STALL_MS = Number(process.env.STALL_MS || 300);
+const [, , mode, a, b] = process.argv;
+
+function server(port) {
+  net.createServer((s) => {
+    s.on('error', () => {});
+    s.write(`${String(s.remoteAddress).replace(/^::ffff:/, "")}\n`);
+    s.pipe(s);
+  }).listen(port, () => console.log(JSON.stringify({ t: Date.now(), listening: port })));
+}
+
+function client(host, port) {
+  const emit = (o) => console.log(JSON.stringify({ t: Date.now(), ...o }));
+  const chunk = Buffer.alloc(1024, 'x');
+  const connect = () => {
+    let seen = '';
+    let last = Date.now();
+    let done = false;
+    const s = net.connect({ host, port });
+    const stop = (why) => {
+      if (done) return;
+      done = true;
+      clearInterval(tick);
+      s.destroy();
+      emit({ down: why });
+      setTimeout(connect, 20);
+    };
+    const tick = setInterval(() => {
+      if (Date.now() - last > STALL_MS) stop('stalled');
+      else if (s.writable && seen.includes('\n')) s.write(chunk);
+    }, 10);
+    s.on('data', (d) => {
+      last = Date.now();
+      if (!seen.includes('\n')) {
+        seen += d.toString('latin1');
+        const nl = seen.indexOf('\n');
+        if (nl >= 0) emit({ up: seen.slice(0, nl) });
+      }
+    });
+    s.on('error', (e) => stop(e.code || e.message));
+    s.on('close', () => stop('closed'));
+  };
+  connect();
+}
+
+if (mode === 'server') server(Number(a));
+else if (mode === 'client') client(a, Number(b));
+else {
+  console.error('usage: tcp-failover.js server PORT | client HOST PORT');
+  process.exit(2);
+}
