@@ -131,9 +131,9 @@ function dualStack(underlay: 4 | 6): void {
     const gw6 = a.result.ips[1].gateway;
     sh('ip', ['-n', a.ns, '-6', 'route', 'del', CIDR6]);
     const noRoute = c.plugin(h1, 'CHECK', a.id, c.sb.nsPath(a.ns), conf);
-    sh('ip', ['-n', a.ns, '-6', 'route', 'add', CIDR6, 'via', gw6]);
+    sh('ip', ['-n', a.ns, '-6', 'route', 'add', CIDR6, 'via', gw6, 'metric', '1000000']);
     expect(noRoute.status).not.toBe(0);
-    expect(noRoute.json.msg).toContain(`route ${CIDR6} via ${gw6} is missing`);
+    expect(noRoute.json.msg).toContain(`route ${CIDR6} via ${gw6} metric 1000000 is missing`);
     sh('ip', ['netns', 'exec', h1.ns, 'nft', 'delete', 'element', 'inet', 'node_cni_masq', 'masq6', `{ ${a.ip6} }`]);
     const noMasq = c.plugin(h1, 'CHECK', a.id, c.sb.nsPath(a.ns), conf);
     expect(noMasq.status).not.toBe(0);
