@@ -5,12 +5,16 @@
 //     set isolated { ifname }                 one element per isolated bridge
 //     map isolated_from { ifname : verdict }  the same bridges → goto their chain
 //     chain forward (filter hook, before the usual filter priority)
+//         connections to a published port (portmap's ct mark) → accept
 //         oifname @isolated iifname vmap @isolated_from
 //     chain iso-<h16(network,bridge)>         oifname != "<bridge>" drop
 //
 // A packet forwarded out of an isolated bridge that came in on another
 // isolated bridge is dropped; everything else passes (traffic to the
-// outside, replies from it, traffic to non-isolated networks). Traffic
+// outside, replies from it, traffic to non-isolated networks), and so does a
+// connection to a port published on the host (./portmap.ts marks it), so a
+// container reaches another network's published port through the host's
+// address, as in Docker (containers/netavark#709). Traffic
 // between two ports of the same bridge is bridged, or (br_netfilter) seen
 // here with iifname == oifname == the bridge, so it is never dropped:
 // hairpin and portIsolation keep their meanings. nftables cannot compare
@@ -25,6 +29,7 @@
 
 import { createHash } from 'crypto';
 import type { Netns } from '../netns';
+import { PUBLISHED_CT_MATCH } from './portmap';
 import { applyNft, applyNftDeletions, isNftMissing, listTable, nftJson, nftQuote, removeTableIfUnused, renderChain, verifyChains, type RenderedChain, type SharedTable } from './nft';
 
 export const ISOLATION_TABLE = 'node_cni_isolation';
@@ -55,7 +60,7 @@ export function isolationSharedTable(table = ISOLATION_TABLE): SharedTable {
 function isolationChains(m: IsolationMember, t: string): RenderedChain[] {
   return [
     // Before the default filter priority, so a drop here happens whatever other tables accept.
-    renderChain('inet', t, 'forward', 'type filter hook forward priority filter - 10; policy accept;', ['oifname @isolated iifname vmap @isolated_from']),
+    renderChain('inet', t, 'forward', 'type filter hook forward priority filter - 10; policy accept;', [`${PUBLISHED_CT_MATCH} accept`, 'oifname @isolated iifname vmap @isolated_from']),
     renderChain('inet', t, isolationChain(m), `comment ${quote(`network ${m.network} bridge ${m.bridge}`.slice(0, 120))};`, [`oifname != ${quote(m.bridge)} drop`]),
   ];
 }

@@ -10,7 +10,8 @@
 //   N_ip4/6           (hostIP . proto . hostPort) -> containerIP . containerPort
 //   N_targets4/6      (containerIP . proto . containerPort): masquerade localhost / masqAll
 //   N_hairpin4/6      (containerIP . containerIP): masquerade a container reaching itself
-//   N_dnat            the four map lookups, behind the network's conditions
+//   N_dnat            the four map lookups, behind the network's conditions; each
+//                     hit also sets PUBLISHED_CT_MARK on the connection
 //   N_prerouting/N_output/N_postrouting   base chains of that network
 // Per packet: a constant number of hash lookups per network; per ADD: one
 // transaction whose size depends only on this container's mappings.
@@ -29,6 +30,20 @@ import { createHash } from 'crypto';
 import { renderChain, type RenderedChain, type SharedTable } from './render';
 
 export const PORTMAP_TABLE = 'cni_portmap';
+
+/**
+ * The conntrack mark bit of a connection DNAT'd to a published port. Network
+ * isolation (./isolation.ts) and ICC off (./netpolicy.ts) let such
+ * connections through, both directions: a published port answers containers
+ * of every network through the host's address, as in Docker
+ * (containers/netavark#709 had that wrong until 2026). A bit of the ct mark
+ * (per connection), not of the packet mark the firewall plugin uses.
+ */
+export const PUBLISHED_CT_MARK = 0x00400000;
+const hexMark = `0x${PUBLISHED_CT_MARK.toString(16).padStart(8, '0')}`;
+/** The nft match of a connection to a published port. */
+export const PUBLISHED_CT_MATCH = `ct mark & ${hexMark} == ${hexMark}`;
+const SET_PUBLISHED = `ct mark set ct mark | ${hexMark}`;
 export type Family = 4 | 6;
 
 export interface PortmapNetwork {
@@ -118,8 +133,11 @@ export function networkChains(net: PortmapNetwork, table = PORTMAP_TABLE): Rende
   for (const f of [4, 6] as const) {
     const cond = (f === 4 ? net.conditionsV4 : net.conditionsV6).map((c) => `${c} `).join('');
     const ip = ipKw(f);
+    // A lookup that will DNAT marks the connection first (a nat statement ends the rule).
     dnat.push(
+      `${cond}${ip} daddr . meta l4proto . th dport @${n}_ip${f} ${SET_PUBLISHED}`,
       `${cond}dnat ${ip} to ${ip} daddr . meta l4proto . th dport map @${n}_ip${f}`,
+      `${cond}fib daddr type local meta l4proto . th dport @${n}_any${f} ${SET_PUBLISHED}`,
       `${cond}fib daddr type local dnat ${ip} to meta l4proto . th dport map @${n}_any${f}`,
     );
   }

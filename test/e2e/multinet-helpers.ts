@@ -14,6 +14,7 @@ import * as path from 'path';
 import { DIST_BIN, ROOT, Sandbox, sh } from '../helpers/sandbox';
 
 export interface Run { status: number | null; stdout: string; stderr: string; json?: any }
+export interface ConfList { cniVersion: string; name: string; plugins: Array<Record<string, unknown>> }
 
 export type NetName = 'A' | 'B' | 'C';
 export const SERVER = '10.160.0.2';
@@ -100,6 +101,35 @@ export class MultiNetEnv {
     if (r.status !== 0) throw new Error(`DEL ${conf.name} ${id}/${ifname} failed: ${r.stdout} ${r.stderr}`);
   }
 
+  /**
+   * A conflist as a runtime runs it: each plugin in order with the previous
+   * result, `runtimeConfig` keys for the capabilities it declares. Returns the last result.
+   */
+  addList(list: ConfList, id: string, ns: string, ifname: string, o: { runtimeConfig?: Record<string, unknown>; args?: string } = {}): Run {
+    let prev: unknown;
+    let last: Run = { status: 0, stdout: '', stderr: '' };
+    for (const p of list.plugins) {
+      last = this.run('ADD', this.pluginConf(list, p, o.runtimeConfig, prev), { id, netns: this.sb.nsPath(ns), ifname, args: o.args });
+      if (last.status !== 0) return last;
+      prev = last.json;
+    }
+    return last;
+  }
+
+  /** DEL of a conflist (plugins in reverse, each with the cached result as prevResult). */
+  delList(list: ConfList, id: string, ns: string | undefined, ifname: string, o: { runtimeConfig?: Record<string, unknown>; prevResult?: unknown } = {}): void {
+    for (const p of [...list.plugins].reverse()) {
+      const r = this.run('DEL', this.pluginConf(list, p, o.runtimeConfig, o.prevResult), { id, netns: ns === undefined ? '' : this.sb.nsPath(ns), ifname });
+      if (r.status !== 0) throw new Error(`DEL ${list.name}/${p.type} ${id}/${ifname} failed: ${r.stdout} ${r.stderr}`);
+    }
+  }
+
+  private pluginConf(list: ConfList, p: Record<string, unknown>, runtimeConfig: Record<string, unknown> | undefined, prevResult: unknown): Record<string, unknown> {
+    const caps = (p.capabilities ?? {}) as Record<string, boolean>;
+    const rc = Object.fromEntries(Object.entries(runtimeConfig ?? {}).filter(([k]) => caps[k]));
+    return { cniVersion: list.cniVersion, name: list.name, ...p, ...(Object.keys(rc).length ? { runtimeConfig: rc } : {}), ...(prevResult ? { prevResult } : {}) };
+  }
+
   /** The gateway the container's traffic to the server takes, per `ip route get`. */
   via(ns: string, family: 4 | 6 = 4): string {
     const out = sh('ip', ['-n', ns, `-${family}`, 'route', 'get', family === 4 ? SERVER : SERVER6]);
@@ -110,11 +140,17 @@ export class MultiNetEnv {
     return this.sb.inNs(ns, 'ping', ['-c', '1', '-W', '2', ip]).status === 0;
   }
 
-  /** A server in the outside namespace that tells each client where it came from (test/helpers/tcp-failover.js). */
-  async startServer(port: number): Promise<void> {
-    const p = spawn('ip', ['netns', 'exec', this.outside, process.execPath, FAILOVER, 'server', String(port)]);
+  /** A server (in the outside namespace unless `ns` says) that tells each client where it came from (test/helpers/tcp-failover.js). */
+  async startServer(port: number, ns = this.outside): Promise<void> {
+    const p = spawn('ip', ['netns', 'exec', ns, process.execPath, FAILOVER, 'server', String(port)]);
     this.children.push(p);
     await lines(p, (l) => 'listening' in l);
+  }
+
+  /** One connection from `ns`: the address the server saw, or undefined when nothing answered. */
+  probe(ns: string, host: string, port: number, ms = 2000): string | undefined {
+    const r = this.sb.inNs(ns, process.execPath, [FAILOVER, 'probe', host, String(port), String(ms)], { timeout: ms + 5000 });
+    return r.status === 0 ? r.stdout.trim() : undefined;
   }
 
   /** A client in `ns` streaming to the server, reconnecting when it stalls; `events` collects what it prints. */

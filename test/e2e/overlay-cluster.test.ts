@@ -160,9 +160,9 @@ function scenarios(store: 'file' | 'etcd'): void {
     expect(c.plugin(h1, 'CHECK', id, c.sb.nsPath(a.ns), conf).status).toBe(0);
     sh('ip', ['-n', a.ns, 'route', 'del', CIDR]);
     const r = c.plugin(h1, 'CHECK', id, c.sb.nsPath(a.ns), conf);
-    sh('ip', ['-n', a.ns, 'route', 'add', CIDR, 'via', a.result.ips[0].gateway]);
+    sh('ip', ['-n', a.ns, 'route', 'add', CIDR, 'via', a.result.ips[0].gateway, 'metric', '1000000']);
     expect(r.status).not.toBe(0);
-    expect(r.json.msg).toContain(`route ${CIDR} via ${a.result.ips[0].gateway} is missing`);
+    expect(r.json.msg).toContain(`route ${CIDR} via ${a.result.ips[0].gateway} metric 1000000 is missing`);
   });
 
   it('DEL is idempotent and needs neither the agent nor the netns', () => {

@@ -5,6 +5,8 @@
 // went away) connects again at once. The client prints one JSON line per
 // event: {"t": ms since epoch, "up": "<address the server saw>"} when a
 // connection carries data, {"t", "down": "<why>"} when one stops.
+// `probe HOST PORT [MS]` connects once and prints the address the server
+// saw (exit 1 if there is no answer within MS, default 2000).
 // Used by test/e2e/multinet.test.ts, scripts/bench/multinet.js and the demo.
 'use strict';
 const net = require('net');
@@ -54,9 +56,30 @@ function client(host, port) {
   connect();
 }
 
+function probe(host, port, ms) {
+  const s = net.connect({ host, port });
+  const fail = (why) => {
+    console.error(`no answer from ${host}:${port}: ${why}`);
+    process.exit(1);
+  };
+  const timer = setTimeout(() => fail('timed out'), ms);
+  let seen = '';
+  s.on('data', (d) => {
+    seen += d.toString('latin1');
+    const nl = seen.indexOf('\n');
+    if (nl < 0) return;
+    clearTimeout(timer);
+    console.log(seen.slice(0, nl));
+    s.destroy();
+    process.exit(0);
+  });
+  s.on('error', (e) => fail(e.code || e.message));
+}
+
 if (mode === 'server') server(Number(a));
+else if (mode === 'probe') probe(a, Number(b), Number(process.argv[5] || 2000));
 else if (mode === 'client') client(a, Number(b));
 else {
-  console.error('usage: tcp-failover.js server PORT | client HOST PORT');
+  console.error('usage: tcp-failover.js server PORT | client HOST PORT | probe HOST PORT [MS]');
   process.exit(2);
 }

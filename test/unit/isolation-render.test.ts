@@ -12,8 +12,9 @@ describe('isolation renderer', () => {
     expect(isolationChain({ network: 'web', bridge: 'br-x' })).not.toBe(chain);
   });
 
-  it('join: one fixed forward rule, one chain rule (both tagged), set and map elements re-stated', () => {
+  it('join: two fixed forward rules (published ports pass first), one chain rule (all tagged), set and map elements re-stated', () => {
     const lines = renderIsolationJoin(m, 't').trim().split('\n');
+    const published = 'ct mark & 0x00400000 == 0x00400000 accept';
     const fwd = 'oifname @isolated iifname vmap @isolated_from';
     const own = 'oifname != "br-web" drop';
     expect(lines).toEqual([
@@ -22,7 +23,8 @@ describe('isolation renderer', () => {
       'add map inet t isolated_from { type ifname : verdict; }',
       'add chain inet t forward { type filter hook forward priority filter - 10; policy accept; }',
       'flush chain inet t forward',
-      `add rule inet t forward ${fwd} comment "${ruleTag('forward', 0, fwd)}"`,
+      `add rule inet t forward ${published} comment "${ruleTag('forward', 0, published)}"`,
+      `add rule inet t forward ${fwd} comment "${ruleTag('forward', 1, fwd)}"`,
       `add chain inet t ${chain} { comment "network web bridge br-web"; }`,
       `flush chain inet t ${chain}`,
       `add rule inet t ${chain} ${own} comment "${ruleTag(chain, 0, own)}"`,

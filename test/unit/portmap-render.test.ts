@@ -41,10 +41,14 @@ add set inet cni_portmap n_6c270ef2f251_targets6 { type ipv6_addr . inet_proto .
 add set inet cni_portmap n_6c270ef2f251_hairpin6 { type ipv6_addr . ipv6_addr; }
 add chain inet cni_portmap n_6c270ef2f251_dnat { comment "portmap network net1"; }
 flush chain inet cni_portmap n_6c270ef2f251_dnat
-add rule inet cni_portmap n_6c270ef2f251_dnat iifname != "eth9" dnat ip to ip daddr . meta l4proto . th dport map @n_6c270ef2f251_ip4 comment "nc:2c0ae092a3ca"
-add rule inet cni_portmap n_6c270ef2f251_dnat iifname != "eth9" fib daddr type local dnat ip to meta l4proto . th dport map @n_6c270ef2f251_any4 comment "nc:17b1debd6837"
-add rule inet cni_portmap n_6c270ef2f251_dnat dnat ip6 to ip6 daddr . meta l4proto . th dport map @n_6c270ef2f251_ip6 comment "nc:09efad13bd13"
-add rule inet cni_portmap n_6c270ef2f251_dnat fib daddr type local dnat ip6 to meta l4proto . th dport map @n_6c270ef2f251_any6 comment "nc:fe9137143b7c"
+add rule inet cni_portmap n_6c270ef2f251_dnat iifname != "eth9" ip daddr . meta l4proto . th dport @n_6c270ef2f251_ip4 ct mark set ct mark | 0x00400000 comment "nc:6f3af1ec7aef"
+add rule inet cni_portmap n_6c270ef2f251_dnat iifname != "eth9" dnat ip to ip daddr . meta l4proto . th dport map @n_6c270ef2f251_ip4 comment "nc:ff830d744da7"
+add rule inet cni_portmap n_6c270ef2f251_dnat iifname != "eth9" fib daddr type local meta l4proto . th dport @n_6c270ef2f251_any4 ct mark set ct mark | 0x00400000 comment "nc:41ef0158f75c"
+add rule inet cni_portmap n_6c270ef2f251_dnat iifname != "eth9" fib daddr type local dnat ip to meta l4proto . th dport map @n_6c270ef2f251_any4 comment "nc:11fbad27264f"
+add rule inet cni_portmap n_6c270ef2f251_dnat ip6 daddr . meta l4proto . th dport @n_6c270ef2f251_ip6 ct mark set ct mark | 0x00400000 comment "nc:fb0e398cabba"
+add rule inet cni_portmap n_6c270ef2f251_dnat dnat ip6 to ip6 daddr . meta l4proto . th dport map @n_6c270ef2f251_ip6 comment "nc:686fd869533d"
+add rule inet cni_portmap n_6c270ef2f251_dnat fib daddr type local meta l4proto . th dport @n_6c270ef2f251_any6 ct mark set ct mark | 0x00400000 comment "nc:bfb58ef2a6d7"
+add rule inet cni_portmap n_6c270ef2f251_dnat fib daddr type local dnat ip6 to meta l4proto . th dport map @n_6c270ef2f251_any6 comment "nc:8e81b9dffd89"
 add chain inet cni_portmap n_6c270ef2f251_prerouting { type nat hook prerouting priority dstnat; policy accept; }
 flush chain inet cni_portmap n_6c270ef2f251_prerouting
 add rule inet cni_portmap n_6c270ef2f251_prerouting jump n_6c270ef2f251_dnat comment "nc:478cacfd39c8"
