@@ -254,7 +254,7 @@ describe('portmap (hand-wired containers)', () => {
     expect(add('sd-2', c2, 8082, { conditionsV4: ['ip saddr != 192.168.77.2'] }).status).toBe(0);
     expect(await eventually(() => fetchFrom(sb, topo.host, HOST_ADDR4, 8082))).toBe('two');
     expect(fetchFrom(sb, topo.other, HOST_ADDR4, 8082)).toBeUndefined();
-    expect(nftTable(sb, topo.host).match(/ip saddr != 192\.168\.77\.2/g)).toHaveLength(2); // the two IPv4 lookups, not one pair per ADD
+    expect(nftTable(sb, topo.host).match(/ip saddr != 192\.168\.77\.2/g)).toHaveLength(4); // the two IPv4 lookups (each marks, then DNATs), not one set per ADD
     // Changed config (no condition): the next ADD re-declares, for everyone on the network.
     expect(add('sd-3', c3, 8083).status).toBe(0);
     expect(await eventually(() => fetchFrom(sb, topo.other, HOST_ADDR4, 8083))).toBe('three');
