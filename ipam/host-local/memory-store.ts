@@ -43,6 +43,10 @@ export class MemoryStore implements NetworkStore, LockedStore {
     return true;
   }
 
+  holderOf(a: Addr): Owner | undefined {
+    return this.reservations.get(formatAddr(a));
+  }
+
   release(a: Addr): void {
     this.reservations.delete(formatAddr(a));
   }

@@ -101,7 +101,9 @@ export function makeHostLocal(openStore: OpenStore = openDiskStore): Plugin {
             let a: Addr | undefined;
             if (want) {
               if (!tx.tryReserve(want, owner)) {
-                throw new CniError(ErrorCode.TryAgainLater, `requested IP address ${formatAddr(want)} is not available in range set ${i} (${setString(set)})`);
+                const holder = tx.holderOf(want);
+                const by = holder ? ` (in use by ${who(holder)})` : '';
+                throw new CniError(ErrorCode.TryAgainLater, `requested IP address ${formatAddr(want)} is not available in range set ${i} (${setString(set)})${by}`);
               }
               a = want;
             } else {

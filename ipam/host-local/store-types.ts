@@ -21,6 +21,8 @@ export interface LockedStore {
   setLastReserved(setIndex: number, a: Addr): void;
   /** Reserve atomically; false when the address is already taken. */
   tryReserve(a: Addr, owner: Owner): boolean;
+  /** Who holds an address (for messages); undefined when free or unreadable. */
+  holderOf(a: Addr): Owner | undefined;
   release(a: Addr, owner?: Owner): void;
   /** The addresses of (containerID, ifname), and of legacy files naming containerID only. */
   heldBy(containerID: string, ifname: string): { exact: Addr[]; legacy: Addr[] };

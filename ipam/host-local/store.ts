@@ -144,6 +144,10 @@ class DiskTx implements LockedStore {
     return e;
   }
 
+  holderOf(a: Addr): Owner | undefined {
+    return this.ownerOf(formatAddr(a));
+  }
+
   /** The owner recorded in a reservation file; undefined when missing or unreadable. */
   ownerOf(ip: string): Owner | undefined {
     try {

@@ -182,8 +182,8 @@ export class Cluster {
     return { cniVersion: '1.1.0', name: this.net, type: 'vxlan-overlay', runDir: this.runDir, ipam: { dataDir: this.ipamDir(h) } };
   }
 
-  plugin(h: Host, cmd: string, id: string, netns: string, conf = this.conf(h)): { status: number | null; json?: any; out: string } {
-    const env = { PATH: process.env.PATH, CNI_COMMAND: cmd, CNI_CONTAINERID: id, CNI_NETNS: netns, CNI_IFNAME: 'eth0', CNI_PATH: '/nonexistent' };
+  plugin(h: Host, cmd: string, id: string, netns: string, conf = this.conf(h), args?: string): { status: number | null; json?: any; out: string } {
+    const env = { PATH: process.env.PATH, CNI_COMMAND: cmd, CNI_CONTAINERID: id, CNI_NETNS: netns, CNI_IFNAME: 'eth0', CNI_PATH: '/nonexistent', ...(args !== undefined ? { CNI_ARGS: args } : {}) };
     const r = spawnSync('ip', ['netns', 'exec', h.ns, this.bin], { input: JSON.stringify(conf), env, encoding: 'utf8' });
     let json;
     try { json = r.stdout ? JSON.parse(r.stdout) : undefined; } catch { /* not JSON */ }

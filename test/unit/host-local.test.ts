@@ -242,7 +242,7 @@ describe('handlers over the in-memory store', () => {
     await plugin.add(inv('ADD', 'c1', v4, { runtimeConfig: { ips: ['10.5.0.3'] } }));
     const err = await plugin.add(inv('ADD', 'c2', v4, { runtimeConfig: { ips: ['10.5.0.3'] } })).catch((e: CniError) => e);
     expect((err as CniError).code).toBe(11);
-    expect((err as CniError).message).toMatch(/requested IP address 10.5.0.3 is not available in range set 0/);
+    expect((err as CniError).message).toMatch(/requested IP address 10.5.0.3 is not available in range set 0 \(10\.5\.0\.1-10\.5\.0\.6\) \(in use by container "c1" interface "eth0"\)$/);
   });
 
   it('CHECK fails when prevResult lists an address that is not ours', async () => {
