@@ -9,6 +9,7 @@
 import { CniError, ErrorCode, attachmentExists } from '../cni/errors';
 import type { IpConfig, Route } from '../cni/types';
 import { applyMasqAdd, removeMasq, type MasqEntry, type MasqOwner } from '../firewall/masquerade';
+import { applyNetworkPolicy, type NetworkPolicy } from '../firewall/netpolicy';
 import { isExists, isNotFound, openRtnl, type Link, type Rtnl } from '../netlink';
 import { Netns, isNetnsGone } from '../netns';
 import type { Rollback } from '../util/rollback';
@@ -75,6 +76,8 @@ export interface AttachOptions {
   isolation?: AttachIsolation;
   /** Register the container's names with the network's DNS service on the gateway addresses (lib/dns/service.ts). */
   nameService?: AttachNameService;
+  /** Internal network, ICC off (lib/firewall/netpolicy.ts): in place before the ADD returns; goes with the network's last container. */
+  policy?: NetworkPolicy;
 }
 
 export interface AttachIsolation {
@@ -276,6 +279,8 @@ export async function attachContainer(o: AttachOptions): Promise<AttachResult> {
       // The undo runs while our own veth still exists: do not count it.
       o.undo.push('leave the isolation group if the bridge has no other container', () => leaveIsolationIfEmpty(iso, [hostName]));
     }
+
+    if (o.policy) await applyNetworkPolicy(o.policy);
 
     if (o.nameService) {
       const ns = o.nameService;

@@ -3,7 +3,8 @@
 // record, collecting DEL errors, GC of stale records, and the network's
 // lifecycle (lib/util/network-state.ts): an ADD runs under the network's
 // shared lock; after the last attachment left (DEL, GC, a failed ADD), the
-// network's structure goes: its masquerade chains, and each shared table
+// network's structure goes: its masquerade chains, its forwarding policy
+// (internal, ICC off), and each shared table
 // (masquerade, MAC spoof check) no other network uses any more. Only the
 // bridge device stays, as in the reference.
 
@@ -11,6 +12,7 @@ import { CniError, ErrorCode, attachmentExists } from '../cni/errors';
 import type { Invocation } from '../cni/types';
 import { removeMacspoofIfUnused } from '../firewall/macspoof';
 import { gcMasq, hasMasq, removeMasq, removeMasqNetwork, type MasqEntry } from '../firewall/masquerade';
+import { removeNetworkPolicy } from '../firewall/netpolicy';
 import { NetworkState } from '../util/network-state';
 import { isNotFound, openRtnl, type Rtnl } from '../netlink';
 import { Netns } from '../netns';
@@ -25,6 +27,7 @@ export function networkStateOf(records: RecordDir<AttachmentRecord>): NetworkSta
 /** What goes with a network's last attachment (the bridge device stays). */
 export async function removeNetworkStructure(network: string): Promise<void> {
   await removeMasqNetwork(network);
+  await removeNetworkPolicy(network);
   await removeMacspoofIfUnused();
 }
 

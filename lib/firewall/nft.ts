@@ -168,6 +168,19 @@ export async function listChains(family: NftFamily, table: string, netns?: Netns
   });
 }
 
+/** Whether a table exists: one netlink request, no listing. */
+export async function tableExists(family: NftFamily, table: string, netns?: Netns): Promise<boolean> {
+  return withSocket(netns, async (nfnl) => {
+    try {
+      await nfnl.request(NFNL_SUBSYS.NFTABLES, NFT_MSG.GETTABLE, nfproto(family), encodeAttrs([{ type: NFTA_TABLE_NAME, data: str(table) }]), 0, `looking up ${family} ${table}`);
+      return true;
+    } catch (err) {
+      if ((err as { code?: string }).code === 'ENOENT') return false;
+      throw err;
+    }
+  });
+}
+
 /** A table's chains (with comments) and sets, no rules and no elements; undefined when the table does not exist. */
 export async function listTable(family: NftFamily, table: string, netns?: Netns): Promise<{ chains: Array<{ name: string; comment: string }>; sets: string[] } | undefined> {
   return withSocket(netns, async (nfnl) => {

@@ -50,6 +50,12 @@ export interface BridgeConfig {
   readonly nameResolution?: NameResolutionConfig;
   /** Our extension: the attachment's gateway priority (Docker's --gw-priority), lib/routes/priority.ts. */
   readonly gwPriority: number;
+  /**
+   * Our extension, Docker's `--internal`: no default route, no masquerade,
+   * nothing forwarded between the bridge and anything else
+   * (lib/firewall/netpolicy.ts); published ports are refused.
+   */
+  readonly internal: boolean;
 }
 
 export const DEFAULT_BRIDGE = 'cni0';
@@ -175,5 +181,6 @@ export function parseBridgeConfig(conf: NetConf, cniArgs: CniArgs | string = {})
     isolation: bool(c, 'isolation'),
     nameResolution,
     gwPriority: gwPriorityOf(conf, args, 'bridge'),
+    internal: bool(c, 'internal'),
   });
 }

@@ -5,6 +5,7 @@
 import { CniError, ErrorCode } from '../../lib/cni/errors';
 import type { IpConfig, Result, Route } from '../../lib/cni/types';
 import type { MasqEntry } from '../../lib/firewall/masquerade';
+import { hasPolicy, type NetworkPolicy } from '../../lib/firewall/netpolicy';
 import type { BridgeVlanOp, GatewayAddress } from '../../lib/bridge/attach';
 import { addressText, type Family, familyOf, firstHostText, networkText } from '../../lib/ip';
 import { validIfName, type BridgeConfig } from './config';
@@ -42,12 +43,13 @@ export function planAdd(conf: BridgeConfig, ipam: Result | undefined): AddPlan {
     }
   }
 
-  const routes: Route[] = (ipam?.routes ?? []).map((r) => {
+  const routes: Route[] = (ipam?.routes ?? []).filter((r) => !(conf.internal && isDefault(r.dst))).map((r) => {
     const fam = familyOf(r.dst);
     const gw = r.gw ?? firstGw[fam];
     return gw ? { ...r, gw } : { ...r };
   });
-  if (conf.isDefaultGateway) {
+  // An internal network has no way out: no default route, whatever IPAM or isDefaultGateway say.
+  if (conf.isDefaultGateway && !conf.internal) {
     for (const fam of [4, 6] as Family[]) {
       const gw = firstGw[fam];
       if (!gw) continue;
@@ -59,7 +61,7 @@ export function planAdd(conf: BridgeConfig, ipam: Result | undefined): AddPlan {
 
   const hasV4 = ips.some((ip) => familyOf(ip.address) === 4);
   const hasV6 = ips.some((ip) => familyOf(ip.address) === 6);
-  const masq: MasqEntry[] = conf.ipMasq ? ips.map((ip) => ({ address: addressText(ip.address), subnet: networkText(ip.address) })) : [];
+  const masq: MasqEntry[] = conf.ipMasq && !conf.internal ? ips.map((ip) => ({ address: addressText(ip.address), subnet: networkText(ip.address) })) : [];
 
   return {
     ips,
@@ -72,6 +74,16 @@ export function planAdd(conf: BridgeConfig, ipam: Result | undefined): AddPlan {
     forwardV6: hasV6,
     masq,
   };
+}
+
+function isDefault(dst: string): boolean {
+  return dst === 'default' || networkText(dst).endsWith('/0');
+}
+
+/** The forwarding policy of the network (internal, ICC off), or undefined when it has none. */
+export function planPolicy(conf: BridgeConfig, vlanGateway?: VlanGatewayPlan): NetworkPolicy | undefined {
+  const p: NetworkPolicy = { network: conf.name, members: vlanGateway ? [conf.bridge, vlanGateway.name] : [conf.bridge], internal: conf.internal, iccOff: conf.portIsolation };
+  return hasPolicy(p) ? p : undefined;
 }
 
 /** IPAM must return at least one address when configured (reference: "IPAM plugin returned missing IP config"). */

@@ -10,6 +10,7 @@ import type { Invocation, Result } from '../../lib/cni/types';
 import { cniArgsOf } from '../../lib/cni/args';
 import { applyMacspoofAdd, missingMacspoof, removeMacspoof, type MacspoofEntry } from '../../lib/firewall/macspoof';
 import { hasMasq, type MasqEntry } from '../../lib/firewall/masquerade';
+import { missingPolicy } from '../../lib/firewall/netpolicy';
 import { IFF_PROMISC, openRtnl } from '../../lib/netlink';
 import { hostLocal } from '../../ipam/host-local/plugin';
 import { Rollback, describeRollbackErrors } from '../../lib/util/rollback';
@@ -22,7 +23,7 @@ import { mergeResultDns } from '../../lib/dns/render';
 import { checkNames, gcNames } from '../../lib/dns/service';
 import { addressText, networkText } from '../../lib/ip';
 import { BRIDGE_ARGS, parseBridgeConfig, type BridgeConfig } from './config';
-import { needsVlanFiltering, planAdd, planVlanGateway, planVlanGatewayPort, planVlans, requireAddresses, type VlanGatewayPlan } from './plan';
+import { needsVlanFiltering, planAdd, planPolicy, planVlanGateway, planVlanGatewayPort, planVlans, requireAddresses, type VlanGatewayPlan } from './plan';
 import { releaseVlanGatewayIfUnused, type VlanGatewayRelease } from '../../lib/bridge/vlan-gateway';
 import { buildResult } from './result';
 
@@ -105,7 +106,7 @@ async function addUnderLock(inv: Invocation, conf: BridgeConfig, records: Record
         vlanGateway: plan.vlanGateway && { ...plan.vlanGateway, portVlans: (existing) => planVlanGatewayPort(conf, existing), lockDir: conf.stateDir },
         forwardV4: plan.forwardV4, forwardV6: plan.forwardV6,
         masq: plan.masq.length ? { owner: { network: conf.name, containerId, ifname }, entries: plan.masq } : undefined,
-        isolation: isolationOf(conf), nameService,
+        isolation: isolationOf(conf), nameService, policy: planPolicy(conf, plan.vlanGateway),
         undo,
         onHostVeth: (name) => {
           // Written before the masquerade elements exist, so a crash after them still leaves DEL a record.
@@ -198,7 +199,7 @@ async function check(inv: Invocation): Promise<void> {
     const missing = missingMacspoof({ hostVeth: hostVeth.name, mac: container.mac });
     if (missing.length) throw checkFail(`MAC spoof check elements missing: ${missing.join(', ')}`);
   }
-  if (conf.ipMasq) {
+  if (conf.ipMasq && !conf.internal) {
     const owner = { network: conf.name, containerId: inv.env.containerId!, ifname };
     for (const ip of prev.ips ?? []) {
       const entry = masqEntryOf(ip.address);
@@ -206,6 +207,9 @@ async function check(inv: Invocation): Promise<void> {
     }
   }
   if (conf.nameResolution) checkNames({ network: conf.name, config: conf.nameResolution, containerId: inv.env.containerId!, ifname });
+  const policy = planPolicy(conf, (prev.ips ?? []).length ? planVlanGateway(conf) : undefined);
+  const missing = policy && await missingPolicy(policy);
+  if (missing) throw checkFail(`${missing} ${missing.startsWith('the forwarding') ? 'are' : 'is'} missing`);
 }
 
 async function gc(inv: GcInvocation): Promise<void> {

@@ -4,7 +4,8 @@
 
 import { CniError, ErrorCode } from '../../lib/cni/errors';
 import type { GcInvocation, Invocation, Plugin, Result } from '../../lib/cni/plugin';
-import { planElements, type PortmapAttachment, type PortmapNetwork } from '../../lib/firewall/portmap';
+import { internalMember } from '../../lib/firewall/netpolicy';
+import { planElements, type PortmapAttachment, type PortmapEntry, type PortmapNetwork } from '../../lib/firewall/portmap';
 import { createLogger, type Logger } from '../../lib/util/log';
 import { Rollback } from '../../lib/util/rollback';
 import { parsePortmapConfig, type PortmapConfig } from './config';
@@ -42,6 +43,16 @@ async function removeNetworkIfUnused(cfg: PortmapConfig): Promise<void> {
   await networkState(cfg.dataDir, cfg.network).teardownIfUnused(() => removeNetworkStructure(cfg.network));
 }
 
+/** An internal network (Docker's --internal, lib/firewall/netpolicy.ts) forwards nothing from outside: a port published there could never answer. */
+async function refuseInternal(cfg: PortmapConfig, entries: readonly PortmapEntry[]): Promise<void> {
+  if (entries.length === 0) return;
+  const hostSide = (cfg.prevResult?.interfaces ?? []).filter((i) => !i.sandbox).map((i) => i.name);
+  const member = await internalMember(hostSide);
+  if (!member) return;
+  const e = entries[0];
+  throw new CniError(ErrorCode.InvalidConfig, `portmap: network "${cfg.network}" is internal (its bridge "${member}" forwards nothing to or from outside the network), so it cannot publish ${e.protocol} port ${e.hostPort}; publish ports on a network of the container that is not internal`);
+}
+
 async function add(inv: Invocation): Promise<Result> {
   const cfg = parsePortmapConfig(inv.conf);
   const passThrough: Result = cfg.prevResult ?? { cniVersion: cfg.cniVersion };
@@ -51,6 +62,7 @@ async function add(inv: Invocation): Promise<Result> {
   const ifname = required(inv.env.ifname, 'CNI_IFNAME');
   const addrs = containerAddresses(cfg.prevResult, ifname);
   const entries = planEntries(cfg.mappings, addrs, ifname);
+  await refuseInternal(cfg, entries);
   const log = logger('ADD', inv);
   const state = networkState(cfg.dataDir, cfg.network);
   try {

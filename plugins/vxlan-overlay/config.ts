@@ -51,6 +51,10 @@ export interface OverlayConfig {
   gwPriority: number;
   /** The container veth's MAC (the `mac` capability, args.cni.mac, CNI_ARGS MAC). */
   mac?: string;
+  /** Docker's `--internal`: no default route, no masquerade, nothing forwarded between the network (bridge + VXLAN device) and the rest. */
+  internal: boolean;
+  /** ICC off, as the bridge's: isolated bridge ports, and no forwarding between the network's containers, across hosts too. */
+  portIsolation: boolean;
 }
 
 /** CNI_ARGS the plugin reads: IP for host-local (in-process), MAC, the gateway priority. */
@@ -133,6 +137,10 @@ export function parseOverlayConfig(conf: NetConf | Record<string, unknown>, cniA
   if (typeof isDefaultGateway !== 'boolean') throw invalid(`"isDefaultGateway" must be true or false, got ${show(isDefaultGateway)}`);
   const isolation = c.isolation ?? false;
   if (typeof isolation !== 'boolean') throw invalid(`"isolation" must be true or false, got ${show(isolation)}`);
+  const internal = c.internal ?? false;
+  if (typeof internal !== 'boolean') throw invalid(`"internal" must be true or false, got ${show(internal)}`);
+  const portIsolation = c.portIsolation ?? false;
+  if (typeof portIsolation !== 'boolean') throw invalid(`"portIsolation" must be true or false, got ${show(portIsolation)}`);
   // The gateway and IPAM the bridge plugin demands for it are always there on an overlay.
   const nameResolution = asOverlayError(() => parseNameResolution(c.nameResolution, c.name as string));
   const runDir = parseStateDir(optString(c, 'runDir') ?? DEFAULT_RUN_DIR, { plugin: 'vxlan-overlay', field: 'runDir' });
@@ -166,6 +174,8 @@ export function parseOverlayConfig(conf: NetConf | Record<string, unknown>, cniA
     dns: nonEmpty(parseConfigDns(c.dns, 'vxlan-overlay')),
     gwPriority: gwPriorityOf(conf as NetConf, cniArgs, 'vxlan-overlay'),
     mac: pickContainerMac(conf as NetConf, cniArgs, 'vxlan-overlay'),
+    internal,
+    portIsolation,
   };
 }
 

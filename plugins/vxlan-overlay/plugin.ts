@@ -8,6 +8,7 @@ import { ipamAdd, ipamCheck, ipamDel, ipamGc, type InProcessPlugins } from '../.
 import type { GcInvocation, Plugin } from '../../lib/cni/plugin';
 import type { Invocation, Result } from '../../lib/cni/types';
 import { hasMasq, type MasqEntry } from '../../lib/firewall/masquerade';
+import { hasPolicy, missingPolicy, type NetworkPolicy } from '../../lib/firewall/netpolicy';
 import { attachContainer, detachContainer, nameServiceOf, type AttachIsolation, type AttachNameService } from '../../lib/bridge/attach';
 import { leaveIsolationIfEmpty } from '../../lib/bridge/isolation';
 import { cniArgsOf } from '../../lib/cni/args';
@@ -93,6 +94,12 @@ function isolationOf(conf: OverlayConfig, bridge: string): (AttachIsolation & { 
   return conf.isolation ? { network: conf.name, bridge, lockDir: conf.runDir } : undefined;
 }
 
+/** Internal, ICC off: the network here is its bridge and its VXLAN device (traffic to other hosts' containers is routed through it). */
+function policyOf(conf: OverlayConfig, agent: Pick<AgentState, 'bridge' | 'vxlan'>): NetworkPolicy | undefined {
+  const p: NetworkPolicy = { network: conf.name, members: [agent.bridge, agent.vxlan], internal: conf.internal, iccOff: conf.portIsolation };
+  return hasPolicy(p) ? p : undefined;
+}
+
 /** This host's name service for the network; names only on ADD (DEL and CHECK go by container ID). */
 function nameServiceFor(conf: OverlayConfig, inv: Invocation): AttachNameService | undefined {
   if (!conf.nameResolution) return undefined;
@@ -127,7 +134,10 @@ async function addUnderLock(inv: Invocation, conf: OverlayConfig, agent: AgentSt
       undo.push('release IPAM', () => ipamDel(ipamInv, IN_PROCESS));
       let plan;
       try {
-        plan = planAttachment(families, (ipam.ips ?? []).map((ip) => ip.address), conf);
+        plan = planAttachment(families, (ipam.ips ?? []).map((ip) => ip.address), {
+          // An internal network has no way out: no default route, no masquerade.
+          isDefaultGateway: conf.isDefaultGateway && !conf.internal, ipMasq: conf.ipMasq && !conf.internal,
+        });
       } catch (err) {
         throw fail((err as Error).message);
       }
@@ -140,7 +150,7 @@ async function addUnderLock(inv: Invocation, conf: OverlayConfig, agent: AgentSt
         plugin: 'vxlan-overlay', netns, ifname, bridge: agent.bridge, mtu: agent.mtu, mac: conf.mac, ips, routes, gwPriority: conf.gwPriority,
         bridgeAddresses: families.map((f) => ({ family: f.family, cidr: f.gateway.cidr })), forwardV4: true, forwardV6: families.length > 1,
         masq: masq.length ? { owner: { network: conf.name, containerId, ifname }, entries: masq } : undefined,
-        isolation: isolationOf(conf, agent.bridge), nameService,
+        isolation: isolationOf(conf, agent.bridge), nameService, portIsolation: conf.portIsolation, policy: policyOf(conf, agent),
         undo,
         onHostVeth: (name) => {
           records.write({ ...record, hostVeth: name });
@@ -210,7 +220,7 @@ async function check(inv: Invocation): Promise<void> {
     plugin: 'vxlan-overlay', netnsPath: inv.env.netns, ifname, bridge: agent.bridge, mtu: agent.mtu,
     addresses: (prev.ips ?? []).map((ip) => ip.address), routes: prev.routes ?? [],
   });
-  if (conf.ipMasq) {
+  if (conf.ipMasq && !conf.internal) {
     const owner = { network: conf.name, containerId: inv.env.containerId!, ifname };
     for (const ip of prev.ips ?? []) {
       const cluster = familyOf(ip.address) === 6 ? agent.cidr6 : agent.cidr;
@@ -220,6 +230,9 @@ async function check(inv: Invocation): Promise<void> {
     }
   }
   if (conf.nameResolution) checkNames({ network: conf.name, config: conf.nameResolution, containerId: inv.env.containerId!, ifname });
+  const policy = policyOf(conf, agent);
+  const missing = policy && await missingPolicy(policy);
+  if (missing) throw checkFail(`${missing} ${missing.startsWith('the forwarding') ? 'are' : 'is'} missing`);
 }
 
 async function gc(inv: GcInvocation): Promise<void> {
