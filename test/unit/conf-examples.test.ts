@@ -34,7 +34,7 @@ const parsers: Record<string, (conf: NetConf) => unknown> = {
 describe('conf-examples', () => {
   it('has a config for every Docker mode of the README', () => {
     expect(conflists).toEqual(expect.arrayContaining([
-      '10-docker0.conflist', '20-none.conflist', '30-user-defined.conflist',
+      '10-docker0.conflist', '20-none.conflist', '30-user-defined.conflist', '31-user-defined-internal.conflist', '32-user-defined-icc-off.conflist',
       '40-macvlan.conflist', '41-macvlan-trunk.conflist', '50-overlay-file.conflist', '51-overlay-etcd.conflist',
       '60-k8s-bridge.conflist', '61-k8s-overlay-etcd.conflist',
     ]));
