@@ -1,8 +1,8 @@
 // IPAM delegation for interface plugins (CONFORMANCE §6). The plugin calls
 // ipamAdd/ipamDel/... with its own Invocation; the IPAM plugin named by
-// conf.ipam.type either runs in-process (when the caller passes it in
-// `inProcess`, e.g. { 'host-local': hostLocalPlugin }, which saves a fork+exec
-// of Node) or is exec'd from CNI_PATH with the same env and stdin.
+// conf.ipam.type either runs in-process (when the caller passes its handlers
+// in `inProcess`: ipam/index.ts, handed in by each main.ts, which saves a
+// fork+exec of Node) or is exec'd from CNI_PATH with the same env and stdin.
 
 import { CniError, ErrorCode } from './errors';
 import { PluginUnavailableError, execDelegate, validatePluginType } from './exec';
@@ -10,7 +10,11 @@ import type { GcInvocation, Plugin } from './plugin';
 import type { Invocation, Result, Verb } from './types';
 import { abbreviateIpamResult } from './version';
 
-export type InProcessPlugins = Readonly<Record<string, Plugin>>;
+/** What an IPAM library gives its in-process callers: a plugin's verb handlers. */
+export type IpamHandlers = Pick<Plugin, 'add' | 'del' | 'check' | 'gc' | 'status'>;
+
+/** IPAM types run in-process, by ipam.type. */
+export type InProcessIpam = Readonly<Record<string, IpamHandlers>>;
 
 /** Whether the config names an IPAM plugin at all ("ipam": {} means L2 only). */
 export function hasIpam(inv: Invocation): boolean {
@@ -27,7 +31,7 @@ function asVerb<T extends Invocation>(inv: T, verb: Verb): T {
   return inv.env.command === verb ? inv : { ...inv, env: { ...inv.env, command: verb } };
 }
 
-async function delegate(inv: Invocation, verb: Verb, inProcess: InProcessPlugins): Promise<Result | undefined> {
+async function delegate(inv: Invocation, verb: Verb, inProcess: InProcessIpam): Promise<Result | undefined> {
   const type = ipamType(inv);
   const local = Object.prototype.hasOwnProperty.call(inProcess, type) ? inProcess[type] : undefined;
   if (local) {
@@ -49,24 +53,24 @@ async function delegate(inv: Invocation, verb: Verb, inProcess: InProcessPlugins
  * no ips[].interface (the caller fills those in). If the caller fails after
  * this, it must call ipamDel (SPEC L563).
  */
-export async function ipamAdd(inv: Invocation, inProcess: InProcessPlugins = {}): Promise<Result> {
+export async function ipamAdd(inv: Invocation, inProcess: InProcessIpam = {}): Promise<Result> {
   const res = await delegate(inv, 'ADD', inProcess);
   if (!res) throw new CniError(ErrorCode.Internal, `IPAM plugin "${ipamType(inv)}" returned no result`);
   return { ...abbreviateIpamResult(res), cniVersion: inv.conf.cniVersion };
 }
 
 /** IPAM DEL (idempotent on the IPAM side). A no-op when the config has no ipam.type. */
-export async function ipamDel(inv: Invocation, inProcess: InProcessPlugins = {}): Promise<void> {
+export async function ipamDel(inv: Invocation, inProcess: InProcessIpam = {}): Promise<void> {
   if (hasIpam(inv)) await delegate(inv, 'DEL', inProcess);
 }
 
 /** IPAM CHECK. A no-op when the config has no ipam.type. */
-export async function ipamCheck(inv: Invocation, inProcess: InProcessPlugins = {}): Promise<void> {
+export async function ipamCheck(inv: Invocation, inProcess: InProcessIpam = {}): Promise<void> {
   if (hasIpam(inv)) await delegate(inv, 'CHECK', inProcess);
 }
 
 /** IPAM GC: the stdin already carries cni.dev/valid-attachments. A no-op without ipam.type. */
-export async function ipamGc(inv: GcInvocation, inProcess: InProcessPlugins = {}): Promise<void> {
+export async function ipamGc(inv: GcInvocation, inProcess: InProcessIpam = {}): Promise<void> {
   if (hasIpam(inv)) await delegate(inv, 'GC', inProcess);
 }
 
@@ -74,7 +78,7 @@ export async function ipamGc(inv: GcInvocation, inProcess: InProcessPlugins = {}
  * IPAM STATUS. An IPAM plugin we cannot find or run means we cannot serve
  * ADD: code 50 (CONFORMANCE E47). The delegate's own error passes up unchanged.
  */
-export async function ipamStatus(inv: Invocation, inProcess: InProcessPlugins = {}): Promise<void> {
+export async function ipamStatus(inv: Invocation, inProcess: InProcessIpam = {}): Promise<void> {
   if (!hasIpam(inv)) return;
   try {
     await delegate(inv, 'STATUS', inProcess);

@@ -1,4 +1,5 @@
 import { runPlugin } from '../../lib/cni/skel';
-import { bridgePlugin } from './plugin';
+import { IN_PROCESS_IPAM } from '../../ipam';
+import { makeBridgePlugin } from './plugin';
 
-runPlugin(bridgePlugin);
+runPlugin(makeBridgePlugin(IN_PROCESS_IPAM));

@@ -4,7 +4,7 @@
 
 import * as path from 'path';
 import { CniError, ErrorCode } from '../../lib/cni/errors';
-import { ipamAdd, ipamCheck, ipamDel, ipamGc, ipamStatus, type InProcessPlugins } from '../../lib/cni/ipam';
+import { ipamAdd, ipamCheck, ipamDel, ipamGc, ipamStatus, type InProcessIpam } from '../../lib/cni/ipam';
 import type { GcInvocation, Plugin } from '../../lib/cni/plugin';
 import type { Invocation, Result } from '../../lib/cni/types';
 import { cniArgsOf } from '../../lib/cni/args';
@@ -12,7 +12,6 @@ import { applyMacspoofAdd, missingMacspoof, removeMacspoof, type MacspoofEntry }
 import { hasMasq, type MasqEntry } from '../../lib/firewall/masquerade';
 import { missingPolicy } from '../../lib/firewall/netpolicy';
 import { IFF_PROMISC, openRtnl } from '../../lib/netlink';
-import { hostLocal } from '../../ipam/host-local/plugin';
 import { Rollback, describeRollbackErrors } from '../../lib/util/rollback';
 import { attachContainer, detachContainer, nameServiceOf, type AttachIsolation, type AttachNameService } from '../../lib/bridge/attach';
 import { checkAttachment } from '../../lib/bridge/check';
@@ -26,9 +25,6 @@ import { BRIDGE_ARGS, parseBridgeConfig, type BridgeConfig } from './config';
 import { needsVlanFiltering, planAdd, planPolicy, planVlanGateway, planVlanGatewayPort, planVlans, requireAddresses, type VlanGatewayPlan } from './plan';
 import { releaseVlanGatewayIfUnused, type VlanGatewayRelease } from '../../lib/bridge/vlan-gateway';
 import { buildResult } from './result';
-
-/** IPAM plugins run in-process instead of exec'd: saves a fork+exec of Node per call. Any other type is exec'd from CNI_PATH. */
-export const IN_PROCESS_IPAM: InProcessPlugins = { 'host-local': hostLocal };
 
 const KNOWN_ARGS = BRIDGE_ARGS;
 
@@ -71,15 +67,15 @@ function nameServiceFor(conf: BridgeConfig, inv: Invocation): AttachNameService 
   return nameServiceOf({ network: conf.name, config: conf.nameResolution, inv, podName: cniArgsOf(inv, KNOWN_ARGS).K8S_POD_NAME });
 }
 
-async function add(inv: Invocation): Promise<Result> {
+async function add(inv: Invocation, ipamTypes: InProcessIpam): Promise<Result> {
   const conf = configOf(inv);
   const nameService = nameServiceFor(conf, inv);
   const records = recordsOf(conf);
   planVlanGateway(conf); // a name that does not fit fails before anything is made
-  return attachToNetwork(records, conf.name, () => addUnderLock(inv, conf, records, nameService), inv.log);
+  return attachToNetwork(records, conf.name, () => addUnderLock(inv, ipamTypes, conf, records, nameService), inv.log);
 }
 
-async function addUnderLock(inv: Invocation, conf: BridgeConfig, records: RecordDir<BridgeRecord>, nameService: AttachNameService | undefined): Promise<Result> {
+async function addUnderLock(inv: Invocation, ipamTypes: InProcessIpam, conf: BridgeConfig, records: RecordDir<BridgeRecord>, nameService: AttachNameService | undefined): Promise<Result> {
   const containerId = inv.env.containerId!;
   const ifname = inv.env.ifname!;
   const netns = openContainerNetns(inv.env.netns, 'bridge');
@@ -88,8 +84,8 @@ async function addUnderLock(inv: Invocation, conf: BridgeConfig, records: Record
     return await Rollback.run(async (undo) => {
       let ipam: Result | undefined;
       if (conf.ipamType) {
-        ipam = await ipamAdd(inv, IN_PROCESS_IPAM);
-        undo.push('release IPAM', () => ipamDel(inv, IN_PROCESS_IPAM));
+        ipam = await ipamAdd(inv, ipamTypes);
+        undo.push('release IPAM', () => ipamDel(inv, ipamTypes));
       }
       requireAddresses(conf, ipam);
       const plan = planAdd(conf, ipam);
@@ -132,7 +128,7 @@ async function addUnderLock(inv: Invocation, conf: BridgeConfig, records: Record
   }
 }
 
-async function del(inv: Invocation): Promise<void> {
+async function del(inv: Invocation, ipamTypes: InProcessIpam): Promise<void> {
   const conf = configOf(inv);
   const containerId = inv.env.containerId!;
   const ifname = inv.env.ifname!;
@@ -149,7 +145,7 @@ async function del(inv: Invocation): Promise<void> {
   }));
   // Masquerade goes before IPAM releases the address, so no later owner of it is affected.
   try {
-    await ipamDel(inv, IN_PROCESS_IPAM);
+    await ipamDel(inv, ipamTypes);
   } catch (err) {
     errors.push(err as Error);
   }
@@ -164,9 +160,9 @@ function checkFail(msg: string): CniError {
   return new CniError(ErrorCode.Internal, `bridge CHECK: ${msg}`);
 }
 
-async function check(inv: Invocation): Promise<void> {
+async function check(inv: Invocation, ipamTypes: InProcessIpam): Promise<void> {
   const conf = configOf(inv);
-  await ipamCheck(inv, IN_PROCESS_IPAM);
+  await ipamCheck(inv, ipamTypes);
   const prev = inv.conf.prevResult;
   if (!prev) throw new CniError(ErrorCode.InvalidConfig, 'bridge: Required prevResult missing');
   const ifname = inv.env.ifname!;
@@ -212,7 +208,7 @@ async function check(inv: Invocation): Promise<void> {
   if (missing) throw checkFail(`${missing} ${missing.startsWith('the forwarding') ? 'are' : 'is'} missing`);
 }
 
-async function gc(inv: GcInvocation): Promise<void> {
+async function gc(inv: GcInvocation, ipamTypes: InProcessIpam): Promise<void> {
   const conf = configOf(inv);
   const errors = await gcAttachments(conf.name, recordsOf(conf), inv.validAttachments, (rec) => {
     if (rec.macspoof) removeMacspoof(rec.macspoof);
@@ -248,7 +244,7 @@ async function gc(inv: GcInvocation): Promise<void> {
     }
   }
   try {
-    await ipamGc(inv, IN_PROCESS_IPAM);
+    await ipamGc(inv, ipamTypes);
   } catch (err) {
     if (errors.length === 0) throw err;
     errors.push((err as Error).message);
@@ -256,18 +252,21 @@ async function gc(inv: GcInvocation): Promise<void> {
   if (errors.length) throw new CniError(ErrorCode.Internal, `bridge GC: ${errors.join('; ')}`);
 }
 
-async function status(inv: Invocation): Promise<void> {
+async function status(inv: Invocation, ipamTypes: InProcessIpam): Promise<void> {
   configOf(inv);
-  await ipamStatus(inv, IN_PROCESS_IPAM);
+  await ipamStatus(inv, ipamTypes);
 }
 
-export const bridgePlugin: Plugin = {
-  name: 'bridge',
-  description: 'Linux bridge networks (Docker bridge mode) with nftables masquerade',
-  knownArgs: KNOWN_ARGS,
-  add,
-  del,
-  check,
-  gc,
-  status,
-};
+/** The bridge plugin; `ipamTypes` run in-process (ipam/index.ts), any other ipam.type is exec'd from CNI_PATH. */
+export function makeBridgePlugin(ipamTypes: InProcessIpam): Plugin {
+  return {
+    name: 'bridge',
+    description: 'Linux bridge networks (Docker bridge mode) with nftables masquerade',
+    knownArgs: KNOWN_ARGS,
+    add: (inv) => add(inv, ipamTypes),
+    del: (inv) => del(inv, ipamTypes),
+    check: (inv) => check(inv, ipamTypes),
+    gc: (inv) => gc(inv, ipamTypes),
+    status: (inv) => status(inv, ipamTypes),
+  };
+}

@@ -1,4 +1,5 @@
 import { runPlugin } from '../../lib/cni/skel';
-import { macvlanPlugin } from './plugin';
+import { IN_PROCESS_IPAM } from '../../ipam';
+import { makeMacvlanPlugin } from './plugin';
 
-runPlugin(macvlanPlugin);
+runPlugin(makeMacvlanPlugin(IN_PROCESS_IPAM));

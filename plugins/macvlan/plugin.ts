@@ -4,12 +4,11 @@
 
 import { cniArgsOf } from '../../lib/cni/args';
 import { CniError, ErrorCode } from '../../lib/cni/errors';
-import { ipamAdd, ipamCheck, ipamDel, ipamGc, ipamStatus, type InProcessPlugins } from '../../lib/cni/ipam';
+import { ipamAdd, ipamCheck, ipamDel, ipamGc, ipamStatus, type InProcessIpam } from '../../lib/cni/ipam';
 import type { GcInvocation, Invocation, Plugin, Result } from '../../lib/cni/plugin';
 import { Netns } from '../../lib/netns';
 import { openRtnl, type Link, type Rtnl } from '../../lib/netlink';
 import { Rollback, describeRollbackErrors } from '../../lib/util/rollback';
-import { hostLocal } from '../../ipam/host-local/plugin';
 import { MACVLAN_ARGS, parseMacvlanConfig, type MacvlanConfig } from './config';
 import {
   attachSubInterface, configureInterface, createMacvlan, deleteContainerInterface, releaseSubInterfaces, resolveMaster, writeSysctls,
@@ -19,8 +18,6 @@ import { staleUserRecords, subInterfaceName, userRecordName } from './trunk';
 import { TrunkState } from './trunk-state';
 
 /** host-local runs in-process (no fork+exec of a second Node); any other IPAM type is exec'd from CNI_PATH. */
-const IN_PROCESS_IPAM: InProcessPlugins = { 'host-local': hostLocal };
-
 function configOf(inv: Invocation): MacvlanConfig {
   return parseMacvlanConfig(inv.conf, cniArgsOf(inv, MACVLAN_ARGS));
 }
@@ -50,7 +47,7 @@ async function findMaster(conf: MacvlanConfig, host: Rtnl, container: Rtnl): Pro
   return { rtnl, master: await resolveMaster(rtnl, conf.master, conf.linkInContainer ? 'container' : 'host') };
 }
 
-async function add(inv: Invocation): Promise<Result> {
+async function add(inv: Invocation, ipamTypes: InProcessIpam): Promise<Result> {
   const conf = configOf(inv);
   const netnsPath = required(inv.env.netns, 'CNI_NETNS');
   const ifname = required(inv.env.ifname, 'CNI_IFNAME');
@@ -76,8 +73,8 @@ async function add(inv: Invocation): Promise<Result> {
 
       let ipam: Result | undefined;
       if (conf.ipamType) {
-        ipam = await ipamAdd(inv, IN_PROCESS_IPAM);
-        undo.push('IPAM DEL', () => ipamDel(inv, IN_PROCESS_IPAM));
+        ipam = await ipamAdd(inv, ipamTypes);
+        undo.push('IPAM DEL', () => ipamDel(inv, ipamTypes));
       }
       const plan = planInterface(ifname, ipam);
       writeSysctls(ns, plan.sysctls);
@@ -93,7 +90,7 @@ async function add(inv: Invocation): Promise<Result> {
 }
 
 /** Best-effort: IPAM first (like the reference), then the interface, then trunk records; every error reported at the end. */
-async function del(inv: Invocation): Promise<void> {
+async function del(inv: Invocation, ipamTypes: InProcessIpam): Promise<void> {
   const conf = configOf(inv);
   const errors: Error[] = [];
   const attempt = async (fn: () => Promise<unknown>) => {
@@ -103,7 +100,7 @@ async function del(inv: Invocation): Promise<void> {
       errors.push(err instanceof Error ? err : new Error(String(err)));
     }
   };
-  await attempt(() => ipamDel(inv, IN_PROCESS_IPAM));
+  await attempt(() => ipamDel(inv, ipamTypes));
   if (inv.env.netns) await attempt(() => deleteContainerInterface(inv.env.netns!, required(inv.env.ifname, 'CNI_IFNAME')));
   const state = new TrunkState(conf.dataDir);
   if (state.subInterfaces().length) {
@@ -123,11 +120,11 @@ async function del(inv: Invocation): Promise<void> {
   }
 }
 
-async function check(inv: Invocation): Promise<void> {
+async function check(inv: Invocation, ipamTypes: InProcessIpam): Promise<void> {
   const conf = configOf(inv);
   const netnsPath = required(inv.env.netns, 'CNI_NETNS');
   const ifname = required(inv.env.ifname, 'CNI_IFNAME');
-  await ipamCheck(inv, IN_PROCESS_IPAM);
+  await ipamCheck(inv, ipamTypes);
   const prev = inv.conf.prevResult;
   if (!prev) throw new CniError(ErrorCode.InvalidConfig, 'macvlan CHECK: required prevResult missing');
   const idx = (prev.interfaces ?? []).findIndex((i) => i.name === ifname && i.sandbox === netnsPath);
@@ -167,7 +164,7 @@ async function check(inv: Invocation): Promise<void> {
 }
 
 /** Ready for ADD when the master exists and is up (checked on the host; linkInContainer masters only exist per container), and IPAM is. */
-async function status(inv: Invocation): Promise<void> {
+async function status(inv: Invocation, ipamTypes: InProcessIpam): Promise<void> {
   const conf = configOf(inv);
   if (!conf.linkInContainer) {
     const host = openRtnl();
@@ -183,15 +180,15 @@ async function status(inv: Invocation): Promise<void> {
       host.close();
     }
   }
-  await ipamStatus(inv, IN_PROCESS_IPAM);
+  await ipamStatus(inv, ipamTypes);
 }
 
 /** IPAM GC, then this network's trunk records of attachments no longer valid, then unused sub-interfaces we created. */
-async function gc(inv: GcInvocation): Promise<void> {
+async function gc(inv: GcInvocation, ipamTypes: InProcessIpam): Promise<void> {
   const conf = configOf(inv);
   const errors: Error[] = [];
   try {
-    await ipamGc(inv, IN_PROCESS_IPAM);
+    await ipamGc(inv, ipamTypes);
   } catch (err) {
     errors.push(err as Error);
   }
@@ -210,13 +207,16 @@ async function gc(inv: GcInvocation): Promise<void> {
   }
 }
 
-export const macvlanPlugin: Plugin = {
-  name: 'macvlan',
-  description: 'macvlan interface on a host master (or its 802.1q sub-interface: Docker trunk mode)',
-  knownArgs: MACVLAN_ARGS,
-  add,
-  del,
-  check,
-  status,
-  gc,
-};
+/** The macvlan plugin; `ipamTypes` run in-process (ipam/index.ts), any other ipam.type is exec'd from CNI_PATH. */
+export function makeMacvlanPlugin(ipamTypes: InProcessIpam): Plugin {
+  return {
+    name: 'macvlan',
+    description: 'macvlan interface on a host master (or its 802.1q sub-interface: Docker trunk mode)',
+    knownArgs: MACVLAN_ARGS,
+    add: (inv) => add(inv, ipamTypes),
+    del: (inv) => del(inv, ipamTypes),
+    check: (inv) => check(inv, ipamTypes),
+    status: (inv) => status(inv, ipamTypes),
+    gc: (inv) => gc(inv, ipamTypes),
+  };
+}

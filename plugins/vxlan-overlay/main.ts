@@ -3,9 +3,12 @@
 // the etcd client) is required only on that path, so CNI calls stay lean.
 import { runPlugin } from '../../lib/cni/skel';
 import { SUPPORTED_VERSIONS } from '../../lib/cni/version';
+import { IN_PROCESS_IPAM } from '../../ipam';
 import { startMain } from '../../lib/util/main';
 import { isAgentVerb } from './agent/options';
-import { overlayPlugin } from './plugin';
+import { makeOverlayPlugin } from './plugin';
+
+const overlayPlugin = makeOverlayPlugin(IN_PROCESS_IPAM);
 
 startMain(() => {
   if (process.env.CNI_COMMAND === undefined && isAgentVerb(process.argv[2])) {

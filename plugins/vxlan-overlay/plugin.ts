@@ -4,7 +4,7 @@
 // readiness file, DEL and GC work from attachment records alone.
 
 import { CniError, ErrorCode } from '../../lib/cni/errors';
-import { ipamAdd, ipamCheck, ipamDel, ipamGc, type InProcessPlugins } from '../../lib/cni/ipam';
+import { ipamAdd, ipamCheck, ipamDel, ipamGc, type InProcessIpam } from '../../lib/cni/ipam';
 import type { GcInvocation, Plugin } from '../../lib/cni/plugin';
 import type { Invocation, Result } from '../../lib/cni/types';
 import { hasMasq, type MasqEntry } from '../../lib/firewall/masquerade';
@@ -19,13 +19,11 @@ import { checkAttachment } from '../../lib/bridge/check';
 import { attachToNetwork, gcAttachments, masqToRemove, openContainerNetns, removeNetworkIfUnused, requireFreeIfname, throwDelErrors } from '../../lib/bridge/lifecycle';
 import { RecordDir, type AttachmentRecord } from '../../lib/bridge/records';
 import { Rollback, describeRollbackErrors } from '../../lib/util/rollback';
-import { hostLocal } from '../../ipam/host-local/plugin';
 import { asOverlayError, OVERLAY_ARGS, parseOverlayConfig, type OverlayConfig } from './config';
 import { defaultBridgeName, gatewayOf } from './model';
 import { overlayFamilies, planAttachment } from './plan';
 import { agentReadiness, attachmentsDir, readAgentState, statePath, type AgentState } from './readiness';
 
-const IN_PROCESS: InProcessPlugins = { 'host-local': hostLocal };
 const CONTAINER_IF = 2;
 /** DEL and GC release by container ID whatever the ranges say: any valid range will do when none is known. */
 const PLACEHOLDER_SUBNET = '192.0.2.0/24';
@@ -112,16 +110,16 @@ function knownSubnets(conf: OverlayConfig, rec?: OverlayRecord): string[] {
   return known ? subnetsOf(known) : [PLACEHOLDER_SUBNET];
 }
 
-async function add(inv: Invocation): Promise<Result> {
+async function add(inv: Invocation, ipamTypes: InProcessIpam): Promise<Result> {
   const conf = configOf(inv);
   const agent = requireAgent(conf);
   // Before anything is created: a name DNS cannot carry is refused here.
   const nameService = nameServiceFor(conf, inv);
   const records = recordsOf(conf);
-  return attachToNetwork(records, conf.name, () => addUnderLock(inv, conf, agent, records, nameService), inv.log);
+  return attachToNetwork(records, conf.name, () => addUnderLock(inv, ipamTypes, conf, agent, records, nameService), inv.log);
 }
 
-async function addUnderLock(inv: Invocation, conf: OverlayConfig, agent: AgentState, records: RecordDir<OverlayRecord>, nameService: AttachNameService | undefined): Promise<Result> {
+async function addUnderLock(inv: Invocation, ipamTypes: InProcessIpam, conf: OverlayConfig, agent: AgentState, records: RecordDir<OverlayRecord>, nameService: AttachNameService | undefined): Promise<Result> {
   const containerId = inv.env.containerId!;
   const ifname = inv.env.ifname!;
   const netns = openContainerNetns(inv.env.netns, 'vxlan-overlay');
@@ -130,8 +128,8 @@ async function addUnderLock(inv: Invocation, conf: OverlayConfig, agent: AgentSt
     const families = overlayFamilies(agent);
     const ipamInv = ipamInvocation(inv, conf, families.map((f) => f.subnet));
     return await Rollback.run(async (undo) => {
-      const ipam = await ipamAdd(ipamInv, IN_PROCESS);
-      undo.push('release IPAM', () => ipamDel(ipamInv, IN_PROCESS));
+      const ipam = await ipamAdd(ipamInv, ipamTypes);
+      undo.push('release IPAM', () => ipamDel(ipamInv, ipamTypes));
       let plan;
       try {
         plan = planAttachment(families, (ipam.ips ?? []).map((ip) => ip.address), {
@@ -178,7 +176,7 @@ async function addUnderLock(inv: Invocation, conf: OverlayConfig, agent: AgentSt
   }
 }
 
-async function del(inv: Invocation): Promise<void> {
+async function del(inv: Invocation, ipamTypes: InProcessIpam): Promise<void> {
   const conf = configOf(inv);
   const containerId = inv.env.containerId!;
   const ifname = inv.env.ifname!;
@@ -194,7 +192,7 @@ async function del(inv: Invocation): Promise<void> {
     isolation: isolationOf(conf, knownBridge(conf, rec)), nameService: nameServiceFor(conf, inv),
   });
   try {
-    await ipamDel(ipamInvocation(inv, conf, knownSubnets(conf, rec)), IN_PROCESS);
+    await ipamDel(ipamInvocation(inv, conf, knownSubnets(conf, rec)), ipamTypes);
   } catch (err) {
     errors.push(err as Error);
   }
@@ -209,12 +207,12 @@ function checkFail(msg: string): CniError {
   return new CniError(ErrorCode.Internal, `vxlan-overlay CHECK: ${msg}`);
 }
 
-async function check(inv: Invocation): Promise<void> {
+async function check(inv: Invocation, ipamTypes: InProcessIpam): Promise<void> {
   const conf = configOf(inv);
   const agent = requireAgent(conf);
   const prev = inv.conf.prevResult;
   if (!prev) throw fail('Required prevResult missing', ErrorCode.InvalidConfig);
-  await ipamCheck(ipamInvocation(inv, conf, subnetsOf(agent)), IN_PROCESS);
+  await ipamCheck(ipamInvocation(inv, conf, subnetsOf(agent)), ipamTypes);
   const ifname = inv.env.ifname!;
   await checkAttachment({
     plugin: 'vxlan-overlay', netnsPath: inv.env.netns, ifname, bridge: agent.bridge, mtu: agent.mtu,
@@ -235,7 +233,7 @@ async function check(inv: Invocation): Promise<void> {
   if (missing) throw checkFail(`${missing} ${missing.startsWith('the forwarding') ? 'are' : 'is'} missing`);
 }
 
-async function gc(inv: GcInvocation): Promise<void> {
+async function gc(inv: GcInvocation, ipamTypes: InProcessIpam): Promise<void> {
   const conf = configOf(inv);
   const errors = await gcAttachments(conf.name, recordsOf(conf), inv.validAttachments);
   if (conf.nameResolution) {
@@ -261,7 +259,7 @@ async function gc(inv: GcInvocation): Promise<void> {
     }
   }
   try {
-    await ipamGc(ipamInvocation(inv, conf, knownSubnets(conf)) as GcInvocation, IN_PROCESS);
+    await ipamGc(ipamInvocation(inv, conf, knownSubnets(conf)) as GcInvocation, ipamTypes);
   } catch (err) {
     errors.push((err as Error).message);
   }
@@ -274,13 +272,16 @@ async function status(inv: Invocation): Promise<void> {
   if (!r.ready) throw new CniError(ErrorCode.NotAvailable, `vxlan-overlay: ${r.reason}`);
 }
 
-export const overlayPlugin: Plugin = {
-  name: 'vxlan-overlay',
-  description: 'VXLAN overlay across hosts (flannel-style: one subnet per host, a local bridge); run `vxlan-overlay agent` on every host',
-  knownArgs: OVERLAY_ARGS,
-  add,
-  del,
-  check,
-  gc,
-  status,
-};
+/** The vxlan-overlay plugin; its IPAM is always host-local, run in-process from `ipamTypes` (ipam/index.ts). */
+export function makeOverlayPlugin(ipamTypes: InProcessIpam): Plugin {
+  return {
+    name: 'vxlan-overlay',
+    description: 'VXLAN overlay across hosts (flannel-style: one subnet per host, a local bridge); run `vxlan-overlay agent` on every host',
+    knownArgs: OVERLAY_ARGS,
+    add: (inv) => add(inv, ipamTypes),
+    del: (inv) => del(inv, ipamTypes),
+    check: (inv) => check(inv, ipamTypes),
+    gc: (inv) => gc(inv, ipamTypes),
+    status,
+  };
+}

@@ -13,7 +13,7 @@ import * as path from 'path';
 import { openRtnl } from '../../../lib/netlink';
 import type { Logger } from '../../../lib/util/log';
 import { RecordDir } from '../../../lib/bridge/records';
-import { DiskStore } from '../../../ipam/host-local/store';
+import { DiskStore } from '../../../ipam/host-local';
 import { defaultBridgeName, defaultVxlanName } from '../model';
 import { attachmentsDir, pidAlive, readAgentState, removeAgentState, statePath } from '../readiness';
 import { OverlayStore } from '../store/overlay';
