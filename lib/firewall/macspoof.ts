@@ -46,7 +46,7 @@ function prerouting(t: string): RenderedChain {
 
 /** The table and its parts, shared by every bridge network with macspoofchk. */
 export function macspoofSharedTable(table = MACSPOOF_TABLE): SharedTable {
-  return { family: 'bridge', table, chains: ['prerouting'], sets: ['guarded', 'allowed'] };
+  return { family: 'bridge', table, chains: ['prerouting'], sets: ['guarded', 'allowed'], legacySets: /^ok-[0-9a-f]{16}$/ };
 }
 
 /** The table, sets and chain with its one rule (idempotent). */

@@ -75,7 +75,7 @@ function mapOf(address: string): string {
 
 /** The table and base every network shares. */
 export function masqSharedTable(table = MASQ_TABLE): SharedTable {
-  return { family: 'inet', table, chains: ['postrouting'], sets: ['masq4', 'masq6'] };
+  return { family: 'inet', table, chains: ['postrouting'], sets: ['masq4', 'masq6'], legacySets: /^ok-[0-9a-f]{16}$/ };
 }
 
 function baseChain(t: string): RenderedChain {

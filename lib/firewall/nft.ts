@@ -240,7 +240,12 @@ export async function removeTableIfUnused(t: SharedTable, netns?: Netns): Promis
   const errnos = await withSocket(netns, (nfnl) => nfnl.batch(ops, what));
   const failed = errnos.find((e) => e !== 0);
   if (failed === undefined) return 'removed';
-  if (failed === 16 /* EBUSY */) return 'in use';
+  if (failed === 16 /* EBUSY */) {
+    // An older release's markers may be all that is left: take them along and try once more.
+    const legacy = t.legacySets ? (await listTable(t.family, t.table, netns))?.sets.filter((s) => t.legacySets!.test(s) && !t.sets.includes(s)) ?? [] : [];
+    if (legacy.length) return removeTableIfUnused({ ...t, sets: [...t.sets, ...legacy], legacySets: undefined }, netns);
+    return 'in use';
+  }
   if (failed === 2 /* ENOENT */) {
     // The table is gone, or someone removed one of its shared parts by hand: retry with what is there.
     const present = await presentParts(t, netns);

@@ -113,10 +113,10 @@ export function portmapSharedTable(table = PORTMAP_TABLE): SharedTable {
   return { family: 'inet', table, chains: [], sets: ['claims4', 'claims6'] };
 }
 
-/** The sets and maps of one network (teardown). */
+/** The sets and maps of one network (teardown), with the structure mark an older release kept in `<n>_declared`. */
 export function networkSets(network: string): string[] {
   const n = networkPrefix(network);
-  return [4, 6].flatMap((f) => [`${n}_any${f}`, `${n}_ip${f}`, `${n}_targets${f}`, `${n}_hairpin${f}`]);
+  return [...[4, 6].flatMap((f) => [`${n}_any${f}`, `${n}_ip${f}`, `${n}_targets${f}`, `${n}_hairpin${f}`]), `${n}_declared`];
 }
 
 /** The chains of one network, in the order they must be deleted (hooked chains first: they jump to dnat). */

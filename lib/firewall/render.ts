@@ -51,5 +51,7 @@ export interface SharedTable {
   chains: readonly string[];
   /** Sets and maps every user shares: deleted only if empty. */
   sets: readonly string[];
+  /** Empty marker sets an older release declared ("declared" markers): removed along, never a reason to keep the table. */
+  legacySets?: RegExp;
 }
 

@@ -75,4 +75,10 @@ it('removes a shared table only when no network has anything in it, atomically',
   applyNft(`add table inet ${T}\nadd map inet ${T} members4 { type ipv4_addr : verdict; }\n`, netns);
   expect(await removeTableIfUnused(shared, netns)).toBe('removed');
   expect(ruleset()).toBe('');
+  // An older release's (empty) marker sets do not keep it either; anything else does.
+  applyNft(declare + `add set inet ${T} ok-0123456789abcdef { type mark; }\n`, netns);
+  await deleteTableObjects('inet', T, { chains: ['net-a'], sets: [] }, netns);
+  expect(await removeTableIfUnused(shared, netns)).toBe('in use');
+  expect(await removeTableIfUnused({ ...shared, legacySets: /^ok-[0-9a-f]{16}$/ }, netns)).toBe('removed');
+  expect(ruleset()).toBe('');
 });

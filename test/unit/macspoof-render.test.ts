@@ -14,7 +14,7 @@ describe('macspoof rendering', () => {
       'flush chain bridge t prerouting',
       `add rule bridge t prerouting ${rule} comment "${ruleTag('prerouting', 0, rule)}"`,
     ].join('\n') + '\n');
-    expect(macspoofSharedTable('t')).toEqual({ family: 'bridge', table: 't', chains: ['prerouting'], sets: ['guarded', 'allowed'] });
+    expect(macspoofSharedTable('t')).toMatchObject({ family: 'bridge', table: 't', chains: ['prerouting'], sets: ['guarded', 'allowed'] });
   });
 
   it('ADD is element operations only: the two elements (MAC lower-cased)', () => {

@@ -61,7 +61,8 @@ describe('masquerade rendering', () => {
     expect(chains.map((c) => c.name)).toEqual(['postrouting', subnetChain('net1', '10.1.0.0/24')]);
     const declared = renderMasqDeclare(owner, entries);
     for (const c of chains) for (const tag of c.tags) expect(declared).toContain(`comment "${tag}"`);
-    expect(masqSharedTable()).toEqual({ family: 'inet', table: 'node_cni_masq', chains: ['postrouting'], sets: ['masq4', 'masq6'] });
+    expect(masqSharedTable()).toMatchObject({ family: 'inet', table: 'node_cni_masq', chains: ['postrouting'], sets: ['masq4', 'masq6'] });
+    expect(masqSharedTable().legacySets!.test('ok-0123456789abcdef')).toBe(true); // an older release's marker sets go along
     // Another subnet or network renders other rules, so a changed config is re-declared.
     expect(masqChains('net2', entries)[1].tags).not.toEqual(chains[1].tags);
   });
