@@ -34,8 +34,18 @@ export async function readStdin(limit = Infinity): Promise<Buffer> {
   return Buffer.concat(chunks).subarray(0, limit === Infinity ? undefined : limit + 1);
 }
 
-/** Whether stdin is a terminal (a person ran the plugin by hand). */
+/**
+ * Whether stdin is a terminal (a person ran the plugin by hand). A terminal is
+ * a character device: pipes and files (what runtimes hand a plugin) are
+ * answered by one fstat, without loading tty, which loads net (~15 M
+ * instructions of every VERSION call, docs/benchmarks/startup.md).
+ */
 export function stdinIsTerminal(): boolean {
+  try {
+    if (!fs.fstatSync(0).isCharacterDevice()) return false;
+  } catch {
+    return false; // no fd 0: nothing to read either
+  }
   // eslint-disable-next-line @typescript-eslint/no-var-requires
   return (require('tty') as typeof import('tty')).isatty(0);
 }
