@@ -7,7 +7,7 @@
 // output and route mtu/table/scope into "0.4.0" output (CONFORMANCE §3.5,
 // §9.8); we drop them, so the output validates against that version's schema.
 
-import { isIP } from 'net';
+import { isIP } from '../ip';
 import { CniError, ErrorCode } from './errors';
 import type { Dns, Interface, IpConfig, Result, Route } from './types';
 import { show } from '../util/show';

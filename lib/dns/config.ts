@@ -11,7 +11,7 @@
 // ("state" for runDir, "read" for resolvConf) and must be text dnsmasq reads
 // as one value (lib/dns/render.ts). The executable is never configurable.
 
-import { isIP } from 'net';
+import { isIP } from '../ip';
 import { CniError, ErrorCode } from '../cni/errors';
 import { readFileProblem, stateDirProblem } from '../util/paths';
 import { show } from '../util/show';

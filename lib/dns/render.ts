@@ -7,7 +7,7 @@
 // through dnsmasqOption(), which refuses a value that dnsmasq would read as
 // anything but one argument of that one option.
 
-import { isIP } from 'net';
+import { isIP } from '../ip';
 import { CniError, ErrorCode } from '../cni/errors';
 import type { Dns } from '../cni/types';
 import { show } from '../util/show';

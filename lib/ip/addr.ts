@@ -1,10 +1,8 @@
 // IP addresses as a family plus a bigint, so IPv4 and IPv6 share one code
-// path. Pure: no I/O. Text is parsed strictly (Node's isIPv4/isIPv6, no zone
-// ids) and formatted like Go's net.IP.String() (RFC 5952: lower-case hex, the
+// path. Pure: no I/O. Text is parsed strictly (Node's isIPv4/isIPv6 rules, no
+// zone ids) and formatted like Go's net.IP.String() (RFC 5952: lower-case hex, the
 // longest run of two or more zero groups compressed, the leftmost on a tie),
 // because the reference plugins name files and compare addresses that way.
-
-import { isIPv4, isIPv6 } from 'net';
 
 export type Family = 4 | 6;
 
@@ -21,6 +19,47 @@ export class IpParseError extends Error {
     super(message);
     this.name = 'IpParseError';
   }
+}
+
+// The rules of Node's net.isIPv4/isIPv6/isIP, without loading net: a plugin
+// that touches net pays ~45 M instructions at start-up for it
+// (docs/benchmarks/startup.md). test/unit/ip.test.ts holds them to net's answers.
+const V4_PART = /^(?:0|[1-9][0-9]{0,2})$/;
+const V6_GROUP = /^[0-9a-fA-F]{1,4}$/;
+const ZONE = /^[0-9a-zA-Z.:-]+$/;
+
+/** Dotted quad, four decimal parts 0-255 without leading zeros (net.isIPv4). */
+export function isIPv4(text: string): boolean {
+  const parts = text.split('.');
+  return parts.length === 4 && parts.every((p) => V4_PART.test(p) && Number(p) <= 255);
+}
+
+/** Eight hex groups, one "::" for a run of zeros, an IPv4 tail, a "%zone" (net.isIPv6). */
+export function isIPv6(text: string): boolean {
+  let s = text;
+  const zoneAt = s.indexOf('%');
+  if (zoneAt >= 0) {
+    if (!ZONE.test(s.slice(zoneAt + 1))) return false;
+    s = s.slice(0, zoneAt);
+  }
+  const halves = s.split('::');
+  if (halves.length > 2) return false;
+  const groups = halves.flatMap((h) => (h === '' ? [] : h.split(':')));
+  let count = groups.length;
+  if (s.includes('.')) {
+    // An embedded IPv4 address counts two groups and only ends the address.
+    const v4 = s.slice(s.lastIndexOf(':') + 1);
+    if (!isIPv4(v4) || groups[groups.length - 1] !== v4) return false;
+    groups.pop();
+    count += 1;
+  }
+  if (!groups.every((g) => V6_GROUP.test(g))) return false;
+  return halves.length === 2 ? count <= 7 : count === 8;
+}
+
+/** 4, 6, or 0 when the text is no IP address (net.isIP). */
+export function isIP(text: string): 0 | 4 | 6 {
+  return isIPv4(text) ? 4 : isIPv6(text) ? 6 : 0;
 }
 
 function parseV4(s: string): bigint {

@@ -4,7 +4,7 @@
 // either way; iptables-syntax conditions are translated, markMasqBit and
 // externalSetMarkChain validated (we masquerade without a mark).
 
-import { isIPv4, isIPv6 } from 'net';
+import { isIPv4, isIPv6 } from '../../lib/ip';
 import { invalidConfig } from '../../lib/cni/errors';
 import { goFields } from '../../lib/cni/go-json';
 import type { NetConf, Result } from '../../lib/cni/types';

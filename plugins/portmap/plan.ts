@@ -1,7 +1,7 @@
 // Pure: which addresses of the container to publish, and the entries (one per
 // mapping and family) that the firewall renderer turns into elements.
 
-import { isIPv4, isIPv6 } from 'net';
+import { isIPv4, isIPv6 } from '../../lib/ip';
 import { CniError, ErrorCode } from '../../lib/cni/errors';
 import type { Result } from '../../lib/cni/types';
 import type { PortmapEntry } from '../../lib/firewall/portmap';

@@ -1,7 +1,8 @@
 // lib/ip: parsing, Go-compatible formatting, CIDR math. Pure, table-driven.
+import * as net from 'net';
 import {
   addrFromBytes, addrToBytes, addressText, canonicalCidr, canonicalIP, cidrsOverlap, containsText, familyOf, firstHostText,
-  formatCidr, formatIP, lastOf, networkOf, networkText, overlapsText, parseCidr, parseIP, requireCidr, requireIP, sameIP, unmapIPv4,
+  formatCidr, formatIP, isIP, isIPv4, isIPv6, lastOf, networkOf, networkText, overlapsText, parseCidr, parseIP, requireCidr, requireIP, sameIP, unmapIPv4,
 } from '../../lib/ip';
 
 describe('parseIP / formatIP', () => {
@@ -165,5 +166,34 @@ describe('text helpers', () => {
   it('names the bad input', () => {
     expect(() => networkText('10.0.0.1/33')).toThrow('"10.0.0.1/33" is not a CIDR or an IP address');
     expect(() => overlapsText('10.0.0.0/8', 'nope')).toThrow('"nope"');
+  });
+});
+
+describe('isIPv4 / isIPv6 / isIP follow net.isIPv4 / isIPv6 / isIP (without loading net in the plugins)', () => {
+  it.each([
+    '1.2.3.4', '0.0.0.0', '255.255.255.255', '256.1.1.1', '01.2.3.4', '1.2.3', '1.2.3.4.5', ' 1.2.3.4', '1.2.3.4 ',
+    '::', '::1', '1::', ':1', '1:', ':::', '1::2::3', '1:2:3:4:5:6:7:8', '1::2:3:4:5:6:7:8', '1:2:3:4:5:6:7::',
+    '::1:2:3:4:5:6:7', '1:2:3:4:5:6:1.2.3.4', '1:2:3:4:5:6:7:1.2.3.4', '::ffff:1.2.3.4', '::1.2.3.4', '1.2.3.4::',
+    '::ffff:01.2.3.4', 'fe80::1%eth0', 'fe80::1%', 'fe80::1%a%b', '%eth0', '1.2.3.4%eth0', 'FFFF::', '12345::', 'g::', '',
+  ])('%j', (text) => {
+    expect([isIPv4(text), isIPv6(text), isIP(text)]).toEqual([net.isIPv4(text), net.isIPv6(text), net.isIP(text)]);
+  });
+
+  it('agrees with net on 100000 random strings of address pieces', () => {
+    const pieces = ['0', '1', 'f', 'ffff', '12345', ':', '::', '.', '1.2.3.4', '255', '256', '01', '%', 'eth0', 'g', 'F'];
+    let seed = 7; // mulberry32: the same strings on every run
+    const next = (k: number): number => {
+      seed = (seed + 0x6d2b79f5) | 0;
+      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+      t ^= t + Math.imul(t ^ (t >>> 7), 61 | t);
+      return ((t ^ (t >>> 14)) >>> 0) % k;
+    };
+    const differ: string[] = [];
+    for (let i = 0; i < 100000; i++) {
+      let s = '';
+      for (let n = 1 + next(12); n > 0; n--) s += pieces[next(pieces.length)];
+      if (isIPv4(s) !== net.isIPv4(s) || isIPv6(s) !== net.isIPv6(s)) differ.push(s);
+    }
+    expect(differ).toEqual([]);
   });
 });
