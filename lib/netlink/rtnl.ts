@@ -11,12 +11,17 @@
 //   reported against the container and leaves nothing behind.
 // - After a namespace move a link may get another index (it keeps it only if
 //   free there): re-read it through a socket in the target namespace.
+// - node-netlink's rtnetlink layer (createRtNetlink) decodes every reply with
+//   its generated attribute code to emit events nobody here listens to; the
+//   facade decodes replies itself (./wire), so it opens a plain NETLINK_ROUTE
+//   socket: no per-message decoding, and ~270 KB of generated code stays out
+//   of every plugin (docs/benchmarks/startup.md).
 // - Dumps can be interrupted by concurrent changes (NLM_F_DUMP_INTR on a part,
 //   or EINTR): retry the whole dump.
 // - Renaming an up link fails with EBUSY on most devices: set it down first.
 import * as crypto from 'crypto';
 import * as fs from 'fs';
-import { createRtNetlink, RtNetlinkSocket } from 'netlink/dist/rt/rt';
+import { createNetlink, type NetlinkSocket } from 'netlink/dist/netlink';
 import { Netns } from '../netns';
 import { bytesToIp, bytesToMac, ipFamily, parseCidr, type Family } from './addr';
 import { NetlinkError, errnoName, isExists, isNotFound, kernelError, toNetlinkError } from './errors';
@@ -37,6 +42,7 @@ import {
 } from './wire';
 
 const NLMSG_ERROR = 2;
+const NETLINK_ROUTE = 0;
 const REQUEST_TIMEOUT_MS = 10_000;
 const DUMP_RETRIES = 5;
 
@@ -48,7 +54,8 @@ interface RawMessage {
 
 /** Open an rtnetlink socket in `netns` (or in the current namespace). */
 export function openRtnl(netns?: Netns): Rtnl {
-  const sock = netns ? netns.run(() => createRtNetlink()) : createRtNetlink();
+  const make = () => createNetlink(NETLINK_ROUTE);
+  const sock = netns ? netns.run(make) : make();
   return new Rtnl(sock, netns);
 }
 
@@ -83,12 +90,12 @@ function describeRef(ref: LinkRef): string {
 export class Rtnl {
   private closed = false;
 
-  constructor(private readonly sock: RtNetlinkSocket, readonly netns?: Netns) {}
+  constructor(private readonly sock: NetlinkSocket, readonly netns?: Netns) {}
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.sock.socket.close();
+    this.sock.close();
   }
 
   // ---- transport -----------------------------------------------------------
@@ -98,7 +105,7 @@ export class Rtnl {
     if (this.closed) throw new NetlinkError('EBADF', `${what}: the netlink socket is closed`);
     let reply: RawMessage[];
     try {
-      [reply] = await this.sock.socket.request(req.type, req.data, { flags: req.flags, checkError: false, timeout: REQUEST_TIMEOUT_MS });
+      [reply] = await this.sock.request(req.type, req.data, { flags: req.flags, checkError: false, timeout: REQUEST_TIMEOUT_MS });
     } catch (err) {
       throw toNetlinkError(err, what);
     }
