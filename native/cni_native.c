@@ -2,8 +2,17 @@
 // setns/unshare act on the calling (main) thread only; callers must switch back
 // in the same tick (see lib/netns). flock blocks the main thread on purpose:
 // a plugin does nothing else while it waits for the IPAM lock.
+// nftRun runs an nft command text through libnftables in this process (what
+// the nft CLI does after it has started): no fork/exec of nft and no
+// child_process in Node for every change (docs/benchmarks/startup.md). The
+// library is opened on first use; without it nftRun returns null and the
+// caller runs the nft binary.
 #define _GNU_SOURCE
+#include <dlfcn.h>
 #include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <fcntl.h>
 #include <sched.h>
 #include <stdio.h>
@@ -24,6 +33,7 @@ static napi_value throw_errno(napi_env env, int err, const char *syscall) {
     case EINVAL: name = "EINVAL"; break; case EBADF: name = "EBADF"; break;
     case EWOULDBLOCK: name = "EWOULDBLOCK"; break; case EINTR: name = "EINTR"; break;
     case EBUSY: name = "EBUSY"; break; case EEXIST: name = "EEXIST"; break;
+    case ENOMEM: name = "ENOMEM"; break;
     default: name = "EUNKNOWN";
   }
   napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code);
@@ -118,6 +128,81 @@ static napi_value js_umount(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+// libnftables 1.x, declared here so that building needs no -dev package.
+struct nft_ctx;
+#define NFT_CTX_DEFAULT 0
+#define NFT_CTX_OUTPUT_JSON (1 << 4)
+static struct {
+  int tried;
+  struct nft_ctx *(*ctx_new)(uint32_t);
+  void (*ctx_free)(struct nft_ctx *);
+  void (*output_set_flags)(struct nft_ctx *, unsigned int);
+  int (*buffer_output)(struct nft_ctx *);
+  int (*buffer_error)(struct nft_ctx *);
+  const char *(*get_output_buffer)(struct nft_ctx *);
+  const char *(*get_error_buffer)(struct nft_ctx *);
+  int (*run_cmd_from_buffer)(struct nft_ctx *, const char *);
+} nft;
+
+static int nft_open(void) {
+  if (nft.tried) return nft.run_cmd_from_buffer != NULL;
+  nft.tried = 1;
+  void *h = dlopen("libnftables.so.1", RTLD_NOW | RTLD_LOCAL);
+  if (!h) return 0;
+#define SYM(field, name) *(void **)&nft.field = dlsym(h, name)
+  SYM(ctx_new, "nft_ctx_new"); SYM(ctx_free, "nft_ctx_free"); SYM(output_set_flags, "nft_ctx_output_set_flags");
+  SYM(buffer_output, "nft_ctx_buffer_output"); SYM(buffer_error, "nft_ctx_buffer_error");
+  SYM(get_output_buffer, "nft_ctx_get_output_buffer"); SYM(get_error_buffer, "nft_ctx_get_error_buffer");
+  SYM(run_cmd_from_buffer, "nft_run_cmd_from_buffer");
+#undef SYM
+  if (!nft.ctx_new || !nft.ctx_free || !nft.output_set_flags || !nft.buffer_output || !nft.buffer_error
+      || !nft.get_output_buffer || !nft.get_error_buffer || !nft.run_cmd_from_buffer) {
+    nft.run_cmd_from_buffer = NULL;
+    dlclose(h);
+    return 0;
+  }
+  return 1;
+}
+
+// nftRun(commands, json) -> { status, stdout, stderr } | null (no libnftables).
+// A fresh context per call: its netlink socket is opened in the calling
+// thread's network namespace (lib/netns switches it around the call).
+static napi_value js_nft_run(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  bool json = false;
+  size_t len;
+  if (argc < 1 || napi_get_value_string_utf8(env, argv[0], NULL, 0, &len) != napi_ok) {
+    napi_throw_type_error(env, NULL, "expected the nft commands as a string");
+    return NULL;
+  }
+  if (argc > 1) napi_get_value_bool(env, argv[1], &json);
+  napi_value result;
+  if (!nft_open()) { napi_get_null(env, &result); return result; }
+  char *text = malloc(len + 1);
+  if (!text) return throw_errno(env, ENOMEM, "malloc");
+  napi_get_value_string_utf8(env, argv[0], text, len + 1, &len);
+  struct nft_ctx *ctx = nft.ctx_new(NFT_CTX_DEFAULT);
+  if (!ctx) { free(text); return throw_errno(env, errno ? errno : ENOMEM, "nft_ctx_new"); }
+  if (json) nft.output_set_flags(ctx, NFT_CTX_OUTPUT_JSON);
+  nft.buffer_output(ctx);
+  nft.buffer_error(ctx);
+  int rc = nft.run_cmd_from_buffer(ctx, text);
+  free(text);
+  const char *out = nft.get_output_buffer(ctx), *err = nft.get_error_buffer(ctx);
+  napi_value status, stdout_v, stderr_v;
+  napi_create_object(env, &result);
+  napi_create_int32(env, rc == 0 ? 0 : 1, &status);
+  napi_create_string_utf8(env, out ? out : "", NAPI_AUTO_LENGTH, &stdout_v);
+  napi_create_string_utf8(env, err ? err : "", NAPI_AUTO_LENGTH, &stderr_v);
+  napi_set_named_property(env, result, "status", status);
+  napi_set_named_property(env, result, "stdout", stdout_v);
+  napi_set_named_property(env, result, "stderr", stderr_v);
+  nft.ctx_free(ctx);
+  return result;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     {"setns", NULL, js_setns, NULL, NULL, NULL, napi_default, NULL},
@@ -126,6 +211,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"gettid", NULL, js_gettid, NULL, NULL, NULL, napi_default, NULL},
     {"bindMount", NULL, js_bind_mount, NULL, NULL, NULL, napi_default, NULL},
     {"umount", NULL, js_umount, NULL, NULL, NULL, napi_default, NULL},
+    {"nftRun", NULL, js_nft_run, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

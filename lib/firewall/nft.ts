@@ -1,14 +1,15 @@
 // The one place that talks to nftables. Every change is one `nft -f -`
 // transaction (atomic: all of it or none), rendered as text by the table's
-// module. Over nfnetlink (lib/netlink/nfnetlink.ts) go only two things the
+// module, run by libnftables in this process where the host has it (the nft
+// CLI otherwise: runNft). Over nfnetlink (lib/netlink/nfnetlink.ts) go only two things the
 // CLI cannot do cheaply: reading the rules of one chain (to verify a
 // structure without listing the table's sets) and deleting a table only if
 // nobody uses it any more (atomic, so a concurrent ADD is never cut off).
 // Verification without markers: see ./render.ts (tagged rules).
 
-import { spawnSync } from 'child_process';
 import type { Netns } from '../netns';
 import { kernelError } from '../netlink/errors';
+import { native } from '../sys/native';
 import { NFNL_SUBSYS, NFPROTO, NLM_F_NONREC, openNfnl, type BatchOp, type Nfnl, type NfMessage } from '../netlink/nfnetlink';
 import { attrMap, encodeAttrs, readStr, str } from '../netlink/wire';
 import type { NftFamily, RenderedChain, SharedTable } from './render';
@@ -47,10 +48,42 @@ export interface NftRun {
   stderr: string;
 }
 
-/** Run the nft CLI (in `netns` when given). Output is read whole, whatever its size. */
+/**
+ * Run nft (in `netns` when given): through libnftables in this process when
+ * the host has it (native/cni_native.c nftRun: the same parser and netlink
+ * code as the CLI, without a fork/exec of nft and Node's child_process per
+ * change, docs/benchmarks/startup.md), else the nft CLI. Output is read whole.
+ */
 export function runNft(args: readonly string[], opts: { input?: string; netns?: Netns } = {}): NftRun {
-  const exec = () => spawnSync('nft', args, { input: opts.input, encoding: 'utf8', maxBuffer: Infinity });
-  const r = opts.netns ? opts.netns.run(exec) : exec();
+  const inProcess = libraryCommand(args, opts.input);
+  const exec = (): NftRun => {
+    const r = inProcess && native().nftRun(inProcess.commands, inProcess.json);
+    return r ?? spawnNft(args, opts.input);
+  };
+  return opts.netns ? opts.netns.run(exec) : exec();
+}
+
+/** What `nft <args>` asks libnftables to do, or undefined for options only the CLI handles. */
+export function libraryCommand(args: readonly string[], input?: string): { commands: string; json: boolean } | undefined {
+  let json = false;
+  const words: string[] = [];
+  let fromInput = false;
+  for (let i = 0; i < args.length; i++) {
+    if (words.length === 0 && args[i] === '-j') json = true;
+    else if (words.length === 0 && args[i] === '-f' && args[i + 1] === '-') { fromInput = true; i++; }
+    else if (words.length === 0 && args[i].startsWith('-')) return undefined;
+    else words.push(args[i]);
+  }
+  if (fromInput) return words.length === 0 ? { commands: input ?? '', json } : undefined;
+  // The CLI joins its arguments with spaces into one command line, and so do we.
+  return words.length > 0 ? { commands: words.join(' '), json } : undefined;
+}
+
+/** The nft CLI itself (hosts without libnftables; tests compare the two). */
+export function spawnNft(args: readonly string[], input?: string): NftRun {
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const { spawnSync } = require('child_process') as typeof import('child_process');
+  const r = spawnSync('nft', args, { input, encoding: 'utf8', maxBuffer: Infinity });
   if (r.error) throw r.error;
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }

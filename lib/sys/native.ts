@@ -1,6 +1,6 @@
 // The project's tiny addon (native/cni_native.c): setns, unshare, flock,
-// gettid, bind mounts. Loaded lazily so that verbs which never switch
-// namespaces or take locks do not pay for it.
+// gettid, bind mounts, nft commands through libnftables. Loaded lazily so
+// that verbs which never switch namespaces or take locks do not pay for it.
 
 export interface Native {
   setns(fd: number, nstype: number): void;
@@ -9,6 +9,8 @@ export interface Native {
   gettid(): number;
   bindMount(source: string, target: string): void;
   umount(target: string): void;
+  /** nft commands through libnftables; null when the library is not installed (lib/firewall/nft.ts). */
+  nftRun(commands: string, json: boolean): { status: number; stdout: string; stderr: string } | null;
 }
 
 export const CLONE_NEWNET = 0x40000000;
