@@ -187,6 +187,13 @@ function linkAssets(code, assets, stage, linked, lazyBuiltins) {
     const re = new RegExp(`\\b([A-Za-z_$][\\w$]*)\\.exports=require\\("(${LAZY_BUILTINS.join('|')})"\\)`, 'g');
     code = code.replace(re, (_, m, name) => `${m}.exports=__cniRelease.builtin(${JSON.stringify(name)})`);
   }
+  if (lazyBuiltins) {
+    // Drop each module's factory once it has run: the snapshot then holds the modules' exports, not the
+    // code that made them (with --stress-flush-code below: VERSION -2.3 M instructions, docs/benchmarks/startup.md).
+    const loader = /try\{([A-Za-z_$][\w$]*)\[([A-Za-z_$][\w$]*)\]\.call\(([A-Za-z_$][\w$]*)\.exports,\3,\3\.exports,__nccwpck_require__\);([A-Za-z_$][\w$]*)=false\}/;
+    if (!loader.test(code)) fail('cannot find the module loader of the bundle');
+    code = code.replace(loader, (m, mods, id, mod, failed) => m.replace(`${failed}=false}`, `${failed}=false;delete ${mods}[${id}]}`));
+  }
   for (const { name, request } of ON_DEMAND) code = code.split(`require(${JSON.stringify(request)})`).join(`__cniRelease.onDemand(${JSON.stringify(name)})`);
   if (/require\("\.\.?\//.test(code)) fail('a bundle still requires a relative path at run time');
   return code;
