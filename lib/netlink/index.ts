@@ -1,6 +1,7 @@
 // The one facade over rtnetlink (DESIGN.md "The kernel facade").
 //   const rtnl = openRtnl(netns); try { await rtnl.setLinkUp('lo') } finally { rtnl.close() }
-export { openRtnl, withRtnl, Rtnl, decodeLink } from './rtnl';
+export { openRtnl, withRtnl, NodeNetlinkRtnl, decodeLink } from './rtnl';
+export type { Rtnl, OpenRtnl } from './rtnl-api';
 export { NetlinkError, isExists, isNotFound, errnoName } from './errors';
 export * from './types';
 export {

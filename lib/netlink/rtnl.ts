@@ -31,6 +31,7 @@ import {
   buildVethRequest, buildVlanRequest, buildVxlanRequest, LinkChange, MACVLAN_MODES, normaliseDst,
 } from './requests';
 import { buildDeleteQdiscRequest, buildGetQdiscRequest, buildIngressQdiscRequest, buildRedirectFilterRequest, buildTbfRequest, decodeQdisc, TC_H, type Qdisc, type TbfParams } from './tc';
+import type { OpenRtnl, Rtnl } from './rtnl-api';
 import type {
   Address, AddressOptions, BridgeOptions, BridgePortFlags, BridgePortVlans, BridgeVlan, FdbEntry, MacvlanMode, Link, LinkRef, MacvlanOptions, Neighbour, NetnsRef,
   Route, RouteFilter, RouteSpec, VethOptions, VlanOptions, VxlanOptions,
@@ -52,16 +53,18 @@ interface RawMessage {
   data: Buffer;
 }
 
+export type { OpenRtnl, Rtnl };
+
 /** Open an rtnetlink socket in `netns` (or in the current namespace). */
-export function openRtnl(netns?: Netns): Rtnl {
+export const openRtnl: OpenRtnl = (netns?: Netns): Rtnl => {
   const make = () => createNetlink(NETLINK_ROUTE);
   const sock = netns ? netns.run(make) : make();
-  return new Rtnl(sock, netns);
-}
+  return new NodeNetlinkRtnl(sock, netns);
+};
 
 /** Open, use, close. */
-export async function withRtnl<T>(netns: Netns | undefined, fn: (rtnl: Rtnl) => Promise<T>): Promise<T> {
-  const rtnl = openRtnl(netns);
+export async function withRtnl<T>(netns: Netns | undefined, fn: (rtnl: Rtnl) => Promise<T>, open: OpenRtnl = openRtnl): Promise<T> {
+  const rtnl = open(netns);
   try {
     return await fn(rtnl);
   } finally {
@@ -87,7 +90,8 @@ function describeRef(ref: LinkRef): string {
   return typeof ref === 'number' ? `link #${ref}` : typeof ref === 'string' ? `link "${ref}"` : `link "${ref.name}"`;
 }
 
-export class Rtnl {
+/** The Rtnl over one node-netlink NETLINK_ROUTE socket. */
+export class NodeNetlinkRtnl implements Rtnl {
   private closed = false;
 
   constructor(private readonly sock: NetlinkSocket, readonly netns?: Netns) {}

@@ -5,7 +5,7 @@
 import { CniError, ErrorCode, invalidConfig } from '../../lib/cni/errors';
 import type { GcInvocation, Invocation, Plugin, Result } from '../../lib/cni/plugin';
 import { openContainerNetns } from '../../lib/bridge/lifecycle';
-import { openRtnl, type Link } from '../../lib/netlink';
+import { openRtnl, type Link, type Rtnl } from '../../lib/netlink';
 import { Netns, isNetnsGone } from '../../lib/netns';
 import { Rollback, describeRollbackErrors } from '../../lib/util/rollback';
 import { parseBandwidthConfig, type BandwidthConfig } from './config';
@@ -40,7 +40,7 @@ async function add(inv: Invocation): Promise<Result> {
 }
 
 /** The host end of the veth while the container's namespace and interface still exist; else undefined. */
-async function hostVethIfPresent(host: ReturnType<typeof openRtnl>, nsPath: string | undefined, ifname: string): Promise<Link | undefined> {
+async function hostVethIfPresent(host: Rtnl, nsPath: string | undefined, ifname: string): Promise<Link | undefined> {
   if (!nsPath) return undefined;
   let netns: Netns;
   try {

@@ -2,7 +2,7 @@
 // netlink socket created in that namespace.
 import { Netns } from '../../lib/netns';
 export { isNetnsGone as isGone } from '../../lib/netns';
-import { Address, openRtnl, Rtnl } from '../../lib/netlink';
+import { openRtnl, type Address, type Rtnl } from '../../lib/netlink';
 import { LOOPBACK_IFNAME } from './result';
 
 /** Open CNI_NETNS, run fn with a socket inside it, close both. Netns.open throws NetnsNotFoundError. */
