@@ -34,7 +34,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { ensureSafeDir, requireSafeDir } from '../../lib/util/fs';
-import * as crypto from 'crypto';
+import { sha256Hex } from '../../lib/util/hash';
 import { CniError, ErrorCode } from '../../lib/cni/errors';
 import { LOCK_EX, native } from '../../lib/sys/native';
 import { Addr, formatAddr, parseAddr } from './addr';
@@ -102,7 +102,7 @@ const sameOwner = (a: Owner | undefined, b: Owner) => !!a && a.containerID === b
 /** Index file name: readable when short ("~" is in neither a container ID nor hex); hashed otherwise. */
 export function indexKey(o: Owner): string {
   const key = `${o.containerID}~${o.ifname === undefined ? '' : Buffer.from(o.ifname).toString('hex')}`;
-  return key.length <= 200 ? key : `#${crypto.createHash('sha256').update(ownerContent(o)).digest('hex')}`;
+  return key.length <= 200 ? key : `#${sha256Hex(ownerContent(o))}`;
 }
 
 interface IndexEntry {

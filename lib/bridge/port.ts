@@ -2,7 +2,7 @@
 // of a port. Shared by a container's attachment (./attach.ts) and the VLAN
 // gateway interface (./vlan-gateway.ts).
 
-import * as crypto from 'crypto';
+import { randomBytes } from '../util/random';
 import { CniError, ErrorCode } from '../cni/errors';
 import { isExists, type Link, type NetnsRef, type Rtnl } from '../netlink';
 import type { BridgeVlan } from '../netlink';
@@ -15,7 +15,7 @@ export interface BridgeVlanOp extends BridgeVlan {
 const VETH_NAME_TRIES = 10;
 
 export function randomVethName(): string {
-  return `veth${crypto.randomBytes(4).toString('hex')}`;
+  return `veth${randomBytes(4).toString('hex')}`;
 }
 
 export function errMsg(err: unknown): string {

@@ -27,7 +27,7 @@
 // structure in the same transaction. The table goes with the last isolated
 // bridge (removeTableIfUnused, atomic against a concurrent join).
 
-import { createHash } from 'crypto';
+import { sha256Hex } from '../util/hash';
 import type { Netns } from '../netns';
 import { PUBLISHED_CT_MATCH } from './portmap';
 import { applyNft, applyNftDeletions, isNftMissing, listTable, nftJson, nftQuote, removeTableIfUnused, renderChain, verifyChains, type RenderedChain, type SharedTable } from './nft';
@@ -47,7 +47,7 @@ export interface IsolationOptions {
 }
 
 export function isolationChain(m: IsolationMember): string {
-  return `iso-${createHash('sha256').update(`${m.network}\0${m.bridge}`).digest('hex').slice(0, 16)}`;
+  return `iso-${sha256Hex(`${m.network}\0${m.bridge}`).slice(0, 16)}`;
 }
 
 const quote = nftQuote;

@@ -20,7 +20,7 @@
 // for element operations (scripts/bench/nft.js). Element comments carry
 // hashes of the network and the attachment so GC can find strays.
 
-import { createHash } from 'crypto';
+import { sha256Hex } from '../util/hash';
 import type { Netns } from '../netns';
 import { applyNft, deleteTableObjects, getNftElement, isNftMissing, listTable, nftJson, nftQuote, removeTableIfUnused, renderChain, verifyChains, type RenderedChain, type SharedTable } from './nft';
 
@@ -45,7 +45,7 @@ export interface MasqOptions {
 }
 
 function h(s: string, n: number): string {
-  return createHash('sha256').update(s).digest('hex').slice(0, n);
+  return sha256Hex(s).slice(0, n);
 }
 
 export function networkTag(network: string): string {

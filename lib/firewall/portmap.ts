@@ -26,7 +26,7 @@
 // add/create/delete element (scripts/bench/nft.js), so the cost does not grow
 // with the elements already published.
 
-import { createHash } from 'crypto';
+import { sha256, sha256Hex } from '../util/hash';
 import { renderChain, type RenderedChain, type SharedTable } from './render';
 
 export const PORTMAP_TABLE = 'cni_portmap';
@@ -83,12 +83,12 @@ export interface ElementOp {
 
 /** Chain/set name prefix of a network: stable, short, and safe for any network name. */
 export function networkPrefix(network: string): string {
-  return `n_${createHash('sha256').update(network).digest('hex').slice(0, 12)}`;
+  return `n_${sha256Hex(network).slice(0, 12)}`;
 }
 
 /** The 32-bit value a claim carries: tells this attachment's claims from anyone else's. */
 export function ownerMark(att: Pick<PortmapAttachment, 'network' | 'containerID' | 'ifname'>): string {
-  const h = createHash('sha256').update(`${att.network}\0${att.containerID}\0${att.ifname}`).digest();
+  const h = sha256(`${att.network}\0${att.containerID}\0${att.ifname}`);
   // Top bit set: always 8 hex digits, printed by nft exactly as we render it.
   return `0x${((h.readUInt32BE(0) | 0x80000000) >>> 0).toString(16)}`;
 }

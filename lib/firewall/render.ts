@@ -6,7 +6,7 @@
 // A chain is intact when its rules' comments are exactly the expected tags;
 // a rule someone removed, changed or added shows as a mismatch.
 
-import { createHash } from 'crypto';
+import { sha256Hex } from '../util/hash';
 
 export type NftFamily = 'inet' | 'bridge';
 
@@ -19,7 +19,7 @@ const TAG_PREFIX = 'nc:';
 
 /** The comment of the rule at `index` of `chain` with this text. */
 export function ruleTag(chain: string, index: number, text: string): string {
-  return TAG_PREFIX + createHash('sha256').update(`${chain}\0${index}\0${text}`).digest('hex').slice(0, 12);
+  return TAG_PREFIX + sha256Hex(`${chain}\0${index}\0${text}`).slice(0, 12);
 }
 
 /** A chain we own: declared (idempotent), flushed and refilled; `tags` is what verifyChains expects to find. */

@@ -19,10 +19,10 @@
 // - Dumps can be interrupted by concurrent changes (NLM_F_DUMP_INTR on a part,
 //   or EINTR): retry the whole dump.
 // - Renaming an up link fails with EBUSY on most devices: set it down first.
-import * as crypto from 'crypto';
 import * as fs from 'fs';
 import { createNetlink, type NetlinkSocket } from 'netlink/dist/netlink';
 import { Netns } from '../netns';
+import { randomBytes } from '../util/random';
 import { bytesToIp, bytesToMac, ipFamily, parseCidr, type Family } from './addr';
 import { NetlinkError, errnoName, isExists, isNotFound, kernelError, toNetlinkError } from './errors';
 import {
@@ -247,7 +247,7 @@ export class NodeNetlinkRtnl implements Rtnl {
     }
     const target = typeof o.netns === 'string' ? Netns.open(o.netns) : o.netns;
     const ns = netnsFd(target);
-    const tmpName = `mv${crypto.randomBytes(4).toString('hex')}`;
+    const tmpName = `mv${randomBytes(4).toString('hex')}`;
     try {
       await this.send(buildMacvlanRequest({ ...o, name: tmpName, netnsFd: ns.fd }), `creating macvlan "${o.name}" on link #${o.parentIndex} in "${target.path}"`);
       return await withRtnl(target, async (inner) => {

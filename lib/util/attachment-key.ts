@@ -6,7 +6,7 @@
 // ifname) triple has neither problem. The triple is kept inside the file and
 // checked on read, so a file is only ever taken for the attachment it names.
 
-import * as crypto from 'crypto';
+import { sha256Hex } from './hash';
 
 export interface AttachmentId {
   network: string;
@@ -16,7 +16,7 @@ export interface AttachmentId {
 
 /** 128 bits of sha256 over the NUL-joined triple (NUL is in none of the three). */
 export function attachmentHash(a: AttachmentId): string {
-  return crypto.createHash('sha256').update(`${a.network}\0${a.containerId}\0${a.ifname}`).digest('hex').slice(0, 32);
+  return sha256Hex(`${a.network}\0${a.containerId}\0${a.ifname}`).slice(0, 32);
 }
 
 /** "<first 12 characters of the container ID>-<hash>": readable in a listing, unique by the hash. */

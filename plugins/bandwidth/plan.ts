@@ -1,7 +1,7 @@
 // Pure: the token buckets (the reference's arithmetic, so CHECK of either
 // plugin accepts the other's), and the IFB's name and owner tag.
 
-import { createHash } from 'crypto';
+import { sha256Hex, sha512Hex } from '../../lib/util/hash';
 import type { Result } from '../../lib/cni/types';
 import type { TbfParams } from '../../lib/netlink';
 import type { Shaping } from './config';
@@ -33,7 +33,7 @@ export interface Attachment {
 }
 
 function sha256(s: string): string {
-  return createHash('sha256').update(s).digest('hex');
+  return sha256Hex(s);
 }
 
 /** "bwp" + 12 hex of the attachment: 15 bytes, one per (network, container, interface). */
@@ -46,7 +46,7 @@ export function ifbName(a: Attachment): string {
  * so that a DEL after an upgrade from the reference removes the IFB it made.
  */
 export function referenceIfbName(a: Attachment): string {
-  return `bwp${createHash('sha512').update(a.network + a.containerID).digest('hex')}`.slice(0, 15);
+  return `bwp${sha512Hex(a.network + a.containerID)}`.slice(0, 15);
 }
 
 const ALIAS_PREFIX = 'cni-bandwidth';

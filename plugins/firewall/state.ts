@@ -7,7 +7,7 @@
 
 import * as fs from 'fs';
 import * as path from 'path';
-import { createHash } from 'crypto';
+import { sha256Hex } from '../../lib/util/hash';
 import { hostNetnsInode } from '../../lib/netns';
 import { withFileLock } from '../../lib/sys/lock';
 import { NetworkState } from '../../lib/util/network-state';
@@ -26,7 +26,7 @@ export interface FirewallRecord {
 }
 
 const RECORD = /\.json$/;
-const netTag = (network: string): string => createHash('sha256').update(network).digest('hex').slice(0, 12);
+const netTag = (network: string): string => sha256Hex(network).slice(0, 12);
 
 export class FirewallState {
   readonly dir: string;
