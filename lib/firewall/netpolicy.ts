@@ -35,7 +35,7 @@
 // operations only (as ./masquerade.ts). The chain goes with the network's last
 // container (lib/bridge/lifecycle.ts), the table with the last network.
 
-import { createHash } from 'crypto';
+import { sha256Hex } from '../util/hash';
 import type { Netns } from '../netns';
 import { networkTag } from './masquerade';
 import { applyNft, applyNftDeletions, getNftElement, isNftMissing, listTable, nftQuote, removeTableIfUnused, renderChain, tableExists, verifyChains, type RenderedChain, type SharedTable } from './nft';
@@ -67,7 +67,7 @@ export function hasPolicy(p: Pick<NetworkPolicy, 'internal' | 'iccOff'>): boolea
 }
 
 export function policyChain(network: string): string {
-  return `pol-${createHash('sha256').update(`policy\0${network}`).digest('hex').slice(0, 16)}`;
+  return `pol-${sha256Hex(`policy\0${network}`).slice(0, 16)}`;
 }
 
 export function netPolicySharedTable(table = NETPOLICY_TABLE): SharedTable {
