@@ -256,7 +256,12 @@ async function main() {
       // Flags win over the environment Node reads before any JavaScript: no OpenSSL config file (OPENSSL_CONF
       // could name one that loads a provider, i.e. code), ICU data only the built-in (NODE_ICU_DATA names a
       // directory to load it from; nothing exists under /dev/null), no inspector on SIGUSR1; and nothing from NODE_OPTIONS.
-      execArgv: ['--openssl-config=/dev/null', '--icu-data-dir=/dev/null', '--disable-sigusr1'],
+      // --no-rehash-snapshot: keep the hash seed the snapshot was built with instead of drawing a new one and
+      // rehashing every table of the deserialized heap at each start (-14 M instructions, ~10% of a VERSION call).
+      // The trade: V8's string hash seed is fixed per release, so hash flooding needs no guessing; what a plugin
+      // hashes (its bounded stdin, CNI_ARGS, netlink and nft replies) comes from the runtime and the kernel
+      // (docs/benchmarks/startup.md, "What the release trades").
+      execArgv: ['--openssl-config=/dev/null', '--icu-data-dir=/dev/null', '--disable-sigusr1', ...(CODE_CACHE ? [] : ['--no-rehash-snapshot'])],
       execArgvExtension: 'none',
       assets: linked.seaAssets,
     };
