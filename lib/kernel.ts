@@ -7,7 +7,7 @@
 //   openNetns  CNI_NETNS as a Netns (lib/netns: code 4 when it is missing or no netns)
 //   sysctl     /proc/sys/net, in a namespace (lib/sys/sysctl)
 // nftables goes through lib/firewall/nft.ts, the one runner of every nft change.
-import { openRtnl, type OpenRtnl } from './netlink';
+import type { OpenRtnl } from './netlink';
 import { Netns } from './netns';
 import { ensureSysctl, readSysctl, readSysctlIfExists, writeSysctl, type SysctlOptions } from './sys/sysctl';
 
@@ -29,7 +29,8 @@ export interface Kernel {
 
 /** The real kernel of the namespace this process runs in. */
 export const HOST_KERNEL: Kernel = {
-  openRtnl,
+  // Loaded on first use: VERSION and config errors answer without node-netlink.
+  openRtnl: (netns) => (require('./netlink/rtnl') as typeof import('./netlink/rtnl')).openRtnl(netns),
   openNetns: (path) => Netns.open(path),
   sysctl: { read: readSysctl, readIfExists: readSysctlIfExists, write: writeSysctl, ensure: ensureSysctl },
 };

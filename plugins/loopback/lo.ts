@@ -1,15 +1,15 @@
 // The kernel side of the loopback plugin: lo inside CNI_NETNS, through one
 // netlink socket created in that namespace.
-import { Netns } from '../../lib/netns';
+import type { Kernel } from '../../lib/kernel';
 export { isNetnsGone as isGone } from '../../lib/netns';
-import { openRtnl, type Address, type Rtnl } from '../../lib/netlink';
+import type { Address, Rtnl } from '../../lib/netlink';
 import { LOOPBACK_IFNAME } from './result';
 
 /** Open CNI_NETNS, run fn with a socket inside it, close both. Netns.open throws NetnsNotFoundError. */
-export async function inNetns<T>(nsPath: string, fn: (rtnl: Rtnl) => Promise<T>): Promise<T> {
-  const ns = Netns.open(nsPath);
+export async function inNetns<T>(kernel: Kernel, nsPath: string, fn: (rtnl: Rtnl) => Promise<T>): Promise<T> {
+  const ns = kernel.openNetns(nsPath);
   try {
-    const rtnl = openRtnl(ns);
+    const rtnl = kernel.openRtnl(ns);
     try {
       return await fn(rtnl);
     } finally {

@@ -1,4 +1,5 @@
 import { runPlugin } from '../../lib/cni/skel';
-import { loopbackPlugin } from './plugin';
+import { HOST_KERNEL } from '../../lib/kernel';
+import { makeLoopbackPlugin } from './plugin';
 
-runPlugin(loopbackPlugin);
+runPlugin(makeLoopbackPlugin(HOST_KERNEL));

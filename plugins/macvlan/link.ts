@@ -3,11 +3,11 @@
 // container, read it back for CHECK. Decisions live in plan.ts and trunk.ts.
 
 import { CniError, ErrorCode, attachmentExists } from '../../lib/cni/errors';
-import { Netns, isNetnsGone } from '../../lib/netns';
-import { NetlinkError, isExists, isNotFound, openRtnl, type Link, type Rtnl } from '../../lib/netlink';
+import type { Kernel } from '../../lib/kernel';
+import { isNetnsGone, type Netns } from '../../lib/netns';
+import { NetlinkError, isExists, isNotFound, type Link, type Rtnl } from '../../lib/netlink';
 import type { Route } from '../../lib/cni/types';
 import { installRoutes } from '../../lib/routes/install';
-import { writeSysctl } from '../../lib/sys/sysctl';
 import type { MacvlanConfig } from './config';
 import { defaultRouteInterface, type InterfacePlan } from './plan';
 import { decideSubInterface, planSubInterface, type SubInterfaceDecision } from './trunk';
@@ -131,9 +131,9 @@ export async function createMacvlan(o: CreateMacvlanOptions): Promise<Link> {
 }
 
 /** sysctls of the container interface, written from inside its namespace (sync, in one tick). */
-export function writeSysctls(ns: Netns, sysctls: InterfacePlan['sysctls']): void {
+export function writeSysctls(kernel: Kernel, ns: Netns, sysctls: InterfacePlan['sysctls']): void {
   // IPv6 may be disabled in the container: no ndisc_notify to set then.
-  for (const s of sysctls) writeSysctl(s.path, s.value, ns, { ignoreMissing: s.path.startsWith('net/ipv6/') });
+  for (const s of sysctls) kernel.sysctl.write(s.path, s.value, ns, { ignoreMissing: s.path.startsWith('net/ipv6/') });
 }
 
 /**
@@ -149,15 +149,15 @@ export async function configureInterface(rtnl: Rtnl, ifname: string, plan: Inter
 }
 
 /** Delete the container interface; a missing namespace or interface counts as done. */
-export async function deleteContainerInterface(netnsPath: string, ifname: string): Promise<void> {
+export async function deleteContainerInterface(kernel: Kernel, netnsPath: string, ifname: string): Promise<void> {
   let ns: Netns;
   try {
-    ns = Netns.open(netnsPath);
+    ns = kernel.openNetns(netnsPath);
   } catch (err) {
     if (isNetnsGone(err)) return;
     throw err;
   }
-  const rtnl = openRtnl(ns);
+  const rtnl = kernel.openRtnl(ns);
   try {
     const link = await rtnl.getLink(ifname);
     if (link) await rtnl.deleteLink(link.index).catch((err) => { if (!isNotFound(err)) throw err; });

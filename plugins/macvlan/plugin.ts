@@ -6,8 +6,9 @@ import { cniArgsOf } from '../../lib/cni/args';
 import { CniError, ErrorCode } from '../../lib/cni/errors';
 import { ipamAdd, ipamCheck, ipamDel, ipamGc, ipamStatus, type InProcessIpam } from '../../lib/cni/ipam';
 import type { GcInvocation, Invocation, Plugin, Result } from '../../lib/cni/plugin';
-import { Netns } from '../../lib/netns';
-import { openRtnl, type Link, type Rtnl } from '../../lib/netlink';
+import type { Kernel } from '../../lib/kernel';
+import type { Netns } from '../../lib/netns';
+import type { Link, Rtnl } from '../../lib/netlink';
 import { Rollback, describeRollbackErrors } from '../../lib/util/rollback';
 import { MACVLAN_ARGS, parseMacvlanConfig, type MacvlanConfig } from './config';
 import {
@@ -28,9 +29,9 @@ function required(v: string | undefined, name: string): string {
 }
 
 /** The skel checked CNI_NETNS already (code 4); this is the race where it went away meanwhile. */
-function openNetns(nsPath: string): Netns {
+function openNetns(kernel: Kernel, nsPath: string): Netns {
   try {
-    return Netns.open(nsPath);
+    return kernel.openNetns(nsPath);
   } catch (err) {
     if (err instanceof CniError) throw err;
     throw new CniError(ErrorCode.InvalidEnvironment, `macvlan: cannot open CNI_NETNS "${nsPath}"`, (err as Error).message);
@@ -47,13 +48,13 @@ async function findMaster(conf: MacvlanConfig, host: Rtnl, container: Rtnl): Pro
   return { rtnl, master: await resolveMaster(rtnl, conf.master, conf.linkInContainer ? 'container' : 'host') };
 }
 
-async function add(inv: Invocation, ipamTypes: InProcessIpam): Promise<Result> {
+async function add(inv: Invocation, ipamTypes: InProcessIpam, kernel: Kernel): Promise<Result> {
   const conf = configOf(inv);
   const netnsPath = required(inv.env.netns, 'CNI_NETNS');
   const ifname = required(inv.env.ifname, 'CNI_IFNAME');
-  const ns = openNetns(netnsPath);
-  const host = openRtnl();
-  const container = openRtnl(ns);
+  const ns = openNetns(kernel, netnsPath);
+  const host = kernel.openRtnl();
+  const container = kernel.openRtnl(ns);
   const state = new TrunkState(conf.dataDir);
   try {
     return await Rollback.run(async (undo) => {
@@ -69,7 +70,7 @@ async function add(inv: Invocation, ipamTypes: InProcessIpam): Promise<Result> {
       }
       const mtu = effectiveMtu(conf, parent);
       await createMacvlan({ conf, parentRtnl: rtnl, parent, mtu, ifname, containerNs: conf.linkInContainer ? undefined : ns });
-      undo.push(`delete macvlan ${ifname}`, () => deleteContainerInterface(netnsPath, ifname));
+      undo.push(`delete macvlan ${ifname}`, () => deleteContainerInterface(kernel, netnsPath, ifname));
 
       let ipam: Result | undefined;
       if (conf.ipamType) {
@@ -77,7 +78,7 @@ async function add(inv: Invocation, ipamTypes: InProcessIpam): Promise<Result> {
         undo.push('IPAM DEL', () => ipamDel(inv, ipamTypes));
       }
       const plan = planInterface(ifname, ipam);
-      writeSysctls(ns, plan.sysctls);
+      writeSysctls(kernel, ns, plan.sysctls);
       const installed = await configureInterface(container, ifname, plan, conf.gwPriority);
       const final = await container.requireLink(ifname);
       return buildResult({ cniVersion: conf.cniVersion, ifname, mac: final.mac, mtu: final.mtu, netns: netnsPath, ipam, installed, dns: conf.dns });
@@ -90,7 +91,7 @@ async function add(inv: Invocation, ipamTypes: InProcessIpam): Promise<Result> {
 }
 
 /** Best-effort: IPAM first (like the reference), then the interface, then trunk records; every error reported at the end. */
-async function del(inv: Invocation, ipamTypes: InProcessIpam): Promise<void> {
+async function del(inv: Invocation, ipamTypes: InProcessIpam, kernel: Kernel): Promise<void> {
   const conf = configOf(inv);
   const errors: Error[] = [];
   const attempt = async (fn: () => Promise<unknown>) => {
@@ -101,11 +102,11 @@ async function del(inv: Invocation, ipamTypes: InProcessIpam): Promise<void> {
     }
   };
   await attempt(() => ipamDel(inv, ipamTypes));
-  if (inv.env.netns) await attempt(() => deleteContainerInterface(inv.env.netns!, required(inv.env.ifname, 'CNI_IFNAME')));
+  if (inv.env.netns) await attempt(() => deleteContainerInterface(kernel, inv.env.netns!, required(inv.env.ifname, 'CNI_IFNAME')));
   const state = new TrunkState(conf.dataDir);
   if (state.subInterfaces().length) {
     const user = userOf(inv);
-    const host = openRtnl();
+    const host = kernel.openRtnl();
     try {
       errors.push(...(await releaseSubInterfaces({ rtnl: host, state, staleUsers: (_s, users) => users.filter((u) => u === user) })));
     } finally {
@@ -120,7 +121,7 @@ async function del(inv: Invocation, ipamTypes: InProcessIpam): Promise<void> {
   }
 }
 
-async function check(inv: Invocation, ipamTypes: InProcessIpam): Promise<void> {
+async function check(inv: Invocation, ipamTypes: InProcessIpam, kernel: Kernel): Promise<void> {
   const conf = configOf(inv);
   const netnsPath = required(inv.env.netns, 'CNI_NETNS');
   const ifname = required(inv.env.ifname, 'CNI_IFNAME');
@@ -129,9 +130,9 @@ async function check(inv: Invocation, ipamTypes: InProcessIpam): Promise<void> {
   if (!prev) throw new CniError(ErrorCode.InvalidConfig, 'macvlan CHECK: required prevResult missing');
   const idx = (prev.interfaces ?? []).findIndex((i) => i.name === ifname && i.sandbox === netnsPath);
   if (idx < 0) throw new CniError(ErrorCode.Internal, `macvlan CHECK: prevResult has no interface "${ifname}" in sandbox "${netnsPath}"`);
-  const ns = openNetns(netnsPath);
-  const host = openRtnl();
-  const container = openRtnl(ns);
+  const ns = openNetns(kernel, netnsPath);
+  const host = kernel.openRtnl();
+  const container = kernel.openRtnl(ns);
   try {
     const { rtnl, master } = await findMaster(conf, host, container);
     let parent = master;
@@ -164,10 +165,10 @@ async function check(inv: Invocation, ipamTypes: InProcessIpam): Promise<void> {
 }
 
 /** Ready for ADD when the master exists and is up (checked on the host; linkInContainer masters only exist per container), and IPAM is. */
-async function status(inv: Invocation, ipamTypes: InProcessIpam): Promise<void> {
+async function status(inv: Invocation, ipamTypes: InProcessIpam, kernel: Kernel): Promise<void> {
   const conf = configOf(inv);
   if (!conf.linkInContainer) {
-    const host = openRtnl();
+    const host = kernel.openRtnl();
     try {
       let master: Link;
       try {
@@ -184,7 +185,7 @@ async function status(inv: Invocation, ipamTypes: InProcessIpam): Promise<void> 
 }
 
 /** IPAM GC, then this network's trunk records of attachments no longer valid, then unused sub-interfaces we created. */
-async function gc(inv: GcInvocation, ipamTypes: InProcessIpam): Promise<void> {
+async function gc(inv: GcInvocation, ipamTypes: InProcessIpam, kernel: Kernel): Promise<void> {
   const conf = configOf(inv);
   const errors: Error[] = [];
   try {
@@ -194,7 +195,7 @@ async function gc(inv: GcInvocation, ipamTypes: InProcessIpam): Promise<void> {
   }
   const state = new TrunkState(conf.dataDir);
   if (state.subInterfaces().length) {
-    const host = openRtnl();
+    const host = kernel.openRtnl();
     try {
       errors.push(...(await releaseSubInterfaces({ rtnl: host, state, staleUsers: (_s, users) => staleUserRecords(users, conf.name, inv.validAttachments) })));
     } finally {
@@ -207,16 +208,16 @@ async function gc(inv: GcInvocation, ipamTypes: InProcessIpam): Promise<void> {
   }
 }
 
-/** The macvlan plugin; `ipamTypes` run in-process (ipam/index.ts), any other ipam.type is exec'd from CNI_PATH. */
-export function makeMacvlanPlugin(ipamTypes: InProcessIpam): Plugin {
+/** The macvlan plugin over `kernel` (main.ts: HOST_KERNEL); `ipamTypes` run in-process (ipam/index.ts), any other ipam.type is exec'd from CNI_PATH. */
+export function makeMacvlanPlugin(ipamTypes: InProcessIpam, kernel: Kernel): Plugin {
   return {
     name: 'macvlan',
     description: 'macvlan interface on a host master (or its 802.1q sub-interface: Docker trunk mode)',
     knownArgs: MACVLAN_ARGS,
-    add: (inv) => add(inv, ipamTypes),
-    del: (inv) => del(inv, ipamTypes),
-    check: (inv) => check(inv, ipamTypes),
-    status: (inv) => status(inv, ipamTypes),
-    gc: (inv) => gc(inv, ipamTypes),
+    add: (inv) => add(inv, ipamTypes, kernel),
+    del: (inv) => del(inv, ipamTypes, kernel),
+    check: (inv) => check(inv, ipamTypes, kernel),
+    status: (inv) => status(inv, ipamTypes, kernel),
+    gc: (inv) => gc(inv, ipamTypes, kernel),
   };
 }
