@@ -56,8 +56,17 @@ export async function attachSubInterface(o: { rtnl: Rtnl; state: TrunkState; mas
       if (created) {
         o.state.writeMarker(spec.name, { ifindex: link.index, master: o.master.name, vlan: o.vlan });
       }
-      await o.rtnl.setLinkUp(link.index);
-      link = await o.rtnl.requireLink(link.index);
+      try {
+        await o.rtnl.setLinkUp(link.index);
+        link = await o.rtnl.requireLink(link.index);
+      } catch (err) {
+        // No user holds it yet, so the caller's undo would not release it: one we made goes here.
+        if (created) {
+          await o.rtnl.deleteLink(link.index).catch((e) => { if (!isNotFound(e)) throw e; });
+          o.state.forget(spec.name);
+        }
+        throw err;
+      }
     }
     o.state.addUser(spec.name, o.user);
     return link;

@@ -1,0 +1,87 @@
+// The rollback table of one ADD (DESIGN.md "Test seam below the facade"): run
+// it once against a fresh fake kernel to learn its steps, then once per step k
+// with step k failing. Each failed ADD must report the injected error and
+// leave the fake kernel, the files (IPAM reservations, records) and the
+// firewall exactly as they were before it.
+import * as fs from 'fs';
+import * as path from 'path';
+import type { FakeKernel, Step } from './fake-rtnl';
+
+export interface RollbackCase {
+  /** A fresh world: the fake kernel with the test's own links, and whatever else ADD needs. */
+  setup(): { kernel: FakeKernel; add: () => Promise<unknown> };
+  /** What must not change besides the kernel (files, firewall elements); compared with toEqual. */
+  state?(): unknown;
+  /** Steps whose failure ADD absorbs by design (best-effort work), by a pattern of their op. */
+  tolerated?: readonly RegExp[];
+  errno?: string;
+}
+
+export interface RollbackRow {
+  step: Step;
+  /** What went wrong with this row; undefined when it holds. */
+  problem?: string;
+}
+
+/** Every row of the table; the test expects all of them to hold. */
+export async function rollbackTable(c: RollbackCase): Promise<{ steps: Step[]; rows: RollbackRow[] }> {
+  const errno = c.errno ?? 'ENOBUFS';
+  const baseline = c.setup();
+  await baseline.add();
+  const steps = [...baseline.kernel.steps];
+  const rows: RollbackRow[] = [];
+  for (const step of steps) {
+    const { kernel, add } = c.setup();
+    const before = kernel.snapshot();
+    const stateBefore = c.state?.();
+    kernel.failAt(step.n, errno);
+    let error: unknown;
+    try {
+      await add();
+    } catch (err) {
+      error = err;
+    }
+    const problems: string[] = [];
+    const tolerated = c.tolerated?.some((re) => re.test(step.op));
+    if (error === undefined) {
+      if (!tolerated) problems.push('ADD succeeded although the step failed');
+    } else {
+      const msg = `${(error as Error).message} ${(error as { details?: string }).details ?? ''}`;
+      if (!msg.includes(errno)) problems.push(`reported "${(error as Error).message}" instead of the injected ${errno}`);
+      const after = kernel.snapshot();
+      if (JSON.stringify(after) !== JSON.stringify(before)) problems.push(`kernel differs: ${diff(before, after)}`);
+      const stateAfter = c.state?.();
+      if (JSON.stringify(stateAfter) !== JSON.stringify(stateBefore)) problems.push(`state differs: ${JSON.stringify(stateBefore)} -> ${JSON.stringify(stateAfter)}`);
+    }
+    rows.push({ step, problem: problems.length ? problems.join('; ') : undefined });
+  }
+  return { steps, rows };
+}
+
+/** The rows that do not hold, as lines a person can read in a failed expect. */
+export function brokenRows(rows: readonly RollbackRow[]): string[] {
+  return rows.filter((r) => r.problem).map((r) => `step ${r.step.n} (${r.step.ns}: ${r.step.op}): ${r.problem}`);
+}
+
+function diff(a: unknown, b: unknown): string {
+  const sa = JSON.stringify(a, null, 1).split('\n');
+  const sb = JSON.stringify(b, null, 1).split('\n');
+  const gone = sa.filter((l) => !sb.includes(l)).slice(0, 6).map((l) => `-${l.trim()}`);
+  const extra = sb.filter((l) => !sa.includes(l)).slice(0, 6).map((l) => `+${l.trim()}`);
+  return [...gone, ...extra].join(' ');
+}
+
+/** Files under `dir` (relative paths, sorted), except those `skip` matches: locks and other bookkeeping. */
+export function filesUnder(dir: string, skip: RegExp = /(^|\/)(lock|\.lock|last_reserved_ip\.\d+)$/): string[] {
+  if (!fs.existsSync(dir)) return [];
+  const out: string[] = [];
+  const walk = (d: string) => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else out.push(path.relative(dir, p));
+    }
+  };
+  walk(dir);
+  return out.filter((f) => !skip.test(f)).sort();
+}
