@@ -139,3 +139,41 @@ export function readBoundedFile(file: string, o: { limit?: number; what: string 
     fs.closeSync(fd);
   }
 }
+
+export interface AtomicWriteOptions {
+  /** The file's mode, whatever the umask (default 0600: state is root's). */
+  mode?: number;
+  /** fsync before the rename: the file must outlive a crash right after (records of kernel state). */
+  sync?: boolean;
+}
+
+/**
+ * Write `text` to `file` so that readers see the old or the new file, never
+ * half of one: a temporary dotfile beside it (`.<name>.<pid>.tmp`: listings
+ * of records skip dotfiles, dnsmasq's hostsdir ignores them), then rename.
+ */
+export function writeFileAtomic(file: string, text: string, o: AtomicWriteOptions = {}): void {
+  const mode = o.mode ?? 0o600;
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
+  const fd = fs.openSync(tmp, 'w', mode);
+  try {
+    fs.fchmodSync(fd, mode);
+    fs.writeSync(fd, text);
+    if (o.sync) fs.fdatasyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(tmp, file);
+}
+
+/** Remove a file, where "already gone" (or a name no file could have: ENAMETOOLONG) is fine; true when something was removed. */
+export function removeIfExists(file: string): boolean {
+  try {
+    fs.unlinkSync(file);
+    return true;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENAMETOOLONG') return false;
+    throw err;
+  }
+}

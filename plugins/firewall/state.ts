@@ -4,12 +4,18 @@
 // but each has its own nftables and iptables). The shared structure (our nft
 // table, the iptables jump) comes with the first record and goes with the
 // last: lib/util/network-state.ts, one state for all networks of the host.
+// A record is named by its attachment key (lib/util/attachment-key.ts: any
+// container ID length fits NAME_MAX) and holds its attachment, checked on
+// read. Releases before named it <network tag>.<containerID>.<ifname>.json:
+// those are still read and removed, so a DEL after an upgrade finds them.
 
 import * as fs from 'fs';
 import * as path from 'path';
 import { sha256Hex } from '../../lib/util/hash';
 import { hostNetnsInode } from '../../lib/netns';
 import { withFileLock } from '../../lib/sys/lock';
+import { attachmentKey, sameAttachment } from '../../lib/util/attachment-key';
+import { removeIfExists, writeFileAtomic } from '../../lib/util/fs';
 import { NetworkState } from '../../lib/util/network-state';
 import type { IngressPolicy } from './config';
 
@@ -25,8 +31,9 @@ export interface FirewallRecord {
   hostVeth?: string;
 }
 
-const RECORD = /\.json$/;
-const netTag = (network: string): string => sha256Hex(network).slice(0, 12);
+/** Records end in .json; temporary files (dotfiles) and locks do not count. */
+const isRecordName = (n: string): boolean => !n.startsWith('.') && n.endsWith('.json');
+const legacyNetTag = (network: string): string => sha256Hex(network).slice(0, 12);
 
 export class FirewallState {
   readonly dir: string;
@@ -34,11 +41,15 @@ export class FirewallState {
 
   constructor(stateDir: string, hostNetns = hostNetnsInode()) {
     this.dir = path.join(stateDir, `netns-${hostNetns}`);
-    this.state = new NetworkState(this.dir, (n) => RECORD.test(n));
+    this.state = new NetworkState(this.dir, isRecordName);
   }
 
   private file(network: string, containerID: string, ifname: string): string {
-    return path.join(this.dir, `${netTag(network)}.${containerID}.${ifname}.json`);
+    return path.join(this.dir, `${attachmentKey({ network, containerId: containerID, ifname })}.json`);
+  }
+
+  private legacyFile(network: string, containerID: string, ifname: string): string {
+    return path.join(this.dir, `${legacyNetTag(network)}.${containerID}.${ifname}.json`);
   }
 
   /** An ADD: no teardown meanwhile (shared lock: ADDs run at once). */
@@ -57,39 +68,44 @@ export class FirewallState {
   }
 
   write(rec: FirewallRecord): void {
-    const file = this.file(rec.network, rec.containerID, rec.ifname);
-    fs.writeFileSync(`${file}.tmp`, JSON.stringify(rec), { mode: 0o600 });
-    fs.renameSync(`${file}.tmp`, file);
+    writeFileAtomic(this.file(rec.network, rec.containerID, rec.ifname), JSON.stringify(rec));
   }
 
   read(network: string, containerID: string, ifname: string): FirewallRecord | undefined {
-    try {
-      return JSON.parse(fs.readFileSync(this.file(network, containerID, ifname), 'utf8')) as FirewallRecord;
-    } catch {
-      return undefined;
+    const id = { network, containerId: containerID, ifname };
+    for (const file of [this.file(network, containerID, ifname), this.legacyFile(network, containerID, ifname)]) {
+      const rec = loadRecord(file);
+      if (rec && sameAttachment(id, { network: rec.network, containerId: rec.containerID, ifname: rec.ifname })) return rec;
     }
+    return undefined;
   }
 
   remove(network: string, containerID: string, ifname: string): void {
-    fs.rmSync(this.file(network, containerID, ifname), { force: true });
+    removeIfExists(this.file(network, containerID, ifname));
+    removeIfExists(this.legacyFile(network, containerID, ifname));
   }
 
-  /** This network's records (GC). */
+  /** This network's records (GC), each attachment once. */
   list(network: string): FirewallRecord[] {
-    const prefix = `${netTag(network)}.`;
     let names: string[];
     try {
       names = fs.readdirSync(this.dir);
     } catch {
       return [];
     }
-    const out: FirewallRecord[] = [];
-    for (const n of names) {
-      if (!n.startsWith(prefix) || !RECORD.test(n)) continue;
-      try {
-        out.push(JSON.parse(fs.readFileSync(path.join(this.dir, n), 'utf8')) as FirewallRecord);
-      } catch { /* torn: its elements are found by their comments */ }
+    const out = new Map<string, FirewallRecord>();
+    for (const n of names.filter(isRecordName)) {
+      const rec = loadRecord(path.join(this.dir, n)); // torn: its elements are found by their comments
+      if (rec?.network === network) out.set(`${rec.containerID}\0${rec.ifname}`, rec);
     }
-    return out;
+    return [...out.values()];
+  }
+}
+
+function loadRecord(file: string): FirewallRecord | undefined {
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8')) as FirewallRecord;
+  } catch {
+    return undefined; // none (ENAMETOOLONG too: a legacy name no release could have written), or torn
   }
 }

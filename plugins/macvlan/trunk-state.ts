@@ -1,6 +1,10 @@
 // Trunk-mode records on disk, under <dataDir>/trunk/<sub-interface>/:
 //   created          JSON CreatedMarker: we made this sub-interface (ifindex, master, vlan)
-//   users/<record>   one empty file per attachment whose macvlan sits on it
+//   users/<key>      one file per attachment whose macvlan sits on it: named by
+//                    its attachment key (lib/util/attachment-key.ts: any container
+//                    ID length fits NAME_MAX), holding its record name
+//                    (trunk.ts userRecordName); releases before named the empty
+//                    file by the record name itself, and those still count
 // Every read-decide-change runs under an exclusive flock on <dataDir>/trunk.lock,
 // so a DEL never deletes a sub-interface that a concurrent ADD just took. When
 // no sub-interface is left, the trunk directory and the lock go too.
@@ -9,8 +13,16 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { withFileLock } from '../../lib/sys/lock';
-import type { CreatedMarker } from './trunk';
-import { ensurePrivateDir } from '../../lib/util/fs';
+import { parseUserRecordName, type CreatedMarker } from './trunk';
+import { attachmentKey } from '../../lib/util/attachment-key';
+import { ensurePrivateDir, readBoundedFile, removeIfExists, writeFileAtomic } from '../../lib/util/fs';
+
+/** A user file's name for a record name (trunk.ts userRecordName). */
+function userFileName(record: string): string {
+  const k = parseUserRecordName(record);
+  if (!k) throw new Error(`not a trunk user record: "${record}"`);
+  return attachmentKey(k);
+}
 
 export class TrunkState {
   readonly root: string;
@@ -57,34 +69,46 @@ export class TrunkState {
 
   writeMarker(subif: string, m: CreatedMarker): void {
     ensurePrivateDir(this.dir(subif));
-    const file = path.join(this.dir(subif), 'created');
-    fs.writeFileSync(`${file}.tmp`, JSON.stringify(m));
-    fs.renameSync(`${file}.tmp`, file);
+    writeFileAtomic(path.join(this.dir(subif), 'created'), JSON.stringify(m));
   }
 
+  /** The record names of the attachments using a sub-interface. */
   users(subif: string): string[] {
+    const dir = path.join(this.dir(subif), 'users');
+    let names: string[];
     try {
-      return fs.readdirSync(path.join(this.dir(subif), 'users')).sort();
+      names = fs.readdirSync(dir);
     } catch {
       return [];
     }
+    const records = new Set<string>();
+    for (const n of names) {
+      if (n.startsWith('.')) continue; // a temporary file
+      if (parseUserRecordName(n)) {
+        records.add(n); // a legacy file, named by the record
+        continue;
+      }
+      try {
+        const record = readBoundedFile(path.join(dir, n), { what: 'trunk user record' }).trim();
+        if (parseUserRecordName(record) && userFileName(record) === n) records.add(record);
+      } catch {
+        // gone meanwhile, or not ours
+      }
+    }
+    return [...records].sort();
   }
 
   addUser(subif: string, record: string): void {
     const dir = path.join(this.dir(subif), 'users');
     ensurePrivateDir(dir);
-    fs.writeFileSync(path.join(dir, record), '');
+    writeFileAtomic(path.join(dir, userFileName(record)), record);
   }
 
   /** True when the record existed. */
   removeUser(subif: string, record: string): boolean {
-    try {
-      fs.unlinkSync(path.join(this.dir(subif), 'users', record));
-      return true;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
-      throw err;
-    }
+    const dir = path.join(this.dir(subif), 'users');
+    const removed = removeIfExists(path.join(dir, userFileName(record)));
+    return removeIfExists(path.join(dir, record)) || removed;
   }
 
   /** Drop every record of a sub-interface (it is gone, or we just deleted it). */

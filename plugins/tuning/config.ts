@@ -94,6 +94,11 @@ function bool(v: unknown, where: string): boolean {
 
 const present = (v: unknown): boolean => v !== undefined && v !== null;
 
+/** dataDir alone (DEL, GC and STATUS need no more): a "state" path (lib/util/paths.ts, docs/security.md), like every plugin's dataDir. */
+export function parseTuningDataDir(conf: NetConf): string {
+  return parseStateDir(conf.dataDir === undefined || conf.dataDir === '' ? DEFAULT_DATA_DIR : conf.dataDir, { plugin: 'tuning', field: 'dataDir' });
+}
+
 /** The highest-precedence source that sets `key`: args.cni, then the static config. */
 function pick(conf: NetConf, argsCni: Record<string, unknown>, key: string): { value: unknown; where: string } | undefined {
   if (present(argsCni[key])) return { value: argsCni[key], where: `args.cni.${key}` };
@@ -150,8 +155,7 @@ export function parseTuningConfig(conf: NetConf, o: TuningParseOptions = {}): Tu
   const txQLen = pick(conf, argsCni, 'txQLen');
   if (txQLen) link.txQLen = int(txQLen.value, txQLen.where, 0, 0xffffffff);
 
-  // A "state" path (lib/util/paths.ts, docs/security.md), like every plugin's dataDir.
-  const dataDir = parseStateDir(conf.dataDir === undefined || conf.dataDir === '' ? DEFAULT_DATA_DIR : conf.dataDir, { plugin: 'tuning', field: 'dataDir' });
+  const dataDir = parseTuningDataDir(conf);
   return { cniVersion: conf.cniVersion, network: conf.name, sysctls, link, dataDir, prevResult: conf.prevResult };
 }
 

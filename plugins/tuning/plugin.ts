@@ -2,7 +2,6 @@
 // (mac, mtu, promisc, allmulti, txQLen) inside the container's namespace,
 // like the reference tuning plugin, and puts the attributes back on DEL.
 
-import * as path from 'path';
 import { cniArgsOf } from '../../lib/cni/args';
 import { CniError, ErrorCode, invalidConfig } from '../../lib/cni/errors';
 import type { GcInvocation, Invocation, Plugin, Result } from '../../lib/cni/plugin';
@@ -11,7 +10,7 @@ import { openRtnl, type Link, type Rtnl } from '../../lib/netlink';
 import { Netns, isNetnsGone } from '../../lib/netns';
 import { Rollback, describeRollbackErrors } from '../../lib/util/rollback';
 import { listBackups, readBackup, removeBackup, writeBackup } from './backup';
-import { changesLink, checkAllowlist, DEFAULT_DATA_DIR, parseTuningConfig, type TuningConfig } from './config';
+import { changesLink, checkAllowlist, parseTuningConfig, parseTuningDataDir, type TuningConfig } from './config';
 import { applyAttributes, readAllowlist, readSysctls, writeContainerSysctl } from './kernel';
 import { linkMismatches, originalsOf, resultWithMac, sameSysctlValue } from './plan';
 
@@ -23,10 +22,7 @@ function configOf(inv: Invocation): TuningConfig {
 
 /** DEL, GC and STATUS need only the data dir: a config ADD refused (a bad sysctl) must still DEL cleanly. */
 function dataDirOf(inv: Invocation): string {
-  const d = inv.conf.dataDir;
-  if (d === undefined || d === '') return DEFAULT_DATA_DIR;
-  if (typeof d !== 'string' || !path.isAbsolute(d) || path.normalize(d) !== d) throw invalidConfig(`tuning: dataDir must be an absolute, normalized path, got ${JSON.stringify(d)}`);
-  return d;
+  return parseTuningDataDir(inv.conf);
 }
 
 function requirePrevResult(cfg: TuningConfig): Result {

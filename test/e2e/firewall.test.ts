@@ -99,12 +99,9 @@ class Env {
     }
     const iso = shTry('ip', ['netns', 'exec', this.host, 'nft', '-j', 'list', 'set', 'inet', 'node_cni_isolation', 'isolated']);
     if (iso.status === 0 && /"elem"/.test(iso.stdout)) out.push('isolation elements');
-    // The per-bridge isolation locks (lib/bridge/isolation.ts) are not counted: they stay, as the bridge plugin's do.
+    // Down to the file: no record, no lock (the per-bridge isolation locks go with the group), no directory.
     const fw = path.join(this.state, 'fw');
-    for (const d of fs.existsSync(fw) ? fs.readdirSync(fw) : []) {
-      if (d === 'isolation' && fs.readdirSync(path.join(fw, d)).every((f) => f.endsWith('.lock'))) continue;
-      out.push(`firewall state ${d}`);
-    }
+    for (const d of fs.existsSync(fw) ? fs.readdirSync(fw) : []) out.push(`firewall state ${d}`);
     return out;
   }
 }

@@ -134,3 +134,11 @@ export function nftTable(sb: Sandbox, hostNs: string): string {
   const r = sb.inNs(hostNs, 'nft', ['list', 'table', 'inet', 'cni_portmap']);
   return r.status === 0 ? r.stdout : '';
 }
+
+/** "<containerID>:<ifname>" of every record in a network's record directory (each file holds its attachment). */
+export function recordedAttachments(networkDir: string): string[] {
+  return fs.readdirSync(networkDir).filter((n) => !n.startsWith('.') && n.endsWith('.json')).map((n) => {
+    const rec = JSON.parse(fs.readFileSync(path.join(networkDir, n), 'utf8')) as { containerID: string; ifname: string };
+    return `${rec.containerID}:${rec.ifname}`;
+  }).sort();
+}

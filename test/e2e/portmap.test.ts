@@ -4,7 +4,7 @@
 import * as fs from 'fs';
 import { Sandbox } from '../helpers/sandbox';
 import {
-  addContainer, buildTopology, eventually, fetchFrom, HOST_ADDR4, HOST_ADDR4_B, HOST_ADDR6, nftTable, runPortmap, startHttpd, startUdpEcho, Topology, udpAsk,
+  addContainer, buildTopology, eventually, fetchFrom, HOST_ADDR4, HOST_ADDR4_B, HOST_ADDR6, nftTable, recordedAttachments, runPortmap, startHttpd, startUdpEcho, Topology, udpAsk,
 } from './portmap-helpers';
 
 
@@ -116,7 +116,7 @@ describe('portmap (hand-wired containers)', () => {
     expect(refused.json).toMatchObject({ code: 7, msg: expect.stringMatching(/udp port 29999 .*already published by container "ctr-holder"/) });
     expect(refused.stdout.length).toBeLessThan(4096);
     expect(nftTable(sb, topo.host)).toBe(before);
-    expect(fs.readdirSync(`${dataDir}/pmnet`).filter((n) => n.endsWith('.json'))).toEqual(['ctr-holder:eth0.json']);
+    expect(recordedAttachments(`${dataDir}/pmnet`)).toEqual(['ctr-holder:eth0']);
     expect(runPortmap(sb, topo.host, env('DEL', 'ctr-holder', c2.ns), conf('1.0.0', undefined)).status).toBe(0);
     expect(nftTable(sb, topo.host)).toBe('');
 

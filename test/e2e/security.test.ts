@@ -14,7 +14,7 @@ const PLUGINS = ['bridge', 'macvlan', 'vxlan-overlay', 'loopback', 'portmap', 'h
 
 interface Run { status: number | null; stdout: string; stderr: string; json?: any; ms: number }
 
-function runIn(sb: Sandbox, host: string, bin: string, env: Record<string, string | undefined>, stdin: string | object, o: { cwd?: string; timeout?: number } = {}): Run {
+function runIn(host: string, bin: string, env: Record<string, string | undefined>, stdin: string | object, o: { cwd?: string; timeout?: number } = {}): Run {
   const clean: NodeJS.ProcessEnv = { PATH: process.env.PATH };
   for (const [k, v] of Object.entries(env)) if (v !== undefined) clean[k] = v;
   const t0 = Date.now();
@@ -51,7 +51,7 @@ describe('a throwaway host namespace', () => {
   const env = (cmd: string, o: { id?: string; netns?: string; ifname?: string; args?: string } = {}) => ({
     CNI_COMMAND: cmd, CNI_CONTAINERID: o.id ?? `${sb.tag}c`, CNI_NETNS: o.netns ?? sb.nsPath(ctr), CNI_IFNAME: o.ifname ?? 'eth0', CNI_PATH: '/usr/lib/cni', CNI_ARGS: o.args ?? '',
   });
-  const run = (plugin: string, e: Record<string, string | undefined>, stdin: string | object, o?: { cwd?: string; timeout?: number }) => runIn(sb, host, path.join(DIST_BIN, plugin), e, stdin, o);
+  const run = (plugin: string, e: Record<string, string | undefined>, stdin: string | object, o?: { cwd?: string; timeout?: number }) => runIn(host, path.join(DIST_BIN, plugin), e, stdin, o);
   const dirs = () => ({ state: path.join(state, 'state'), ipam: path.join(state, 'ipam'), dns: path.join(state, 'dns'), run: path.join(state, 'run') });
 
   beforeAll(() => {
@@ -154,8 +154,8 @@ describe('a throwaway host namespace', () => {
         expect(check.ms).toBeLessThan(5000);
         expect(run(plugin, env('DEL', { netns: ns }), confOf(plugin), { timeout: 10_000 })).toMatchObject({ status: 0, stdout: '' });
       }
-      // No record of any attachment (the firewall's DEL leaves its lock and an empty attachments/: per-network state is #15's).
-      expect(filesBelow(dirs().state).filter((f) => f.endsWith('.json'))).toEqual([]);
+      // Nothing at all: no record, no lock, no directory (the firewall's lock and record directory go with its last DEL).
+      expect(filesBelow(dirs().state)).toEqual([]);
     });
 
     it('portmap never opens CNI_NETNS: a FIFO does not hang it', () => {
@@ -268,7 +268,7 @@ describe('items 3, 6, 7 with real attachments', () => {
     PATH: process.env.PATH, CNI_COMMAND: cmd, CNI_CONTAINERID: id, CNI_NETNS: ns ?? '', CNI_IFNAME: ifname, CNI_PATH: '/usr/lib/cni',
   });
   const bridge = (cmd: string, id: string, ns: string | undefined, ifname: string, extra: Record<string, unknown> = {}) =>
-    runIn(sb, host, path.join(DIST_BIN, 'bridge'), env(cmd, id, ns, ifname), { ...JSON.parse(JSON.stringify(bridgeConf)), ...extra });
+    runIn(host, path.join(DIST_BIN, 'bridge'), env(cmd, id, ns, ifname), { ...JSON.parse(JSON.stringify(bridgeConf)), ...extra });
   const hostLinks = () => sh('ip', ['-n', host, '-o', 'link']);
   /** The network's record files (the directory, with its lock, goes with the last attachment). */
   const bridgeRecords = () => {
@@ -325,7 +325,7 @@ describe('items 3, 6, 7 with real attachments', () => {
     expect(again.json).toMatchObject({ code: 4, msg: expect.stringContaining('already has an interface named "eth0"') });
     sh('ip', ['-n', host, 'link', 'add', 'sxm0', 'type', 'veth', 'peer', 'name', 'sxm1']);
     sh('ip', ['-n', host, 'link', 'set', 'sxm0', 'up']);
-    const mv = runIn(sb, host, path.join(DIST_BIN, 'macvlan'), env('ADD', `${sb.tag}d3`, sb.nsPath(ns), 'eth0'), { cniVersion: '1.1.0', name: 'sxmv', type: 'macvlan', master: 'sxm0' });
+    const mv = runIn(host, path.join(DIST_BIN, 'macvlan'), env('ADD', `${sb.tag}d3`, sb.nsPath(ns), 'eth0'), { cniVersion: '1.1.0', name: 'sxmv', type: 'macvlan', master: 'sxm0' });
     expect(mv.json).toMatchObject({ code: 4 });
     expect(bridge('DEL', `${sb.tag}d1`, sb.nsPath(ns), 'eth0').status).toBe(0);
   });
@@ -346,7 +346,7 @@ describe('item 7: vxlan-overlay, a field nested 8000 deep', () => {
     return deep ? `${base.slice(0, -1)},"x":${'['.repeat(8000)}${']'.repeat(8000)}}` : base;
   };
   const run = (cmd: string, id: string, ns: string | undefined, stdin: string) =>
-    runIn(sb, ov.host, OVERLAY_BIN, { CNI_COMMAND: cmd, CNI_CONTAINERID: id, CNI_NETNS: ns ?? '', CNI_IFNAME: 'eth0', CNI_PATH: '/nonexistent' }, stdin);
+    runIn(ov.host, OVERLAY_BIN, { CNI_COMMAND: cmd, CNI_CONTAINERID: id, CNI_NETNS: ns ?? '', CNI_IFNAME: 'eth0', CNI_PATH: '/nonexistent' }, stdin);
   const reservations = () => filesBelow(path.join(ov.runDir, 'ipam')).filter((f) => /\/\d+\.\d+\.\d+\.\d+$/.test(f));
   const records = () => filesBelow(path.join(ov.runDir, NET)).filter((f) => f.endsWith('.json') && f.startsWith('attachments-'));
 

@@ -31,9 +31,10 @@ function conf(vlan: number, extra: Record<string, unknown> = {}): Record<string,
   };
 }
 
+/** The record names of a sub-interface's users (each file, named by its attachment key, holds one). */
 function trunkUsers(subif: string): string[] {
   const dir = path.join(env.state, 'trunk', subif, 'users');
-  return fs.existsSync(dir) ? fs.readdirSync(dir) : [];
+  return fs.existsSync(dir) ? fs.readdirSync(dir).map((n) => fs.readFileSync(path.join(dir, n), 'utf8')) : [];
 }
 
 it('creates eth0.10; VLAN 10 containers reach each other and the wire tagged 10; VLAN 20 reaches none of them; the last DEL (or GC) removes what it made', async () => {
