@@ -30,6 +30,7 @@ export interface Kernel {
 /** The real kernel of the namespace this process runs in. */
 export const HOST_KERNEL: Kernel = {
   // Loaded on first use: VERSION and config errors answer without node-netlink.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy (start-up)
   openRtnl: (netns) => (require('./netlink/rtnl') as typeof import('./netlink/rtnl')).openRtnl(netns),
   openNetns: (path) => Netns.open(path),
   sysctl: { read: readSysctl, readIfExists: readSysctlIfExists, write: writeSysctl, ensure: ensureSysctl },

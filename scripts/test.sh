@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# The whole test suite: typecheck, unit, kernel, e2e (needs root and dist/bin),
+# The whole test suite: typecheck, lint (module boundaries: eslint.config.js), unit, kernel, e2e (needs root and dist/bin),
 # then the l2 tier, which boots user-mode-linux for what this kernel lacks
 # (802.1q, bridge VLAN filtering, dummy, bonding): test/l2/runner.ts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -d dist/bin ] || npm run build
 npx tsc --noEmit -p .
+npx eslint --max-warnings 0 .
 npx jest --selectProjects unit
 npx jest --selectProjects kernel e2e --runInBand
 l2_status=$(mktemp)

@@ -8,7 +8,7 @@ import { netnsCommand } from './netns';
 import { networkCommands } from './network';
 
 async function main(): Promise<void> {
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- package.json, not bundled as a module
   const version = (require('../../package.json') as { version: string }).version;
   let cli = yargs(hideBin(process.argv)).scriptName('cnictl').usage('$0 <command> [args]\n\nRun CNI networks (like cnitool) and manage network namespaces.');
   cli = networkCommands(netnsCommand(cli));

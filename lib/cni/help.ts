@@ -15,7 +15,7 @@ export interface HelpOutput {
 }
 
 function packageVersion(): string {
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- package.json read only when help is shown
   return (require('../../package.json') as { version: string }).version;
 }
 

@@ -336,7 +336,7 @@ function runPluginNow(plugin: Plugin): void {
   const env = process.env;
   if (envValue(env, 'CNI_COMMAND') === undefined) {
     // Lazy: only a human running the binary by hand loads the help text.
-    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy (start-up)
     const { runHelp } = require('./help') as typeof import('./help');
     finish(runHelp(plugin, process.argv.slice(2)));
     return;

@@ -46,7 +46,7 @@ export function stdinIsTerminal(): boolean {
   } catch {
     return false; // no fd 0: nothing to read either
   }
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy: tty loads net (start-up)
   return (require('tty') as typeof import('tty')).isatty(0);
 }
 

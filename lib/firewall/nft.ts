@@ -81,7 +81,7 @@ export function libraryCommand(args: readonly string[], input?: string): { comma
 
 /** The nft CLI itself (hosts without libnftables; tests compare the two). */
 export function spawnNft(args: readonly string[], input?: string): NftRun {
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy: child_process only where libnftables is missing
   const { spawnSync } = require('child_process') as typeof import('child_process');
   const r = spawnSync('nft', args, { input, encoding: 'utf8', maxBuffer: Infinity });
   if (r.error) throw r.error;

@@ -68,7 +68,7 @@ function nlmsg(type: number, flags: number, seq: number, payload: Buffer): Buffe
 /** Open an nfnetlink socket in `netns` (or in the current namespace). */
 export function openNfnl(netns?: Netns): Nfnl {
   // Loaded on first use: verbs that never touch netfilter (VERSION, a portmap ADD without mappings) do not pay for it.
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy (start-up)
   const { createNetlink } = require('netlink/dist/netlink') as typeof import('netlink/dist/netlink');
   const make = () => createNetlink(NETLINK_NETFILTER);
   return new Nfnl(netns ? netns.run(make) : make());

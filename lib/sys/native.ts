@@ -23,7 +23,7 @@ let loaded: Native | undefined;
 
 export function native(): Native {
   // A literal path, so the bundler (scripts/build.js) can embed the binary.
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- a .node addon loads only through require
   loaded ??= require('../../native/build/Release/cni_native.node') as Native;
   return loaded;
 }

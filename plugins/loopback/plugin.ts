@@ -9,6 +9,7 @@ import type { Invocation, Result } from '../../lib/cni/types';
 import type { Address } from '../../lib/netlink';
 // The kernel side (and node-netlink with it) is loaded only when a verb needs
 // it, so VERSION and input errors answer without evaluating it.
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy (start-up)
 const kernelSide = (): typeof import('./lo') => require('./lo') as typeof import('./lo');
 import { foreignAddress, loopbackResult } from './result';
 

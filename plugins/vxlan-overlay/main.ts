@@ -12,7 +12,7 @@ const overlayPlugin = makeOverlayPlugin(IN_PROCESS_IPAM);
 
 startMain(() => {
   if (process.env.CNI_COMMAND === undefined && isAgentVerb(process.argv[2])) {
-    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy: the agent is not loaded by plugin verbs
     (require('./agent/cli') as typeof import('./agent/cli')).main(process.argv.slice(2));
   } else {
     runPlugin(overlayPlugin);

@@ -180,7 +180,7 @@ export class Podman {
   readonly env: NodeJS.ProcessEnv;
 
   /** `pluginDir`: the only directory podman looks for plugins in (default dist/bin; /usr/lib/cni runs the reference). */
-  constructor(private sb: Sandbox, readonly hostns: string, readonly pluginDir = DIST_BIN) {
+  constructor(sb: Sandbox, readonly hostns: string, readonly pluginDir = DIST_BIN) {
     this.dir = sb.tmpdir('-podman');
     this.netConfDir = path.join(this.dir, 'net.d');
     fs.mkdirSync(this.netConfDir);
@@ -261,7 +261,7 @@ export class Containerd {
   private daemon?: ChildProcess;
   private hostDirsBefore: Set<string>;
 
-  constructor(private sb: Sandbox, readonly hostns: string, readonly opts: ContainerdOptions = {}) {
+  constructor(sb: Sandbox, readonly hostns: string, readonly opts: ContainerdOptions = {}) {
     this.dir = sb.tmpdir('-ctd');
     this.socket = path.join(this.dir, 'run', 'containerd.sock');
     this.confDir = path.join(this.dir, 'net.d');

@@ -1,5 +1,6 @@
 // Pure parts of the vxlan-overlay agent and plugin: MTU, names, VTEP MAC and
 // addresses, the peer sync plan, readiness judgement, config and CLI parsing.
+import * as fs from 'fs';
 import { parseOverlayConfig, overlayEntryOf } from '../../plugins/vxlan-overlay/config';
 import {
   describeOps, gatewayOf, overlayMtu, peerEntries, PeerTable, planSync, reconcileInterval, relistDelay, vtepCidr, vtepCidr6, vtepMac, type PeerRecord, type SelfView,
@@ -290,8 +291,6 @@ describe('agent command line', () => {
 });
 
 describe('overlay conf-examples', () => {
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
-  const fs = require('fs') as typeof import('fs');
   it.each(['50-overlay-file.conflist', '51-overlay-etcd.conflist', '52-overlay-dual-stack.conflist', '61-k8s-overlay-etcd.conflist'])('%s parses for the plugin and the agent', (f) => {
     const text = fs.readFileSync(`${__dirname}/../../conf-examples/${f}`, 'utf8');
     const entry = overlayEntryOf(JSON.parse(text));
