@@ -183,10 +183,37 @@ export function renderSkeleton(net: PortmapNetwork, table = PORTMAP_TABLE): stri
   return out.join('\n') + '\n';
 }
 
-/** Every element an attachment owns, deduplicated, in a stable order. */
-export function planElements(att: PortmapAttachment): ElementOp[] {
+/**
+ * The 32-bit claim value of a container (records of version 2): every
+ * network of one container claims a host port with the same value, so a
+ * container on several networks may publish the same port on each
+ * (plugins/portmap/publications.ts chooses which one answers); any other
+ * container is still refused.
+ */
+export function containerMark(containerID: string): string {
+  const h = sha256(`container\0${containerID}`);
+  return `0x${((h.readUInt32BE(0) | 0x80000000) >>> 0).toString(16)}`;
+}
+
+export interface PlanOptions {
+  /**
+   * "attachment" (records of version 1): the claims carry ownerMark and are
+   * created (a second claim fails). "container": they carry containerMark and
+   * are added (a no-op when this container holds them already, a failure when
+   * another does).
+   */
+  claimBy?: 'attachment' | 'container';
+  /** The entries that answer (their DNAT elements); the others are answered by another network of the container. Default: all. */
+  answers?: (e: PortmapEntry) => boolean;
+  /** The entries whose claims to include. Default: all. */
+  claims?: (e: PortmapEntry) => boolean;
+}
+
+/** Every element an attachment owns (or the part `o` selects), deduplicated, in a stable order. */
+export function planElements(att: PortmapAttachment, o: PlanOptions = {}): ElementOp[] {
   const n = networkPrefix(att.network);
-  const owner = ownerMark(att);
+  const byContainer = o.claimBy === 'container';
+  const owner = byContainer ? containerMark(att.containerID) : ownerMark(att);
   const comment = ownerComment(att);
   const ops = new Map<string, ElementOp>();
   const put = (op: ElementOp): void => {
@@ -195,11 +222,15 @@ export function planElements(att: PortmapAttachment): ElementOp[] {
   };
   for (const e of att.entries) {
     const target = `${e.containerIP} . ${e.containerPort}`;
-    put({ set: `claims${e.family}`, key: `${e.hostIP ?? anyAddr(e.family)} . ${e.protocol} . ${e.hostPort}`, value: owner, comment, exclusive: true });
-    if (e.hostIP === undefined) {
-      put({ set: `${n}_any${e.family}`, key: `${e.protocol} . ${e.hostPort}`, value: target, comment, exclusive: true });
-    } else {
-      put({ set: `${n}_ip${e.family}`, key: `${e.hostIP} . ${e.protocol} . ${e.hostPort}`, value: target, comment, exclusive: true });
+    if (o.claims?.(e) ?? true) {
+      put({ set: `claims${e.family}`, key: `${e.hostIP ?? anyAddr(e.family)} . ${e.protocol} . ${e.hostPort}`, value: owner, comment, exclusive: !byContainer });
+    }
+    if (o.answers?.(e) ?? true) {
+      if (e.hostIP === undefined) {
+        put({ set: `${n}_any${e.family}`, key: `${e.protocol} . ${e.hostPort}`, value: target, comment, exclusive: true });
+      } else {
+        put({ set: `${n}_ip${e.family}`, key: `${e.hostIP} . ${e.protocol} . ${e.hostPort}`, value: target, comment, exclusive: true });
+      }
     }
     put({ set: `${n}_targets${e.family}`, key: `${e.containerIP} . ${e.protocol} . ${e.containerPort}`, exclusive: false });
     put({ set: `${n}_hairpin${e.family}`, key: `${e.containerIP} . ${e.containerIP}`, exclusive: false });

@@ -22,10 +22,13 @@ import {
   renderGetElements,
   renderRemoveElements,
   renderRemoveSet,
+  renderSkeleton,
   elementsBySet,
 } from '../../lib/firewall/portmap';
 import { deleteConntrackEntries, IPPROTO } from '../../lib/netlink/conntrack';
 import { withNfnl } from '../../lib/netlink/nfnetlink';
+import { openRtnl } from '../../lib/netlink';
+import { Netns } from '../../lib/netns';
 
 function describeClaim(op: ElementOp): string {
   const [addr, proto, port] = op.key.split(' . ');
@@ -117,6 +120,74 @@ export async function publish(net: PortmapNetwork, ops: readonly ElementOp[], ta
     applyNft(renderDeclareAndPublish(net, ops, table));
   } catch (err) {
     throw failure(ops, err, table);
+  }
+}
+
+/** A change of the container's publications: what goes (removed first) and what comes, per network. */
+export interface Change {
+  remove: readonly ElementOp[];
+  add: ReadonlyArray<{ net: PortmapNetwork; ops: readonly ElementOp[] }>;
+}
+
+/**
+ * One transaction: the removals, then the additions; a network that gains
+ * elements has its chains checked first and is declared in the same
+ * transaction when they are missing or differ. If the transaction fails on
+ * something already gone (a repeated DEL), the removals go set by set
+ * (unpublish) and the additions are published network by network. A claim
+ * another container holds fails it atomically.
+ */
+export async function applyChange(c: Change, table = PORTMAP_TABLE): Promise<void> {
+  const adds = c.add.filter((a) => a.ops.length);
+  const addOps = adds.flatMap((a) => a.ops);
+  let declare = '';
+  for (const a of adds) {
+    if (!(await verifyChains('inet', table, networkChains(a.net, table)))) declare += renderSkeleton(a.net, table);
+  }
+  const script = (c.remove.length ? renderRemoveElements(c.remove, table) : '') + declare + renderAddElements(addOps, table);
+  if (!script) return;
+  try {
+    applyNft(script);
+    return;
+  } catch (err) {
+    if (!(err instanceof NftError && err.missing)) throw failure(addOps, err, table);
+  }
+  const errors = unpublish(c.remove, table);
+  if (errors.length) throw new CniError(ErrorCode.IoFailure, `portmap: ${errors.join('; ')}`);
+  for (const a of adds) await publish(a.net, a.ops, table);
+}
+
+/**
+ * The metric of the attachment's default route per family, read in the
+ * container: the rule by which the kernel picks the container's default
+ * route (lib/routes/priority.ts) also picks which of its networks answers a
+ * host port they all publish. A namespace or interface that cannot be read
+ * counts as no default route.
+ */
+export async function defaultRouteMetrics(netnsPath: string | undefined, ifname: string): Promise<Partial<Record<4 | 6, number>>> {
+  const out: Partial<Record<4 | 6, number>> = {};
+  if (!netnsPath) return out;
+  let ns: Netns;
+  try {
+    ns = Netns.open(netnsPath);
+  } catch {
+    return out;
+  }
+  const rtnl = openRtnl(ns);
+  try {
+    const link = await rtnl.getLink(ifname);
+    if (!link) return out;
+    for (const family of [4, 6] as const) {
+      for (const r of await rtnl.listRoutes({ family })) {
+        if (r.oif !== link.index || !r.dst.endsWith('/0')) continue;
+        const m = r.metric ?? 0;
+        if (out[family] === undefined || m < out[family]!) out[family] = m;
+      }
+    }
+    return out;
+  } finally {
+    rtnl.close();
+    ns.close();
   }
 }
 

@@ -1,17 +1,18 @@
 // portmap: a chained plugin that publishes container ports on the host
 // (Docker's -p) with nftables maps. See lib/firewall/portmap.ts for the
-// ruleset and plugins/portmap/README.md for the design.
+// ruleset and plugins/portmap/README.md for the design; ./container.ts for a
+// container that publishes the same host port on several of its networks.
 
 import { CniError, ErrorCode } from '../../lib/cni/errors';
 import type { GcInvocation, Invocation, Plugin, Result } from '../../lib/cni/plugin';
 import { internalMember } from '../../lib/firewall/netpolicy';
 import { planElements, type PortmapAttachment, type PortmapEntry, type PortmapNetwork } from '../../lib/firewall/portmap';
 import { createLogger, type Logger } from '../../lib/util/log';
-import { Rollback } from '../../lib/util/rollback';
 import { parsePortmapConfig, type PortmapConfig } from './config';
-import { enableRouteLocalnet, flushUdpConntrack, publish, unpublish, verifyPublished } from './kernel';
+import { currentElements, publishForContainer, releaseForContainer } from './container';
+import { defaultRouteMetrics, enableRouteLocalnet, flushUdpConntrack, unpublish, verifyPublished } from './kernel';
 import { containerAddresses, planEntries } from './plan';
-import { listRecordedAttachments, networkState, readRecord, removeRecord, writeRecord } from './store';
+import { listRecordedAttachments, networkState, readRecord, removeRecord } from './store';
 import { removeNetworkStructure } from './kernel';
 
 function networkOf(cfg: PortmapConfig): PortmapNetwork {
@@ -31,6 +32,12 @@ function required(v: string | undefined, name: string): string {
 async function release(cfg: PortmapConfig, containerID: string, ifname: string, log: Logger): Promise<string[]> {
   const rec = readRecord(cfg.dataDir, cfg.network, containerID, ifname);
   if (!rec) return [];
+  if (rec.version === 2) {
+    const errors = await releaseForContainer(cfg.dataDir, rec);
+    for (const w of await flushUdpConntrack(rec.entries)) log.warn(w);
+    return errors;
+  }
+  // A record of an older release: the claims carry the attachment's own mark.
   const errors = unpublish(planElements(rec));
   for (const w of await flushUdpConntrack(rec.entries)) log.warn(w);
   // Keep the record while something could not be removed, so a retried DEL can finish.
@@ -73,22 +80,9 @@ async function add(inv: Invocation): Promise<Result> {
       if (stale.length) throw new CniError(ErrorCode.IoFailure, `portmap: cannot replace the earlier publication: ${stale.join('; ')}`);
       if (entries.length === 0) return;
       const att: PortmapAttachment = { network: cfg.network, containerID, ifname, entries };
-      // Record first: if we die after the transaction, DEL still finds the elements.
-      const undo = new Rollback();
-      try {
-        writeRecord(cfg.dataDir, att);
-        undo.push('remove record', () => removeRecord(cfg.dataDir, cfg.network, containerID, ifname));
-        await publish(networkOf(cfg), planElements(att));
-        undo.push('unpublish', () => {
-          const errors = unpublish(planElements(att));
-          if (errors.length) throw new Error(errors.join('; '));
-        });
-        if (cfg.snat && addrs.v4 && entries.some((e) => e.family === 4)) enableRouteLocalnet(addrs.v4);
-        undo.commit();
-      } catch (err) {
-        for (const e of await undo.unwind()) log.error(`rollback "${e.step}": ${e.error.message}`);
-        throw err;
-      }
+      // Before publishing: nothing can fail after the transaction (a host port may have changed hands in it).
+      if (cfg.snat && addrs.v4 && entries.some((e) => e.family === 4)) enableRouteLocalnet(addrs.v4);
+      await publishForContainer(cfg.dataDir, networkOf(cfg), att, await defaultRouteMetrics(inv.env.netns, ifname));
     });
   } catch (err) {
     // If this was the network's only attachment, what the failed ADD declared goes too.
@@ -124,7 +118,7 @@ async function check(inv: Invocation): Promise<void> {
     }
   }
   if (!rec) return;
-  const problems = verifyPublished(planElements(rec));
+  const problems = verifyPublished(rec.version === 2 ? currentElements(cfg.dataDir, rec) : planElements(rec));
   if (problems.length) throw new CniError(ErrorCode.InvalidConfig, `portmap: published ports of "${containerID}" are damaged: ${problems.join('; ')}`);
 }
 

@@ -10,13 +10,21 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { CniError, ErrorCode } from '../../lib/cni/errors';
-import type { PortmapAttachment } from '../../lib/firewall/portmap';
+import type { PortmapAttachment, PortmapNetwork } from '../../lib/firewall/portmap';
+import { withFileLock, type HeldLock } from '../../lib/sys/lock';
 import { attachmentKey, sameAttachment } from '../../lib/util/attachment-key';
 import { ensurePrivateDir, removeIfExists, writeFileAtomic } from '../../lib/util/fs';
+import { sha256Hex } from '../../lib/util/hash';
 import { NetworkState } from '../../lib/util/network-state';
 
 export interface AttachmentRecord extends PortmapAttachment {
-  version: 1;
+  /** 1: the claims carry the attachment's mark. 2: the container's, shared by its networks (./publications.ts). */
+  version: 1 | 2;
+  /** Version 2: the attachment's place among the container's publications. */
+  order?: number;
+  metrics?: Partial<Record<4 | 6, number>>;
+  /** Version 2: how the network renders, to publish into it when it takes over a host port. */
+  net?: PortmapNetwork;
 }
 
 type Attachment = Pick<PortmapAttachment, 'containerID' | 'ifname'>;
@@ -27,6 +35,9 @@ const LEGACY_RECORD_NAME = /^([^:]+):(.+)\.json$/;
 function isRecordName(name: string): boolean {
   return !name.startsWith('.') && name.endsWith('.json');
 }
+
+/** What version 2 adds to a record. */
+export type PublicationFields = Required<Pick<AttachmentRecord, 'order' | 'metrics' | 'net'>>;
 
 /** The network's record directory as its lifecycle state: the records are its members, the lock lives in it. */
 export function networkState(dataDir: string, network: string): NetworkState {
@@ -41,10 +52,11 @@ function legacyRecordPath(dataDir: string, network: string, containerID: string,
   return path.join(dataDir, network, `${containerID}:${ifname}.json`);
 }
 
-export function writeRecord(dataDir: string, att: PortmapAttachment): void {
+export function writeRecord(dataDir: string, att: PortmapAttachment, pub?: PublicationFields): void {
   const file = recordPath(dataDir, att.network, att.containerID, att.ifname);
   ensurePrivateDir(path.dirname(file));
-  const rec: AttachmentRecord = { version: 1, network: att.network, containerID: att.containerID, ifname: att.ifname, entries: att.entries };
+  const base = { network: att.network, containerID: att.containerID, ifname: att.ifname, entries: att.entries };
+  const rec: AttachmentRecord = pub ? { version: 2, ...base, ...pub } : { version: 1, ...base };
   // fsync: the record must outlive a crash right after the nft transaction.
   writeFileAtomic(file, JSON.stringify(rec, null, 1) + '\n', { sync: true });
 }
@@ -60,7 +72,7 @@ function loadRecord(file: string): AttachmentRecord | undefined {
   }
   try {
     const rec = JSON.parse(text) as AttachmentRecord;
-    if (rec.version !== 1 || !Array.isArray(rec.entries)) throw new Error('unknown record format');
+    if ((rec.version !== 1 && rec.version !== 2) || !Array.isArray(rec.entries)) throw new Error('unknown record format');
     return rec;
   } catch (err) {
     throw new CniError(ErrorCode.IoFailure, `portmap: record "${file}" is corrupt: ${(err as Error).message}`);
@@ -105,4 +117,75 @@ export function listRecordedAttachments(dataDir: string, network: string): Attac
     if (att) out.set(`${att.containerID}\0${att.ifname}`, att);
   }
   return [...out.values()];
+}
+
+// ---- a container's publications across its networks ------------------------
+// <dataDir>/.container-<12 characters of the ID>-<hash of the ID>/ (any ID
+// length fits NAME_MAX; network names never start with ".") holds one file
+// per attachment of the container that publishes ports, named by its
+// attachment key and holding its network and ifname, and the container's
+// lock: publishing, unpublishing and handing a host port over between its
+// networks happen under it. The directory goes with the container's last
+// publication.
+
+const LOCK = '.lock';
+
+export function containerDir(dataDir: string, containerID: string): string {
+  return path.join(dataDir, `.container-${containerID.slice(0, 12)}-${sha256Hex(`container\0${containerID}`).slice(0, 32)}`);
+}
+
+function publicationFile(dir: string, network: string, containerID: string, ifname: string): string {
+  return path.join(dir, attachmentKey({ network, containerId: containerID, ifname }));
+}
+
+export interface ContainerPublications {
+  /** The version-2 records of the container's other publications (entries whose record is gone are skipped). */
+  others(network: string, ifname: string): AttachmentRecord[];
+  add(network: string, ifname: string): void;
+  /** Forget one; with the last one, the directory and the lock go. */
+  remove(network: string, ifname: string): void;
+}
+
+/** The publication files in the container's directory (not the lock, not a temporary file). */
+function publicationNames(dir: string): string[] {
+  try {
+    return fs.readdirSync(dir).filter((n) => !n.startsWith('.'));
+  } catch {
+    return [];
+  }
+}
+
+/** The (network, ifname) of each publication listed in the container's directory. */
+function publications(dir: string): Array<{ network: string; ifname: string }> {
+  const out: Array<{ network: string; ifname: string }> = [];
+  for (const n of publicationNames(dir)) {
+    try {
+      const p = JSON.parse(fs.readFileSync(path.join(dir, n), 'utf8')) as { network?: unknown; ifname?: unknown };
+      if (typeof p.network === 'string' && typeof p.ifname === 'string') out.push({ network: p.network, ifname: p.ifname });
+    } catch {
+      // gone since the listing, or torn: its record (checked on read) is what counts
+    }
+  }
+  return out;
+}
+
+/** The version-2 records of the container's publications other than (network, ifname); no lock (CHECK). */
+export function otherPublications(dataDir: string, containerID: string, network: string, ifname: string): AttachmentRecord[] {
+  return publications(containerDir(dataDir, containerID))
+    .filter((p) => p.network !== network || p.ifname !== ifname)
+    .map((p) => readRecord(dataDir, p.network, containerID, p.ifname))
+    .filter((r): r is AttachmentRecord => r?.version === 2);
+}
+
+/** Run fn holding the container's lock. */
+export function withContainer<T>(dataDir: string, containerID: string, fn: (c: ContainerPublications) => Promise<T>): Promise<T> {
+  const dir = containerDir(dataDir, containerID);
+  return withFileLock(path.join(dir, LOCK), (lock: HeldLock) => fn({
+    others: (network, ifname) => otherPublications(dataDir, containerID, network, ifname),
+    add: (network, ifname) => writeFileAtomic(publicationFile(dir, network, containerID, ifname), JSON.stringify({ network, ifname }) + '\n'),
+    remove: (network, ifname) => {
+      fs.rmSync(publicationFile(dir, network, containerID, ifname), { force: true });
+      if (publicationNames(dir).length === 0) lock.removeOnRelease({ dir: true });
+    },
+  }), { dirMode: 0o700 });
 }

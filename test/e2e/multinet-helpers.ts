@@ -141,8 +141,9 @@ export class MultiNetEnv {
   }
 
   /** A server (in the outside namespace unless `ns` says) that tells each client where it came from (test/helpers/tcp-failover.js). */
-  async startServer(port: number, ns = this.outside): Promise<void> {
-    const p = spawn('ip', ['netns', 'exec', ns, process.execPath, FAILOVER, 'server', String(port)]);
+  async startServer(port: number, ns = this.outside, o: { tellLocal?: boolean } = {}): Promise<void> {
+    const env = { ...process.env, ...(o.tellLocal ? { TELL_LOCAL: '1' } : {}) };
+    const p = spawn('ip', ['netns', 'exec', ns, process.execPath, FAILOVER, 'server', String(port)], { env });
     this.children.push(p);
     await lines(p, (l) => 'listening' in l);
   }

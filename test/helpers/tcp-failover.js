@@ -17,7 +17,9 @@ const [, , mode, a, b] = process.argv;
 function server(port) {
   net.createServer((s) => {
     s.on('error', () => {});
-    s.write(`${String(s.remoteAddress).replace(/^::ffff:/, "")}\n`);
+    const addr = (a) => String(a).replace(/^::ffff:/, '');
+    // TELL_LOCAL=1: "<client> to <the server address it reached>" (which network of a multi-homed server answered).
+    s.write(`${addr(s.remoteAddress)}${process.env.TELL_LOCAL ? ` to ${addr(s.localAddress)}` : ''}\n`);
     s.pipe(s);
   }).listen(port, () => console.log(JSON.stringify({ t: Date.now(), listening: port })));
 }
