@@ -24,7 +24,7 @@ export const GATEWAY: Record<NetName, { v4: string; v6: string }> = {
   B: { v4: '10.162.0.1', v6: 'fd00:162::1' },
   C: { v4: '10.163.0.1', v6: 'fd00:163::1' },
 };
-const FAILOVER = path.join(ROOT, 'test', 'helpers', 'tcp-failover.js');
+const FAILOVER = path.join(ROOT, 'scripts', 'tcp-failover.js');
 
 export class MultiNetEnv {
   readonly sb: Sandbox;

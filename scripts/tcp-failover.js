@@ -4,10 +4,11 @@
 // `client HOST PORT` streams to it, and when the echo stalls (its network
 // went away) connects again at once. The client prints one JSON line per
 // event: {"t": ms since epoch, "up": "<address the server saw>"} when a
-// connection carries data, {"t", "down": "<why>"} when one stops.
+// connection carries data (with "local": the client's own address, i.e. which
+// of its networks it went out of), {"t", "down": "<why>"} when one stops.
 // `probe HOST PORT [MS]` connects once and prints the address the server
 // saw (exit 1 if there is no answer within MS, default 2000).
-// Used by test/e2e/multinet.test.ts, scripts/bench/multinet.js and the demo.
+// Used by test/e2e/multinet*.test.ts, scripts/bench/multinet.js and scripts/demo.sh.
 'use strict';
 const net = require('net');
 
@@ -49,7 +50,7 @@ function client(host, port) {
       if (!seen.includes('\n')) {
         seen += d.toString('latin1');
         const nl = seen.indexOf('\n');
-        if (nl >= 0) emit({ up: seen.slice(0, nl) });
+        if (nl >= 0) emit({ up: seen.slice(0, nl), local: String(s.localAddress).replace(/^::ffff:/, '') });
       }
     });
     s.on('error', (e) => stop(e.code || e.message));
