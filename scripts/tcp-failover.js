@@ -8,6 +8,10 @@
 // of its networks it went out of), {"t", "down": "<why>"} when one stops.
 // `probe HOST PORT [MS]` connects once and prints the address the server
 // saw (exit 1 if there is no answer within MS, default 2000).
+// `probes HOST PORT EVERY_MS` makes a new connection every EVERY_MS and prints
+// {"t", "ok": "<client address>"} for each that got the server's line within
+// 200 ms, {"t", "fail": "<why>"} for the others (new connections, not one
+// stream: how soon a disconnected network's traffic finds the next one).
 // Used by test/e2e/multinet*.test.ts, scripts/bench/multinet.js and scripts/demo.sh.
 'use strict';
 const net = require('net');
@@ -79,10 +83,34 @@ function probe(host, port, ms) {
   s.on('error', (e) => fail(e.code || e.message));
 }
 
+function probes(host, port, every) {
+  const once = () => {
+    const t = Date.now();
+    const s = net.connect({ host, port });
+    let seen = '';
+    let over = false;
+    const done = (o) => {
+      if (over) return;
+      over = true;
+      clearTimeout(timer);
+      s.destroy();
+      console.log(JSON.stringify({ t, ...o }));
+    };
+    const timer = setTimeout(() => done({ fail: 'timed out' }), 200);
+    s.on('data', (d) => {
+      seen += d.toString('latin1');
+      if (seen.includes('\n')) done({ ok: String(s.localAddress).replace(/^::ffff:/, '') });
+    });
+    s.on('error', (e) => done({ fail: e.code || e.message }));
+  };
+  setInterval(once, every);
+}
+
 if (mode === 'server') server(Number(a));
+else if (mode === 'probes') probes(a, Number(b), Number(process.argv[5] || 10));
 else if (mode === 'probe') probe(a, Number(b), Number(process.argv[5] || 2000));
 else if (mode === 'client') client(a, Number(b));
 else {
-  console.error('usage: tcp-failover.js server PORT | client HOST PORT | probe HOST PORT [MS]');
+  console.error('usage: tcp-failover.js server PORT | client HOST PORT | probe HOST PORT [MS] | probes HOST PORT EVERY_MS');
   process.exit(2);
 }
