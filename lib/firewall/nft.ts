@@ -6,6 +6,11 @@
 // structure without listing the table's sets) and deleting a table only if
 // nobody uses it any more (atomic, so a concurrent ADD is never cut off).
 // Verification without markers: see ./render.ts (tagged rules).
+//
+// Everything above goes through one NftBackend: HOST_NFT (libnftables or the
+// CLI, and nfnetlink) in a plugin; a test may put a fake in its place
+// (useNftBackend; test/helpers/fake-nft.ts records every transaction and models
+// tables, chains, rules and set elements).
 
 import type { Netns } from '../netns';
 import { kernelError } from '../netlink/errors';
@@ -16,6 +21,11 @@ import type { NftFamily, RenderedChain, SharedTable } from './render';
 
 export { nftQuote, renderChain, ruleTag, type NftFamily, type RenderedChain, type SharedTable } from './render';
 
+/** nft's words for "a table, chain, set or element named in the script does not exist". */
+function saysMissing(stderr: string): boolean {
+  return /No such file or directory|does not exist/.test(stderr);
+}
+
 export class NftError extends Error {
   constructor(readonly stderr: string, readonly script: string) {
     super(`nft failed: ${stderr.trim().split('\n').slice(0, 3).join(' | ')}`);
@@ -24,7 +34,7 @@ export class NftError extends Error {
 
   /** A table, chain, set or element named in the script does not exist. */
   get missing(): boolean {
-    return /No such file or directory|does not exist/.test(this.stderr);
+    return saysMissing(this.stderr);
   }
 
   /** An element or object that must be new already exists (`create element`). */
@@ -55,6 +65,10 @@ export interface NftRun {
  * change, docs/benchmarks/startup.md), else the nft CLI. Output is read whole.
  */
 export function runNft(args: readonly string[], opts: { input?: string; netns?: Netns } = {}): NftRun {
+  return backend.run(args, opts);
+}
+
+function runHostNft(args: readonly string[], opts: { input?: string; netns?: Netns }): NftRun {
   const inProcess = libraryCommand(args, opts.input);
   const exec = (): NftRun => {
     const r = inProcess && native().nftRun(inProcess.commands, inProcess.json);
@@ -119,7 +133,7 @@ export function applyNftDeletions(lines: readonly string[], netns?: Netns): void
 export function nftJson(args: readonly string[], netns?: Netns): { nftables: Array<Record<string, any>> } | undefined {
   const r = runNft(['-j', ...args], { netns });
   if (r.status !== 0) {
-    if (/No such file or directory|does not exist/.test(r.stderr)) return undefined;
+    if (saysMissing(r.stderr)) return undefined;
     throw new NftError(r.stderr, args.join(' '));
   }
   return JSON.parse(r.stdout || '{"nftables":[]}');
@@ -129,6 +143,60 @@ export function nftJson(args: readonly string[], netns?: Netns): { nftables: Arr
 export function getNftElement(family: NftFamily, table: string, set: string, key: string, netns?: Netns): string | undefined {
   const r = runNft(['get', 'element', family, table, set, `{ ${key} }`], { netns });
   return r.status === 0 ? r.stdout : undefined;
+}
+
+/** What this module runs on. Its functions above and below are the only way the project changes or reads nftables. */
+export interface NftBackend {
+  /** `nft <args>` (stdin `input`), in `netns` when given. */
+  run(args: readonly string[], opts: { input?: string; netns?: Netns }): NftRun;
+  verifyChains(family: NftFamily, table: string, chains: readonly Pick<RenderedChain, 'name' | 'tags'>[], netns?: Netns): Promise<boolean>;
+  listChains(family: NftFamily, table: string, netns?: Netns): Promise<Array<{ name: string; comment: string }>>;
+  tableExists(family: NftFamily, table: string, netns?: Netns): Promise<boolean>;
+  listTable(family: NftFamily, table: string, netns?: Netns): Promise<{ chains: Array<{ name: string; comment: string }>; sets: string[] } | undefined>;
+  deleteObjects(family: NftFamily, table: string, ops: readonly NftDeletion[], what: string, netns?: Netns): Promise<number[]>;
+}
+
+/** The kernel's nftables: libnftables (or the CLI) for text transactions, nfnetlink for the reads and the conditional deletes. */
+export const HOST_NFT: NftBackend = {
+  run: runHostNft,
+  verifyChains: hostVerifyChains,
+  listChains: hostListChains,
+  tableExists: hostTableExists,
+  listTable: hostListTable,
+  deleteObjects: hostDeleteObjects,
+};
+
+let backend: NftBackend = HOST_NFT;
+
+/** Tests: every nft operation of this process goes to `b` until the returned function restores the previous backend. */
+export function useNftBackend(b: NftBackend): () => void {
+  const previous = backend;
+  backend = b;
+  return () => { backend = previous; };
+}
+
+/**
+ * Whether each chain holds exactly its expected rules (by their tags): one
+ * small dump per chain, whatever the size of the table's sets. A missing
+ * table or chain reads as "not intact".
+ */
+export function verifyChains(family: NftFamily, table: string, chains: readonly Pick<RenderedChain, 'name' | 'tags'>[], netns?: Netns): Promise<boolean> {
+  return backend.verifyChains(family, table, chains, netns);
+}
+
+/** The chains of one table with their comments (teardown: finding a network's chains by comment). */
+export function listChains(family: NftFamily, table: string, netns?: Netns): Promise<Array<{ name: string; comment: string }>> {
+  return backend.listChains(family, table, netns);
+}
+
+/** Whether a table exists: one netlink request, no listing. */
+export function tableExists(family: NftFamily, table: string, netns?: Netns): Promise<boolean> {
+  return backend.tableExists(family, table, netns);
+}
+
+/** A table's chains (with comments) and sets, no rules and no elements; undefined when the table does not exist. */
+export function listTable(family: NftFamily, table: string, netns?: Netns): Promise<{ chains: Array<{ name: string; comment: string }>; sets: string[] } | undefined> {
+  return backend.listTable(family, table, netns);
 }
 
 const NFT_MSG = { GETTABLE: 1, DELTABLE: 2, GETCHAIN: 4, DELCHAIN: 5, GETRULE: 7, GETSET: 10, DELSET: 11 } as const;
@@ -171,7 +239,7 @@ async function ruleComments(nfnl: Nfnl, family: NftFamily, table: string, chain:
  * small dump per chain, whatever the size of the table's sets. A missing
  * table or chain reads as "not intact".
  */
-export async function verifyChains(family: NftFamily, table: string, chains: readonly Pick<RenderedChain, 'name' | 'tags'>[], netns?: Netns): Promise<boolean> {
+async function hostVerifyChains(family: NftFamily, table: string, chains: readonly Pick<RenderedChain, 'name' | 'tags'>[], netns?: Netns): Promise<boolean> {
   return withSocket(netns, async (nfnl) => {
     for (const c of chains) {
       let found: string[];
@@ -188,7 +256,7 @@ export async function verifyChains(family: NftFamily, table: string, chains: rea
 }
 
 /** The chains of one table with their comments (teardown: finding a network's chains by comment). */
-export async function listChains(family: NftFamily, table: string, netns?: Netns): Promise<Array<{ name: string; comment: string }>> {
+async function hostListChains(family: NftFamily, table: string, netns?: Netns): Promise<Array<{ name: string; comment: string }>> {
   return withSocket(netns, async (nfnl) => {
     const msgs = await nfnl.dump(NFNL_SUBSYS.NFTABLES, NFT_MSG.GETCHAIN, nfproto(family), Buffer.alloc(0), `listing the chains of ${family} ${table}`);
     const out: Array<{ name: string; comment: string }> = [];
@@ -202,7 +270,7 @@ export async function listChains(family: NftFamily, table: string, netns?: Netns
 }
 
 /** Whether a table exists: one netlink request, no listing. */
-export async function tableExists(family: NftFamily, table: string, netns?: Netns): Promise<boolean> {
+async function hostTableExists(family: NftFamily, table: string, netns?: Netns): Promise<boolean> {
   return withSocket(netns, async (nfnl) => {
     try {
       await nfnl.request(NFNL_SUBSYS.NFTABLES, NFT_MSG.GETTABLE, nfproto(family), encodeAttrs([{ type: NFTA_TABLE_NAME, data: str(table) }]), 0, `looking up ${family} ${table}`);
@@ -215,7 +283,7 @@ export async function tableExists(family: NftFamily, table: string, netns?: Netn
 }
 
 /** A table's chains (with comments) and sets, no rules and no elements; undefined when the table does not exist. */
-export async function listTable(family: NftFamily, table: string, netns?: Netns): Promise<{ chains: Array<{ name: string; comment: string }>; sets: string[] } | undefined> {
+async function hostListTable(family: NftFamily, table: string, netns?: Netns): Promise<{ chains: Array<{ name: string; comment: string }>; sets: string[] } | undefined> {
   return withSocket(netns, async (nfnl) => {
     const f = nfproto(family);
     try {
@@ -237,16 +305,33 @@ export async function listTable(family: NftFamily, table: string, netns?: Netns)
   });
 }
 
+/** One deletion of an nfnetlink batch; `ifUnused`: only if nothing is in it (NLM_F_NONREC: a set without elements, a table without chains or sets). */
+export interface NftDeletion {
+  kind: 'chain' | 'set' | 'table';
+  /** Chain or set name; none for the table. */
+  name?: string;
+  ifUnused?: boolean;
+}
+
+/** One batch of deletions in one table: one transaction, all or nothing; the errno of each (0: done). */
+async function hostDeleteObjects(family: NftFamily, table: string, ops: readonly NftDeletion[], what: string, netns?: Netns): Promise<number[]> {
+  const f = nfproto(family);
+  const t = str(table);
+  const batch: BatchOp[] = ops.map((o) => {
+    const flags = o.ifUnused ? NLM_F_NONREC : undefined;
+    if (o.kind === 'table') return { msg: NFT_MSG.DELTABLE, family: f, flags, attrs: encodeAttrs([{ type: NFTA_TABLE_NAME, data: t }]) };
+    if (o.kind === 'chain') return { msg: NFT_MSG.DELCHAIN, family: f, flags, attrs: encodeAttrs([{ type: NFTA_CHAIN.TABLE, data: t }, { type: NFTA_CHAIN.NAME, data: str(o.name!) }]) };
+    return { msg: NFT_MSG.DELSET, family: f, flags, attrs: encodeAttrs([{ type: NFTA_SET.TABLE, data: t }, { type: NFTA_SET.NAME, data: str(o.name!) }]) };
+  });
+  return withSocket(netns, (nfnl) => nfnl.batch(batch, what));
+}
+
 /** Delete these chains (with their rules) and sets (with their elements) of one table, in one transaction. */
 export async function deleteTableObjects(family: NftFamily, table: string, o: { chains: readonly string[]; sets: readonly string[] }, netns?: Netns): Promise<void> {
   if (o.chains.length === 0 && o.sets.length === 0) return;
-  const f = nfproto(family);
-  const ops: BatchOp[] = [
-    ...o.chains.map((c) => ({ msg: NFT_MSG.DELCHAIN, family: f, attrs: encodeAttrs([{ type: NFTA_CHAIN.TABLE, data: str(table) }, { type: NFTA_CHAIN.NAME, data: str(c) }]) })),
-    ...o.sets.map((s) => ({ msg: NFT_MSG.DELSET, family: f, attrs: encodeAttrs([{ type: NFTA_SET.TABLE, data: str(table) }, { type: NFTA_SET.NAME, data: str(s) }]) })),
-  ];
+  const ops: NftDeletion[] = [...o.chains.map((name) => ({ kind: 'chain' as const, name })), ...o.sets.map((name) => ({ kind: 'set' as const, name }))];
   const what = `removing ${[...o.chains, ...o.sets].join(', ')} from ${family} ${table}`;
-  const errnos = await withSocket(netns, (nfnl) => nfnl.batch(ops, what));
+  const errnos = await backend.deleteObjects(family, table, ops, what, netns);
   const failed = errnos.find((e) => e !== 0);
   if (failed !== undefined) throw kernelError(failed, what);
 }
@@ -262,15 +347,13 @@ export type TableRemoval = 'removed' | 'in use' | 'absent';
  * again.
  */
 export async function removeTableIfUnused(t: SharedTable, netns?: Netns): Promise<TableRemoval> {
-  const family = nfproto(t.family);
-  const table = { type: NFTA_TABLE_NAME, data: str(t.table) };
-  const ops: BatchOp[] = [
-    ...t.chains.map((c) => ({ msg: NFT_MSG.DELCHAIN, family, attrs: encodeAttrs([{ type: NFTA_CHAIN.TABLE, data: str(t.table) }, { type: NFTA_CHAIN.NAME, data: str(c) }]) })),
-    ...t.sets.map((s) => ({ msg: NFT_MSG.DELSET, family, flags: NLM_F_NONREC, attrs: encodeAttrs([{ type: NFTA_SET.TABLE, data: str(t.table) }, { type: NFTA_SET.NAME, data: str(s) }]) })),
-    { msg: NFT_MSG.DELTABLE, family, flags: NLM_F_NONREC, attrs: encodeAttrs([table]) },
+  const ops: NftDeletion[] = [
+    ...t.chains.map((name) => ({ kind: 'chain' as const, name })),
+    ...t.sets.map((name) => ({ kind: 'set' as const, name, ifUnused: true })),
+    { kind: 'table', ifUnused: true },
   ];
   const what = `removing the unused table ${t.family} ${t.table}`;
-  const errnos = await withSocket(netns, (nfnl) => nfnl.batch(ops, what));
+  const errnos = await backend.deleteObjects(t.family, t.table, ops, what, netns);
   const failed = errnos.find((e) => e !== 0);
   if (failed === undefined) return 'removed';
   if (failed === 16 /* EBUSY */) {
