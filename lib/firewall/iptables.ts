@@ -47,15 +47,39 @@ interface Run {
   stderr: string;
 }
 
+/** What runs the commands: the host's iptables (HOST_IPTABLES), or a test's fake (useIptablesRunner; test/helpers/fake-iptables.ts). */
+export interface IptablesRunner {
+  /** `bin` is iptables, ip6tables or their -restore (stdin `input`); `error` when it could not be started (ENOENT: not installed). */
+  exec(bin: string, args: readonly string[], o: { input?: string; netns?: Netns }): { status: number | null; stdout: string; stderr: string; error?: Error };
+}
+
+export const HOST_IPTABLES: IptablesRunner = {
+  exec(bin, args, o) {
+    const exec = () => spawnSync(bin, args, { encoding: 'utf8', input: o.input });
+    const r = o.netns ? o.netns.run(exec) : exec();
+    return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '', error: r.error };
+  },
+};
+
+let runner: IptablesRunner = HOST_IPTABLES;
+
 /** Whether iptables for this family can be used at all (installed, kernel support). */
 const usable: Partial<Record<IpFamily, boolean>> = {};
 const unusable = (family: IpFamily): boolean => usable[family] === false;
 
+/** Tests: every iptables command of this process goes to `r` until the returned function restores the previous runner. */
+export function useIptablesRunner(r: IptablesRunner): () => void {
+  const previous = runner;
+  const forget = () => { delete usable[4]; delete usable[6]; };
+  runner = r;
+  forget();
+  return () => { runner = previous; forget(); };
+}
+
 function run(family: IpFamily, args: readonly string[], netns?: Netns, o: { restore?: string } = {}): Run {
   const bin = (family === 4 ? 'iptables' : 'ip6tables') + (o.restore !== undefined ? '-restore' : '');
   // -w: wait for the xtables lock instead of failing when Docker or kube-proxy holds it.
-  const exec = () => spawnSync(bin, ['-w', ...args], { encoding: 'utf8', input: o.restore });
-  const r = netns ? netns.run(exec) : exec();
+  const r = runner.exec(bin, ['-w', ...args], { input: o.restore, netns });
   if (r.error) {
     if ((r.error as NodeJS.ErrnoException).code === 'ENOENT') usable[family] = false;
     return { ok: false, stdout: '', stderr: r.error.message };
