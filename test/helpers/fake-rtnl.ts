@@ -14,6 +14,7 @@
 // entered (Netns.run throws): code that would touch the real kernel behind the
 // fake's back fails loudly instead of changing the host.
 import { constants } from 'os';
+import { containsText } from '../../lib/ip';
 import type { Kernel, Sysctls } from '../../lib/kernel';
 import { kernelError, NetlinkError } from '../../lib/netlink/errors';
 import type { Rtnl } from '../../lib/netlink/rtnl-api';
@@ -40,6 +41,8 @@ interface FakeLink extends Link {
   qdiscs: Qdisc[];
   /** Ingress redirect target (an index in the same namespace). */
   redirect?: number;
+  /** A bridge created without an MTU follows the smallest MTU of its ports (1500 without ports), as the kernel does. */
+  autoMtu?: boolean;
 }
 
 interface FakeAddress { index: number; cidr: string; flags: number; scope: number }
@@ -207,7 +210,7 @@ export class FakeKernel implements Kernel {
     return path;
   }
 
-  insertLink(ns: Namespace, l: Omit<Link, 'index'> & Partial<Pick<FakeLink, 'peer' | 'vlans' | 'qdiscs'>> & { index?: number }): FakeLink {
+  insertLink(ns: Namespace, l: Omit<Link, 'index'> & Partial<Pick<FakeLink, 'peer' | 'vlans' | 'qdiscs' | 'autoMtu'>> & { index?: number }): FakeLink {
     if ([...ns.links.values()].some((x) => x.name === l.name)) throw kernelError(errnoOf('EEXIST'), `creating "${l.name}"`);
     const index = l.index !== undefined && !ns.links.has(l.index) ? l.index : ns.nextIndex;
     ns.nextIndex = Math.max(ns.nextIndex, index) + 1;
@@ -230,12 +233,20 @@ export class FakeKernel implements Kernel {
       if (l.master === index) { delete l.master; delete l.bridgePort; l.vlans = []; }
       if (l.redirect === index) delete l.redirect;
     }
+    if (link.master !== undefined) this.adjustBridgeMtu(ns, link.master);
     if (link.peer && this.namespaces.has(link.peer.ns)) this.removeLink(link.peer.ns, link.peer.index);
+  }
+
+  adjustBridgeMtu(ns: Namespace, bridgeIndex: number): void {
+    const br = ns.links.get(bridgeIndex);
+    if (!br?.autoMtu) return;
+    const ports = [...ns.links.values()].filter((l) => l.master === bridgeIndex);
+    br.mtu = ports.length ? Math.min(...ports.map((p) => p.mtu)) : 1500;
   }
 
   /** A link's public shape, operUp derived like the kernel does (a veth is up when both ends are). */
   view(l: FakeLink): Link {
-    const { peer, vlans: _v, qdiscs: _q, redirect: _r, ...pub } = l;
+    const { peer, vlans: _v, qdiscs: _q, redirect: _r, autoMtu: _a, ...pub } = l;
     const peerUp = peer ? this.namespaces.get(peer.ns)?.links.get(peer.index)?.up ?? false : true;
     return clone({ ...pub, operUp: l.up && peerUp && l.name !== 'lo' });
   }
@@ -336,7 +347,9 @@ export class FakeRtnl implements Rtnl {
   }
 
   createBridge(o: BridgeOptions): Promise<Link> {
-    return this.create('createBridge', { name: o.name, kind: 'bridge', mtu: o.mtu || 1500, mac: '00:00:00:00:00:00' });
+    return this.run(`createBridge ${o.name}`, () => this.k.view(this.k.insertLink(this.ns, {
+      name: o.name, kind: 'bridge', mtu: o.mtu || 1500, mac: '00:00:00:00:00:00', up: false, operUp: false, flags: 0, autoMtu: !o.mtu,
+    })));
   }
 
   async ensureBridge(o: BridgeOptions): Promise<Link> {
@@ -386,12 +399,18 @@ export class FakeRtnl implements Rtnl {
 
   async setMaster(ref: LinkRef, bridge: LinkRef | null): Promise<void> {
     return this.change(ref, bridge === null ? 'detaching' : `setMaster ${describeRef(bridge)}`, (l) => {
-      if (bridge === null) { delete l.master; delete l.bridgePort; l.vlans = []; return; }
+      if (bridge === null) {
+        const was = l.master;
+        delete l.master; delete l.bridgePort; l.vlans = [];
+        if (was !== undefined) this.k.adjustBridgeMtu(this.ns, was);
+        return;
+      }
       const br = this.must(bridge, 'attaching to');
       if (br.kind !== 'bridge') throw kernelError(errnoOf('EINVAL'), `attaching ${l.name} to ${br.name}`);
       l.master = br.index;
       l.bridgePort = { hairpin: false, learning: true, isolated: false };
       l.vlans = [{ vid: 1, pvid: true, untagged: true }];
+      this.k.adjustBridgeMtu(this.ns, br.index);
     });
   }
 
@@ -408,7 +427,11 @@ export class FakeRtnl implements Rtnl {
   }
 
   setMtu(ref: LinkRef, mtu: number): Promise<void> {
-    return this.change(ref, `setMtu ${mtu}`, (l) => { l.mtu = mtu; });
+    return this.change(ref, `setMtu ${mtu}`, (l) => {
+      l.mtu = mtu;
+      if (l.kind === 'bridge') l.autoMtu = false;
+      else if (l.master !== undefined) this.k.adjustBridgeMtu(this.ns, l.master);
+    });
   }
 
   setMac(ref: LinkRef, mac: string): Promise<void> {
@@ -538,6 +561,9 @@ export class FakeRtnl implements Rtnl {
       const before = this.ns.addresses.length;
       this.ns.addresses = this.ns.addresses.filter((a) => !(a.index === l.index && a.cidr === cidr));
       if (this.ns.addresses.length === before) throw kernelError(errnoOf('EADDRNOTAVAIL'), `deleting address ${cidr}`);
+      // The kernel flushes the routes whose gateway no remaining address of the link reaches.
+      const reached = (gw: string) => this.ns.addresses.some((a) => a.index === l.index && containsText(a.cidr, gw));
+      this.ns.routes = this.ns.routes.filter((r) => !(r.oif === l.index && r.gw && !(r.flags & 4) && familyOfIp(r.gw) === familyOfIp(cidr) && containsText(cidr, r.gw) && !reached(r.gw)));
     });
   }
 
