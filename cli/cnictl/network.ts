@@ -11,6 +11,7 @@ import { DEFAULT_CACHE_DIR } from '../../lib/cni/cache';
 import { splitCniPath } from '../../lib/cni/env';
 import { convertResult } from '../../lib/cni/version';
 import { removeNetwork } from './remove';
+import { isObject } from '../../lib/util/is-object';
 
 export const ENV_HELP = [
   'Environment (as cnitool):',
@@ -46,7 +47,7 @@ function capArgs(): Record<string, unknown> | undefined {
   if (!raw) return undefined;
   try {
     const v = JSON.parse(raw) as unknown;
-    if (v && typeof v === 'object' && !Array.isArray(v)) return v as Record<string, unknown>;
+    if (isObject(v)) return v;
   } catch { /* fall through */ }
   throw new CniError(ErrorCode.InvalidConfig, 'CAP_ARGS must be a JSON object', `got ${raw}`);
 }

@@ -13,6 +13,7 @@ import { versionAtLeast } from '../../lib/cni/version';
 import { parseReadFile, parseStateDir } from '../../lib/util/paths';
 import { Addr, Family, formatAddr, lastOf, networkOf, parseAddr, parseAddrMaybeCidr, parseCidr } from './addr';
 import { show } from '../../lib/util/show';
+import { isObject } from '../../lib/util/is-object';
 
 export const DEFAULT_DATA_DIR = '/var/lib/cni/networks';
 
@@ -42,10 +43,6 @@ export interface HostLocalConfig {
 }
 
 const invalid = (msg: string, details?: string) => new CniError(ErrorCode.InvalidConfig, msg, details);
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 export function rangeString(r: Range): string {
   return `${formatAddr({ family: r.family, value: r.start })}-${formatAddr({ family: r.family, value: r.end })}`;

@@ -16,7 +16,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import type { MasqEntry } from '../firewall/masquerade';
 import { attachmentKey, sameAttachment, type AttachmentId } from '../util/attachment-key';
-import { ensurePrivateDir, readBoundedFile } from '../util/fs';
+import { ensurePrivateDir, readBoundedFile, writeFileAtomic } from '../util/fs';
 
 export interface AttachmentRecord {
   network: string;
@@ -73,9 +73,7 @@ export class RecordDir<T extends AttachmentRecord = AttachmentRecord> {
   write(rec: T): void {
     const file = this.fileOf(rec.containerId, rec.ifname);
     ensurePrivateDir(this.dir);
-    const tmp = `${file}.${process.pid}.tmp`;
-    fs.writeFileSync(tmp, JSON.stringify({ ...rec, network: this.network }), { mode: 0o600 });
-    fs.renameSync(tmp, file);
+    writeFileAtomic(file, JSON.stringify({ ...rec, network: this.network }));
   }
 
   read(containerId: string, ifname: string): T | undefined {

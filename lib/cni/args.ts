@@ -6,6 +6,7 @@
 import { CniError, ErrorCode } from './errors';
 import type { Invocation, NetConf } from './types';
 import { show } from '../util/show';
+import { isObject } from '../util/is-object';
 
 /** Keys every plugin accepts (containerd sends all of them). */
 export const ALWAYS_KNOWN_ARGS: readonly string[] = ['IgnoreUnknown', 'K8S_POD_NAMESPACE', 'K8S_POD_NAME', 'K8S_POD_INFRA_CONTAINER_ID', 'K8S_POD_UID'];
@@ -63,7 +64,7 @@ export interface Label {
 
 function argsCni(conf: NetConf): Record<string, unknown> | undefined {
   const cni = conf.args?.cni;
-  return cni && typeof cni === 'object' && !Array.isArray(cni) ? cni : undefined;
+  return isObject(cni) ? cni : undefined;
 }
 
 function stringList(v: unknown, where: string): string[] {

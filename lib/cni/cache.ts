@@ -8,7 +8,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import type { Attachment, Result } from './types';
 import { convertResult, parseResult } from './version';
-import { ensurePrivateDir } from '../util/fs';
+import { ensurePrivateDir, writeFileAtomic } from '../util/fs';
 
 export const DEFAULT_CACHE_DIR = '/var/lib/cni';
 
@@ -62,9 +62,7 @@ export class ResultCache {
     };
     ensurePrivateDir(this.dir);
     const target = this.fileOf(entry.network, entry.containerID, entry.ifname);
-    const tmp = `${target}.tmp${process.pid}`;
-    fs.writeFileSync(tmp, JSON.stringify(file), { mode: 0o600 });
-    fs.renameSync(tmp, target);
+    writeFileAtomic(target, JSON.stringify(file));
   }
 
   /** The cached attachment, or undefined when there is none (a corrupt file counts as none). */

@@ -12,6 +12,7 @@ import { execPlugin, findInPath, parseResultStdout, validatePluginType } from '.
 import { ResultCache } from './cache';
 import type { Attachment, Result, Verb } from './types';
 import { DEFAULT_CONFIG_VERSION, LATEST_VERSION, compareVersions, convertResult, parseVersion, versionAtLeast } from './version';
+import { isObject } from '../util/is-object';
 
 export type PluginConf = { type: string; capabilities?: Record<string, boolean>; [key: string]: unknown };
 
@@ -30,10 +31,6 @@ export const CONF_EXTENSIONS = ['.conf', '.conflist', '.json'];
 
 function invalid(msg: string, source?: string): CniError {
   return new CniError(ErrorCode.InvalidConfig, msg, source ? `in ${source}` : undefined);
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 /** libcni accepts JSON booleans and the strings strconv.ParseBool knows. */

@@ -6,12 +6,13 @@
 import { CniError, ErrorCode } from './errors';
 import type { Dns } from './types';
 import { show } from '../util/show';
+import { isObject } from '../util/is-object';
 
 /** undefined when absent; otherwise a fresh object with only the known, checked fields (empty lists dropped). */
 export function parseConfigDns(v: unknown, plugin: string): Dns | undefined {
   if (v === undefined || v === null) return undefined;
   const bad = (msg: string) => new CniError(ErrorCode.InvalidConfig, `${plugin}: ${msg}`);
-  if (typeof v !== 'object' || Array.isArray(v)) throw bad(`"dns" must be an object, got ${show(v)}`);
+  if (!isObject(v)) throw bad(`"dns" must be an object, got ${show(v)}`);
   const d = v as Record<string, unknown>;
   const list = (k: string): string[] | undefined => {
     if (d[k] === undefined || d[k] === null) return undefined;

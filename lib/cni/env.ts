@@ -5,6 +5,7 @@
 import { CniError, ErrorCode } from './errors';
 import type { CniEnv, Verb } from './types';
 import { show } from '../util/show';
+import { ifnameProblem } from '../util/ifname';
 
 export const VERBS: readonly Verb[] = ['ADD', 'DEL', 'CHECK', 'GC', 'STATUS', 'VERSION'];
 
@@ -49,12 +50,8 @@ export function validateContainerId(id: string): void {
 /** Linux interface name rules (Go utils ValidateInterfaceName). */
 export function validateIfname(name: string): void {
   const bad = (why: string) => new CniError(ErrorCode.InvalidEnvironment, `invalid CNI_IFNAME ${show(name)}: ${why}`, `CNI_IFNAME=${show(name)}`);
-  if (name === '') throw bad('interface name is empty');
-  if (Buffer.byteLength(name) > 15) throw bad('interface name is longer than 15 bytes');
-  if (name === '.' || name === '..') throw bad('interface name is "." or ".."');
-  if (/[/:]/.test(name)) throw bad('interface name contains "/" or ":"');
-  // \s covers Unicode spaces; Go's unicode.IsSpace also counts U+0085.
-  if (/[\s\u0085]/u.test(name)) throw bad('interface name contains whitespace');
+  const problem = ifnameProblem(name);
+  if (problem) throw bad(problem);
 }
 
 /** The network name (stdin "name"): required, same characters as a container ID. Code 7. */

@@ -5,14 +5,15 @@
 import { CniError, ErrorCode } from './errors';
 import { show } from '../util/show';
 import type { NetConf } from './types';
-
-const MAC_RE = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
+import { parseColonMac } from '../util/mac';
+import { isObject } from '../util/is-object';
 
 /** A unicast MAC, lower case; `where` names the source for the message. */
 export function parseUnicastMac(value: unknown, plugin: string, where: string): string {
-  if (typeof value !== 'string' || !MAC_RE.test(value)) throw new CniError(ErrorCode.InvalidConfig, `${plugin}: invalid MAC address ${show(value)} in ${where}`);
-  if (parseInt(value.slice(0, 2), 16) & 1) throw new CniError(ErrorCode.InvalidConfig, `${plugin}: MAC address "${value}" in ${where} is a multicast address`);
-  return value.toLowerCase();
+  const mac = typeof value === 'string' ? parseColonMac(value) : undefined;
+  if (!mac) throw new CniError(ErrorCode.InvalidConfig, `${plugin}: invalid MAC address ${show(value)} in ${where}`);
+  if (parseInt(mac.slice(0, 2), 16) & 1) throw new CniError(ErrorCode.InvalidConfig, `${plugin}: MAC address "${value}" in ${where} is a multicast address`);
+  return mac;
 }
 
 function isSet(v: unknown): boolean {
@@ -28,7 +29,7 @@ export function pickContainerMac(conf: NetConf, cniArgs: Readonly<Record<string,
   const rc = conf.runtimeConfig?.mac;
   if (isSet(rc)) return parseUnicastMac(rc, plugin, 'runtimeConfig.mac');
   const argsCni = conf.args?.cni;
-  const argMac = argsCni && typeof argsCni === 'object' ? (argsCni as Record<string, unknown>).mac : undefined;
+  const argMac = isObject(argsCni) ? argsCni.mac : undefined;
   if (isSet(argMac)) return parseUnicastMac(argMac, plugin, 'args.cni.mac');
   if (cniArgs.MAC) return parseUnicastMac(cniArgs.MAC, plugin, 'CNI_ARGS MAC');
   if (isSet(configMac)) return parseUnicastMac(configMac, plugin, '"mac"');

@@ -22,6 +22,7 @@ import { createLogger, logDirOf, logFileProblem, writeLogFile } from '../util/lo
 import { startMain } from '../util/main';
 import { readStdin, stdinIsTerminal, writeOut } from './stdio';
 import { show } from '../util/show';
+import { isObject } from '../util/is-object';
 
 export interface InvocationOutput {
   stdout: string;
@@ -54,10 +55,6 @@ const INPUT_ERRORS: ReadonlySet<number> = new Set([ErrorCode.IncompatibleVersion
 
 /** Minimum config version per verb (CONFORMANCE §3.1). */
 const MIN_VERSION: Partial<Record<Verb, string>> = { CHECK: '0.4.0', GC: '1.1.0', STATUS: '1.1.0' };
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 /** How deep `text` nests arrays and objects, counting until `limit` is passed (a linear scan, no recursion). */
 export function jsonDepthExceeds(text: string, limit: number): boolean {

@@ -11,6 +11,7 @@ import { isIP } from '../ip';
 import { CniError, ErrorCode } from './errors';
 import type { Dns, Interface, IpConfig, Result, Route } from './types';
 import { show } from '../util/show';
+import { isObject } from '../util/is-object';
 
 export const SUPPORTED_VERSIONS: readonly string[] = ['0.1.0', '0.2.0', '0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'];
 export const LATEST_VERSION = '1.1.0';
@@ -161,10 +162,6 @@ export function ipFamilyOfCidr(cidr: string): '4' | '6' {
 
 function decodeError(what: string): CniError {
   return new CniError(ErrorCode.DecodingFailure, 'failed to decode result', what);
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 function optString(o: Record<string, unknown>, key: string, where: string): string | undefined {

@@ -17,6 +17,7 @@ import { readFileProblem, stateDirProblem } from '../util/paths';
 import { show } from '../util/show';
 import { validDnsName } from './names';
 import { dnsmasqValueProblem } from './render';
+import { isObject } from '../util/is-object';
 
 export { validDnsName };
 
@@ -85,7 +86,7 @@ function parseUpstream(v: unknown): string[] {
 /** undefined / false: off. true: every default. An object: overrides. */
 export function parseNameResolution(v: unknown, network: string): NameResolutionConfig | undefined {
   if (v === undefined || v === null || v === false) return undefined;
-  if (v !== true && (typeof v !== 'object' || Array.isArray(v))) throw bad(`"nameResolution" must be true, false or an object, got ${show(v)}`);
+  if (v !== true && !isObject(v)) throw bad(`"nameResolution" must be true, false or an object, got ${show(v)}`);
   const o = (v === true ? {} : v) as Record<string, unknown>;
   const domain = str(o, 'domain', defaultDomain(network)).replace(/\.$/, '');
   if (!validDnsName(domain)) throw bad(`"nameResolution.domain" is not a valid DNS name: ${show(domain)}`);

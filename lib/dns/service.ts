@@ -24,7 +24,7 @@ import type { NameResolutionConfig } from './config';
 import { runningDaemon, startDaemon, stopDaemon } from './daemon';
 import { withFileLock, type HeldLock } from '../sys/lock';
 import { hostsFileName, legacyHostsFileName, renderDnsmasqConf, renderHostsFile } from './render';
-import { ensureSafeDir } from '../util/fs';
+import { ensureSafeDir, writeFileAtomic } from '../util/fs';
 
 export interface NameServiceScope {
   network: string;
@@ -82,11 +82,8 @@ function mkdirShared(dir: string): void {
 }
 
 function writeShared(file: string, text: string): void {
-  // A dotfile first: dnsmasq's hostsdir ignores dotfiles, so it only ever sees the renamed, complete file.
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
-  fs.writeFileSync(tmp, text, { mode: 0o644 });
-  fs.chmodSync(tmp, 0o644);
-  fs.renameSync(tmp, file);
+  // Its temporary file is a dotfile, which dnsmasq's hostsdir ignores: dnsmasq only ever sees the renamed, complete file.
+  writeFileAtomic(file, text, { mode: 0o644 });
 }
 
 function readText(file: string): string | undefined {

@@ -18,6 +18,7 @@
 
 import type { Netns } from '../netns';
 import { applyNftDeletions, applyNft, getNftElement, isNftMissing, nftQuote, removeTableIfUnused, renderChain, verifyChains, type RenderedChain, type SharedTable } from './nft';
+import { parseColonMac } from '../util/mac';
 
 export const MACSPOOF_TABLE = 'node_cni_macspoof';
 
@@ -36,8 +37,9 @@ export interface MacspoofOptions {
 const quote = nftQuote;
 
 function mac(m: string): string {
-  if (!/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/.test(m)) throw new Error(`macspoof: invalid MAC address ${JSON.stringify(m)}`);
-  return m.toLowerCase();
+  const canonical = parseColonMac(m);
+  if (!canonical) throw new Error(`macspoof: invalid MAC address ${JSON.stringify(m)}`);
+  return canonical;
 }
 
 function prerouting(t: string): RenderedChain {

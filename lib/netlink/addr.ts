@@ -4,6 +4,7 @@
 import { addrToBytes, familyOfText, formatIpv6Groups, lastOf as lastValue, networkOf as networkValue, parseCidr as parseIpCidr, parseIP, type Family } from '../ip';
 import { AF } from './wire';
 import { NetlinkError } from './errors';
+import { normalizeMac } from '../util/mac';
 
 export type { Family };
 
@@ -62,20 +63,12 @@ export function broadcastOf(c: Cidr): Buffer {
   return addrToBytes({ family: c.family, value: lastValue(ipCidr(c)) });
 }
 
-export function macToBytes(mac: string): Buffer {
-  if (!/^([0-9a-fA-F]{2}[:-]){5}[0-9a-fA-F]{2}$/.test(mac)) throw new NetlinkError('EINVAL', `invalid MAC address "${mac}"`);
-  return Buffer.from(mac.split(/[:-]/).map((x) => parseInt(x, 16)));
-}
+export { normalizeMac };
 
-/**
- * An Ethernet MAC in any spelling Go's net.ParseMAC takes for 6 bytes
- * ("02:AB:..", "02-ab-..", "02ab.cdef.0001"), as lower-case "02:ab:cd:ef:00:01"; undefined otherwise.
- */
-export function normalizeMac(text: string): string | undefined {
-  let hex: string[] | undefined;
-  if (/^([0-9a-fA-F]{2}[:-]){5}[0-9a-fA-F]{2}$/.test(text) && new Set(text.replace(/[0-9a-fA-F]/g, '')).size === 1) hex = text.split(/[:-]/);
-  else if (/^([0-9a-fA-F]{4}\.){2}[0-9a-fA-F]{4}$/.test(text)) hex = text.replace(/\./g, '').match(/../g) ?? undefined;
-  return hex?.map((h) => h.toLowerCase()).join(':');
+export function macToBytes(mac: string): Buffer {
+  const canonical = normalizeMac(mac);
+  if (!canonical) throw new NetlinkError('EINVAL', `invalid MAC address "${mac}"`);
+  return Buffer.from(canonical.split(':').map((x) => parseInt(x, 16)));
 }
 
 const HEX_BYTE = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));

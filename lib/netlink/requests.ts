@@ -10,12 +10,11 @@ import {
   RTN_UNICAST, RTNH_F, RTPROT_BOOT, RT_SCOPE, RT_TABLE,
   VETH_INFO_PEER, encodeAttrs, ifaddrmsg, ifinfomsg, ndmsg, rtmsg, str, u16, u16be, u32, u8,
 } from './wire';
+import { isValidIfname } from '../util/ifname';
 
 const CREATE_EXCL = NLM_F.CREATE | NLM_F.EXCL;
-const IFNAMSIZ = 16;
-
 export function checkIfname(name: string): void {
-  if (!name || Buffer.byteLength(name) >= IFNAMSIZ || name === '.' || name === '..' || /[/:\s]/.test(name)) {
+  if (!isValidIfname(name)) {
     throw new NetlinkError('EINVAL', `invalid interface name "${name}" (1-15 bytes, no "/", ":" or spaces)`);
   }
 }

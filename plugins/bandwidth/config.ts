@@ -8,6 +8,7 @@
 import { invalidConfig } from '../../lib/cni/errors';
 import { goFields } from '../../lib/cni/go-json';
 import type { NetConf, Result } from '../../lib/cni/types';
+import { isObject } from '../../lib/util/is-object';
 
 export interface Shaping {
   /** bits per second */
@@ -29,10 +30,6 @@ export interface BandwidthConfig {
 const KEYS = ['ingressRate', 'ingressBurst', 'egressRate', 'egressBurst'] as const;
 /** The reference refuses a burst whose bytes do not fit tbf's 32-bit fields. */
 const MAX_BURST_BYTES = 0xffffffff;
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 function amount(src: Record<string, unknown>, key: string, where: string): number {
   const v = src[key];

@@ -11,6 +11,8 @@ import { parseNameResolution, type NameResolutionConfig } from '../../lib/dns/co
 import { parseStateDir } from '../../lib/util/paths';
 import { show } from '../../lib/util/show';
 import { GW_PRIORITY_ARG, gwPriorityOf } from '../../lib/routes/priority';
+import { isObject } from '../../lib/util/is-object';
+import { isValidIfname } from '../../lib/util/ifname';
 
 export type MasqBackend = 'nftables' | 'iptables';
 
@@ -83,11 +85,6 @@ function int(conf: Record<string, unknown>, key: string, min: number, max: numbe
   return v;
 }
 
-/** Linux interface-name rules (IFNAMSIZ-1 bytes, no '/', ':' or whitespace). */
-export function validIfName(name: string): boolean {
-  return name.length > 0 && Buffer.byteLength(name) <= 15 && name !== '.' && name !== '..' && !/[/:\s]/.test(name);
-}
-
 function parseTrunk(v: unknown): number[] {
   if (v === undefined || v === null) return [];
   if (!Array.isArray(v)) throw bad(`bridge: "vlanTrunk" must be a list of {"id"} or {"minID","maxID"}, got ${show(v)}`);
@@ -126,7 +123,7 @@ export function parseBridgeConfig(conf: NetConf, cniArgs: CniArgs | string = {})
   const args = typeof cniArgs === 'string' ? parseCniArgs(cniArgs, BRIDGE_ARGS) : cniArgs;
   const c = conf as Record<string, unknown>;
   const bridge = c.bridge === undefined || c.bridge === '' ? DEFAULT_BRIDGE : c.bridge;
-  if (typeof bridge !== 'string' || !validIfName(bridge)) throw bad(`bridge: invalid bridge name ${show(c.bridge)} (at most 15 bytes, no "/", ":" or spaces)`);
+  if (typeof bridge !== 'string' || !isValidIfname(bridge)) throw bad(`bridge: invalid bridge name ${show(c.bridge)} (at most 15 bytes, no "/", ":" or spaces)`);
 
   const backend = c.ipMasqBackend ?? 'nftables';
   if (backend !== 'nftables' && backend !== 'iptables') throw bad(`bridge: "ipMasqBackend" must be "nftables" or "iptables", got ${show(backend)}`);
@@ -137,7 +134,7 @@ export function parseBridgeConfig(conf: NetConf, cniArgs: CniArgs | string = {})
   if (hairpinMode && promiscMode) throw bad('bridge: cannot set both "hairpinMode" and "promiscMode" (a promiscuous bridge already reflects frames)');
 
   const ipam = c.ipam;
-  if (ipam !== undefined && ipam !== null && (typeof ipam !== 'object' || Array.isArray(ipam))) throw bad(`bridge: "ipam" must be an object, got ${show(ipam)}`);
+  if (ipam !== undefined && ipam !== null && !isObject(ipam)) throw bad(`bridge: "ipam" must be an object, got ${show(ipam)}`);
   const ipamType = (ipam as { type?: unknown } | undefined)?.type ?? '';
   if (typeof ipamType !== 'string') throw bad(`bridge: "ipam.type" must be a string, got ${show(ipamType)}`);
   if (ipamType.includes('/')) throw bad(`bridge: "ipam.type" must be a plugin name, not a path: "${ipamType}"`);

@@ -8,7 +8,8 @@ import type { MasqEntry } from '../../lib/firewall/masquerade';
 import { hasPolicy, type NetworkPolicy } from '../../lib/firewall/netpolicy';
 import type { BridgeVlanOp, GatewayAddress } from '../../lib/bridge/attach';
 import { addressText, type Family, familyOf, firstHostText, networkText } from '../../lib/ip';
-import { validIfName, type BridgeConfig } from './config';
+import { type BridgeConfig } from './config';
+import { isValidIfname } from '../../lib/util/ifname';
 
 export type { GatewayAddress };
 
@@ -132,7 +133,7 @@ export interface VlanGatewayPlan {
 export function planVlanGateway(conf: Pick<BridgeConfig, 'bridge' | 'vlan' | 'isGateway'>): VlanGatewayPlan | undefined {
   if (!conf.isGateway || conf.vlan === 0) return undefined;
   const name = `${conf.bridge}.${conf.vlan}`;
-  if (!validIfName(name)) {
+  if (!isValidIfname(name)) {
     throw new CniError(ErrorCode.InvalidConfig, `bridge: the VLAN gateway interface "${name}" would be longer than 15 bytes`, `use a "bridge" name of at most ${14 - String(conf.vlan).length} bytes with "vlan" ${conf.vlan}`);
   }
   return { name, vlan: conf.vlan };

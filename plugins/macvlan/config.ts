@@ -11,6 +11,7 @@ import type { Dns, NetConf } from '../../lib/cni/types';
 import { GW_PRIORITY_ARG, gwPriorityOf } from '../../lib/routes/priority';
 import { parseStateDir } from '../../lib/util/paths';
 import { show } from '../../lib/util/show';
+import { isValidIfname } from '../../lib/util/ifname';
 
 export type MacvlanMode = 'bridge' | 'private' | 'vepa' | 'passthru';
 export const MACVLAN_MODES: readonly MacvlanMode[] = ['bridge', 'private', 'vepa', 'passthru'];
@@ -42,8 +43,6 @@ export interface MacvlanConfig {
 export const DEFAULT_DATA_DIR = '/run/cni/macvlan';
 /** CNI_ARGS macvlan reads: MAC, IP for host-local (in-process), the gateway priority. */
 export const MACVLAN_ARGS: readonly string[] = ['MAC', 'IP', GW_PRIORITY_ARG];
-/** What a Linux interface name may be: 1-15 bytes, no "/", ":" or whitespace. */
-export const IFNAME_RE = /^[^/:\s]{1,15}$/;
 
 function bad(msg: string, details?: string): CniError {
   return new CniError(ErrorCode.InvalidConfig, msg, details);
@@ -68,10 +67,6 @@ function int(v: unknown, key: string, min: number, max: number): number | undefi
   return v;
 }
 
-export function validIfName(name: string): boolean {
-  return IFNAME_RE.test(name) && Buffer.byteLength(name) <= 15 && name !== '.' && name !== '..';
-}
-
 function parseMode(v: unknown): MacvlanMode {
   if (!isSet(v) || v === '') return 'bridge';
   if (typeof v !== 'string' || !(MACVLAN_MODES as readonly string[]).includes(v)) {
@@ -88,7 +83,7 @@ function parseBool(v: unknown, key: string): boolean {
 
 export function parseMacvlanConfig(conf: NetConf, cniArgs: Readonly<Record<string, string>> = {}): MacvlanConfig {
   const master = optionalString(conf, 'master');
-  if (master !== undefined && !validIfName(master)) throw bad(`macvlan: "master" ${show(master)} is not a valid interface name`);
+  if (master !== undefined && !isValidIfname(master)) throw bad(`macvlan: "master" ${show(master)} is not a valid interface name`);
   const vlanRaw = conf.vlan;
   if (isSet(vlanRaw) && (typeof vlanRaw !== 'number' || !Number.isInteger(vlanRaw) || vlanRaw < 1 || vlanRaw > 4094)) {
     throw bad(`macvlan: "vlan" must be an 802.1q id from 1 to 4094, got ${show(vlanRaw)}`);

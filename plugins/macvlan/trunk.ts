@@ -6,12 +6,12 @@ import { CniError, ErrorCode } from '../../lib/cni/errors';
 import type { Attachment } from '../../lib/cni/types';
 import { buildVlanRequest } from '../../lib/netlink/requests';
 import type { NlRequest } from '../../lib/netlink/wire';
-import { validIfName } from './config';
+import { isValidIfname } from '../../lib/util/ifname';
 
 /** `<master>.<vlan>`, as Docker names it; it must still be a valid interface name. */
 export function subInterfaceName(master: string, vlan: number): string {
   const name = `${master}.${vlan}`;
-  if (!validIfName(name)) {
+  if (!isValidIfname(name)) {
     throw new CniError(ErrorCode.InvalidConfig, `macvlan: the 802.1q sub-interface name "${name}" is longer than 15 bytes`, `master "${master}" is too long for vlan ${vlan}`);
   }
   return name;

@@ -11,6 +11,7 @@ import type { NetConf, Result } from '../../lib/cni/types';
 import { parseStateDir } from '../../lib/util/paths';
 import { checkNftConditions, conditionsSyntax, translateIptablesConditions } from './conditions';
 import { show } from '../../lib/util/show';
+import { isObject } from '../../lib/util/is-object';
 
 export type Protocol = 'tcp' | 'udp' | 'sctp';
 export const PROTOCOLS: readonly Protocol[] = ['tcp', 'udp', 'sctp'];
@@ -57,7 +58,7 @@ export function normalizeIP(ip: string): string | undefined {
 
 function parseMapping(raw: unknown, i: number): PortMapping {
   const where = `runtimeConfig.portMappings[${i}]`;
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw invalidConfig(`${where} must be an object`, show(raw));
+  if (!isObject(raw)) throw invalidConfig(`${where} must be an object`, show(raw));
   // containerd sends {"HostPort":..,"ContainerPort":..,"Protocol":..,"HostIP":..} (go-json.ts).
   const m = goFields(raw as Record<string, unknown>, ['hostPort', 'containerPort', 'protocol', 'hostIP']);
   if (!isPort(m.hostPort)) throw invalidConfig(`${where}.hostPort must be an integer 1-65535, got ${show(m.hostPort)}`);

@@ -7,7 +7,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { CniError, ErrorCode } from '../../lib/cni/errors';
-import { ensurePrivateDir } from '../../lib/util/fs';
+import { ensurePrivateDir, writeFileAtomic } from '../../lib/util/fs';
+import { isObject } from '../../lib/util/is-object';
 
 export interface OriginalAttributes {
   mac?: string;
@@ -33,9 +34,7 @@ export function backupFile(dataDir: string, containerID: string, ifname: string)
 export function writeBackup(dataDir: string, containerID: string, ifname: string, rec: BackupRecord): void {
   ensurePrivateDir(dataDir);
   const file = backupFile(dataDir, containerID, ifname);
-  const tmp = `${file}.${process.pid}.tmp`;
-  fs.writeFileSync(tmp, JSON.stringify(rec, null, 1), { mode: 0o600 });
-  fs.renameSync(tmp, file);
+  writeFileAtomic(file, JSON.stringify(rec, null, 1));
 }
 
 /** The record, or undefined when there is none (ADD changed no attribute, or DEL already ran). */
@@ -52,7 +51,7 @@ export function readBackup(dataDir: string, containerID: string, ifname: string)
   }
   try {
     const rec = JSON.parse(text) as unknown;
-    if (typeof rec !== 'object' || rec === null || Array.isArray(rec)) throw new Error('not an object');
+    if (!isObject(rec)) throw new Error('not an object');
     return rec as BackupRecord;
   } catch (err) {
     // A torn record restores nothing; DEL still removes it.

@@ -6,9 +6,10 @@
 import * as path from 'path';
 import { CniError, ErrorCode, invalidConfig } from '../../lib/cni/errors';
 import type { NetConf, Result } from '../../lib/cni/types';
-import { normalizeMac } from '../../lib/netlink';
+import { normalizeMac } from '../../lib/util/mac';
 import { repeatedKeys } from '../../lib/util/json-keys';
 import { parseStateDir } from '../../lib/util/paths';
+import { isObject } from '../../lib/util/is-object';
 
 export const DEFAULT_DATA_DIR = '/run/cni/tuning';
 /** The reference's allowlist: when it exists, every sysctl key must match one of its lines (regular expressions). */
@@ -40,10 +41,6 @@ export interface TuningConfig {
   /** Where the interface's original attributes are kept until DEL: <dataDir>/<containerID>_<ifname>.json. */
   dataDir: string;
   prevResult?: Result;
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 /**

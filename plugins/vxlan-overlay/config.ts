@@ -12,6 +12,8 @@ import { parseStateDir } from '../../lib/util/paths';
 import { DEFAULT_RUN_DIR } from './readiness';
 import { parseIpv4Cidr, parseIpv6Cidr } from './store/subnets';
 import { show } from '../../lib/util/show';
+import { isObject } from '../../lib/util/is-object';
+import { isValidIfname } from '../../lib/util/ifname';
 
 export const DEFAULT_STORE_DIR = '/var/lib/cni/vxlan-overlay/store';
 export const DEFAULT_IPAM_DATA_DIR = '/var/lib/cni/networks';
@@ -84,7 +86,7 @@ function optString(conf: Record<string, unknown>, key: string): string | undefin
 
 function optIfname(conf: Record<string, unknown>, key: string): string | undefined {
   const v = optString(conf, key);
-  if (v !== undefined && (Buffer.byteLength(v) > 15 || /[/:\s]/.test(v))) throw invalid(`"${key}" "${v}" is not a valid interface name (1-15 bytes, no "/", ":" or spaces)`);
+  if (v !== undefined && !isValidIfname(v)) throw invalid(`"${key}" "${v}" is not a valid interface name (1-15 bytes, no "/", ":" or spaces)`);
   return v;
 }
 
@@ -100,7 +102,7 @@ export function asOverlayError<T>(fn: () => T): T {
 
 function parseStore(v: unknown): OverlayStoreConfig {
   if (v === undefined || v === null) return { type: 'file', dir: DEFAULT_STORE_DIR };
-  if (typeof v !== 'object' || Array.isArray(v)) throw invalid('"store" must be an object like {"type": "file", "dir": "..."} or {"type": "etcd", "endpoints": [...]}');
+  if (!isObject(v)) throw invalid('"store" must be an object like {"type": "file", "dir": "..."} or {"type": "etcd", "endpoints": [...]}');
   const s = v as Record<string, unknown>;
   const type = s.type ?? 'file';
   if (type === 'file') {
@@ -145,7 +147,7 @@ export function parseOverlayConfig(conf: NetConf | Record<string, unknown>, cniA
   const nameResolution = asOverlayError(() => parseNameResolution(c.nameResolution, c.name as string));
   const runDir = parseStateDir(optString(c, 'runDir') ?? DEFAULT_RUN_DIR, { plugin: 'vxlan-overlay', field: 'runDir' });
   const ipam = c.ipam as Record<string, unknown> | undefined;
-  if (ipam !== undefined && (typeof ipam !== 'object' || ipam === null || Array.isArray(ipam))) throw invalid('"ipam" must be an object');
+  if (ipam !== undefined && !isObject(ipam)) throw invalid('"ipam" must be an object');
   if (ipam?.type !== undefined && ipam.type !== '' && ipam.type !== 'host-local') {
     throw invalid(`"ipam.type" "${String(ipam.type)}" is not supported: addresses come from the host's overlay subnet through built-in host-local (omit ipam.type)`);
   }

@@ -5,6 +5,7 @@
 
 import * as fs from 'fs';
 import * as path from 'path';
+import { writeFileAtomic } from '../../lib/util/fs';
 
 export const DEFAULT_RUN_DIR = '/run/node-cni/overlay';
 
@@ -47,9 +48,7 @@ export function attachmentsDir(runDir: string, network: string, netnsId = curren
 
 export function writeAgentState(file: string, state: AgentState): void {
   fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o755 });
-  const tmp = `${file}.${process.pid}.tmp`;
-  fs.writeFileSync(tmp, JSON.stringify(state), { mode: 0o644 });
-  fs.renameSync(tmp, file);
+  writeFileAtomic(file, JSON.stringify(state), { mode: 0o644 });
 }
 
 export function readAgentState(file: string): AgentState | undefined {

@@ -14,7 +14,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { LOCK_EX, LOCK_UN, native } from '../../../lib/sys/native';
-import { ensurePrivateDir } from '../../../lib/util/fs';
+import { ensurePrivateDir, writeFileAtomic } from '../../../lib/util/fs';
 import {
   Compare, DeleteOptions, KeyValue, KvStore, LeaseId, LeaseNotFoundError, ListResult, PutOptions,
   TxnOp, TxnRequest, TxnResult, WatchEvent, WatchHandle, WatchListener,
@@ -263,7 +263,7 @@ export class FileStore implements KvStore {
   private rewriteLog(state: FileState, from: number, lines = this.readLogLines()): void {
     const kept = lines.filter((l) => l.r !== undefined && l.r >= from);
     const text = [{ compact: from }, ...kept].map((l) => JSON.stringify(l) + '\n').join('');
-    writeFileAtomic(this.logPath, text);
+    writeFileAtomic(this.logPath, text, { sync: true });
     state.compactRevision = from;
     state.logSize = Buffer.byteLength(text);
     state.logLines = kept.length + 1;
@@ -301,7 +301,7 @@ export class FileStore implements KvStore {
       const committed = Buffer.alloc(state.logSize);
       const fd = fs.openSync(this.logPath, 'r');
       try { fs.readSync(fd, committed, 0, state.logSize, 0); } finally { fs.closeSync(fd); }
-      writeFileAtomic(this.logPath, committed.toString('utf8'));
+      writeFileAtomic(this.logPath, committed.toString('utf8'), { sync: true });
     } else if (size !== state.logSize) {
       this.rewriteLog(state, state.revision + 1, []);
       this.writeState(state);
@@ -310,22 +310,10 @@ export class FileStore implements KvStore {
   }
 
   private writeState(state: FileState): void {
-    writeFileAtomic(path.join(this.dir, STATE), JSON.stringify(state));
+    writeFileAtomic(path.join(this.dir, STATE), JSON.stringify(state), { sync: true });
   }
 }
 
-/** Write to a temp file, fsync, rename over: readers see the old or the new file, never half of one. */
-function writeFileAtomic(file: string, text: string): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  const fd = fs.openSync(tmp, 'w', 0o600);
-  try {
-    fs.writeSync(fd, text);
-    fs.fdatasyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-  fs.renameSync(tmp, file);
-}
 
 export function parseLogText(text: string): LogLine[] {
   return text.split('\n').filter((l) => l.length > 0).map((l) => JSON.parse(l) as LogLine);

@@ -15,6 +15,7 @@ import {
   parseIpv4Cidr, parseIpv6Cidr, subnetCount, subnetIndex,
 } from './subnets';
 import { familyOfText } from '../../../lib/ip';
+import { parseColonMac } from '../../../lib/util/mac';
 
 export const OVERLAY_ROOT = '/node-cni/overlay/';
 
@@ -317,7 +318,7 @@ export function parseHostRecord(json: string): HostRecord | undefined {
     return undefined;
   }
   if (typeof r !== 'object' || r === null || typeof r.hostID !== 'string' || familyOfText(r.underlayIP) === undefined) return undefined;
-  if (typeof r.vtepMAC !== 'string' || !/^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$/.test(r.vtepMAC)) return undefined;
+  if (typeof r.vtepMAC !== 'string' || !parseColonMac(r.vtepMAC)) return undefined;
   try {
     if (typeof r.subnet !== 'string' || formatCidr(parseIpv4Cidr(r.subnet)) !== r.subnet) return undefined;
   } catch {
