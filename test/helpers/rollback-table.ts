@@ -5,11 +5,23 @@
 // firewall exactly as they were before it.
 import * as fs from 'fs';
 import * as path from 'path';
+import { useIptablesRunner } from '../../lib/firewall/iptables';
+import { useNftBackend } from '../../lib/firewall/nft';
+import type { FakeIptables } from './fake-iptables';
+import type { FakeNft } from './fake-nft';
 import type { FakeKernel, Step } from './fake-rtnl';
+
+/** One world of the table: the fakes ADD runs on (nft and iptables are installed as the runners for the run). */
+export interface RollbackWorld {
+  kernel: FakeKernel;
+  nft?: FakeNft;
+  iptables?: FakeIptables;
+  add: () => Promise<unknown>;
+}
 
 export interface RollbackCase {
   /** A fresh world: the fake kernel with the test's own links, and whatever else ADD needs. */
-  setup(): { kernel: FakeKernel; add: () => Promise<unknown> };
+  setup(): RollbackWorld;
   /** What must not change besides the kernel (files, firewall elements); compared with toEqual. */
   state?(): unknown;
   /** Steps whose failure ADD absorbs by design (best-effort work), by a pattern of their op. */
@@ -27,17 +39,18 @@ export interface RollbackRow {
 export async function rollbackTable(c: RollbackCase): Promise<{ steps: Step[]; rows: RollbackRow[] }> {
   const errno = c.errno ?? 'ENOBUFS';
   const baseline = c.setup();
-  await baseline.add();
+  await runIn(baseline);
   const steps = [...baseline.kernel.steps];
   const rows: RollbackRow[] = [];
   for (const step of steps) {
-    const { kernel, add } = c.setup();
-    const before = kernel.snapshot();
+    const world = c.setup();
+    const { kernel } = world;
+    const before = worldSnapshot(world);
     const stateBefore = c.state?.();
     kernel.failAt(step.n, errno);
     let error: unknown;
     try {
-      await add();
+      await runIn(world);
     } catch (err) {
       error = err;
     }
@@ -48,7 +61,7 @@ export async function rollbackTable(c: RollbackCase): Promise<{ steps: Step[]; r
     } else {
       const msg = `${(error as Error).message} ${(error as { details?: string }).details ?? ''}`;
       if (!msg.includes(errno)) problems.push(`reported "${(error as Error).message}" instead of the injected ${errno}`);
-      const after = kernel.snapshot();
+      const after = worldSnapshot(world);
       if (JSON.stringify(after) !== JSON.stringify(before)) problems.push(`kernel differs: ${diff(before, after)}`);
       const stateAfter = c.state?.();
       if (JSON.stringify(stateAfter) !== JSON.stringify(stateBefore)) problems.push(`state differs: ${JSON.stringify(stateBefore)} -> ${JSON.stringify(stateAfter)}`);
@@ -56,6 +69,19 @@ export async function rollbackTable(c: RollbackCase): Promise<{ steps: Step[]; r
     rows.push({ step, problem: problems.length ? problems.join('; ') : undefined });
   }
   return { steps, rows };
+}
+
+async function runIn(w: RollbackWorld): Promise<unknown> {
+  const restore = [w.nft && useNftBackend(w.nft), w.iptables && useIptablesRunner(w.iptables)];
+  try {
+    return await w.add();
+  } finally {
+    for (const r of restore) r?.();
+  }
+}
+
+function worldSnapshot(w: RollbackWorld): unknown {
+  return { kernel: w.kernel.snapshot(), nft: w.nft?.snapshot(), iptables: w.iptables?.snapshot() };
 }
 
 /** The rows that do not hold, as lines a person can read in a failed expect. */
