@@ -9,7 +9,7 @@
 // nftables goes through lib/firewall/nft.ts, the one runner of every nft change.
 import type { OpenRtnl } from './netlink';
 import { Netns } from './netns';
-import { ensureSysctl, readSysctl, readSysctlIfExists, writeSysctl, type SysctlOptions } from './sys/sysctl';
+import { ensureSysctl, listSysctl, readSysctl, readSysctlIfExists, writeSysctl, type SysctlOptions } from './sys/sysctl';
 
 export interface Sysctls {
   read(key: string, netns?: Netns): string;
@@ -18,6 +18,8 @@ export interface Sysctls {
   write(key: string, value: string | number, netns?: Netns, o?: SysctlOptions): void;
   /** Write only when different. */
   ensure(key: string, value: string | number, netns?: Netns, o?: SysctlOptions): void;
+  /** The entries of a directory ("net/ipv6/conf"); [] when it does not exist. */
+  list(key: string, netns?: Netns): string[];
 }
 
 export interface Kernel {
@@ -33,5 +35,5 @@ export const HOST_KERNEL: Kernel = {
   // eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy (start-up)
   openRtnl: (netns) => (require('./netlink/rtnl') as typeof import('./netlink/rtnl')).openRtnl(netns),
   openNetns: (path) => Netns.open(path),
-  sysctl: { read: readSysctl, readIfExists: readSysctlIfExists, write: writeSysctl, ensure: ensureSysctl },
+  sysctl: { read: readSysctl, readIfExists: readSysctlIfExists, write: writeSysctl, ensure: ensureSysctl, list: listSysctl },
 };

@@ -1,11 +1,10 @@
 // Forwarding for a routed container network. Runs in the current (host)
 // namespace; sync on purpose, like every sysctl write (lib/sys/sysctl).
 
-import * as fs from 'fs';
-import { ensureSysctl, readSysctlIfExists, writeSysctl } from '../sys/sysctl';
+import { HOST_KERNEL, type Sysctls } from '../kernel';
 
-export function enableIpv4Forwarding(): void {
-  ensureSysctl('net/ipv4/ip_forward', '1');
+export function enableIpv4Forwarding(sysctl: Sysctls = HOST_KERNEL.sysctl): void {
+  sysctl.ensure('net/ipv4/ip_forward', '1');
 }
 
 /**
@@ -15,17 +14,11 @@ export function enableIpv4Forwarding(): void {
  * Only walks the interfaces when forwarding is still off, so it stays O(1)
  * once on. Nothing to do when IPv6 is disabled.
  */
-export function enableIpv6Forwarding(): void {
-  const now = readSysctlIfExists('net/ipv6/conf/all/forwarding');
+export function enableIpv6Forwarding(sysctl: Sysctls = HOST_KERNEL.sysctl): void {
+  const now = sysctl.readIfExists('net/ipv6/conf/all/forwarding');
   if (now === undefined || now === '1') return;
-  let names: string[] = [];
-  try {
-    names = fs.readdirSync('/proc/sys/net/ipv6/conf');
-  } catch {
-    return;
+  for (const n of sysctl.list('net/ipv6/conf')) {
+    if (sysctl.readIfExists(`net/ipv6/conf/${n}/accept_ra`) === '1') sysctl.write(`net/ipv6/conf/${n}/accept_ra`, '2', undefined, { ignoreMissing: true });
   }
-  for (const n of names) {
-    if (readSysctlIfExists(`net/ipv6/conf/${n}/accept_ra`) === '1') writeSysctl(`net/ipv6/conf/${n}/accept_ra`, '2', undefined, { ignoreMissing: true });
-  }
-  writeSysctl('net/ipv6/conf/all/forwarding', '1');
+  sysctl.write('net/ipv6/conf/all/forwarding', '1');
 }

@@ -70,6 +70,17 @@ export function readSysctlIfExists(key: string, netns?: Netns): string | undefin
   }
 }
 
+/** The entries of a sysctl directory ("net/ipv6/conf": all, default and an entry per interface); [] when it does not exist. */
+export function listSysctl(key: string, netns?: Netns): string[] {
+  const dir = sysctlPath(key);
+  try {
+    return inNs(netns, () => fs.readdirSync(dir));
+  } catch (err) {
+    if (codeOf(err) === 'ENOENT') return [];
+    throw new SysctlError(`listing sysctl ${dir}${netns ? ` in "${netns.path}"` : ''}: ${codeOf(err)}`, codeOf(err));
+  }
+}
+
 export function writeSysctl(key: string, value: string | number, netns?: Netns, o: SysctlOptions = {}): void {
   const file = sysctlPath(key);
   try {

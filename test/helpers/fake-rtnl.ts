@@ -173,6 +173,14 @@ export class FakeKernel implements Kernel {
     ensure: (key, value, netns, o) => {
       if (this.readSysctl(key, netns, !!o?.ignoreMissing) !== String(value)) this.writeSysctl(key, value, netns, o);
     },
+    list: (key, netns) => {
+      const path = netns ? this.pathOf(netns) : HOST;
+      this.step(path, `sysctl.list ${key}`);
+      const ns = this.ns(path);
+      const below = [...ns.sysctls.keys()].filter((k) => k.startsWith(`${key}/`)).map((k) => k.slice(key.length + 1).split('/')[0]);
+      const links = /^net\/ipv[46]\/conf$/.test(key) ? ['all', 'default', ...[...ns.links.values()].map((l) => l.name)] : [];
+      return [...new Set([...links, ...below])];
+    },
   };
 
   private readSysctl(key: string, netns: Netns | undefined, _ifExists: boolean): string | undefined {
