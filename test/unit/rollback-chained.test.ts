@@ -1,0 +1,56 @@
+// Rollback tables (test/helpers/rollback-table.ts) of the chained plugins'
+// ADD: fail each kernel and nft step in turn; the injected error is reported
+// and the kernel, the nft elements and the plugin's records are as before.
+// The e2e tests of each plugin prove the real kernel does what the fakes claim.
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import type { Invocation, NetConf } from '../../lib/cni/types';
+import { portmapPlugin } from '../../plugins/portmap/plugin';
+import { FakeKernel } from '../helpers/fake-rtnl';
+import { FakeNft } from '../helpers/fake-nft';
+import { brokenRows, filesUnder, rollbackTable, type RollbackWorld } from '../helpers/rollback-table';
+
+const NETNS = '/run/netns/sm-rollback-chained';
+let tmp: string;
+beforeEach(() => { tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sm-rollback-')); });
+afterEach(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+const prevResult = {
+  cniVersion: '1.0.0',
+  interfaces: [{ name: 'smbr0', mac: '02:42:0a:4e:00:01' }, { name: 'vethsm0001', mac: '02:42:0a:4e:00:02' }, { name: 'eth0', mac: '02:42:0a:4e:00:03', sandbox: NETNS }],
+  ips: [{ address: '10.78.0.2/24', gateway: '10.78.0.1', interface: 2 }, { address: 'fd00:78::2/64', gateway: 'fd00:78::1', interface: 2 }],
+};
+
+function invocation(conf: Record<string, unknown>, containerId = 'smctr1'): Invocation {
+  const full = { cniVersion: '1.0.0', name: 'smnet', prevResult, ...conf } as NetConf;
+  return { env: { command: 'ADD', containerId, netns: NETNS, ifname: 'eth0', path: [] }, conf: full, raw: Buffer.from(JSON.stringify(full)) };
+}
+
+describe('portmap ADD rollback', () => {
+  const conf = (hostPort: number) => ({
+    type: 'portmap', snat: false, dataDir: path.join(tmp, 'state', 'portmap'), capabilities: { portMappings: true },
+    runtimeConfig: { portMappings: [{ hostPort, containerPort: 80, protocol: 'tcp' }, { hostPort: hostPort + 1, containerPort: 443, protocol: 'tcp', hostIP: '10.78.0.1' }] },
+  });
+  const world = (others: number) => async (): Promise<RollbackWorld> => {
+    fs.rmSync(path.join(tmp, 'state'), { recursive: true, force: true });
+    // No CNI_NETNS to open here: the fake kernel only counts the nft steps.
+    const kernel = new FakeKernel();
+    const nft = new FakeNft(kernel);
+    const { useNftBackend } = await import('../../lib/firewall/nft');
+    const restore = useNftBackend(nft);
+    try {
+      for (let i = 0; i < others; i++) await portmapPlugin.add(invocation(conf(18000 + 10 * i), `smother${i}`));
+    } finally {
+      restore();
+    }
+    kernel.steps.length = 0;
+    return { kernel, nft, add: () => portmapPlugin.add(invocation(conf(18080))) };
+  };
+
+  it.each([['the first published container of a network', 0], ['a container joining another', 1]])('%s: fails at every step with everything as before', async (_case, others) => {
+    const { steps, rows } = await rollbackTable({ setup: world(others), state: () => filesUnder(path.join(tmp, 'state')) });
+    expect(steps.filter((s) => s.op.startsWith('nft')).length).toBeGreaterThan(1);
+    expect(brokenRows(rows)).toEqual([]);
+  });
+});
