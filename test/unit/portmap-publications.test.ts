@@ -1,8 +1,12 @@
 // Which network of a container answers a host port it publishes on several
 // (plugins/portmap/publications.ts): the lowest default-route metric of the
 // port's family, then the earliest attached; and what changes hands.
-import type { PortmapEntry } from '../../lib/firewall/portmap';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import type { PortmapEntry, PortmapNetwork } from '../../lib/firewall/portmap';
 import { answering, claimKey, handovers, nextOrder, type Publication } from '../../plugins/portmap/publications';
+import { containerDir, otherPublications, withContainer, writeRecord } from '../../plugins/portmap/store';
 
 const entry = (family: 4 | 6, containerIP: string, hostPort = 8080): PortmapEntry => ({ family, protocol: 'tcp', hostPort, containerIP, containerPort: 80 });
 const pub = (network: string, order: number, metrics: Publication['metrics'], entries: PortmapEntry[]): Publication => ({ network, ifname: `eth${order}`, order, metrics, entries });
@@ -43,5 +47,27 @@ describe('portmap publications', () => {
   it('numbers publications in attach order', () => {
     expect(nextOrder([])).toBe(1);
     expect(nextOrder([A, C])).toBe(4);
+  });
+});
+
+describe("a container's publications on disk (plugins/portmap/store.ts)", () => {
+  const LONG_ID = 'c'.repeat(1000);
+  const net: PortmapNetwork = { network: 'x' } as unknown as PortmapNetwork;
+  let dir: string;
+  beforeEach(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mnpub-')); });
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('a 1000-character container ID: each network sees the others, the directory goes with the last', async () => {
+    for (const [network, ifname] of [['A', 'eth0'], ['B', 'eth1']]) {
+      writeRecord(dir, { network, containerID: LONG_ID, ifname, entries: [entry(4, '10.1.0.2')] }, { order: ifname === 'eth0' ? 1 : 2, metrics: {}, net });
+      await withContainer(dir, LONG_ID, async (c) => c.add(network, ifname));
+    }
+    expect(otherPublications(dir, LONG_ID, 'A', 'eth0').map((r) => r.network)).toEqual(['B']);
+    expect(otherPublications(dir, LONG_ID, 'B', 'eth1').map((r) => r.network)).toEqual(['A']);
+    expect(otherPublications(dir, 'c'.repeat(999), 'A', 'eth0')).toEqual([]);
+    await withContainer(dir, LONG_ID, async (c) => c.remove('A', 'eth0'));
+    expect(fs.existsSync(containerDir(dir, LONG_ID))).toBe(true);
+    await withContainer(dir, LONG_ID, async (c) => c.remove('B', 'eth1'));
+    expect(fs.existsSync(containerDir(dir, LONG_ID))).toBe(false);
   });
 });
