@@ -5,6 +5,7 @@
 // else throws. `commands` keeps every call.
 import type { IptablesRunner } from '../../lib/firewall/iptables';
 import type { Netns } from '../../lib/netns';
+import type { StepCounter } from './fake-nft';
 
 type Chains = Map<string, string[]>;
 const BUILTIN = ['INPUT', 'FORWARD', 'OUTPUT'];
@@ -20,6 +21,9 @@ export class FakeIptables implements IptablesRunner {
   /** Binaries that are "not installed" (ENOENT), e.g. ip6tables. */
   readonly missing = new Set<string>();
 
+  /** With a counter (the fake kernel), each command is a step; an injected failure exits 1 with the errno in stderr. */
+  constructor(private readonly steps?: StepCounter) {}
+
   chains(bin: 'iptables' | 'ip6tables', netns?: string): Chains {
     const key = `${netns ?? 'host'} ${bin}`;
     let c = this.tables.get(key);
@@ -31,6 +35,8 @@ export class FakeIptables implements IptablesRunner {
   snapshot(): Record<string, string[]> {
     const out: Record<string, string[]> = {};
     for (const [key, chains] of [...this.tables].sort()) {
+      // A table nobody changed reads the same whether it was ever looked at or not.
+      if ([...chains].every(([name, rules]) => BUILTIN.includes(name) && rules.length === 0)) continue;
       out[key] = [...chains].flatMap(([name, rules]) => [BUILTIN.includes(name) ? `-P ${name} ACCEPT` : `-N ${name}`, ...rules]);
     }
     return out;
@@ -40,6 +46,11 @@ export class FakeIptables implements IptablesRunner {
     const ns = o.netns?.path ?? 'host';
     this.commands.push({ ns, bin, args: [...args], input: o.input });
     const family = bin.startsWith('ip6tables') ? 'ip6tables' : 'iptables';
+    try {
+      this.steps?.step(ns, `${bin} ${args.filter((a) => a !== '-w').join(' ')}`);
+    } catch (err) {
+      return { status: 1, stdout: '', stderr: `${bin}: ${(err as Error).message}` };
+    }
     if (this.missing.has(family)) return { status: null, stdout: '', stderr: '', error: Object.assign(new Error(`spawnSync ${bin} ENOENT`), { code: 'ENOENT' }) };
     const chains = this.chains(family, o.netns?.path);
     const a = args[0] === '-w' ? args.slice(1) : [...args];
