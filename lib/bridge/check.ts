@@ -6,7 +6,7 @@ import { CniError, ErrorCode } from '../cni/errors';
 import { sameIP } from '../ip';
 import { missingRoutes } from '../routes/check';
 import { openRtnl, type Link } from '../netlink';
-import { openContainerNetns } from './lifecycle';
+import { openContainerNetns } from '../netns';
 
 export interface AttachmentCheck {
   /** For messages: "<plugin> CHECK: ...". */

@@ -1,5 +1,5 @@
-// The DEL/GC bookkeeping both bridge-attaching plugins share: opening the
-// container's namespace, the masquerade elements of an attachment without a
+// The DEL/GC bookkeeping both bridge-attaching plugins share (./family.ts
+// runs the verbs): the masquerade elements of an attachment without a
 // record, collecting DEL errors, GC of stale records, and the network's
 // lifecycle (lib/util/network-state.ts): an ADD runs under the network's
 // shared lock; after the last attachment left (DEL, GC, a failed ADD), the
@@ -8,15 +8,15 @@
 // (masquerade, MAC spoof check) no other network uses any more. Only the
 // bridge device stays, as in the reference.
 
-import { CniError, ErrorCode, attachmentExists } from '../cni/errors';
+import { attachmentExists } from '../cni/errors';
 import type { Invocation } from '../cni/types';
 import { removeMacspoofIfUnused } from '../firewall/macspoof';
 import { gcMasq, hasMasq, removeMasq, removeMasqNetwork, type MasqEntry } from '../firewall/masquerade';
 import { removeNetworkPolicy } from '../firewall/netpolicy';
 import { NetworkState } from '../util/network-state';
 import { isNotFound, openRtnl, type Rtnl } from '../netlink';
-import { Netns } from '../netns';
-import { containerAddresses } from './attach';
+import type { ErrorList } from '../util/errors';
+import { containerAddresses } from './detach';
 import type { AttachmentRecord, RecordDir } from './records';
 
 /** The network's record directory as its lifecycle state: the records are its members. */
@@ -54,25 +54,9 @@ export async function attachToNetwork<T>(records: RecordDir<AttachmentRecord>, n
   }
 }
 
-/** Open CNI_NETNS: code 4 when it is missing, gone or not a network namespace (lib/netns Netns.open checks it first). */
-export function openContainerNetns(nsPath: string | undefined, plugin: string): Netns {
-  if (!nsPath) throw new CniError(ErrorCode.InvalidEnvironment, `${plugin}: CNI_NETNS is required`);
-  try {
-    return Netns.open(nsPath);
-  } catch (err) {
-    if (err instanceof CniError) throw err;
-    throw new CniError(ErrorCode.InvalidEnvironment, `${plugin}: failed to open CNI_NETNS "${nsPath}": ${(err as Error).message}`);
-  }
-}
-
 /** Fail on an existing ifname before IPAM runs, so a repeated ADD does not release the first one's address. */
-export async function requireFreeIfname(netns: Netns, ifname: string, plugin: string): Promise<void> {
-  const probe = openRtnl(netns);
-  try {
-    if (await probe.getLink(ifname)) throw attachmentExists(`${plugin}: container already has an interface named "${ifname}"`);
-  } finally {
-    probe.close();
-  }
+export async function requireFreeIfname(container: Rtnl, ifname: string, plugin: string): Promise<void> {
+  if (await container.getLink(ifname)) throw attachmentExists(`${plugin}: container already has an interface named "${ifname}"`);
 }
 
 /**
@@ -96,13 +80,6 @@ export async function untrackedMasqAddresses(inv: Invocation, network: string, e
 export async function masqToRemove(inv: Invocation, o: { network: string; record?: AttachmentRecord; ipMasq: boolean; entryOf: (cidr: string) => MasqEntry }): Promise<string[]> {
   if (o.record) return o.record.masq.map((m) => m.address);
   return o.ipMasq ? untrackedMasqAddresses(inv, o.network, o.entryOf) : [];
-}
-
-/** DEL reports every error it met, at the end; a single CniError passes through as it is. */
-export function throwDelErrors(errors: readonly Error[], plugin: string, inv: Invocation): void {
-  if (errors.length === 0) return;
-  if (errors.length === 1 && errors[0] instanceof CniError) throw errors[0];
-  throw new CniError(ErrorCode.Internal, `${plugin}: DEL of ${inv.env.containerId}/${inv.env.ifname} failed: ${errors.map((e) => e.message).join('; ')}`);
 }
 
 /**
@@ -129,37 +106,30 @@ async function deleteStaleHostVeth(rtnl: Rtnl, rec: AttachmentRecord & { bridge?
  * GC: masquerade elements of the network not owned by a valid attachment,
  * then everything of the attachments no longer valid that have a record:
  * their elements (also the plugin's own via removeExtra), their host veth,
- * their record. Returns the errors as messages; the caller goes on with the
- * rest of GC.
+ * their record. The errors go to `errors`; the caller goes on with the rest
+ * of GC.
  */
 export async function gcAttachments<T extends AttachmentRecord & { bridge?: string }>(
   network: string, records: RecordDir<T>, valid: ReadonlyArray<{ containerID: string; ifname: string }>,
   /** The plugin's own per-record cleanup (e.g. MAC spoof check elements), before the record goes. */
-  removeExtra?: (rec: T) => void,
-): Promise<string[]> {
-  const errors: string[] = [];
+  removeExtra: ((rec: T) => void) | undefined,
+  errors: ErrorList,
+): Promise<void> {
   const keep = new Set(valid.map((a) => `${a.containerID}\0${a.ifname}`));
-  try {
-    gcMasq(network, valid);
-  } catch (err) {
-    errors.push(`masquerade: ${(err as Error).message}`);
-  }
+  await errors.attempt('masquerade', () => gcMasq(network, valid));
   const stale = records.list().filter((rec) => !keep.has(`${rec.containerId}\0${rec.ifname}`));
-  if (stale.length === 0) return errors;
+  if (stale.length === 0) return;
   const rtnl = openRtnl();
   try {
     for (const rec of stale) {
-      try {
+      await errors.attempt(`${rec.containerId}/${rec.ifname}`, async () => {
         removeMasq(rec.masq.map((m) => m.address));
         removeExtra?.(rec);
         await deleteStaleHostVeth(rtnl, rec);
         records.remove(rec.containerId, rec.ifname);
-      } catch (err) {
-        errors.push(`${rec.containerId}/${rec.ifname}: ${(err as Error).message}`);
-      }
+      });
     }
   } finally {
     rtnl.close();
   }
-  return errors;
 }

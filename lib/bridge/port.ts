@@ -6,6 +6,7 @@ import { randomBytes } from '../util/random';
 import { CniError, ErrorCode } from '../cni/errors';
 import { isExists, type Link, type NetnsRef, type Rtnl } from '../netlink';
 import type { BridgeVlan } from '../netlink';
+import type { PortVlans } from './plan';
 
 /** One VLAN change on a port (`bridge vlan add|del dev <port> vid ... master`). */
 export interface BridgeVlanOp extends BridgeVlan {
@@ -40,10 +41,16 @@ export async function createVethWithRandomPeer(rtnl: Rtnl, o: { name: string; pe
   }
 }
 
-/** Apply the VLAN ops of a port; `plan` gets the VIDs already on it (the bridge's default PVID 1). */
-export async function applyPortVlans(host: Rtnl, port: Link, plan: (existing: number[]) => BridgeVlanOp[], plugin: string): Promise<void> {
-  const existing = (await host.listBridgeVlans(port.index)).map((v) => v.vid);
-  for (const op of plan(existing)) {
+/** The ops of planned port VLANs, given the VIDs the port has now (the bridge's default PVID 1): drops first, then adds. */
+export function portVlanOps(vlans: PortVlans, existing: readonly number[]): BridgeVlanOp[] {
+  const drops: BridgeVlanOp[] = vlans.dropExisting ? existing.map((vid) => ({ op: 'del', vid, pvid: false, untagged: false })) : [];
+  return [...drops, ...vlans.add.map((v): BridgeVlanOp => ({ ...v, op: 'add' }))];
+}
+
+/** Give a port its planned VLANs. */
+export async function applyPortVlans(host: Rtnl, port: Link, vlans: PortVlans, plugin: string): Promise<void> {
+  const existing = vlans.dropExisting ? (await host.listBridgeVlans(port.index)).map((v) => v.vid) : [];
+  for (const op of portVlanOps(vlans, existing)) {
     try {
       if (op.op === 'add') await host.addBridgeVlan(port.index, op);
       else await host.deleteBridgeVlan(port.index, op);

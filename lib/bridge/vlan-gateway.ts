@@ -16,19 +16,13 @@ import * as path from 'path';
 import { isNotFound, withRtnl, type BridgePortVlans, type Link, type Rtnl } from '../netlink';
 import { withFileLock } from '../sys/lock';
 import { ensureSysctl } from '../sys/sysctl';
-import { applyPortVlans, createVethWithRandomPeer, type BridgeVlanOp } from './port';
+import type { VlanGatewayTarget } from './plan';
+import { applyPortVlans, createVethWithRandomPeer } from './port';
 
 export const VLAN_GATEWAY_ALIAS = 'node-cni-plugins bridge VLAN gateway';
 
-export interface VlanGatewaySpec {
-  /** `<bridge>.<vlan>`: the host end, which carries the gateway addresses. */
-  name: string;
-  vlan: number;
-  /** VLAN ops for its bridge port, given the VIDs already there. */
-  portVlans: (existing: number[]) => BridgeVlanOp[];
-  /** Directory of the per-bridge lock file (the plugin's state directory). */
-  lockDir: string;
-}
+/** `<bridge>.<vlan>` (the host end, which carries the gateway addresses), its VLAN, its port's VLANs and the lock directory: ./plan.ts. */
+export type VlanGatewaySpec = VlanGatewayTarget;
 
 export interface VlanGatewayRelease {
   bridge: string;

@@ -28,8 +28,9 @@ export class CniError extends Error {
   readonly code: number;
   readonly details?: string;
 
-  constructor(code: ErrorCodeValue, msg: string, details?: string) {
-    super(msg);
+  /** `options.cause`: the error this one wraps (kept for logs; never printed to the runtime). */
+  constructor(code: ErrorCodeValue, msg: string, details?: string, options?: { cause?: unknown }) {
+    super(msg, options);
     this.name = 'CniError';
     this.code = code;
     this.details = details;

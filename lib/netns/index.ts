@@ -139,6 +139,36 @@ export class Netns {
   }
 }
 
+/** How a namespace is opened: Netns.open, or a plugin's Kernel.openNetns (lib/kernel.ts; a fake in tests). */
+export type OpenNetns = (nsPath: string) => Netns;
+
+/**
+ * ADD and CHECK: open CNI_NETNS, the same way in every plugin. Empty is code 4
+ * with the skel's message (it checks first; a plugin called in-process may not be);
+ * Netns.open's errors pass through as they are (code 4 for a path that is
+ * missing, gone or not a network namespace; a native code that cannot load
+ * keeps its own error).
+ */
+export function openContainerNetns(nsPath: string | undefined, plugin: string, open: OpenNetns = Netns.open): Netns {
+  if (!nsPath) throw new CniError(ErrorCode.InvalidEnvironment, `${plugin}: required env variables [CNI_NETNS] missing`);
+  return open(nsPath);
+}
+
+/**
+ * DEL and GC: the container's namespace, or undefined when CNI_NETNS is empty
+ * or names no namespace any more (the container is gone, and whatever was
+ * inside went with it). Any other error throws.
+ */
+export function openContainerNetnsIfPresent(nsPath: string | undefined, open: OpenNetns = Netns.open): Netns | undefined {
+  if (!nsPath) return undefined;
+  try {
+    return open(nsPath);
+  } catch (err) {
+    if (isNetnsGone(err)) return undefined;
+    throw err;
+  }
+}
+
 /**
  * The inode of the namespace this process runs in: what tells two "hosts" on one
  * machine apart (a runtime in a namespace of its own shares /run with the others).

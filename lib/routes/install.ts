@@ -37,58 +37,70 @@ export interface InstallRoutes {
   gwPriority: number;
 }
 
+/** A route with the metric planned for it; `pinned`: IPAM or the config gave that metric, so a clash is an error, not a reason to pick again. */
+export interface PlannedRoute extends Route {
+  priority: number;
+  pinned: boolean;
+}
+
+/** IPv6 stores a metric of 0 as 1024 (IP6_RT_PRIO_USER): plan and report what the kernel has. */
+function storedMetric(family: Family, metric: number): number {
+  return family === 6 && metric === 0 ? 1024 : metric;
+}
+
+function takenMetrics(present: readonly KernelRoute[], family: Family, table: number, dst: string): number[] {
+  return present.filter((x) => x.family === family && x.table === table && (x.dst === dst || networkText(x.dst) === dst)).map((x) => x.metric ?? 0);
+}
+
 /**
- * Add each route through the container's socket. A route with a `priority`
- * (from IPAM or the config) gets exactly that metric, and a clash is an error;
- * the others get the next free metric of the attachment's gateway priority
- * for their destination.
+ * Pure: the metric of each route, given the container's routes now (every
+ * table). A route with a `priority` keeps it; the others get the next free
+ * metric of the attachment's gateway priority for their destination.
  */
-export async function installRoutes(rtnl: Rtnl, o: InstallRoutes): Promise<Route[]> {
-  const present = new Map<string, KernelRoute[]>();
-  const routesOf = async (family: Family, table: number): Promise<KernelRoute[]> => {
-    const key = `${family}/${table}`;
-    let list = present.get(key);
-    if (!list) {
-      list = await rtnl.listRoutes({ family, table });
-      present.set(key, list);
-    }
-    return list;
-  };
-  const installed: Route[] = [];
-  for (const r of o.routes) {
+export function planRouteMetrics(o: { plugin: string; routes: readonly Route[]; gwPriority: number }, present: readonly KernelRoute[]): PlannedRoute[] {
+  const seen: KernelRoute[] = [...present];
+  return o.routes.map((r) => {
     const dst = routeDst(r);
     const family = familyOf(dst);
     const table = r.table ?? MAIN_TABLE;
-    const add = async (metric: number): Promise<void> => {
-      await rtnl.addRoute({ dst, gw: r.gw, dev: o.index, metric, table: r.table, scope: r.scope, mtu: r.mtu, advmss: r.advmss });
-      // IPv6 stores a metric of 0 as 1024 (IP6_RT_PRIO_USER): report what the kernel has.
-      const stored = family === 6 && metric === 0 ? 1024 : metric;
-      (await routesOf(family, table)).push({ dst, family, table, metric: stored, oif: o.index, gw: r.gw, scope: 0, flags: 0, protocol: 0, type: 0 });
-      installed.push({ ...r, priority: stored });
-    };
-    if (r.priority !== undefined) {
-      try {
-        await add(r.priority);
-      } catch (err) {
-        if (isExists(err)) {
-          throw new CniError(ErrorCode.Internal, `${o.plugin}: cannot add route ${describe(r, r.priority)} on "${o.ifname}": the container already has a route to ${dst} with metric ${r.priority} (another network of this container?); leave "priority" out and the plugin picks a metric of its own`);
-        }
-        throw new CniError(ErrorCode.Internal, `${o.plugin}: failed to add route ${describe(r, r.priority)} in the container: ${errMsg(err)}`);
-      }
-      continue;
-    }
-    for (let attempt = 0; ; attempt++) {
-      const taken = (await routesOf(family, table)).filter((x) => x.dst === dst || networkText(x.dst) === dst).map((x) => x.metric ?? 0);
-      const metric = nextMetric(o.gwPriority, taken);
+    let metric = r.priority;
+    if (metric === undefined) {
+      metric = nextMetric(o.gwPriority, takenMetrics(seen, family, table, dst));
       if (metric === undefined) {
         throw new CniError(ErrorCode.Internal, `${o.plugin}: the container already has ${ROUTE_SLOTS} routes to ${dst} with gateway priority ${o.gwPriority}; give this network another "gwPriority" (at most ${GW_PRIORITY_MAX})`);
       }
+    }
+    const stored = storedMetric(family, metric);
+    seen.push({ dst, family, table, metric: stored, gw: r.gw, scope: 0, flags: 0, protocol: 0, type: 0 });
+    return { ...r, priority: r.priority === undefined ? metric : r.priority, pinned: r.priority !== undefined };
+  });
+}
+
+/**
+ * Add each planned route through the container's socket with its metric. A
+ * concurrent ADD into the same container may have taken an unpinned metric
+ * meanwhile (EEXIST): then the next free one is picked again, up to
+ * RACE_RETRIES times. Returns the routes as installed (what the result reports).
+ */
+export async function installPlannedRoutes(rtnl: Rtnl, o: { plugin: string; ifname: string; index: number; gwPriority: number }, planned: readonly PlannedRoute[]): Promise<Route[]> {
+  const installed: Route[] = [];
+  for (const p of planned) {
+    const { pinned, ...r } = p;
+    const dst = routeDst(r);
+    const family = familyOf(dst);
+    let metric = p.priority;
+    for (let attempt = 0; ; attempt++) {
       try {
-        await add(metric);
+        await rtnl.addRoute({ dst, gw: r.gw, dev: o.index, metric, table: r.table, scope: r.scope, mtu: r.mtu, advmss: r.advmss });
+        installed.push({ ...r, priority: storedMetric(family, metric) });
         break;
       } catch (err) {
+        if (isExists(err) && pinned) {
+          throw new CniError(ErrorCode.Internal, `${o.plugin}: cannot add route ${describe(r, metric)} on "${o.ifname}": the container already has a route to ${dst} with metric ${metric} (another network of this container?); leave "priority" out and the plugin picks a metric of its own`);
+        }
         if (isExists(err) && attempt < RACE_RETRIES) {
-          present.delete(`${family}/${table}`); // someone else took it meanwhile: look again
+          const again = planRouteMetrics({ plugin: o.plugin, routes: [{ ...r, priority: undefined }], gwPriority: o.gwPriority }, await rtnl.listRoutes({ family, table: r.table ?? MAIN_TABLE }));
+          metric = again[0].priority;
           continue;
         }
         throw new CniError(ErrorCode.Internal, `${o.plugin}: failed to add route ${describe(r, metric)} in the container: ${errMsg(err)}`);
@@ -96,4 +108,10 @@ export async function installRoutes(rtnl: Rtnl, o: InstallRoutes): Promise<Route
     }
   }
   return installed;
+}
+
+/** Plan the metrics against the container's routes now, then install (macvlan; bridge-family plans first, ../bridge/plan.ts). */
+export async function installRoutes(rtnl: Rtnl, o: InstallRoutes): Promise<Route[]> {
+  const present = o.routes.length ? await rtnl.listRoutes({ table: 0 }) : [];
+  return installPlannedRoutes(rtnl, o, planRouteMetrics(o, present));
 }

@@ -4,9 +4,8 @@
 
 import { CniError, ErrorCode, invalidConfig } from '../../lib/cni/errors';
 import type { GcInvocation, Invocation, Plugin, Result } from '../../lib/cni/plugin';
-import { openContainerNetns } from '../../lib/bridge/lifecycle';
 import { openRtnl, type Link, type Rtnl } from '../../lib/netlink';
-import { Netns, isNetnsGone } from '../../lib/netns';
+import { openContainerNetns, openContainerNetnsIfPresent } from '../../lib/netns';
 import { Rollback, describeRollbackErrors } from '../../lib/util/rollback';
 import { parseBandwidthConfig, type BandwidthConfig } from './config';
 import { applyShaping, hostVethOf, removeShaping, removeStaleIfbs, verifyShaping } from './kernel';
@@ -41,14 +40,8 @@ async function add(inv: Invocation): Promise<Result> {
 
 /** The host end of the veth while the container's namespace and interface still exist; else undefined. */
 async function hostVethIfPresent(host: Rtnl, nsPath: string | undefined, ifname: string): Promise<Link | undefined> {
-  if (!nsPath) return undefined;
-  let netns: Netns;
-  try {
-    netns = Netns.open(nsPath);
-  } catch (err) {
-    if (isNetnsGone(err)) return undefined; // DEL: the container is gone (the skel already said so, code 4, for ADD/CHECK)
-    throw err;
-  }
+  const netns = openContainerNetnsIfPresent(nsPath); // DEL: a container gone took its interfaces along
+  if (!netns) return undefined;
   try {
     return await hostVethOf(host, netns, ifname).catch(() => undefined);
   } finally {

@@ -1,12 +1,14 @@
 // Pure decisions of a bridge ADD: given the config and what IPAM returned,
-// which addresses, routes, gateway addresses, sysctls, masquerade entries
-// and VLAN requests this container needs. No I/O here.
+// which addresses, routes, gateway addresses, masquerade entries and VLANs
+// this container needs (planAdd), as lib/bridge's AttachSpec (attachSpecOf),
+// and with what the kernel holds the whole AttachPlan (planAttach). No I/O here.
 
 import { CniError, ErrorCode } from '../../lib/cni/errors';
 import type { IpConfig, Result, Route } from '../../lib/cni/types';
 import type { MasqEntry } from '../../lib/firewall/masquerade';
 import { hasPolicy, type NetworkPolicy } from '../../lib/firewall/netpolicy';
-import type { BridgeVlanOp, GatewayAddress } from '../../lib/bridge/attach';
+import { planAttach as planBridgeAttach, type AttachNameService, type AttachObserved, type AttachPlan, type AttachSpec, type GatewayAddress, type PortVlans } from '../../lib/bridge/plan';
+import type { BridgeVlanOp } from '../../lib/bridge/port';
 import { addressText, type Family, familyOf, firstHostText, networkText } from '../../lib/ip';
 import { type BridgeConfig } from './config';
 import { isValidIfname } from '../../lib/util/ifname';
@@ -142,4 +144,44 @@ export function planVlanGateway(conf: Pick<BridgeConfig, 'bridge' | 'vlan' | 'is
 /** The gateway's own port: an access port of its VLAN (PVID, untagged), no trunk; the defaults go unless preserveDefaultVlan. */
 export function planVlanGatewayPort(conf: BridgeConfig, existingVids: readonly number[] = [1]): VlanOp[] {
   return planVlans({ ...conf, vlanTrunk: [] }, existingVids);
+}
+
+/** The VLANs of a port as data: the ops planVlans gives a port without VIDs, and whether the VIDs it came with go. */
+export function portVlansOf(conf: BridgeConfig): PortVlans | undefined {
+  const ops = planVlans(conf, []);
+  if (ops.length === 0) return undefined;
+  return { dropExisting: !conf.preserveDefaultVlan, add: ops.map(({ vid, pvid, untagged }) => ({ vid, pvid, untagged })) };
+}
+
+/** Who attaches: the invocation's container, interface and names. */
+export interface BridgeAttachment {
+  containerId: string;
+  ifname: string;
+  nameService?: AttachNameService;
+}
+
+/** The bridge's attachment in lib/bridge's terms. Throws when IPAM gave no address although one is configured. */
+export function attachSpecOf(conf: BridgeConfig, ipam: Result | undefined, who: BridgeAttachment): AttachSpec {
+  requireAddresses(conf, ipam);
+  const plan = planAdd(conf, ipam);
+  const gw = plan.vlanGateway;
+  return {
+    plugin: 'bridge', network: conf.name, containerId: who.containerId, ifname: who.ifname,
+    bridge: conf.bridge, mtu: conf.mtu, mac: conf.mac,
+    promisc: conf.promiscMode, hairpin: conf.hairpinMode, portIsolation: conf.portIsolation,
+    vlanFiltering: needsVlanFiltering(conf), portVlans: portVlansOf(conf),
+    enableDad: conf.enabledad, disableContainerInterface: conf.disableContainerInterface,
+    ips: plan.ips, routes: plan.routes, gwPriority: conf.gwPriority,
+    bridgeAddresses: plan.bridgeAddresses, forceAddress: conf.forceAddress,
+    vlanGateway: gw && { ...gw, portVlans: portVlansOf({ ...conf, vlanTrunk: [] })!, lockDir: conf.stateDir },
+    forwardV4: plan.forwardV4, forwardV6: plan.forwardV6, masq: plan.masq, macspoof: conf.macspoofchk,
+    isolation: conf.isolation ? { network: conf.name, lockDir: conf.stateDir } : undefined,
+    nameService: who.nameService, policy: planPolicy(conf, gw),
+    recordExtra: { bridge: conf.bridge, vlanGateway: gw },
+  };
+}
+
+/** The whole attachment: config and IPAM result, against what the kernel holds (lib/bridge/apply.ts observeAttach). */
+export function planAttach(conf: BridgeConfig, ipam: Result | undefined, observed: AttachObserved, who: BridgeAttachment): AttachPlan {
+  return planBridgeAttach(attachSpecOf(conf, ipam, who), observed);
 }

@@ -4,26 +4,24 @@
 
 import * as path from 'path';
 import { CniError, ErrorCode } from '../../lib/cni/errors';
-import { ipamAdd, ipamCheck, ipamDel, ipamGc, ipamStatus, type InProcessIpam } from '../../lib/cni/ipam';
+import { ipamCheck, ipamStatus, type InProcessIpam } from '../../lib/cni/ipam';
 import type { GcInvocation, Plugin } from '../../lib/cni/plugin';
 import type { Invocation, Result } from '../../lib/cni/types';
 import { cniArgsOf } from '../../lib/cni/args';
-import { applyMacspoofAdd, missingMacspoof, removeMacspoof, type MacspoofEntry } from '../../lib/firewall/macspoof';
+import { missingMacspoof, removeMacspoof, type MacspoofEntry } from '../../lib/firewall/macspoof';
 import { hasMasq, type MasqEntry } from '../../lib/firewall/masquerade';
 import { missingPolicy } from '../../lib/firewall/netpolicy';
 import { IFF_PROMISC, openRtnl } from '../../lib/netlink';
-import { Rollback, describeRollbackErrors } from '../../lib/util/rollback';
-import { attachContainer, detachContainer, nameServiceOf, type AttachIsolation, type AttachNameService } from '../../lib/bridge/attach';
 import { checkAttachment } from '../../lib/bridge/check';
-import { leaveIsolationIfEmpty } from '../../lib/bridge/isolation';
-import { attachToNetwork, gcAttachments, masqToRemove, openContainerNetns, removeNetworkIfUnused, requireFreeIfname, throwDelErrors } from '../../lib/bridge/lifecycle';
+import { addAttachment, gcNetwork, removeAttachment } from '../../lib/bridge/family';
+import { nameServiceOf, type AttachIsolation, type AttachNameService } from '../../lib/bridge/plan';
 import { RecordDir, type AttachmentRecord } from '../../lib/bridge/records';
 import { mergeResultDns } from '../../lib/dns/render';
-import { checkNames, gcNames } from '../../lib/dns/service';
+import { checkNames } from '../../lib/dns/service';
 import { addressText, networkText } from '../../lib/ip';
 import { BRIDGE_ARGS, parseBridgeConfig, type BridgeConfig } from './config';
-import { needsVlanFiltering, planAdd, planPolicy, planVlanGateway, planVlanGatewayPort, planVlans, requireAddresses, type VlanGatewayPlan } from './plan';
-import { releaseVlanGatewayIfUnused, type VlanGatewayRelease } from '../../lib/bridge/vlan-gateway';
+import { attachSpecOf, planPolicy, planVlanGateway, type VlanGatewayPlan } from './plan';
+import type { VlanGatewayRelease } from '../../lib/bridge/vlan-gateway';
 import { buildResult } from './result';
 
 const KNOWN_ARGS = BRIDGE_ARGS;
@@ -70,90 +68,29 @@ function nameServiceFor(conf: BridgeConfig, inv: Invocation): AttachNameService 
 async function add(inv: Invocation, ipamTypes: InProcessIpam): Promise<Result> {
   const conf = configOf(inv);
   const nameService = nameServiceFor(conf, inv);
-  const records = recordsOf(conf);
   planVlanGateway(conf); // a name that does not fit fails before anything is made
-  return attachToNetwork(records, conf.name, () => addUnderLock(inv, ipamTypes, conf, records, nameService), inv.log);
-}
-
-async function addUnderLock(inv: Invocation, ipamTypes: InProcessIpam, conf: BridgeConfig, records: RecordDir<BridgeRecord>, nameService: AttachNameService | undefined): Promise<Result> {
-  const containerId = inv.env.containerId!;
-  const ifname = inv.env.ifname!;
-  const netns = openContainerNetns(inv.env.netns, 'bridge');
-  try {
-    await requireFreeIfname(netns, ifname, 'bridge');
-    return await Rollback.run(async (undo) => {
-      let ipam: Result | undefined;
-      if (conf.ipamType) {
-        ipam = await ipamAdd(inv, ipamTypes);
-        undo.push('release IPAM', () => ipamDel(inv, ipamTypes));
-      }
-      requireAddresses(conf, ipam);
-      const plan = planAdd(conf, ipam);
-      const record: BridgeRecord = {
-        network: conf.name, containerId, ifname, bridge: conf.bridge,
-        addresses: plan.ips.map((ip) => ip.address), masq: plan.masq, vlanGateway: plan.vlanGateway,
-      };
-      const att = await attachContainer({
-        netns, ifname, bridge: conf.bridge, mtu: conf.mtu, mac: conf.mac,
-        promisc: conf.promiscMode, hairpin: conf.hairpinMode, portIsolation: conf.portIsolation,
-        vlanFiltering: needsVlanFiltering(conf), vlans: (existing) => planVlans(conf, existing),
-        enableDad: conf.enabledad, disableContainerInterface: conf.disableContainerInterface,
-        ips: plan.ips, routes: plan.routes, gwPriority: conf.gwPriority, bridgeAddresses: plan.bridgeAddresses, forceAddress: conf.forceAddress,
-        vlanGateway: plan.vlanGateway && { ...plan.vlanGateway, portVlans: (existing) => planVlanGatewayPort(conf, existing), lockDir: conf.stateDir },
-        forwardV4: plan.forwardV4, forwardV6: plan.forwardV6,
-        masq: plan.masq.length ? { owner: { network: conf.name, containerId, ifname }, entries: plan.masq } : undefined,
-        isolation: isolationOf(conf), nameService, policy: planPolicy(conf, plan.vlanGateway),
-        undo,
-        onHostVeth: (name) => {
-          // Written before the masquerade elements exist, so a crash after them still leaves DEL a record.
-          records.write({ ...record, hostVeth: name });
-          undo.push('remove attachment record', () => records.remove(containerId, ifname));
-        },
-      });
-      if (conf.macspoofchk) {
-        const entry: MacspoofEntry = { hostVeth: att.hostVeth.name, mac: att.containerVeth.mac };
-        // Recorded before the elements exist, so DEL can remove them whatever happens next.
-        records.write({ ...record, hostVeth: att.hostVeth.name, macspoof: entry });
-        await applyMacspoofAdd(entry);
-        undo.push('remove MAC spoof check elements', () => removeMacspoof(entry));
-      }
+  const who = { containerId: inv.env.containerId!, ifname: inv.env.ifname!, nameService };
+  return addAttachment(inv, ipamTypes, {
+    plugin: 'bridge', network: conf.name, records: recordsOf(conf),
+    ipamInv: conf.ipamType ? inv : undefined,
+    specOf: (ipam) => attachSpecOf(conf, ipam, who),
+    resultOf: (att, spec, ipam) => {
       // Name resolution: the gateways become the container's nameservers, the network's domain its search domain.
       const dns = conf.nameResolution
-        ? mergeResultDns(conf.dns ?? ipam?.dns, plan.bridgeAddresses.map((b) => addressText(b.cidr)), conf.nameResolution.domain)
+        ? mergeResultDns(conf.dns ?? ipam?.dns, spec.bridgeAddresses.map((b) => addressText(b.cidr)), conf.nameResolution.domain)
         : conf.dns;
-      return buildResult({ cniVersion: conf.cniVersion, netnsPath: inv.env.netns!, att, plan, dns, ipamDns: ipam?.dns });
-    }, (e) => inv.log?.warn(`rollback: ${describeRollbackErrors([e])}`));
-  } finally {
-    netns.close();
-  }
+      return buildResult({ cniVersion: conf.cniVersion, netnsPath: inv.env.netns!, att, ips: spec.ips, dns, ipamDns: ipam?.dns });
+    },
+  });
 }
 
 async function del(inv: Invocation, ipamTypes: InProcessIpam): Promise<void> {
   const conf = configOf(inv);
-  const containerId = inv.env.containerId!;
-  const ifname = inv.env.ifname!;
-  const records = recordsOf(conf);
-  const rec = records.read(containerId, ifname);
-  const masqAddresses = await masqToRemove(inv, { network: conf.name, record: rec, ipMasq: conf.ipMasq, entryOf: masqEntryOf });
-  const errors: Error[] = [];
-  if (rec?.macspoof) {
-    try { removeMacspoof(rec.macspoof); } catch (err) { errors.push(new Error(`removing the MAC spoof check: ${(err as Error).message}`)); }
-  }
-  errors.push(...await detachContainer({
-    netnsPath: inv.env.netns || undefined, ifname, hostVeth: rec?.hostVeth, masqAddresses,
-    isolation: isolationOf(conf), nameService: nameServiceFor(conf, inv), vlanGateway: vlanGatewayRelease(conf, rec),
-  }));
-  // Masquerade goes before IPAM releases the address, so no later owner of it is affected.
-  try {
-    await ipamDel(inv, ipamTypes);
-  } catch (err) {
-    errors.push(err as Error);
-  }
-  if (errors.length === 0) {
-    records.remove(containerId, ifname);
-    try { await removeNetworkIfUnused(records, conf.name); } catch (err) { errors.push(new Error(`removing the network's structure: ${(err as Error).message}`)); }
-  }
-  throwDelErrors(errors, 'bridge', inv);
+  await removeAttachment(inv, ipamTypes, {
+    plugin: 'bridge', network: conf.name, records: recordsOf(conf), ipMasq: conf.ipMasq, masqEntryOf,
+    detachOf: (rec) => ({ macspoof: rec?.macspoof, isolation: isolationOf(conf), nameService: nameServiceFor(conf, inv), vlanGateway: vlanGatewayRelease(conf, rec) }),
+    ipamInvOf: () => inv,
+  });
 }
 
 function checkFail(msg: string): CniError {
@@ -210,46 +147,11 @@ async function check(inv: Invocation, ipamTypes: InProcessIpam): Promise<void> {
 
 async function gc(inv: GcInvocation, ipamTypes: InProcessIpam): Promise<void> {
   const conf = configOf(inv);
-  const errors = await gcAttachments(conf.name, recordsOf(conf), inv.validAttachments, (rec) => {
-    if (rec.macspoof) removeMacspoof(rec.macspoof);
+  await gcNetwork(inv, ipamTypes, {
+    plugin: 'bridge', network: conf.name, records: recordsOf(conf), nameResolution: conf.nameResolution,
+    vlanGateway: vlanGatewayRelease(conf), isolation: isolationOf(conf), ipamInv: inv,
+    removeExtra: (rec) => { if (rec.macspoof) removeMacspoof(rec.macspoof); },
   });
-  if (conf.nameResolution) {
-    try {
-      await gcNames({ network: conf.name, config: conf.nameResolution }, inv.validAttachments);
-    } catch (err) {
-      errors.push(`DNS service: ${(err as Error).message}`);
-    }
-  }
-  const gw = vlanGatewayRelease(conf);
-  if (gw) {
-    try {
-      await releaseVlanGatewayIfUnused(gw);
-    } catch (err) {
-      errors.push(`VLAN gateway "${gw.name}": ${(err as Error).message}`);
-    }
-  }
-  const iso = isolationOf(conf);
-  if (iso) {
-    try {
-      await leaveIsolationIfEmpty(iso);
-    } catch (err) {
-      errors.push(`isolation: ${(err as Error).message}`);
-    }
-  }
-  if (errors.length === 0) {
-    try {
-      await removeNetworkIfUnused(recordsOf(conf), conf.name);
-    } catch (err) {
-      errors.push(`removing the network's structure: ${(err as Error).message}`);
-    }
-  }
-  try {
-    await ipamGc(inv, ipamTypes);
-  } catch (err) {
-    if (errors.length === 0) throw err;
-    errors.push((err as Error).message);
-  }
-  if (errors.length) throw new CniError(ErrorCode.Internal, `bridge GC: ${errors.join('; ')}`);
 }
 
 async function status(inv: Invocation, ipamTypes: InProcessIpam): Promise<void> {

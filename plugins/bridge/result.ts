@@ -2,14 +2,13 @@
 // [3] the VLAN gateway interface when there is one (as the reference), the
 // container's addresses pointing at interface 2, routes, DNS.
 
-import type { Dns, Result, Route } from '../../lib/cni/types';
-import type { AttachResult } from '../../lib/bridge/attach';
-import type { AddPlan } from './plan';
+import type { Dns, IpConfig, Result, Route } from '../../lib/cni/types';
+import type { AttachResult } from '../../lib/bridge/apply';
 
 export const CONTAINER_IF_INDEX = 2;
 
-export function buildResult(o: { cniVersion: string; netnsPath: string; att: AttachResult; plan: AddPlan; dns?: Dns; ipamDns?: Dns }): Result {
-  const { att, plan } = o;
+export function buildResult(o: { cniVersion: string; netnsPath: string; att: AttachResult; ips: readonly IpConfig[]; dns?: Dns; ipamDns?: Dns }): Result {
+  const { att } = o;
   const res: Result = {
     cniVersion: o.cniVersion,
     interfaces: [
@@ -17,7 +16,7 @@ export function buildResult(o: { cniVersion: string; netnsPath: string; att: Att
       { name: att.hostVeth.name, mac: att.hostVeth.mac },
       { name: att.containerVeth.name, mac: att.containerVeth.mac, sandbox: o.netnsPath },
     ],
-    ips: plan.ips.map((ip) => ({ ...ip, interface: CONTAINER_IF_INDEX })),
+    ips: o.ips.map((ip) => ({ ...ip, interface: CONTAINER_IF_INDEX })),
   };
   if (att.vlanGateway) res.interfaces!.push({ name: att.vlanGateway.name, mac: att.vlanGateway.mac });
   // As installed, with their metrics: CHECK looks for exactly these.

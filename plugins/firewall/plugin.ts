@@ -7,12 +7,11 @@
 import { CniError, ErrorCode, invalidConfig } from '../../lib/cni/errors';
 import type { GcInvocation, Invocation, Plugin, Result } from '../../lib/cni/plugin';
 import { joinIsolation, leaveIsolationIfEmpty } from '../../lib/bridge/isolation';
-import { openContainerNetns } from '../../lib/bridge/lifecycle';
 import { applyForwardAdd, hasForwardElement, removeForwardElements, removeForwardTableIfUnused, staleForwardAddresses } from '../../lib/firewall/forward';
 import { ensureForwardAccept, missingForwardAccept, removeForwardAccept, type IpFamily } from '../../lib/firewall/iptables';
 import { listIsolatedBridges } from '../../lib/firewall/isolation';
 import { openRtnl, vethPeer, type Link } from '../../lib/netlink';
-import { Netns, isNetnsGone } from '../../lib/netns';
+import { Netns, openContainerNetns, openContainerNetnsIfPresent } from '../../lib/netns';
 import { Rollback, describeRollbackErrors } from '../../lib/util/rollback';
 import { parseFirewallConfig, type FirewallConfig } from './config';
 import { allowedAddresses, familiesOf, policyBridge } from './plan';
@@ -110,14 +109,8 @@ async function add(inv: Invocation): Promise<Result> {
 
 /** The container's port, when its namespace is still there (DEL runs before the bridge's DEL removes the veth). */
 async function portIfPresent(nsPath: string | undefined, ifname: string): Promise<string | undefined> {
-  if (!nsPath) return undefined;
-  let netns: Netns;
-  try {
-    netns = Netns.open(nsPath);
-  } catch (err) {
-    if (isNetnsGone(err)) return undefined; // DEL: the container is gone (the skel already said so, code 4, for ADD/CHECK)
-    throw err;
-  }
+  const netns = openContainerNetnsIfPresent(nsPath); // DEL: a container gone took its interfaces along
+  if (!netns) return undefined;
   try {
     return (await hostPort(netns, ifname))?.name;
   } finally {

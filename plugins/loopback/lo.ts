@@ -1,13 +1,14 @@
 // The kernel side of the loopback plugin: lo inside CNI_NETNS, through one
 // netlink socket created in that namespace.
 import type { Kernel } from '../../lib/kernel';
+import { openContainerNetns } from '../../lib/netns';
 export { isNetnsGone as isGone } from '../../lib/netns';
 import type { Address, Rtnl } from '../../lib/netlink';
 import { LOOPBACK_IFNAME } from './result';
 
-/** Open CNI_NETNS, run fn with a socket inside it, close both. Netns.open throws NetnsNotFoundError. */
+/** Open CNI_NETNS, run fn with a socket inside it, close both. A missing or wrong CNI_NETNS is code 4 (lib/netns), as in every plugin. */
 export async function inNetns<T>(kernel: Kernel, nsPath: string, fn: (rtnl: Rtnl) => Promise<T>): Promise<T> {
-  const ns = kernel.openNetns(nsPath);
+  const ns = openContainerNetns(nsPath, 'loopback', (p) => kernel.openNetns(p));
   try {
     const rtnl = kernel.openRtnl(ns);
     try {

@@ -4,7 +4,7 @@
 
 import { CniError, ErrorCode, attachmentExists } from '../../lib/cni/errors';
 import type { Kernel } from '../../lib/kernel';
-import { isNetnsGone, type Netns } from '../../lib/netns';
+import { openContainerNetnsIfPresent, type Netns } from '../../lib/netns';
 import { NetlinkError, isExists, isNotFound, type Link, type Rtnl } from '../../lib/netlink';
 import type { Route } from '../../lib/cni/types';
 import { installRoutes } from '../../lib/routes/install';
@@ -159,13 +159,8 @@ export async function configureInterface(rtnl: Rtnl, ifname: string, plan: Inter
 
 /** Delete the container interface; a missing namespace or interface counts as done. */
 export async function deleteContainerInterface(kernel: Kernel, netnsPath: string, ifname: string): Promise<void> {
-  let ns: Netns;
-  try {
-    ns = kernel.openNetns(netnsPath);
-  } catch (err) {
-    if (isNetnsGone(err)) return;
-    throw err;
-  }
+  const ns = openContainerNetnsIfPresent(netnsPath, (p) => kernel.openNetns(p));
+  if (!ns) return;
   const rtnl = kernel.openRtnl(ns);
   try {
     const link = await rtnl.getLink(ifname);

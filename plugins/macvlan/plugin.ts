@@ -7,7 +7,7 @@ import { CniError, ErrorCode } from '../../lib/cni/errors';
 import { ipamAdd, ipamCheck, ipamDel, ipamGc, ipamStatus, type InProcessIpam } from '../../lib/cni/ipam';
 import type { GcInvocation, Invocation, Plugin, Result } from '../../lib/cni/plugin';
 import type { Kernel } from '../../lib/kernel';
-import type { Netns } from '../../lib/netns';
+import { openContainerNetns } from '../../lib/netns';
 import type { Link, Rtnl } from '../../lib/netlink';
 import { Rollback, describeRollbackErrors } from '../../lib/util/rollback';
 import { MACVLAN_ARGS, parseMacvlanConfig, type MacvlanConfig } from './config';
@@ -28,16 +28,6 @@ function required(v: string | undefined, name: string): string {
   return v;
 }
 
-/** The skel checked CNI_NETNS already (code 4); this is the race where it went away meanwhile. */
-function openNetns(kernel: Kernel, nsPath: string): Netns {
-  try {
-    return kernel.openNetns(nsPath);
-  } catch (err) {
-    if (err instanceof CniError) throw err;
-    throw new CniError(ErrorCode.InvalidEnvironment, `macvlan: cannot open CNI_NETNS "${nsPath}"`, (err as Error).message);
-  }
-}
-
 function userOf(inv: Invocation): string {
   return userRecordName({ network: inv.conf.name, containerId: required(inv.env.containerId, 'CNI_CONTAINERID'), ifname: required(inv.env.ifname, 'CNI_IFNAME') });
 }
@@ -52,7 +42,7 @@ async function add(inv: Invocation, ipamTypes: InProcessIpam, kernel: Kernel): P
   const conf = configOf(inv);
   const netnsPath = required(inv.env.netns, 'CNI_NETNS');
   const ifname = required(inv.env.ifname, 'CNI_IFNAME');
-  const ns = openNetns(kernel, netnsPath);
+  const ns = openContainerNetns(netnsPath, 'macvlan', (p) => kernel.openNetns(p));
   const host = kernel.openRtnl();
   const container = kernel.openRtnl(ns);
   const state = new TrunkState(conf.dataDir);
@@ -130,7 +120,7 @@ async function check(inv: Invocation, ipamTypes: InProcessIpam, kernel: Kernel):
   if (!prev) throw new CniError(ErrorCode.InvalidConfig, 'macvlan CHECK: required prevResult missing');
   const idx = (prev.interfaces ?? []).findIndex((i) => i.name === ifname && i.sandbox === netnsPath);
   if (idx < 0) throw new CniError(ErrorCode.Internal, `macvlan CHECK: prevResult has no interface "${ifname}" in sandbox "${netnsPath}"`);
-  const ns = openNetns(kernel, netnsPath);
+  const ns = openContainerNetns(netnsPath, 'macvlan', (p) => kernel.openNetns(p));
   const host = kernel.openRtnl();
   const container = kernel.openRtnl(ns);
   try {

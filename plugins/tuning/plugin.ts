@@ -5,9 +5,8 @@
 import { cniArgsOf } from '../../lib/cni/args';
 import { CniError, ErrorCode, invalidConfig } from '../../lib/cni/errors';
 import type { GcInvocation, Invocation, Plugin, Result } from '../../lib/cni/plugin';
-import { openContainerNetns } from '../../lib/bridge/lifecycle';
 import { openRtnl, type Link, type Rtnl } from '../../lib/netlink';
-import { Netns, isNetnsGone } from '../../lib/netns';
+import { openContainerNetns, openContainerNetnsIfPresent } from '../../lib/netns';
 import { Rollback, describeRollbackErrors } from '../../lib/util/rollback';
 import { listBackups, readBackup, removeBackup, writeBackup } from './backup';
 import { changesLink, checkAllowlist, parseTuningConfig, parseTuningDataDir, type TuningConfig } from './config';
@@ -72,15 +71,6 @@ async function add(inv: Invocation): Promise<Result> {
   return resultWithMac(prev, ifname, cfg.link.mac);
 }
 
-function openIfPresent(nsPath: string | undefined): Netns | undefined {
-  if (!nsPath) return undefined;
-  try {
-    return Netns.open(nsPath);
-  } catch (err) {
-    if (isNetnsGone(err)) return undefined; // DEL: the container is gone (the skel already said so, code 4, for ADD/CHECK)
-    throw err;
-  }
-}
 
 /**
  * Put the saved attributes back and drop the record. Without the namespace or
@@ -94,7 +84,7 @@ async function del(inv: Invocation): Promise<void> {
   const ifname = inv.env.ifname!;
   const rec = readBackup(dataDir, containerID, ifname);
   if (!rec) return;
-  const netns = openIfPresent(inv.env.netns);
+  const netns = openContainerNetnsIfPresent(inv.env.netns);
   if (netns) {
     try {
       const rtnl = openRtnl(netns);

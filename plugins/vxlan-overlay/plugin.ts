@@ -4,24 +4,22 @@
 // readiness file, DEL and GC work from attachment records alone.
 
 import { CniError, ErrorCode } from '../../lib/cni/errors';
-import { ipamAdd, ipamCheck, ipamDel, ipamGc, type InProcessIpam } from '../../lib/cni/ipam';
+import { ipamCheck, type InProcessIpam } from '../../lib/cni/ipam';
 import type { GcInvocation, Plugin } from '../../lib/cni/plugin';
 import type { Invocation, Result } from '../../lib/cni/types';
 import { hasMasq, type MasqEntry } from '../../lib/firewall/masquerade';
-import { hasPolicy, missingPolicy, type NetworkPolicy } from '../../lib/firewall/netpolicy';
-import { attachContainer, detachContainer, nameServiceOf, type AttachIsolation, type AttachNameService } from '../../lib/bridge/attach';
-import { leaveIsolationIfEmpty } from '../../lib/bridge/isolation';
+import { missingPolicy } from '../../lib/firewall/netpolicy';
+import { addAttachment, gcNetwork, removeAttachment } from '../../lib/bridge/family';
+import { nameServiceOf, type AttachIsolation, type AttachNameService } from '../../lib/bridge/plan';
 import { cniArgsOf } from '../../lib/cni/args';
 import { mergeResultDns } from '../../lib/dns/render';
 import { addressText, familyOf } from '../../lib/ip';
-import { checkNames, gcNames } from '../../lib/dns/service';
+import { checkNames } from '../../lib/dns/service';
 import { checkAttachment } from '../../lib/bridge/check';
-import { attachToNetwork, gcAttachments, masqToRemove, openContainerNetns, removeNetworkIfUnused, requireFreeIfname, throwDelErrors } from '../../lib/bridge/lifecycle';
 import { RecordDir, type AttachmentRecord } from '../../lib/bridge/records';
-import { Rollback, describeRollbackErrors } from '../../lib/util/rollback';
 import { asOverlayError, OVERLAY_ARGS, parseOverlayConfig, type OverlayConfig } from './config';
 import { defaultBridgeName, gatewayOf } from './model';
-import { overlayFamilies, planAttachment } from './plan';
+import { attachSpecOf, overlayFamilies, policyOf } from './plan';
 import { agentReadiness, attachmentsDir, readAgentState, statePath, type AgentState } from './readiness';
 
 const CONTAINER_IF = 2;
@@ -92,12 +90,6 @@ function isolationOf(conf: OverlayConfig, bridge: string): (AttachIsolation & { 
   return conf.isolation ? { network: conf.name, bridge, lockDir: conf.runDir } : undefined;
 }
 
-/** Internal, ICC off: the network here is its bridge and its VXLAN device (traffic to other hosts' containers is routed through it). */
-function policyOf(conf: OverlayConfig, agent: Pick<AgentState, 'bridge' | 'vxlan'>): NetworkPolicy | undefined {
-  const p: NetworkPolicy = { network: conf.name, members: [agent.bridge, agent.vxlan], internal: conf.internal, iccOff: conf.portIsolation };
-  return hasPolicy(p) ? p : undefined;
-}
-
 /** This host's name service for the network; names only on ADD (DEL and CHECK go by container ID). */
 function nameServiceFor(conf: OverlayConfig, inv: Invocation): AttachNameService | undefined {
   if (!conf.nameResolution) return undefined;
@@ -115,46 +107,19 @@ async function add(inv: Invocation, ipamTypes: InProcessIpam): Promise<Result> {
   const agent = requireAgent(conf);
   // Before anything is created: a name DNS cannot carry is refused here.
   const nameService = nameServiceFor(conf, inv);
-  const records = recordsOf(conf);
-  return attachToNetwork(records, conf.name, () => addUnderLock(inv, ipamTypes, conf, agent, records, nameService), inv.log);
-}
-
-async function addUnderLock(inv: Invocation, ipamTypes: InProcessIpam, conf: OverlayConfig, agent: AgentState, records: RecordDir<OverlayRecord>, nameService: AttachNameService | undefined): Promise<Result> {
-  const containerId = inv.env.containerId!;
-  const ifname = inv.env.ifname!;
-  const netns = openContainerNetns(inv.env.netns, 'vxlan-overlay');
-  try {
-    await requireFreeIfname(netns, ifname, 'vxlan-overlay');
-    const families = overlayFamilies(agent);
-    const ipamInv = ipamInvocation(inv, conf, families.map((f) => f.subnet));
-    return await Rollback.run(async (undo) => {
-      const ipam = await ipamAdd(ipamInv, ipamTypes);
-      undo.push('release IPAM', () => ipamDel(ipamInv, ipamTypes));
-      let plan;
+  const families = overlayFamilies(agent);
+  const who = { containerId: inv.env.containerId!, ifname: inv.env.ifname!, nameService };
+  return addAttachment(inv, ipamTypes, {
+    plugin: 'vxlan-overlay', network: conf.name, records: recordsOf(conf),
+    ipamInv: ipamInvocation(inv, conf, families.map((f) => f.subnet)),
+    specOf: (ipam) => {
       try {
-        plan = planAttachment(families, (ipam.ips ?? []).map((ip) => ip.address), {
-          // An internal network has no way out: no default route, no masquerade.
-          isDefaultGateway: conf.isDefaultGateway && !conf.internal, ipMasq: conf.ipMasq && !conf.internal,
-        });
+        return attachSpecOf(conf, agent, ipam!, who);
       } catch (err) {
         throw fail((err as Error).message);
       }
-      const { ips, routes, masq } = plan;
-      const record: OverlayRecord = {
-        network: conf.name, containerId, ifname, subnet: agent.subnet, ...(agent.subnet6 ? { subnet6: agent.subnet6 } : {}),
-        bridge: agent.bridge, addresses: ips.map((i) => i.address), masq,
-      };
-      const att = await attachContainer({
-        plugin: 'vxlan-overlay', netns, ifname, bridge: agent.bridge, mtu: agent.mtu, mac: conf.mac, ips, routes, gwPriority: conf.gwPriority,
-        bridgeAddresses: families.map((f) => ({ family: f.family, cidr: f.gateway.cidr })), forwardV4: true, forwardV6: families.length > 1,
-        masq: masq.length ? { owner: { network: conf.name, containerId, ifname }, entries: masq } : undefined,
-        isolation: isolationOf(conf, agent.bridge), nameService, portIsolation: conf.portIsolation, policy: policyOf(conf, agent),
-        undo,
-        onHostVeth: (name) => {
-          records.write({ ...record, hostVeth: name });
-          undo.push('remove attachment record', () => records.remove(containerId, ifname));
-        },
-      });
+    },
+    resultOf: (att, spec) => {
       const res: Result = {
         cniVersion: conf.cniVersion,
         interfaces: [
@@ -162,7 +127,7 @@ async function addUnderLock(inv: Invocation, ipamTypes: InProcessIpam, conf: Ove
           { name: att.hostVeth.name, mac: att.hostVeth.mac, mtu: att.hostVeth.mtu },
           { name: att.containerVeth.name, mac: att.containerVeth.mac, mtu: att.containerVeth.mtu, sandbox: inv.env.netns },
         ],
-        ips: ips.map((ip) => ({ ...ip, interface: CONTAINER_IF })),
+        ips: spec.ips.map((ip) => ({ ...ip, interface: CONTAINER_IF })),
         routes: att.routes, // as installed, with their metrics
       };
       const dns = conf.dns;
@@ -170,37 +135,21 @@ async function addUnderLock(inv: Invocation, ipamTypes: InProcessIpam, conf: Ove
       if (conf.nameResolution) res.dns = mergeResultDns(dns, [families[0].gateway.ip], conf.nameResolution.domain);
       else if (dns) res.dns = dns;
       return res;
-    }, (e) => inv.log?.warn(`rollback: ${describeRollbackErrors([e])}`));
-  } finally {
-    netns.close();
-  }
+    },
+  });
 }
 
 async function del(inv: Invocation, ipamTypes: InProcessIpam): Promise<void> {
   const conf = configOf(inv);
-  const containerId = inv.env.containerId!;
-  const ifname = inv.env.ifname!;
-  const records = recordsOf(conf);
-  const rec = records.read(containerId, ifname);
-  // Without a record the cluster CIDR may be unknown: the element's tag is what identifies it.
-  const entryOf = (cidr: string): MasqEntry => familyOf(cidr) === 6
-    ? { address: addressText(cidr), subnet: conf.ipv6Cidr ?? '::/0' }
-    : { address: addressText(cidr), subnet: conf.cidr ?? '0.0.0.0/0' };
-  const masqAddresses = await masqToRemove(inv, { network: conf.name, record: rec, ipMasq: conf.ipMasq, entryOf });
-  const errors = await detachContainer({
-    netnsPath: inv.env.netns || undefined, ifname, hostVeth: rec?.hostVeth, masqAddresses,
-    isolation: isolationOf(conf, knownBridge(conf, rec)), nameService: nameServiceFor(conf, inv),
+  await removeAttachment(inv, ipamTypes, {
+    plugin: 'vxlan-overlay', network: conf.name, records: recordsOf(conf), ipMasq: conf.ipMasq,
+    // Without a record the cluster CIDR may be unknown: the element's tag is what identifies it.
+    masqEntryOf: (cidr: string): MasqEntry => familyOf(cidr) === 6
+      ? { address: addressText(cidr), subnet: conf.ipv6Cidr ?? '::/0' }
+      : { address: addressText(cidr), subnet: conf.cidr ?? '0.0.0.0/0' },
+    detachOf: (rec) => ({ isolation: isolationOf(conf, knownBridge(conf, rec)), nameService: nameServiceFor(conf, inv) }),
+    ipamInvOf: (rec) => ipamInvocation(inv, conf, knownSubnets(conf, rec)),
   });
-  try {
-    await ipamDel(ipamInvocation(inv, conf, knownSubnets(conf, rec)), ipamTypes);
-  } catch (err) {
-    errors.push(err as Error);
-  }
-  if (errors.length === 0) {
-    records.remove(containerId, ifname);
-    try { await removeNetworkIfUnused(records, conf.name); } catch (err) { errors.push(new Error(`removing the network's structure: ${(err as Error).message}`)); }
-  }
-  throwDelErrors(errors, 'vxlan-overlay', inv);
 }
 
 function checkFail(msg: string): CniError {
@@ -235,35 +184,10 @@ async function check(inv: Invocation, ipamTypes: InProcessIpam): Promise<void> {
 
 async function gc(inv: GcInvocation, ipamTypes: InProcessIpam): Promise<void> {
   const conf = configOf(inv);
-  const errors = await gcAttachments(conf.name, recordsOf(conf), inv.validAttachments);
-  if (conf.nameResolution) {
-    try {
-      await gcNames({ network: conf.name, config: conf.nameResolution }, inv.validAttachments);
-    } catch (err) {
-      errors.push(`DNS service: ${(err as Error).message}`);
-    }
-  }
-  const iso = isolationOf(conf, knownBridge(conf));
-  if (iso) {
-    try {
-      await leaveIsolationIfEmpty(iso);
-    } catch (err) {
-      errors.push(`isolation: ${(err as Error).message}`);
-    }
-  }
-  if (errors.length === 0) {
-    try {
-      await removeNetworkIfUnused(recordsOf(conf), conf.name);
-    } catch (err) {
-      errors.push(`removing the network's structure: ${(err as Error).message}`);
-    }
-  }
-  try {
-    await ipamGc(ipamInvocation(inv, conf, knownSubnets(conf)) as GcInvocation, ipamTypes);
-  } catch (err) {
-    errors.push((err as Error).message);
-  }
-  if (errors.length) throw fail(`GC: ${errors.join('; ')}`);
+  await gcNetwork(inv, ipamTypes, {
+    plugin: 'vxlan-overlay', network: conf.name, records: recordsOf(conf), nameResolution: conf.nameResolution,
+    isolation: isolationOf(conf, knownBridge(conf)), ipamInv: ipamInvocation(inv, conf, knownSubnets(conf)) as GcInvocation,
+  });
 }
 
 async function status(inv: Invocation): Promise<void> {

@@ -3,7 +3,7 @@
 // it all down again on `leave`. Decisions live in ../model.ts; this file only
 // talks to the kernel.
 
-import { ensureBridge } from '../../../lib/bridge/attach';
+import { ensureBridge } from '../../../lib/bridge/bridge-device';
 import { enableIpv4Forwarding, enableIpv6Forwarding } from '../../../lib/bridge/forwarding';
 import { familyOf, sameIP, type Family } from '../../../lib/ip';
 import { isExists, isNotFound, NUD, type Address, type Link, type Rtnl } from '../../../lib/netlink';
