@@ -15,7 +15,7 @@ import { registerNames, unregisterNames } from '../dns/service';
 import { isExists, isNotFound, type Address, type Link, type Rtnl } from '../netlink';
 import type { Netns } from '../netns';
 import { installPlannedRoutes } from '../routes/install';
-import { ensureSysctl } from '../sys/sysctl';
+import type { Sysctls } from '../kernel';
 import type { Rollback } from '../util/rollback';
 import { ensureBridge } from './bridge-device';
 import { enableIpv4Forwarding, enableIpv6Forwarding } from './forwarding';
@@ -25,12 +25,13 @@ import { applyPortVlans, createVethWithRandomPeer, errMsg } from './port';
 import type { AttachmentRecord, RecordDir } from './records';
 import { ensureVlanGateway, releaseVlanGatewayIfUnused } from './vlan-gateway';
 
-/** Where an attachment is made: sockets in the host and the container namespace (opened and closed by the caller), and the record directory. */
+/** Where an attachment is made: sockets in the host and the container namespace (opened and closed by the caller), sysctls, and the record directory. */
 export interface AttachKernel {
   host: Rtnl;
   container: Rtnl;
   /** The container's namespace: its sysctls are written inside it. */
   netns: Netns;
+  sysctl: Sysctls;
   records: RecordDir<AttachmentRecord>;
 }
 
@@ -119,9 +120,10 @@ async function createVeth(plan: AttachPlan, k: AttachKernel, undo: Rollback): Pr
 }
 
 /** The host end as a bridge port: sysctls, master, flags, VLANs, up. */
-async function configurePort(plan: AttachPlan, host: Rtnl, br: Link, hostName: string): Promise<Link> {
+async function configurePort(plan: AttachPlan, k: AttachKernel, br: Link, hostName: string): Promise<Link> {
+  const host = k.host;
   const hostVeth = await host.requireLink(hostName);
-  for (const s of plan.sysctls.hostVeth) ensureSysctl(`net/${s.family}/conf/${hostName}/${s.key}`, s.value, undefined, OPTIONAL);
+  for (const s of plan.sysctls.hostVeth) k.sysctl.ensure(`net/${s.family}/conf/${hostName}/${s.key}`, s.value, undefined, OPTIONAL);
   try {
     await host.setMaster(hostVeth.index, br.index);
   } catch (err) {
@@ -137,7 +139,7 @@ async function configurePort(plan: AttachPlan, host: Rtnl, br: Link, hostName: s
 /** Sysctls, addresses, up, DAD, routes inside the container; returns the routes as installed. */
 async function configureContainer(plan: AttachPlan, k: AttachKernel, link: Link): Promise<Route[]> {
   const c = plan.container;
-  for (const s of plan.sysctls.container) ensureSysctl(s.path, s.value, k.netns, OPTIONAL);
+  for (const s of plan.sysctls.container) k.sysctl.ensure(s.path, s.value, k.netns, OPTIONAL);
   for (const a of c.addresses) {
     try {
       await k.container.addAddress(link.index, a.cidr, { nodad: a.nodad });
@@ -203,7 +205,7 @@ async function applyMacspoof(plan: AttachPlan, k: AttachKernel, entry: MacspoofE
 export async function applyAttachPlan(plan: AttachPlan, k: AttachKernel, undo: Rollback): Promise<AttachResult> {
   const br = await ensureBridge(k.host, { ...plan.bridge, plugin: plan.plugin });
   const { containerVeth, hostName } = await createVeth(plan, k, undo);
-  let hostVeth = await configurePort(plan, k.host, br, hostName);
+  let hostVeth = await configurePort(plan, k, br, hostName);
   const routes = await configureContainer(plan, k, containerVeth);
   const gatewayLink = await applyHostSide(plan, k.host, br, hostName, undo);
   if (plan.portUpTimeoutMs > 0) {

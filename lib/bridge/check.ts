@@ -5,7 +5,8 @@
 import { CniError, ErrorCode } from '../cni/errors';
 import { sameIP } from '../ip';
 import { missingRoutes } from '../routes/check';
-import { openRtnl, type Link } from '../netlink';
+import type { Kernel } from '../kernel';
+import type { Link } from '../netlink';
 import { openContainerNetns } from '../netns';
 
 export interface AttachmentCheck {
@@ -26,10 +27,10 @@ export interface AttachmentCheck {
 }
 
 /** Throws a CniError (code 999) naming the first thing that is not as attachContainer left it. */
-export async function checkAttachment(o: AttachmentCheck): Promise<{ container: Link; hostVeth: Link }> {
+export async function checkAttachment(kernel: Kernel, o: AttachmentCheck): Promise<{ container: Link; hostVeth: Link }> {
   const fail = (msg: string): CniError => new CniError(ErrorCode.Internal, `${o.plugin} CHECK: ${msg}`);
-  const netns = openContainerNetns(o.netnsPath, o.plugin);
-  const ctr = openRtnl(netns);
+  const netns = openContainerNetns(o.netnsPath, o.plugin, (p) => kernel.openNetns(p));
+  const ctr = kernel.openRtnl(netns);
   let container: Link;
   try {
     const link = await ctr.getLink(o.ifname);
@@ -50,7 +51,7 @@ export async function checkAttachment(o: AttachmentCheck): Promise<{ container: 
     netns.close();
   }
 
-  const host = openRtnl();
+  const host = kernel.openRtnl();
   try {
     const br = await host.getLink(o.bridge);
     if (!br) throw fail(`bridge "${o.bridge}" does not exist`);

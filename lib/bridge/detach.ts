@@ -5,7 +5,8 @@
 import { removeMacspoof, type MacspoofEntry } from '../firewall/macspoof';
 import { removeMasq } from '../firewall/masquerade';
 import { unregisterNames } from '../dns/service';
-import { isNotFound, openRtnl } from '../netlink';
+import type { Kernel } from '../kernel';
+import { isNotFound } from '../netlink';
 import { openContainerNetnsIfPresent, type Netns } from '../netns';
 import type { ErrorList } from '../util/errors';
 import { leaveIsolationIfEmpty } from './isolation';
@@ -31,15 +32,15 @@ export interface DetachOptions {
 }
 
 /** The container interface's global addresses (before deleting it), for callers without a record. */
-export async function containerAddresses(netnsPath: string | undefined, ifname: string): Promise<string[]> {
+export async function containerAddresses(kernel: Kernel, netnsPath: string | undefined, ifname: string): Promise<string[]> {
   let ns: Netns | undefined;
   try {
-    ns = openContainerNetnsIfPresent(netnsPath);
+    ns = openContainerNetnsIfPresent(netnsPath, (p) => kernel.openNetns(p));
   } catch {
     return [];
   }
   if (!ns) return [];
-  const r = openRtnl(ns);
+  const r = kernel.openRtnl(ns);
   try {
     const link = await r.getLink(ifname);
     if (!link) return [];
@@ -51,8 +52,8 @@ export async function containerAddresses(netnsPath: string | undefined, ifname: 
 }
 
 /** Delete a link in `ns` (or here); gone already counts as done. */
-async function deleteLinkIfPresent(ns: Netns | undefined, name: string): Promise<void> {
-  const r = openRtnl(ns);
+async function deleteLinkIfPresent(kernel: Kernel, ns: Netns | undefined, name: string): Promise<void> {
+  const r = kernel.openRtnl(ns);
   try {
     await r.deleteLink(name);
   } catch (err) {
@@ -63,23 +64,23 @@ async function deleteLinkIfPresent(ns: Netns | undefined, name: string): Promise
 }
 
 /** Undo an attachment (./apply.ts); idempotent, best-effort: every step runs, the errors go to `errors`. */
-export async function detachContainer(o: DetachOptions, errors: ErrorList): Promise<void> {
+export async function detachContainer(kernel: Kernel, o: DetachOptions, errors: ErrorList): Promise<void> {
   const macspoof = o.macspoof;
   if (macspoof) await errors.attempt('removing the MAC spoof check', () => removeMacspoof(macspoof));
   const masq = o.masqAddresses;
   if (masq?.length) await errors.attempt('removing masquerade', () => removeMasq(masq));
   let ns: Netns | undefined;
-  await errors.attempt(`opening ${o.netnsPath}`, () => { ns = openContainerNetnsIfPresent(o.netnsPath); });
+  await errors.attempt(`opening ${o.netnsPath}`, () => { ns = openContainerNetnsIfPresent(o.netnsPath, (p) => kernel.openNetns(p)); });
   if (ns) {
     const inside = ns;
     try {
-      await errors.attempt(`deleting "${o.ifname}"`, () => deleteLinkIfPresent(inside, o.ifname));
+      await errors.attempt(`deleting "${o.ifname}"`, () => deleteLinkIfPresent(kernel, inside, o.ifname));
     } finally {
       inside.close();
     }
   }
   const hostVeth = o.hostVeth;
-  if (hostVeth) await errors.attempt(`deleting "${hostVeth}"`, () => deleteLinkIfPresent(undefined, hostVeth));
+  if (hostVeth) await errors.attempt(`deleting "${hostVeth}"`, () => deleteLinkIfPresent(kernel, undefined, hostVeth));
   const gw = o.vlanGateway;
   if (gw) await errors.attempt(`removing VLAN gateway "${gw.name}"`, () => releaseVlanGatewayIfUnused(gw));
   const names = o.nameService;

@@ -14,7 +14,7 @@ import { ipamAdd, ipamDel, ipamGc, type InProcessIpam } from '../cni/ipam';
 import type { NameResolutionConfig } from '../dns/config';
 import { gcNames } from '../dns/service';
 import type { MasqEntry } from '../firewall/masquerade';
-import { openRtnl } from '../netlink';
+import type { Kernel } from '../kernel';
 import { openContainerNetns } from '../netns';
 import { ErrorList } from '../util/errors';
 import { Rollback, describeRollbackErrors } from '../util/rollback';
@@ -44,12 +44,12 @@ export interface FamilyAdd<R extends AttachmentRecord> extends FamilyNetwork<R> 
 }
 
 /** ADD: the whole attachment under the network's lock; a failure at any step leaves nothing behind. */
-export async function addAttachment<R extends AttachmentRecord>(inv: Invocation, ipamTypes: InProcessIpam, a: FamilyAdd<R>): Promise<Result> {
+export async function addAttachment<R extends AttachmentRecord>(inv: Invocation, ipamTypes: InProcessIpam, kernel: Kernel, a: FamilyAdd<R>): Promise<Result> {
   return attachToNetwork(a.records, a.network, async () => {
-    const netns = openContainerNetns(inv.env.netns, a.plugin);
-    const host = openRtnl();
-    const container = openRtnl(netns);
-    const k: AttachKernel = { host, container, netns, records: a.records as RecordDir<AttachmentRecord> };
+    const netns = openContainerNetns(inv.env.netns, a.plugin, (p) => kernel.openNetns(p));
+    const host = kernel.openRtnl();
+    const container = kernel.openRtnl(netns);
+    const k: AttachKernel = { host, container, netns, sysctl: kernel.sysctl, records: a.records as RecordDir<AttachmentRecord> };
     try {
       await requireFreeIfname(container, inv.env.ifname!, a.plugin);
       return await Rollback.run(async (undo) => {
@@ -82,13 +82,13 @@ export interface FamilyDel<R extends AttachmentRecord> extends FamilyNetwork<R> 
 }
 
 /** DEL: best-effort and idempotent; IPAM is always released; every error is reported at the end. */
-export async function removeAttachment<R extends AttachmentRecord>(inv: Invocation, ipamTypes: InProcessIpam, d: FamilyDel<R>): Promise<void> {
+export async function removeAttachment<R extends AttachmentRecord>(inv: Invocation, ipamTypes: InProcessIpam, kernel: Kernel, d: FamilyDel<R>): Promise<void> {
   const containerId = inv.env.containerId!;
   const ifname = inv.env.ifname!;
   const rec = d.records.read(containerId, ifname);
-  const masqAddresses = await masqToRemove(inv, { network: d.network, record: rec, ipMasq: d.ipMasq, entryOf: d.masqEntryOf });
+  const masqAddresses = await masqToRemove(kernel, inv, { network: d.network, record: rec, ipMasq: d.ipMasq, entryOf: d.masqEntryOf });
   const errors = new ErrorList();
-  await detachContainer({ netnsPath: inv.env.netns || undefined, ifname, hostVeth: rec?.hostVeth, masqAddresses, ...d.detachOf(rec) }, errors);
+  await detachContainer(kernel, { netnsPath: inv.env.netns || undefined, ifname, hostVeth: rec?.hostVeth, masqAddresses, ...d.detachOf(rec) }, errors);
   // Masquerade goes before IPAM releases the address, so no later owner of it is affected.
   await errors.attempt(undefined, () => ipamDel(d.ipamInvOf(rec), ipamTypes));
   if (errors.length === 0) {
@@ -109,9 +109,9 @@ export interface FamilyGc<R extends AttachmentRecord & { bridge?: string }> exte
 }
 
 /** GC: everything of attachments the runtime no longer knows, then what the network no longer needs; errors at the end. */
-export async function gcNetwork<R extends AttachmentRecord & { bridge?: string }>(inv: GcInvocation, ipamTypes: InProcessIpam, g: FamilyGc<R>): Promise<void> {
+export async function gcNetwork<R extends AttachmentRecord & { bridge?: string }>(inv: GcInvocation, ipamTypes: InProcessIpam, kernel: Kernel, g: FamilyGc<R>): Promise<void> {
   const errors = new ErrorList();
-  await gcAttachments(g.network, g.records, inv.validAttachments, g.removeExtra && ((rec: R) => g.removeExtra!(rec)), errors);
+  await gcAttachments(kernel, g.network, g.records, inv.validAttachments, g.removeExtra && ((rec: R) => g.removeExtra!(rec)), errors);
   const nameResolution = g.nameResolution;
   if (nameResolution) await errors.attempt('DNS service', () => gcNames({ network: g.network, config: nameResolution }, inv.validAttachments));
   const gw = g.vlanGateway;

@@ -14,7 +14,8 @@ import { removeMacspoofIfUnused } from '../firewall/macspoof';
 import { gcMasq, hasMasq, removeMasq, removeMasqNetwork, type MasqEntry } from '../firewall/masquerade';
 import { removeNetworkPolicy } from '../firewall/netpolicy';
 import { NetworkState } from '../util/network-state';
-import { isNotFound, openRtnl, type Rtnl } from '../netlink';
+import type { Kernel } from '../kernel';
+import { isNotFound, type Rtnl } from '../netlink';
 import type { ErrorList } from '../util/errors';
 import { containerAddresses } from './detach';
 import type { AttachmentRecord, RecordDir } from './records';
@@ -64,10 +65,10 @@ export async function requireFreeIfname(container: Rtnl, ifname: string, plugin:
  * (written by an older ADD, or lost): addresses from prevResult or the live
  * interface, and only the elements tagged with this attachment.
  */
-export async function untrackedMasqAddresses(inv: Invocation, network: string, entryOf: (cidr: string) => MasqEntry): Promise<string[]> {
+export async function untrackedMasqAddresses(kernel: Kernel, inv: Invocation, network: string, entryOf: (cidr: string) => MasqEntry): Promise<string[]> {
   const owner = { network, containerId: inv.env.containerId!, ifname: inv.env.ifname! };
   const prev = inv.conf.prevResult?.ips?.map((ip) => ip.address) ?? [];
-  const cidrs = prev.length ? prev : await containerAddresses(inv.env.netns, inv.env.ifname!);
+  const cidrs = prev.length ? prev : await containerAddresses(kernel, inv.env.netns, inv.env.ifname!);
   return cidrs
     .map(entryOf)
     .filter((e) => {
@@ -77,9 +78,9 @@ export async function untrackedMasqAddresses(inv: Invocation, network: string, e
 }
 
 /** What DEL removes from the host side: the record's masquerade elements, else (with ipMasq) the tagged ones found. */
-export async function masqToRemove(inv: Invocation, o: { network: string; record?: AttachmentRecord; ipMasq: boolean; entryOf: (cidr: string) => MasqEntry }): Promise<string[]> {
+export async function masqToRemove(kernel: Kernel, inv: Invocation, o: { network: string; record?: AttachmentRecord; ipMasq: boolean; entryOf: (cidr: string) => MasqEntry }): Promise<string[]> {
   if (o.record) return o.record.masq.map((m) => m.address);
-  return o.ipMasq ? untrackedMasqAddresses(inv, o.network, o.entryOf) : [];
+  return o.ipMasq ? untrackedMasqAddresses(kernel, inv, o.network, o.entryOf) : [];
 }
 
 /**
@@ -110,7 +111,7 @@ async function deleteStaleHostVeth(rtnl: Rtnl, rec: AttachmentRecord & { bridge?
  * of GC.
  */
 export async function gcAttachments<T extends AttachmentRecord & { bridge?: string }>(
-  network: string, records: RecordDir<T>, valid: ReadonlyArray<{ containerID: string; ifname: string }>,
+  kernel: Kernel, network: string, records: RecordDir<T>, valid: ReadonlyArray<{ containerID: string; ifname: string }>,
   /** The plugin's own per-record cleanup (e.g. MAC spoof check elements), before the record goes. */
   removeExtra: ((rec: T) => void) | undefined,
   errors: ErrorList,
@@ -119,7 +120,7 @@ export async function gcAttachments<T extends AttachmentRecord & { bridge?: stri
   await errors.attempt('masquerade', () => gcMasq(network, valid));
   const stale = records.list().filter((rec) => !keep.has(`${rec.containerId}\0${rec.ifname}`));
   if (stale.length === 0) return;
-  const rtnl = openRtnl();
+  const rtnl = kernel.openRtnl();
   try {
     for (const rec of stale) {
       await errors.attempt(`${rec.containerId}/${rec.ifname}`, async () => {

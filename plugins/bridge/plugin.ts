@@ -6,12 +6,13 @@ import * as path from 'path';
 import { CniError, ErrorCode } from '../../lib/cni/errors';
 import { ipamCheck, ipamStatus, type InProcessIpam } from '../../lib/cni/ipam';
 import type { GcInvocation, Plugin } from '../../lib/cni/plugin';
+import type { Kernel } from '../../lib/kernel';
 import type { Invocation, Result } from '../../lib/cni/types';
 import { cniArgsOf } from '../../lib/cni/args';
 import { missingMacspoof, removeMacspoof, type MacspoofEntry } from '../../lib/firewall/macspoof';
 import { hasMasq, type MasqEntry } from '../../lib/firewall/masquerade';
 import { missingPolicy } from '../../lib/firewall/netpolicy';
-import { IFF_PROMISC, openRtnl } from '../../lib/netlink';
+import { IFF_PROMISC } from '../../lib/netlink';
 import { checkAttachment } from '../../lib/bridge/check';
 import { addAttachment, gcNetwork, removeAttachment } from '../../lib/bridge/family';
 import { nameServiceOf, type AttachIsolation, type AttachNameService } from '../../lib/bridge/plan';
@@ -65,12 +66,12 @@ function nameServiceFor(conf: BridgeConfig, inv: Invocation): AttachNameService 
   return nameServiceOf({ network: conf.name, config: conf.nameResolution, inv, podName: cniArgsOf(inv, KNOWN_ARGS).K8S_POD_NAME });
 }
 
-async function add(inv: Invocation, ipamTypes: InProcessIpam): Promise<Result> {
+async function add(inv: Invocation, ipamTypes: InProcessIpam, kernel: Kernel): Promise<Result> {
   const conf = configOf(inv);
   const nameService = nameServiceFor(conf, inv);
   planVlanGateway(conf); // a name that does not fit fails before anything is made
   const who = { containerId: inv.env.containerId!, ifname: inv.env.ifname!, nameService };
-  return addAttachment(inv, ipamTypes, {
+  return addAttachment(inv, ipamTypes, kernel, {
     plugin: 'bridge', network: conf.name, records: recordsOf(conf),
     ipamInv: conf.ipamType ? inv : undefined,
     specOf: (ipam) => attachSpecOf(conf, ipam, who),
@@ -84,9 +85,9 @@ async function add(inv: Invocation, ipamTypes: InProcessIpam): Promise<Result> {
   });
 }
 
-async function del(inv: Invocation, ipamTypes: InProcessIpam): Promise<void> {
+async function del(inv: Invocation, ipamTypes: InProcessIpam, kernel: Kernel): Promise<void> {
   const conf = configOf(inv);
-  await removeAttachment(inv, ipamTypes, {
+  await removeAttachment(inv, ipamTypes, kernel, {
     plugin: 'bridge', network: conf.name, records: recordsOf(conf), ipMasq: conf.ipMasq, masqEntryOf,
     detachOf: (rec) => ({ macspoof: rec?.macspoof, isolation: isolationOf(conf), nameService: nameServiceFor(conf, inv), vlanGateway: vlanGatewayRelease(conf, rec) }),
     ipamInvOf: () => inv,
@@ -97,7 +98,7 @@ function checkFail(msg: string): CniError {
   return new CniError(ErrorCode.Internal, `bridge CHECK: ${msg}`);
 }
 
-async function check(inv: Invocation, ipamTypes: InProcessIpam): Promise<void> {
+async function check(inv: Invocation, ipamTypes: InProcessIpam, kernel: Kernel): Promise<void> {
   const conf = configOf(inv);
   await ipamCheck(inv, ipamTypes);
   const prev = inv.conf.prevResult;
@@ -108,7 +109,7 @@ async function check(inv: Invocation, ipamTypes: InProcessIpam): Promise<void> {
   const ctrIdx = ifaces.findIndex((i) => i.name === ifname && i.sandbox);
   const ctrIf = ifaces[ctrIdx];
 
-  const host = openRtnl();
+  const host = kernel.openRtnl();
   try {
     const br = await host.getLink(conf.bridge);
     if (!br) throw checkFail(`bridge "${conf.bridge}" does not exist`);
@@ -121,7 +122,7 @@ async function check(inv: Invocation, ipamTypes: InProcessIpam): Promise<void> {
   } finally {
     host.close();
   }
-  const { container, hostVeth } = await checkAttachment({
+  const { container, hostVeth } = await checkAttachment(kernel, {
     plugin: 'bridge', netnsPath: inv.env.netns, ifname, bridge: conf.bridge,
     addresses: (prev.ips ?? []).filter((ip) => ip.interface === undefined || ip.interface === ctrIdx).map((ip) => ip.address),
     routes: prev.routes ?? [], containerMac: ctrIf?.mac,
@@ -145,9 +146,9 @@ async function check(inv: Invocation, ipamTypes: InProcessIpam): Promise<void> {
   if (missing) throw checkFail(`${missing} ${missing.startsWith('the forwarding') ? 'are' : 'is'} missing`);
 }
 
-async function gc(inv: GcInvocation, ipamTypes: InProcessIpam): Promise<void> {
+async function gc(inv: GcInvocation, ipamTypes: InProcessIpam, kernel: Kernel): Promise<void> {
   const conf = configOf(inv);
-  await gcNetwork(inv, ipamTypes, {
+  await gcNetwork(inv, ipamTypes, kernel, {
     plugin: 'bridge', network: conf.name, records: recordsOf(conf), nameResolution: conf.nameResolution,
     vlanGateway: vlanGatewayRelease(conf), isolation: isolationOf(conf), ipamInv: inv,
     removeExtra: (rec) => { if (rec.macspoof) removeMacspoof(rec.macspoof); },
@@ -160,15 +161,15 @@ async function status(inv: Invocation, ipamTypes: InProcessIpam): Promise<void> 
 }
 
 /** The bridge plugin; `ipamTypes` run in-process (ipam/index.ts), any other ipam.type is exec'd from CNI_PATH. */
-export function makeBridgePlugin(ipamTypes: InProcessIpam): Plugin {
+export function makeBridgePlugin(ipamTypes: InProcessIpam, kernel: Kernel): Plugin {
   return {
     name: 'bridge',
     description: 'Linux bridge networks (Docker bridge mode) with nftables masquerade',
     knownArgs: KNOWN_ARGS,
-    add: (inv) => add(inv, ipamTypes),
-    del: (inv) => del(inv, ipamTypes),
-    check: (inv) => check(inv, ipamTypes),
-    gc: (inv) => gc(inv, ipamTypes),
+    add: (inv) => add(inv, ipamTypes, kernel),
+    del: (inv) => del(inv, ipamTypes, kernel),
+    check: (inv) => check(inv, ipamTypes, kernel),
+    gc: (inv) => gc(inv, ipamTypes, kernel),
     status: (inv) => status(inv, ipamTypes),
   };
 }

@@ -4,11 +4,12 @@
 import { runPlugin } from '../../lib/cni/skel';
 import { SUPPORTED_VERSIONS } from '../../lib/cni/version';
 import { IN_PROCESS_IPAM } from '../../ipam';
+import { HOST_KERNEL } from '../../lib/kernel';
 import { startMain } from '../../lib/util/main';
 import { isAgentVerb } from './agent/options';
 import { makeOverlayPlugin } from './plugin';
 
-const overlayPlugin = makeOverlayPlugin(IN_PROCESS_IPAM);
+const overlayPlugin = makeOverlayPlugin(IN_PROCESS_IPAM, HOST_KERNEL);
 
 startMain(() => {
   if (process.env.CNI_COMMAND === undefined && isAgentVerb(process.argv[2])) {

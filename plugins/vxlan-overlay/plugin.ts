@@ -6,6 +6,7 @@
 import { CniError, ErrorCode } from '../../lib/cni/errors';
 import { ipamCheck, type InProcessIpam } from '../../lib/cni/ipam';
 import type { GcInvocation, Plugin } from '../../lib/cni/plugin';
+import type { Kernel } from '../../lib/kernel';
 import type { Invocation, Result } from '../../lib/cni/types';
 import { hasMasq, type MasqEntry } from '../../lib/firewall/masquerade';
 import { missingPolicy } from '../../lib/firewall/netpolicy';
@@ -102,14 +103,14 @@ function knownSubnets(conf: OverlayConfig, rec?: OverlayRecord): string[] {
   return known ? subnetsOf(known) : [PLACEHOLDER_SUBNET];
 }
 
-async function add(inv: Invocation, ipamTypes: InProcessIpam): Promise<Result> {
+async function add(inv: Invocation, ipamTypes: InProcessIpam, kernel: Kernel): Promise<Result> {
   const conf = configOf(inv);
   const agent = requireAgent(conf);
   // Before anything is created: a name DNS cannot carry is refused here.
   const nameService = nameServiceFor(conf, inv);
   const families = overlayFamilies(agent);
   const who = { containerId: inv.env.containerId!, ifname: inv.env.ifname!, nameService };
-  return addAttachment(inv, ipamTypes, {
+  return addAttachment(inv, ipamTypes, kernel, {
     plugin: 'vxlan-overlay', network: conf.name, records: recordsOf(conf),
     ipamInv: ipamInvocation(inv, conf, families.map((f) => f.subnet)),
     specOf: (ipam) => {
@@ -139,9 +140,9 @@ async function add(inv: Invocation, ipamTypes: InProcessIpam): Promise<Result> {
   });
 }
 
-async function del(inv: Invocation, ipamTypes: InProcessIpam): Promise<void> {
+async function del(inv: Invocation, ipamTypes: InProcessIpam, kernel: Kernel): Promise<void> {
   const conf = configOf(inv);
-  await removeAttachment(inv, ipamTypes, {
+  await removeAttachment(inv, ipamTypes, kernel, {
     plugin: 'vxlan-overlay', network: conf.name, records: recordsOf(conf), ipMasq: conf.ipMasq,
     // Without a record the cluster CIDR may be unknown: the element's tag is what identifies it.
     masqEntryOf: (cidr: string): MasqEntry => familyOf(cidr) === 6
@@ -156,14 +157,14 @@ function checkFail(msg: string): CniError {
   return new CniError(ErrorCode.Internal, `vxlan-overlay CHECK: ${msg}`);
 }
 
-async function check(inv: Invocation, ipamTypes: InProcessIpam): Promise<void> {
+async function check(inv: Invocation, ipamTypes: InProcessIpam, kernel: Kernel): Promise<void> {
   const conf = configOf(inv);
   const agent = requireAgent(conf);
   const prev = inv.conf.prevResult;
   if (!prev) throw fail('Required prevResult missing', ErrorCode.InvalidConfig);
   await ipamCheck(ipamInvocation(inv, conf, subnetsOf(agent)), ipamTypes);
   const ifname = inv.env.ifname!;
-  await checkAttachment({
+  await checkAttachment(kernel, {
     plugin: 'vxlan-overlay', netnsPath: inv.env.netns, ifname, bridge: agent.bridge, mtu: agent.mtu,
     addresses: (prev.ips ?? []).map((ip) => ip.address), routes: prev.routes ?? [],
   });
@@ -182,9 +183,9 @@ async function check(inv: Invocation, ipamTypes: InProcessIpam): Promise<void> {
   if (missing) throw checkFail(`${missing} ${missing.startsWith('the forwarding') ? 'are' : 'is'} missing`);
 }
 
-async function gc(inv: GcInvocation, ipamTypes: InProcessIpam): Promise<void> {
+async function gc(inv: GcInvocation, ipamTypes: InProcessIpam, kernel: Kernel): Promise<void> {
   const conf = configOf(inv);
-  await gcNetwork(inv, ipamTypes, {
+  await gcNetwork(inv, ipamTypes, kernel, {
     plugin: 'vxlan-overlay', network: conf.name, records: recordsOf(conf), nameResolution: conf.nameResolution,
     isolation: isolationOf(conf, knownBridge(conf)), ipamInv: ipamInvocation(inv, conf, knownSubnets(conf)) as GcInvocation,
   });
@@ -197,15 +198,15 @@ async function status(inv: Invocation): Promise<void> {
 }
 
 /** The vxlan-overlay plugin; its IPAM is always host-local, run in-process from `ipamTypes` (ipam/index.ts). */
-export function makeOverlayPlugin(ipamTypes: InProcessIpam): Plugin {
+export function makeOverlayPlugin(ipamTypes: InProcessIpam, kernel: Kernel): Plugin {
   return {
     name: 'vxlan-overlay',
     description: 'VXLAN overlay across hosts (flannel-style: one subnet per host, a local bridge); run `vxlan-overlay agent` on every host',
     knownArgs: OVERLAY_ARGS,
-    add: (inv) => add(inv, ipamTypes),
-    del: (inv) => del(inv, ipamTypes),
-    check: (inv) => check(inv, ipamTypes),
-    gc: (inv) => gc(inv, ipamTypes),
+    add: (inv) => add(inv, ipamTypes, kernel),
+    del: (inv) => del(inv, ipamTypes, kernel),
+    check: (inv) => check(inv, ipamTypes, kernel),
+    gc: (inv) => gc(inv, ipamTypes, kernel),
     status,
   };
 }
