@@ -153,7 +153,8 @@ async function configureContainer(plan: AttachPlan, k: AttachKernel, link: Link)
 }
 
 /** The host-side elements of the attachment: VLAN gateway, gateway addresses, forwarding, masquerade, isolation, policy, names. */
-async function applyHostSide(plan: AttachPlan, host: Rtnl, br: Link, hostName: string, undo: Rollback): Promise<Link | undefined> {
+async function applyHostSide(plan: AttachPlan, k: AttachKernel, br: Link, hostName: string, undo: Rollback): Promise<Link | undefined> {
+  const host = k.host;
   let gatewayLink: Link | undefined;
   const g = plan.gateway;
   if (g?.vlanGateway) {
@@ -165,8 +166,8 @@ async function applyHostSide(plan: AttachPlan, host: Rtnl, br: Link, hostName: s
     });
   }
   if (g) await applyGatewayAddresses(host, br, gatewayLink ?? br, g, plan.plugin);
-  if (plan.forwarding.v4) enableIpv4Forwarding();
-  if (plan.forwarding.v6) enableIpv6Forwarding();
+  if (plan.forwarding.v4) enableIpv4Forwarding(k.sysctl);
+  if (plan.forwarding.v6) enableIpv6Forwarding(k.sysctl);
   const fw = plan.firewall;
   if (fw.masq) {
     const addrs = fw.masq.entries.map((e) => e.address);
@@ -207,7 +208,7 @@ export async function applyAttachPlan(plan: AttachPlan, k: AttachKernel, undo: R
   const { containerVeth, hostName } = await createVeth(plan, k, undo);
   let hostVeth = await configurePort(plan, k, br, hostName);
   const routes = await configureContainer(plan, k, containerVeth);
-  const gatewayLink = await applyHostSide(plan, k.host, br, hostName, undo);
+  const gatewayLink = await applyHostSide(plan, k, br, hostName, undo);
   if (plan.portUpTimeoutMs > 0) {
     try {
       hostVeth = await k.host.waitOperUp(hostVeth.index, plan.portUpTimeoutMs);
