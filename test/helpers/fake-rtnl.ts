@@ -160,11 +160,12 @@ export class FakeKernel implements Kernel {
 
   openRtnl = (netns?: Netns): Rtnl => new FakeRtnl(this, netns ? this.pathOf(netns) : HOST, netns);
 
-  openNetns(path: string): Netns {
+  /** A property, like HOST_KERNEL's: plugins hand it on unbound (openContainerNetns(path, plugin, kernel.openNetns)). */
+  openNetns = (path: string): Netns => {
     this.step(HOST, `openNetns ${path}`);
     if (!this.namespaces.has(path)) throw new NetnsNotFoundError(path);
     return fakeNetns(path);
-  }
+  };
 
   readonly sysctl: Sysctls = {
     read: (key, netns) => this.readSysctl(key, netns, false)!,
@@ -222,7 +223,8 @@ export class FakeKernel implements Kernel {
     if ([...ns.links.values()].some((x) => x.name === l.name)) throw kernelError(errnoOf('EEXIST'), `creating "${l.name}"`);
     const index = l.index !== undefined && !ns.links.has(l.index) ? l.index : ns.nextIndex;
     ns.nextIndex = Math.max(ns.nextIndex, index) + 1;
-    const link: FakeLink = { vlans: [], qdiscs: [], ...l, index };
+    // The kernel reports a transmit queue length for every link (1000 unless set).
+    const link: FakeLink = { vlans: [], qdiscs: [], txqlen: 1000, ...l, index };
     ns.links.set(index, link);
     return link;
   }
