@@ -261,7 +261,9 @@ async function main() {
       // The trade: V8's string hash seed is fixed per release, so hash flooding needs no guessing; what a plugin
       // hashes (its bounded stdin, CNI_ARGS, netlink and nft replies) comes from the runtime and the kernel
       // (docs/benchmarks/startup.md, "What the release trades").
-      execArgv: ['--openssl-config=/dev/null', '--icu-data-dir=/dev/null', '--disable-sigusr1', ...(CODE_CACHE ? [] : ['--no-rehash-snapshot'])],
+      // --no-sparkplug: no baseline (machine code) tier; a plugin call ends before it pays back (~200 baseline
+      // compiles per bridge ADD: -3.4 M instructions; the overlay agent still tiers up to the optimizing compilers).
+      execArgv: ['--openssl-config=/dev/null', '--icu-data-dir=/dev/null', '--disable-sigusr1', '--no-sparkplug', ...(CODE_CACHE ? [] : ['--no-rehash-snapshot'])],
       execArgvExtension: 'none',
       assets: linked.seaAssets,
     };
