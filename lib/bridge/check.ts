@@ -1,4 +1,4 @@
-// CHECK of a container attached by attachContainer: the veth in the
+// CHECK of a container attached by ./apply.ts: the veth in the
 // container with its addresses and routes, its host end on the bridge. The
 // plugin adds its own checks (bridge MAC, promiscuous mode, overlay MTU...).
 
@@ -26,7 +26,7 @@ export interface AttachmentCheck {
   hostMacOf?: (hostVeth: string) => string | undefined;
 }
 
-/** Throws a CniError (code 999) naming the first thing that is not as attachContainer left it. */
+/** Throws a CniError (code 999) naming the first thing that is not as applyAttachPlan left it. */
 export async function checkAttachment(kernel: Kernel, o: AttachmentCheck): Promise<{ container: Link; hostVeth: Link }> {
   const fail = (msg: string): CniError => new CniError(ErrorCode.Internal, `${o.plugin} CHECK: ${msg}`);
   const netns = openContainerNetns(o.netnsPath, o.plugin, (p) => kernel.openNetns(p));

@@ -9,7 +9,7 @@
 // still happens before the ADD returns, i.e. before the runtime starts any
 // process in the container. The last leave removes the lock file too (a
 // waiter notices and starts over: lib/sys/lock.ts). Called from
-// lib/bridge/attach.ts and the firewall plugin.
+// lib/bridge/apply.ts and the firewall plugin.
 
 import * as path from 'path';
 import { applyIsolationJoin, applyIsolationLeave, type IsolationMember } from '../firewall/isolation';

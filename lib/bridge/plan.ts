@@ -16,7 +16,7 @@ import { containerNames, type NameResolutionConfig } from '../dns/config';
 import type { Invocation } from '../cni/types';
 import { addressText, familyOf, overlapsText, sameIP, type Family } from '../ip';
 import type { Address, BridgeVlan, Link, Route as KernelRoute } from '../netlink';
-import { planRouteMetrics, type PlannedRoute } from '../routes/install';
+import { planRouteMetrics, type PlannedRoute } from '../routes/plan';
 import type { AttachmentRecord } from './records';
 
 export interface GatewayAddress {

@@ -1,5 +1,5 @@
 // Bridge ports: a veth pair with a random `veth` + 8 hex end, and the VLANs
-// of a port. Shared by a container's attachment (./attach.ts) and the VLAN
+// of a port. Shared by a container's attachment (./apply.ts) and the VLAN
 // gateway interface (./vlan-gateway.ts).
 
 import { randomBytes } from '../util/random';

@@ -13,7 +13,7 @@
 // The first registration starts the daemon, the last unregistration (or GC)
 // stops it and removes the directory, the lock and (with the last network's
 // service) the guard's table. Registration finds a dead daemon and
-// starts it again. Called from lib/bridge/attach.ts (bridge plugin; the
+// starts it again. Called from lib/bridge/apply.ts and detach.ts (bridge plugin; the
 // overlay can opt in the same way).
 
 import * as fs from 'fs';

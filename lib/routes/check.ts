@@ -5,7 +5,7 @@
 import type { Route } from '../cni/types';
 import { familyOf, networkText, sameIP } from '../ip';
 import type { Route as KernelRoute } from '../netlink';
-import { routeDst } from './install';
+import { routeDst } from './plan';
 
 const MAIN_TABLE = 254;
 

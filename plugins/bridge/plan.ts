@@ -96,7 +96,8 @@ export function requireAddresses(conf: BridgeConfig, ipam: Result | undefined): 
 
 // ---------------------------------------------------------------------------
 // VLANs on the host veth port (`bridge vlan add/del ... master`; sent by
-// lib/bridge/attach through the facade's addBridgeVlan/deleteBridgeVlan).
+// lib/bridge/apply.ts, as PortVlans (portVlansOf), through the facade's
+// addBridgeVlan/deleteBridgeVlan).
 
 export type VlanOp = BridgeVlanOp & { pvid: boolean; untagged: boolean };
 
