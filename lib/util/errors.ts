@@ -43,10 +43,16 @@ export class ErrorList {
     return this.errors;
   }
 
-  /** Nothing failed: return. One CniError alone passes through as it is; else one code 999 naming every error, the first as cause. */
+  /**
+   * Nothing failed: return. One CniError alone passes through as it is; else
+   * one CniError naming every error, with the first one's code when it is a
+   * CniError (999 otherwise) and the first as its cause.
+   */
   throwIfAny(prefix: string): void {
     if (this.errors.length === 0) return;
-    if (this.errors.length === 1 && this.errors[0] instanceof CniError) throw this.errors[0];
-    throw new CniError(ErrorCode.Internal, `${prefix}: ${this.errors.map((e) => e.message).join('; ')}`, undefined, { cause: this.errors[0] });
+    const first = this.errors[0];
+    if (this.errors.length === 1 && first instanceof CniError) throw first;
+    const code = first instanceof CniError ? first.code : ErrorCode.Internal;
+    throw new CniError(code, `${prefix}: ${this.errors.map((e) => e.message).join('; ')}`, undefined, { cause: first });
   }
 }

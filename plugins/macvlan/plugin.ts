@@ -9,6 +9,7 @@ import type { GcInvocation, Invocation, Plugin, Result } from '../../lib/cni/plu
 import type { Kernel } from '../../lib/kernel';
 import { openContainerNetns } from '../../lib/netns';
 import type { Link, Rtnl } from '../../lib/netlink';
+import { ErrorList } from '../../lib/util/errors';
 import { Rollback, describeRollbackErrors } from '../../lib/util/rollback';
 import { MACVLAN_ARGS, parseMacvlanConfig, type MacvlanConfig } from './config';
 import {
@@ -83,32 +84,20 @@ async function add(inv: Invocation, ipamTypes: InProcessIpam, kernel: Kernel): P
 /** Best-effort: IPAM first (like the reference), then the interface, then trunk records; every error reported at the end. */
 async function del(inv: Invocation, ipamTypes: InProcessIpam, kernel: Kernel): Promise<void> {
   const conf = configOf(inv);
-  const errors: Error[] = [];
-  const attempt = async (fn: () => Promise<unknown>) => {
-    try {
-      await fn();
-    } catch (err) {
-      errors.push(err instanceof Error ? err : new Error(String(err)));
-    }
-  };
-  await attempt(() => ipamDel(inv, ipamTypes));
-  if (inv.env.netns) await attempt(() => deleteContainerInterface(kernel, inv.env.netns!, required(inv.env.ifname, 'CNI_IFNAME')));
+  const errors = new ErrorList();
+  await errors.attempt(undefined, () => ipamDel(inv, ipamTypes));
+  if (inv.env.netns) await errors.attempt(undefined, () => deleteContainerInterface(kernel, inv.env.netns!, required(inv.env.ifname, 'CNI_IFNAME')));
   const state = new TrunkState(conf.dataDir);
   if (state.subInterfaces().length) {
     const user = userOf(inv);
     const host = kernel.openRtnl();
     try {
-      errors.push(...(await releaseSubInterfaces({ rtnl: host, state, staleUsers: (_s, users) => users.filter((u) => u === user) })));
+      errors.addAll(await releaseSubInterfaces({ rtnl: host, state, staleUsers: (_s, users) => users.filter((u) => u === user) }));
     } finally {
       host.close();
     }
   }
-  if (errors.length) {
-    const first = errors[0];
-    const rest = errors.slice(1).map((e) => e.message).join('; ');
-    if (first instanceof CniError && !rest) throw first;
-    throw new CniError(first instanceof CniError ? first.code : ErrorCode.Internal, `macvlan DEL: ${first.message}`, rest || undefined);
-  }
+  errors.throwIfAny('macvlan DEL');
 }
 
 async function check(inv: Invocation, ipamTypes: InProcessIpam, kernel: Kernel): Promise<void> {
@@ -177,25 +166,18 @@ async function status(inv: Invocation, ipamTypes: InProcessIpam, kernel: Kernel)
 /** IPAM GC, then this network's trunk records of attachments no longer valid, then unused sub-interfaces we created. */
 async function gc(inv: GcInvocation, ipamTypes: InProcessIpam, kernel: Kernel): Promise<void> {
   const conf = configOf(inv);
-  const errors: Error[] = [];
-  try {
-    await ipamGc(inv, ipamTypes);
-  } catch (err) {
-    errors.push(err as Error);
-  }
+  const errors = new ErrorList();
+  await errors.attempt(undefined, () => ipamGc(inv, ipamTypes));
   const state = new TrunkState(conf.dataDir);
   if (state.subInterfaces().length) {
     const host = kernel.openRtnl();
     try {
-      errors.push(...(await releaseSubInterfaces({ rtnl: host, state, staleUsers: (_s, users) => staleUserRecords(users, conf.name, inv.validAttachments) })));
+      errors.addAll(await releaseSubInterfaces({ rtnl: host, state, staleUsers: (_s, users) => staleUserRecords(users, conf.name, inv.validAttachments) }));
     } finally {
       host.close();
     }
   }
-  if (errors.length) {
-    const first = errors[0];
-    throw new CniError(first instanceof CniError ? first.code : ErrorCode.Internal, `macvlan GC: ${first.message}`, errors.slice(1).map((e) => e.message).join('; ') || undefined);
-  }
+  errors.throwIfAny('macvlan GC');
 }
 
 /** The macvlan plugin over `kernel` (main.ts: HOST_KERNEL); `ipamTypes` run in-process (ipam/index.ts), any other ipam.type is exec'd from CNI_PATH. */
