@@ -5,10 +5,11 @@ import { ensureBuilt } from '../helpers/build';
 import { runCni, type CniCall } from '../helpers/cni';
 import { Sandbox, sh, shTry } from '../helpers/sandbox';
 import { eventually, startDaemon } from './portmap-helpers';
+import { SUPPORTED_VERSIONS, versionAtLeast } from '../../lib/cni/version';
 
 jest.setTimeout(180000);
 
-const VERSIONS = ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'];
+const VERSIONS = SUPPORTED_VERSIONS.filter((v) => versionAtLeast(v, '0.3.0'));
 
 interface Container { ns: string; hostVeth: string; ip: string; prevResult: Record<string, unknown> }
 
@@ -47,7 +48,7 @@ describe('bandwidth (chained after a hand-wired veth)', () => {
   const call = (command: CniCall['command'], c?: Container, o: { id?: string; netns?: string } = {}): CniCall => ({
     command, containerId: o.id ?? 'cfb-ctr', netns: o.netns ?? (c ? sb.nsPath(c.ns) : ''), ifname: 'eth0',
   });
-  const bandwidth = (c: CniCall, cf: unknown) => runCni(sb, host, 'bandwidth', c, cf);
+  const bandwidth = (c: CniCall, cf: unknown) => runCni(host, 'bandwidth', c, cf);
 
   const qdiscs = (dev: string): Array<{ kind: string; handle: string; options?: Record<string, unknown> }> =>
     JSON.parse(sh('tc', ['-n', host, '-j', 'qdisc', 'show', 'dev', dev]) || '[]');
@@ -187,7 +188,7 @@ describe('bandwidth (chained after a hand-wired veth)', () => {
 
   it('after an upgrade from the reference: our DEL removes the IFB the reference made', () => {
     const c = container('1.0.0');
-    const ref = runCni(sb, host, 'bandwidth', call('ADD', c), conf('1.0.0', c.prevResult, LIMITS), { bin: '/usr/lib/cni/bandwidth' });
+    const ref = runCni(host, 'bandwidth', call('ADD', c), conf('1.0.0', c.prevResult, LIMITS), { bin: '/usr/lib/cni/bandwidth' });
     expect(ref.status).toBe(0);
     expect(ifbs()).toHaveLength(1);
     expect(bandwidth(call('DEL', c), conf('1.0.0', ref.json)).status).toBe(0);

@@ -4,12 +4,12 @@
 // in an "outside" namespace, named in /etc/netns/<host>/resolv.conf (which
 // `ip netns exec` mounts over /etc/resolv.conf for the plugin and its daemon).
 // Every dnsmasq started here (by the test or by the plugin) is killed in cleanup.
-import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { DIST_BIN, Sandbox, sh, shTry } from '../helpers/sandbox';
 import { alive, DNSMASQ, dnsmasqPids, lookup, lookupUntil, sleepSync as sleep } from '../helpers/dns';
 import { ensureBuilt } from '../helpers/build';
+import { execCni } from '../helpers/cni';
 
 const BIN = path.join(DIST_BIN, 'bridge');
 
@@ -66,8 +66,7 @@ class Env {
   }
 
   run(cmd: string, conf: Record<string, unknown>, id: string, netns = '', args = ''): { status: number | null; stdout: string; stderr: string } {
-    const env = { PATH: process.env.PATH, CNI_COMMAND: cmd, CNI_CONTAINERID: id, CNI_NETNS: netns, CNI_IFNAME: 'eth0', CNI_PATH: '/usr/lib/cni', CNI_ARGS: args };
-    return spawnSync('ip', ['netns', 'exec', this.host, BIN], { input: JSON.stringify(conf), env, encoding: 'utf8' });
+    return execCni(this.host, BIN, { command: cmd, containerId: id, netns, path: '/usr/lib/cni', args }, conf);
   }
 
   add(n: Net, id: string, o: { aliases?: unknown; args?: string } = {}): Ctr {

@@ -6,6 +6,7 @@ import { spawnSync } from 'child_process';
 import * as path from 'path';
 import { DIST_BIN, Sandbox, sh, shTry } from '../helpers/sandbox';
 import { ensureBuilt } from '../helpers/build';
+import { execCni } from '../helpers/cni';
 
 const BIN = path.join(DIST_BIN, 'bridge');
 
@@ -36,8 +37,7 @@ class Env {
   }
 
   run(cmd: string, conf: Record<string, unknown>, id: string, netns = ''): { status: number | null; stdout: string; stderr: string } {
-    const env = { PATH: process.env.PATH, CNI_COMMAND: cmd, CNI_CONTAINERID: id, CNI_NETNS: netns, CNI_IFNAME: 'eth0', CNI_PATH: '/usr/lib/cni' };
-    return spawnSync('ip', ['netns', 'exec', this.host, BIN], { input: JSON.stringify(conf), env, encoding: 'utf8' });
+    return execCni(this.host, BIN, { command: cmd, containerId: id, netns, path: '/usr/lib/cni' }, conf);
   }
 
   /** ADD a container in a new namespace; returns its namespace and address. */

@@ -2,10 +2,10 @@
 // namespace (`ip netns exec`), containers in their own namespaces, real pings.
 // A container that changes its MAC loses the bridge; with its own MAC back it
 // has it again. Elements go with DEL (also with CNI_NETNS empty) and GC.
-import { spawnSync } from 'child_process';
 import * as path from 'path';
 import { DIST_BIN, Sandbox, sh, shTry } from '../helpers/sandbox';
 import { ensureBuilt } from '../helpers/build';
+import { execCni } from '../helpers/cni';
 
 const BIN = path.join(DIST_BIN, 'bridge');
 const TABLE = 'node_cni_macspoof';
@@ -33,8 +33,7 @@ describe('bridge macspoofchk (e2e)', () => {
   });
 
   function run(cmd: string, c: Record<string, unknown>, id: string, netns: string): { status: number | null; stdout: string; stderr: string } {
-    const env = { PATH: process.env.PATH, CNI_COMMAND: cmd, CNI_CONTAINERID: id, CNI_NETNS: netns, CNI_IFNAME: 'eth0', CNI_PATH: '/usr/lib/cni', CNI_ARGS: '' };
-    const r = spawnSync('ip', ['netns', 'exec', host, BIN], { input: JSON.stringify(c), env, encoding: 'utf8' });
+    const r = execCni(host, BIN, { command: cmd, containerId: id, netns, path: '/usr/lib/cni', args: '' }, c);
     return { status: r.status, stdout: r.stdout, stderr: r.stderr };
   }
   function add(c: Record<string, unknown>, id: string, ns: string): any {

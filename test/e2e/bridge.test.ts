@@ -1,14 +1,16 @@
 // The built bridge plugin, run inside a throwaway "host" namespace with
 // `ip netns exec`, containers in other namespaces, an "outside" namespace
 // behind a veth with a 10.x address. Real traffic: ping and TCP.
-import { spawn, spawnSync } from 'child_process';
+import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { DIST_BIN, Sandbox, sh, shTry } from '../helpers/sandbox';
 import { ensureBuilt } from '../helpers/build';
+import { execCni } from '../helpers/cni';
+import { SUPPORTED_VERSIONS } from '../../lib/cni/version';
 
 const BIN = path.join(DIST_BIN, 'bridge');
-const VERSIONS = ['0.1.0', '0.2.0', '0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'];
+const VERSIONS = SUPPORTED_VERSIONS;
 
 interface Run { status: number | null; stdout: string; stderr: string; json?: any }
 
@@ -49,14 +51,7 @@ class Env {
   }
 
   run(cmd: string, conf: Record<string, unknown>, o: { id: string; netns?: string; ifname?: string; args?: string }): Run {
-    const env = {
-      PATH: process.env.PATH, CNI_COMMAND: cmd, CNI_CONTAINERID: o.id, CNI_NETNS: o.netns === undefined ? '' : o.netns,
-      CNI_IFNAME: o.ifname ?? 'eth0', CNI_PATH: `${this.cniPath}:/usr/lib/cni`, CNI_ARGS: o.args ?? '',
-    };
-    const r = spawnSync('ip', ['netns', 'exec', this.host, BIN], { input: JSON.stringify(conf), env, encoding: 'utf8' });
-    const out: Run = { status: r.status, stdout: r.stdout, stderr: r.stderr };
-    try { out.json = r.stdout ? JSON.parse(r.stdout) : undefined; } catch { /* leave undefined */ }
-    return out;
+    return execCni(this.host, BIN, { command: cmd, containerId: o.id, netns: o.netns, ifname: o.ifname, path: `${this.cniPath}:/usr/lib/cni`, args: o.args ?? '' }, conf);
   }
 
   add(conf: Record<string, unknown>, id: string, ns: string, ifname = 'eth0', args?: string): any {

@@ -179,7 +179,7 @@ describe('firewall (e2e, host FORWARD policy DROP)', () => {
 
   it('refuses cniVersion 0.3.1 like the reference (firewall needs 0.4.0)', () => {
     env = new Env();
-    const r = runCni(env.sb, env.host, 'firewall', { command: 'ADD', containerId: 'x', netns: '/run/netns/none' }, { cniVersion: '0.3.1', name: 'n', type: 'firewall', prevResult: { cniVersion: '0.3.1', ips: [] } });
+    const r = runCni(env.host, 'firewall', { command: 'ADD', containerId: 'x', netns: '/run/netns/none' }, { cniVersion: '0.3.1', name: 'n', type: 'firewall', prevResult: { cniVersion: '0.3.1', ips: [] } });
     expect(r.json).toMatchObject({ code: 1 });
   });
 
@@ -276,13 +276,13 @@ describe('firewall (e2e, host FORWARD policy DROP)', () => {
     const prev = { cniVersion: '1.0.0', interfaces: [{ name: 'br' }], ips: [{ address: '10.236.0.2/24' }] };
     const base = { cniVersion: '1.0.0', name: 'n', type: 'firewall', prevResult: prev, stateDir: env.state };
     const call = { command: 'ADD' as const, containerId: 'x', netns: '/run/netns/none' };
-    expect(runCni(env.sb, env.host, 'firewall', call, { ...base, ingressPolicy: 'closed' }).json).toMatchObject({ code: 7, msg: expect.stringMatching(/unknown ingressPolicy "closed"/) });
-    expect(runCni(env.sb, env.host, 'firewall', call, { ...base, iptablesAdminChainName: '-j DROP' }).json).toMatchObject({ code: 7, msg: expect.stringMatching(/iptablesAdminChainName must be an iptables chain name/) });
-    const ok = runCni(env.sb, env.host, 'firewall', { ...call, containerId: 'y' }, { ...base, backend: 'firewalld', firewalldZone: 'trusted', iptablesAdminChainName: 'MY-ADMIN' });
+    expect(runCni(env.host, 'firewall', call, { ...base, ingressPolicy: 'closed' }).json).toMatchObject({ code: 7, msg: expect.stringMatching(/unknown ingressPolicy "closed"/) });
+    expect(runCni(env.host, 'firewall', call, { ...base, iptablesAdminChainName: '-j DROP' }).json).toMatchObject({ code: 7, msg: expect.stringMatching(/iptablesAdminChainName must be an iptables chain name/) });
+    const ok = runCni(env.host, 'firewall', { ...call, containerId: 'y' }, { ...base, backend: 'firewalld', firewalldZone: 'trusted', iptablesAdminChainName: 'MY-ADMIN' });
     expect(ok.status).toBe(0);
     expect(ok.json).toEqual(prev);
     expect(env.iptables('-S')).toContain('-A NODE-CNI-FORWARD -m comment --comment "node-cni-plugins firewall: admin overrides" -j MY-ADMIN');
-    expect(runCni(env.sb, env.host, 'firewall', { command: 'DEL', containerId: 'y' }, { ...base, iptablesAdminChainName: 'MY-ADMIN' }).status).toBe(0);
+    expect(runCni(env.host, 'firewall', { command: 'DEL', containerId: 'y' }, { ...base, iptablesAdminChainName: 'MY-ADMIN' }).status).toBe(0);
     expect(env.leftovers()).toEqual([]);
   });
 });

@@ -5,6 +5,7 @@ import { spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { DIST_BIN, REFERENCE_BIN, Sandbox } from '../helpers/sandbox';
+import { cniEnv } from '../helpers/cni';
 
 const OURS = path.join(DIST_BIN, 'host-local');
 const REF = path.join(REFERENCE_BIN, 'host-local');
@@ -36,7 +37,7 @@ function netConf(name: string, ipam: Record<string, unknown>, extra: Record<stri
 function run(bin: string, command: string, id: string, conf: object, opts: { ifname?: string; killAfterMs?: number } = {}): Promise<Run> {
   return new Promise((resolve) => {
     const child = spawn(bin, [], {
-      env: { PATH: process.env.PATH, CNI_COMMAND: command, CNI_CONTAINERID: id, CNI_IFNAME: opts.ifname ?? 'eth0', CNI_NETNS: '/run/netns/none', CNI_PATH: REFERENCE_BIN },
+      env: cniEnv({ command, containerId: id, ifname: opts.ifname, netns: '/run/netns/none', path: REFERENCE_BIN }),
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     let stdout = '';

@@ -15,6 +15,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { DIST_BIN, Sandbox, sh, shTry } from '../helpers/sandbox';
 import { ensureBuilt } from '../helpers/build';
+import { cniEnv } from '../helpers/cni';
 
 const WORKERS = 16;
 const STORM_MS = 30_000;
@@ -85,9 +86,8 @@ describe('16-way ADD/DEL storm on one network (e2e)', () => {
     const portmapConf = (prevResult: unknown, hostPort: number) => ({
       cniVersion: '1.1.0', name: net, type: 'portmap', dataDir: pmData, prevResult, runtimeConfig: { portMappings: [{ hostPort, containerPort: 80 }] },
     });
-    const plugin = (bin: string, cmd: string, conf: unknown, c: { id: string; ns: string }) => run('ip', ['netns', 'exec', host, path.join(DIST_BIN, bin)], JSON.stringify(conf), {
-      PATH: process.env.PATH, CNI_COMMAND: cmd, CNI_CONTAINERID: c.id, CNI_NETNS: sb.nsPath(c.ns), CNI_IFNAME: 'eth0', CNI_PATH: DIST_BIN,
-    });
+    const plugin = (bin: string, cmd: string, conf: unknown, c: { id: string; ns: string }) => run('ip', ['netns', 'exec', host, path.join(DIST_BIN, bin)], JSON.stringify(conf),
+      cniEnv({ command: cmd, containerId: c.id, netns: sb.nsPath(c.ns) }));
     const ruleset = () => shTry('ip', ['netns', 'exec', host, 'nft', 'list', 'ruleset']).stdout;
     const tree = (d: string) => fs.readdirSync(d);
     const before = { ruleset: ruleset(), state: tree(state), pm: tree(pmData) };

@@ -5,12 +5,13 @@
 // `nft list ruleset` is exactly what it was before the network was used,
 // no file or directory of the network is left and no process. And a
 // per-network rule removed by hand between two ADDs is back after the second.
-import { ChildProcess, spawn, spawnSync } from 'child_process';
+import { ChildProcess, spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { DIST_BIN, Sandbox, sh, shTry } from '../helpers/sandbox';
 import { ensureBuilt } from '../helpers/build';
 import { dnsmasqPids, sleepSync } from '../helpers/dns';
+import { execCni } from '../helpers/cni';
 
 jest.setTimeout(180000);
 beforeAll(() => ensureBuilt('bridge', 'portmap', 'macvlan', 'vxlan-overlay'), 600000);
@@ -62,11 +63,7 @@ class Env {
   }
 
   exec(bin: string, cmd: string, conf: unknown, o: { id?: string; netns?: string } = {}): Run {
-    const env = { PATH: process.env.PATH, CNI_COMMAND: cmd, CNI_CONTAINERID: o.id ?? '', CNI_NETNS: o.netns ?? '', CNI_IFNAME: o.id ? 'eth0' : '', CNI_PATH: DIST_BIN };
-    const r = spawnSync('ip', ['netns', 'exec', this.host, path.join(DIST_BIN, bin)], { input: JSON.stringify(conf), env, encoding: 'utf8', timeout: 60000 });
-    let json;
-    try { json = r.stdout ? JSON.parse(r.stdout) : undefined; } catch { /* not JSON */ }
-    return { status: r.status, out: `${r.stdout}${r.stderr}`, json };
+    return execCni(this.host, path.join(DIST_BIN, bin), { command: cmd, containerId: o.id, netns: o.netns, ifname: o.id ? 'eth0' : '' }, conf, { timeout: 60000 });
   }
 
   ok(bin: string, cmd: string, conf: unknown, o: { id?: string; netns?: string } = {}): any {

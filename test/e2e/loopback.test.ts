@@ -4,9 +4,11 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { DIST_BIN, REFERENCE_BIN, Sandbox, shTry } from '../helpers/sandbox';
 import { ensureBuilt } from '../helpers/build';
+import { execCni } from '../helpers/cni';
+import { SUPPORTED_VERSIONS } from '../../lib/cni/version';
 
 const BIN = path.join(DIST_BIN, 'loopback');
-const VERSIONS = ['0.1.0', '0.2.0', '0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'];
+const VERSIONS = SUPPORTED_VERSIONS;
 
 const sb = new Sandbox('lbe');
 let hostNs: string;
@@ -24,13 +26,9 @@ interface Run {
   json?: any;
 }
 
+/** `env` exactly (these tests also leave variables out, as libcni's VERSION does). */
 function run(env: Record<string, string | undefined>, stdin: string, bin = BIN): Run {
-  const clean: NodeJS.ProcessEnv = { PATH: process.env.PATH };
-  for (const [k, v] of Object.entries(env)) if (v !== undefined) clean[k] = v;
-  const r = sb.inNs(hostNs, bin, [], { input: stdin, env: clean, timeout: 30_000 });
-  let json: unknown;
-  try { json = r.stdout.trim() ? JSON.parse(r.stdout) : undefined; } catch { json = undefined; }
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr, json };
+  return execCni(hostNs, bin, { command: env.CNI_COMMAND ?? '' }, stdin, { rawEnv: env, timeout: 30_000 });
 }
 
 const conf = (v?: string, extra: Record<string, unknown> = {}) => JSON.stringify({ ...(v ? { cniVersion: v } : {}), name: 'lonet', type: 'loopback', ...extra });

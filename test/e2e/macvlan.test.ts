@@ -2,14 +2,15 @@
 // `ip netns exec`. The master is one end of a veth in that namespace (both
 // ends up, so the macvlans have carrier); containers are other namespaces.
 // Real traffic: ping between containers.
-import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { DIST_BIN, Sandbox, sh, shTry } from '../helpers/sandbox';
 import { ensureBuilt } from '../helpers/build';
+import { execCni } from '../helpers/cni';
+import { SUPPORTED_VERSIONS } from '../../lib/cni/version';
 
 const BIN = path.join(DIST_BIN, 'macvlan');
-const VERSIONS = ['0.1.0', '0.2.0', '0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'];
+const VERSIONS = SUPPORTED_VERSIONS;
 
 /** Can this kernel make 802.1q links? Probed in a throwaway namespace. */
 function probeVlan(): { ok: boolean; reason: string } {
@@ -66,14 +67,8 @@ class Env {
   }
 
   run(cmd: string, conf: Record<string, unknown>, o: { id?: string; netns?: string; ifname?: string; args?: string } = {}): Run {
-    const env = {
-      PATH: process.env.PATH, CNI_COMMAND: cmd, CNI_CONTAINERID: o.id ?? '', CNI_NETNS: o.netns ?? '',
-      CNI_IFNAME: o.ifname ?? (o.id ? 'eth0' : ''), CNI_PATH: `${this.cniPath}:/usr/lib/cni`, CNI_ARGS: o.args ?? '',
-    };
-    const r = spawnSync('ip', ['netns', 'exec', this.host, BIN], { input: JSON.stringify(conf), env, encoding: 'utf8' });
-    const out: Run = { status: r.status, stdout: r.stdout, stderr: r.stderr };
-    try { out.json = r.stdout ? JSON.parse(r.stdout) : undefined; } catch { /* leave undefined */ }
-    return out;
+    const call = { command: cmd, containerId: o.id, netns: o.netns, ifname: o.ifname ?? (o.id ? 'eth0' : ''), path: `${this.cniPath}:/usr/lib/cni`, args: o.args ?? '' };
+    return execCni(this.host, BIN, call, conf);
   }
 
   add(conf: Record<string, unknown>, id: string, ns: string, args?: string): any {

@@ -9,9 +9,10 @@
 //
 // No masquerade: the outside routes the container networks back to the
 // host, so the server sees which network a connection came through.
-import { spawn, spawnSync, type ChildProcess } from 'child_process';
+import { spawn, type ChildProcess } from 'child_process';
 import * as path from 'path';
 import { DIST_BIN, ROOT, Sandbox, sh } from '../helpers/sandbox';
+import { execCni } from '../helpers/cni';
 
 export interface Run { status: number | null; stdout: string; stderr: string; json?: any }
 export interface ConfList { cniVersion: string; name: string; plugins: Array<Record<string, unknown>> }
@@ -76,14 +77,7 @@ export class MultiNetEnv {
   }
 
   run(cmd: string, conf: Record<string, unknown>, o: { id: string; netns?: string; ifname: string; args?: string }): Run {
-    const env = {
-      PATH: process.env.PATH, CNI_COMMAND: cmd, CNI_CONTAINERID: o.id, CNI_NETNS: o.netns ?? '',
-      CNI_IFNAME: o.ifname, CNI_PATH: DIST_BIN, CNI_ARGS: o.args ?? '',
-    };
-    const r = spawnSync('ip', ['netns', 'exec', this.host, path.join(DIST_BIN, String(conf.type))], { input: JSON.stringify(conf), env, encoding: 'utf8' });
-    const out: Run = { status: r.status, stdout: r.stdout, stderr: r.stderr };
-    try { out.json = r.stdout ? JSON.parse(r.stdout) : undefined; } catch { /* leave undefined */ }
-    return out;
+    return execCni(this.host, path.join(DIST_BIN, String(conf.type)), { command: cmd, containerId: o.id, netns: o.netns, ifname: o.ifname, args: o.args ?? '' }, conf);
   }
 
   add(conf: Record<string, unknown>, id: string, ns: string, ifname: string, args?: string): any {

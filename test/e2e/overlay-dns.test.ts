@@ -4,12 +4,13 @@
 // queries with busybox nslookup to the bridge gateway. Names are per host (the
 // dnsmasq of this host's overlay bridge). Every agent and dnsmasq started here
 // (by the test or by the plugin) is killed in cleanup, also on failure.
-import { ChildProcess, spawn, spawnSync } from 'child_process';
+import { ChildProcess, spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { DIST_BIN, Sandbox, sh, shTry } from '../helpers/sandbox';
 import { dnsmasqPids, lookup, lookupUntil, sleepSync as sleep } from '../helpers/dns';
 import { ensureBuilt } from '../helpers/build';
+import { execCni } from '../helpers/cni';
 
 const BIN = path.join(DIST_BIN, 'vxlan-overlay');
 const BRIDGE_BIN = path.join(DIST_BIN, 'bridge');
@@ -76,11 +77,7 @@ class Env {
   }
 
   run(cmd: string, id: string, netns: string, extra: Record<string, unknown> = {}, args = ''): { status: number | null; json?: any; out: string } {
-    const env = { PATH: process.env.PATH, CNI_COMMAND: cmd, CNI_CONTAINERID: id, CNI_NETNS: netns, CNI_IFNAME: 'eth0', CNI_PATH: '/nonexistent', CNI_ARGS: args };
-    const r = spawnSync('ip', ['netns', 'exec', this.host, BIN], { input: JSON.stringify({ ...this.conf(), ...extra }), env, encoding: 'utf8' });
-    let json;
-    try { json = r.stdout ? JSON.parse(r.stdout) : undefined; } catch { /* not JSON */ }
-    return { status: r.status, json, out: `${r.stdout}${r.stderr}` };
+    return execCni(this.host, BIN, { command: cmd, containerId: id, netns, path: '/nonexistent', args }, { ...this.conf(), ...extra });
   }
 
   add(suffix: string, aliases: unknown, args = ''): Ctr {
@@ -111,10 +108,9 @@ class Env {
       cniVersion: '1.1.0', name: n.name, type: 'bridge', bridge: n.bridge, isDefaultGateway: true, ipMasq: true, isolation: n.isolation,
       stateDir: path.join(this.runDir, 'bridge-state'), ipam: { type: 'host-local', dataDir: path.join(this.runDir, 'bridge-ipam'), subnet: n.subnet },
     };
-    const env = { PATH: process.env.PATH, CNI_COMMAND: 'ADD', CNI_CONTAINERID: `${this.sb.tag}-${suffix}`, CNI_NETNS: this.sb.nsPath(ns), CNI_IFNAME: 'eth0', CNI_PATH: '/usr/lib/cni' };
-    const r = spawnSync('ip', ['netns', 'exec', this.host, BRIDGE_BIN], { input: JSON.stringify(conf), env, encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(`bridge ADD ${suffix} failed: ${r.stdout}${r.stderr}`);
-    return { ns, ip: JSON.parse(r.stdout).ips[0].address.split('/')[0] };
+    const r = execCni(this.host, BRIDGE_BIN, { command: 'ADD', containerId: `${this.sb.tag}-${suffix}`, netns: this.sb.nsPath(ns), path: '/usr/lib/cni' }, conf);
+    if (r.status !== 0) throw new Error(`bridge ADD ${suffix} failed: ${r.out}`);
+    return { ns, ip: r.json.ips[0].address.split('/')[0] };
   }
 
   ping(fromNs: string, ip: string): boolean {

@@ -10,6 +10,7 @@ import * as path from 'path';
 import { EtcdServer, startEtcd } from '../helpers/etcd';
 import { DIST_BIN, Sandbox, sh } from '../helpers/sandbox';
 import { containsText } from '../../lib/ip';
+import { execCni } from '../helpers/cni';
 
 export const BUILT = path.join(DIST_BIN, 'vxlan-overlay');
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -183,11 +184,7 @@ export class Cluster {
   }
 
   plugin(h: Host, cmd: string, id: string, netns: string, conf = this.conf(h), args?: string): { status: number | null; json?: any; out: string } {
-    const env = { PATH: process.env.PATH, CNI_COMMAND: cmd, CNI_CONTAINERID: id, CNI_NETNS: netns, CNI_IFNAME: 'eth0', CNI_PATH: '/nonexistent', ...(args !== undefined ? { CNI_ARGS: args } : {}) };
-    const r = spawnSync('ip', ['netns', 'exec', h.ns, this.bin], { input: JSON.stringify(conf), env, encoding: 'utf8' });
-    let json;
-    try { json = r.stdout ? JSON.parse(r.stdout) : undefined; } catch { /* not JSON */ }
-    return { status: r.status, json, out: `${r.stdout}${r.stderr}` };
+    return execCni(h.ns, this.bin, { command: cmd, containerId: id, netns, path: '/nonexistent', args }, conf);
   }
 
   containerId(suffix: string): string {

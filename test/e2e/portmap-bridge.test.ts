@@ -4,6 +4,7 @@ import * as path from 'path';
 import { DIST_BIN, Sandbox } from '../helpers/sandbox';
 import { buildTopology, eventually, fetchFrom, HOST_ADDR4, nftTable, runPortmap, startHttpd, startUdpEcho, Topology, udpAsk } from './portmap-helpers';
 import { ensureBuilt } from '../helpers/build';
+import { cniEnv } from '../helpers/cni';
 
 
 jest.setTimeout(180000);
@@ -32,7 +33,7 @@ describe('conflist [bridge, portmap]', () => {
   });
 
   function run(bin: string, cmd: string, id: string, ns: string, conf: unknown): any {
-    const env = { CNI_COMMAND: cmd, CNI_CONTAINERID: id, CNI_NETNS: sb.nsPath(ns), CNI_IFNAME: 'eth0' };
+    const env = cniEnv({ command: cmd, containerId: id, netns: sb.nsPath(ns), ifname: 'eth0' });
     const r = runPortmap(sb, topo.host, env, conf, path.join(DIST_BIN, bin));
     if (r.status !== 0) throw new Error(`${bin} ${cmd} ${id}: ${r.stdout} ${r.stderr}`);
     return r.json;

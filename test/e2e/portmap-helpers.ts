@@ -5,6 +5,7 @@ import { ChildProcess, spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { DIST_BIN, Sandbox, sh } from '../helpers/sandbox';
+import { execCni } from '../helpers/cni';
 
 export const HOST_ADDR4 = '192.168.77.1';
 export const HOST_ADDR4_B = '192.168.77.10'; // second host address, for hostIP tests
@@ -119,15 +120,9 @@ export interface PluginRun {
   json?: any;
 }
 
-export function runPortmap(sb: Sandbox, hostNs: string, env: Record<string, string>, conf: unknown, bin = path.join(DIST_BIN, 'portmap')): PluginRun {
-  const r = sb.inNs(hostNs, bin, [], {
-    input: JSON.stringify(conf),
-    env: { PATH: process.env.PATH, CNI_PATH: DIST_BIN, ...env },
-    timeout: 30000,
-  });
-  let json: any;
-  try { json = JSON.parse(r.stdout); } catch { /* empty or not JSON */ }
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr, json };
+/** `env`: the CNI_* variables as the test gives them (some leave CNI_NETNS or CNI_IFNAME out); CNI_PATH is dist/bin. */
+export function runPortmap(_sb: Sandbox, hostNs: string, env: Record<string, string | undefined>, conf: unknown, bin = path.join(DIST_BIN, 'portmap')): PluginRun {
+  return execCni(hostNs, bin, { command: env.CNI_COMMAND ?? '' }, conf, { rawEnv: { CNI_PATH: DIST_BIN, ...env }, timeout: 30000 });
 }
 
 export function nftTable(sb: Sandbox, hostNs: string): string {

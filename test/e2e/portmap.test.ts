@@ -6,11 +6,13 @@ import { Sandbox } from '../helpers/sandbox';
 import {
   addContainer, buildTopology, eventually, fetchFrom, HOST_ADDR4, HOST_ADDR4_B, HOST_ADDR6, nftTable, recordedAttachments, runPortmap, startHttpd, startUdpEcho, Topology, udpAsk,
 } from './portmap-helpers';
+import { SUPPORTED_VERSIONS, versionAtLeast } from '../../lib/cni/version';
+import { cniEnv } from '../helpers/cni';
 
 
 jest.setTimeout(120000);
 
-const VERSIONS_WITH_RUNTIME_CONFIG = ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'];
+const VERSIONS_WITH_RUNTIME_CONFIG = SUPPORTED_VERSIONS.filter((v) => versionAtLeast(v, '0.3.0'));
 
 describe('portmap (hand-wired containers)', () => {
   let sb: Sandbox;
@@ -28,7 +30,7 @@ describe('portmap (hand-wired containers)', () => {
     cniVersion, name: 'pmnet', type: 'portmap', capabilities: { portMappings: true }, dataDir,
     ...(portMappings ? { runtimeConfig: { portMappings } } : {}), prevResult, ...extra,
   });
-  const env = (cmd: string, id: string, ns: string) => ({ CNI_COMMAND: cmd, CNI_CONTAINERID: id, CNI_NETNS: sb.nsPath(ns), CNI_IFNAME: 'eth0' });
+  const env = (cmd: string, id: string, ns: string) => cniEnv({ command: cmd, containerId: id, netns: sb.nsPath(ns), ifname: 'eth0' });
 
   it('publishes a TCP port to other hosts, the host, 127.0.0.1, IPv6 and hairpin; DEL removes exactly it', async () => {
     const c1 = addContainer(sb, topo, 'c1', 5, '1.1.0');

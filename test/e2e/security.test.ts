@@ -9,21 +9,13 @@ import { DIST_BIN, REFERENCE_BIN, Sandbox, sh, shTry } from '../helpers/sandbox'
 import { ensureBuilt } from '../helpers/build';
 import { dnsmasqPids } from '../helpers/dns';
 import { OverlayHost, OVERLAY_BIN } from '../helpers/overlay-host';
+import { cniEnv, execCni, type CniRun } from '../helpers/cni';
 
 const PLUGINS = ['bridge', 'macvlan', 'vxlan-overlay', 'loopback', 'portmap', 'host-local', 'tuning', 'bandwidth', 'firewall'];
 
-interface Run { status: number | null; stdout: string; stderr: string; json?: any; ms: number }
-
-function runIn(host: string, bin: string, env: Record<string, string | undefined>, stdin: string | object, o: { cwd?: string; timeout?: number } = {}): Run {
-  const clean: NodeJS.ProcessEnv = { PATH: process.env.PATH };
-  for (const [k, v] of Object.entries(env)) if (v !== undefined) clean[k] = v;
-  const t0 = Date.now();
-  const r = spawnSync('ip', ['netns', 'exec', host, bin], {
-    input: typeof stdin === 'string' ? stdin : JSON.stringify(stdin), env: clean, encoding: 'utf8', cwd: o.cwd, timeout: o.timeout ?? 20_000, maxBuffer: 64 * 1024 * 1024,
-  });
-  const out: Run = { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '', ms: Date.now() - t0 };
-  try { out.json = out.stdout ? JSON.parse(out.stdout) : undefined; } catch { /* not JSON */ }
-  return out;
+/** These tests send environments no runtime would (a variable missing, hostile values): exactly `env`. */
+function runIn(host: string, bin: string, env: Record<string, string | undefined>, stdin: string | object, o: { cwd?: string; timeout?: number } = {}): CniRun {
+  return execCni(host, bin, { command: env.CNI_COMMAND ?? '' }, stdin, { rawEnv: env, cwd: o.cwd, timeout: o.timeout ?? 20_000 });
 }
 
 function filesBelow(root: string): string[] {
@@ -48,9 +40,8 @@ describe('a throwaway host namespace', () => {
   let evilDir: string;
   let marker: string;
   /** Default CNI_NETNS: a real container namespace (the case decides what else is wrong). */
-  const env = (cmd: string, o: { id?: string; netns?: string; ifname?: string; args?: string } = {}) => ({
-    CNI_COMMAND: cmd, CNI_CONTAINERID: o.id ?? `${sb.tag}c`, CNI_NETNS: o.netns ?? sb.nsPath(ctr), CNI_IFNAME: o.ifname ?? 'eth0', CNI_PATH: '/usr/lib/cni', CNI_ARGS: o.args ?? '',
-  });
+  const env = (cmd: string, o: { id?: string; netns?: string; ifname?: string; args?: string } = {}) =>
+    cniEnv({ command: cmd, containerId: o.id ?? `${sb.tag}c`, netns: o.netns ?? sb.nsPath(ctr), ifname: o.ifname ?? 'eth0', path: '/usr/lib/cni', args: o.args ?? '' });
   const run = (plugin: string, e: Record<string, string | undefined>, stdin: string | object, o?: { cwd?: string; timeout?: number }) => runIn(host, path.join(DIST_BIN, plugin), e, stdin, o);
   const dirs = () => ({ state: path.join(state, 'state'), ipam: path.join(state, 'ipam'), dns: path.join(state, 'dns'), run: path.join(state, 'run') });
 
@@ -264,9 +255,7 @@ describe('items 3, 6, 7 with real attachments', () => {
     get nameResolution() { return { runDir: path.join(state, 'dns'), upstream: ['10.78.0.99'] }; },
     get ipam() { return { type: 'host-local', subnet: '10.251.12.0/24', dataDir: path.join(state, 'ipam') }; },
   };
-  const env = (cmd: string, id: string, ns: string | undefined, ifname: string) => ({
-    PATH: process.env.PATH, CNI_COMMAND: cmd, CNI_CONTAINERID: id, CNI_NETNS: ns ?? '', CNI_IFNAME: ifname, CNI_PATH: '/usr/lib/cni',
-  });
+  const env = (cmd: string, id: string, ns: string | undefined, ifname: string) => cniEnv({ command: cmd, containerId: id, netns: ns, ifname, path: '/usr/lib/cni' });
   const bridge = (cmd: string, id: string, ns: string | undefined, ifname: string, extra: Record<string, unknown> = {}) =>
     runIn(host, path.join(DIST_BIN, 'bridge'), env(cmd, id, ns, ifname), { ...JSON.parse(JSON.stringify(bridgeConf)), ...extra });
   const hostLinks = () => sh('ip', ['-n', host, '-o', 'link']);
@@ -346,7 +335,7 @@ describe('item 7: vxlan-overlay, a field nested 8000 deep', () => {
     return deep ? `${base.slice(0, -1)},"x":${'['.repeat(8000)}${']'.repeat(8000)}}` : base;
   };
   const run = (cmd: string, id: string, ns: string | undefined, stdin: string) =>
-    runIn(ov.host, OVERLAY_BIN, { CNI_COMMAND: cmd, CNI_CONTAINERID: id, CNI_NETNS: ns ?? '', CNI_IFNAME: 'eth0', CNI_PATH: '/nonexistent' }, stdin);
+    runIn(ov.host, OVERLAY_BIN, cniEnv({ command: cmd, containerId: id, netns: ns, ifname: 'eth0', path: '/nonexistent' }), stdin);
   const reservations = () => filesBelow(path.join(ov.runDir, 'ipam')).filter((f) => /\/\d+\.\d+\.\d+\.\d+$/.test(f));
   const records = () => filesBelow(path.join(ov.runDir, NET)).filter((f) => f.endsWith('.json') && f.startsWith('attachments-'));
 

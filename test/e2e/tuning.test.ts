@@ -4,14 +4,14 @@
 // MTU and MAC, CHECK compares, DEL restores the originals (also without the
 // namespace, and twice), GC drops stale records, bad keys are refused.
 import * as fs from 'fs';
-import * as path from 'path';
 import { ensureBuilt } from '../helpers/build';
 import { runCni, type CniCall } from '../helpers/cni';
-import { DIST_BIN, Sandbox, sh, shTry } from '../helpers/sandbox';
+import { Sandbox, sh, shTry } from '../helpers/sandbox';
+import { SUPPORTED_VERSIONS } from '../../lib/cni/version';
 
 jest.setTimeout(120000);
 
-const VERSIONS = ['0.1.0', '0.2.0', '0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'];
+const VERSIONS = SUPPORTED_VERSIONS;
 
 interface Container { ns: string; hostVeth: string; prevResult: Record<string, unknown> }
 
@@ -64,7 +64,7 @@ describe('tuning (chained after a hand-wired veth)', () => {
   const call = (command: CniCall['command'], c: Container | undefined, extra: { id?: string; netns?: string; args?: string } = {}): CniCall => ({
     command, containerId: extra.id ?? 'cft-ctr', netns: extra.netns ?? (c ? sb.nsPath(c.ns) : ''), ifname: 'eth0', args: extra.args,
   });
-  const tuning = (c: CniCall, cf: unknown) => runCni(sb, host, 'tuning', c, cf);
+  const tuning = (c: CniCall, cf: unknown) => runCni(host, 'tuning', c, cf);
 
   const ALL = {
     mac: 'c2:11:22:33:44:55', mtu: 1400, promisc: true, allmulti: true, txQLen: 2000,
@@ -132,14 +132,14 @@ describe('tuning (chained after a hand-wired veth)', () => {
   it('restores what the reference tuning saved, and the reference restores what we saved (same record)', () => {
     const c = container('1.0.0');
     const before = link(c.ns);
-    const ref = runCni(sb, host, 'tuning', call('ADD', c), conf('1.0.0', c.prevResult, { mtu: 1280, mac: 'c2:00:00:00:00:07' }), { bin: '/usr/lib/cni/tuning' });
+    const ref = runCni(host, 'tuning', call('ADD', c), conf('1.0.0', c.prevResult, { mtu: 1280, mac: 'c2:00:00:00:00:07' }), { bin: '/usr/lib/cni/tuning' });
     expect(ref.status).toBe(0);
     expect(tuning(call('DEL', c), conf('1.0.0', ref.json, {})).status).toBe(0);
     expect(link(c.ns)).toMatchObject({ mtu: before.mtu, mac: before.mac });
     expect(backups()).toEqual([]);
 
     expect(tuning(call('ADD', c), conf('1.0.0', c.prevResult, { mtu: 1280 })).status).toBe(0);
-    expect(runCni(sb, host, 'tuning', call('DEL', c), conf('1.0.0', c.prevResult, {}), { bin: '/usr/lib/cni/tuning' }).status).toBe(0);
+    expect(runCni(host, 'tuning', call('DEL', c), conf('1.0.0', c.prevResult, {}), { bin: '/usr/lib/cni/tuning' }).status).toBe(0);
     expect(link(c.ns).mtu).toBe(before.mtu);
     expect(backups()).toEqual([]);
   });
@@ -187,10 +187,8 @@ describe('tuning (chained after a hand-wired veth)', () => {
   it('refuses a sysctl key written twice, and two spellings of one key', () => {
     const c = container();
     const raw = `{"cniVersion":"1.1.0","name":"cftnet","type":"tuning","dataDir":"${dataDir}","sysctl":{"net.ipv4.ip_forward":"1","net.ipv4.ip_forward":"0"},"prevResult":${JSON.stringify(c.prevResult)}}`;
-    const r = sb.inNs(host, path.join(DIST_BIN, 'tuning'), [], {
-      input: raw, env: { PATH: process.env.PATH, CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'x', CNI_NETNS: sb.nsPath(c.ns), CNI_IFNAME: 'eth0', CNI_PATH: '/x' },
-    });
-    expect(JSON.parse(r.stdout)).toMatchObject({ code: 7, msg: expect.stringMatching(/"net.ipv4.ip_forward" is given twice/) });
+    const r = runCni(host, 'tuning', { command: 'ADD', containerId: 'x', netns: sb.nsPath(c.ns), path: '/x' }, raw);
+    expect(r.json).toMatchObject({ code: 7, msg: expect.stringMatching(/"net.ipv4.ip_forward" is given twice/) });
     const alias = tuning(call('ADD', c), conf('1.1.0', c.prevResult, { sysctl: { 'net.ipv4.ip_forward': '1', 'net/ipv4/ip_forward': '0' } }));
     expect(alias.json).toMatchObject({ code: 7, msg: expect.stringMatching(/name the same file/) });
   });
@@ -200,10 +198,10 @@ describe('tuning (chained after a hand-wired veth)', () => {
     // The test never touches the host's /etc: a tmpfs over /etc/cni, seen only by this plugin run.
     const withAllowlist = ['unshare', '-m', '--propagation', 'private', 'sh', '-c',
       'mount -t tmpfs cftuning /etc/cni && mkdir /etc/cni/tuning && printf "%s\\n" "^net\\.ipv4\\.conf\\.IFNAME\\.[a-z_]+$" "^net\\.core\\.somaxconn$" > /etc/cni/tuning/allowlist.conf && exec "$1"', 'sh'];
-    const ok = runCni(sb, host, 'tuning', call('ADD', c), conf('1.1.0', c.prevResult, { sysctl: { 'net.ipv4.conf.IFNAME.arp_ignore': '2', 'net.core.somaxconn': '512' } }), { wrap: withAllowlist });
+    const ok = runCni(host, 'tuning', call('ADD', c), conf('1.1.0', c.prevResult, { sysctl: { 'net.ipv4.conf.IFNAME.arp_ignore': '2', 'net.core.somaxconn': '512' } }), { wrap: withAllowlist });
     expect(ok.stderr).toBe('');
     expect(sysctl(c.ns, 'net.ipv4.conf.eth0.arp_ignore')).toBe('2');
-    const no = runCni(sb, host, 'tuning', call('ADD', c, { id: 'other' }), conf('1.1.0', c.prevResult, { sysctl: { 'net.ipv4.ip_default_ttl': '9' } }), { wrap: withAllowlist });
+    const no = runCni(host, 'tuning', call('ADD', c, { id: 'other' }), conf('1.1.0', c.prevResult, { sysctl: { 'net.ipv4.ip_default_ttl': '9' } }), { wrap: withAllowlist });
     expect(no.json).toMatchObject({ code: 7, msg: expect.stringMatching(/"net.ipv4.ip_default_ttl" is not allowed by \/etc\/cni\/tuning\/allowlist.conf/) });
     expect(sysctl(c.ns, 'net.ipv4.ip_default_ttl')).not.toBe('9');
     expect(fs.existsSync('/etc/cni/tuning')).toBe(false);

@@ -7,6 +7,7 @@ import { ChildProcess, spawn, spawnSync, SpawnSyncReturns } from 'child_process'
 import * as fs from 'fs';
 import * as path from 'path';
 import { DIST_BIN, ROOT, Sandbox, sh, shTry } from './sandbox';
+import { cniEnv } from './cni';
 
 export const CLIENT_SCRIPTS = path.join(ROOT, 'scripts', 'clients');
 /** libcni's result cache: podman and ctr both use the default, on the real host. */
@@ -72,7 +73,7 @@ export function delFromLibcniCache(o: { hostns: string; network: string; contain
   const list = JSON.parse(Buffer.from(cached.config, 'base64').toString('utf8'));
   for (const plugin of [...list.plugins].reverse()) {
     const conf = { ...plugin, name: list.name, cniVersion: list.cniVersion, prevResult: cached.result };
-    const env = { ...process.env, CNI_COMMAND: 'DEL', CNI_CONTAINERID: o.containerId, CNI_NETNS: '', CNI_IFNAME: ifname, CNI_PATH: DIST_BIN };
+    const env = { ...process.env, ...cniEnv({ command: 'DEL', containerId: o.containerId, ifname }) };
     ok(shTry('ip', ['netns', 'exec', o.hostns, path.join(DIST_BIN, plugin.type)], { env, input: JSON.stringify(conf) }), `DEL ${plugin.type}`);
   }
   fs.rmSync(file);
