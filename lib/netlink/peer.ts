@@ -2,7 +2,7 @@
 // interface's peer index (IFLA_LINK), looked up in the host namespace. Chained
 // plugins (bandwidth, firewall) use it instead of trusting names in prevResult.
 import type { Netns } from '../netns';
-import { openRtnl, type Rtnl } from './rtnl';
+import { openRtnl, type OpenRtnl, type Rtnl } from './rtnl';
 import type { Link } from './types';
 
 export interface VethEnds {
@@ -12,8 +12,9 @@ export interface VethEnds {
   peer?: Link;
 }
 
-export async function vethPeer(host: Rtnl, netns: Netns, ifname: string): Promise<VethEnds> {
-  const container = openRtnl(netns);
+/** `open` makes the socket in the container (the plugin's Kernel.openRtnl). */
+export async function vethPeer(host: Rtnl, netns: Netns, ifname: string, open: OpenRtnl = openRtnl): Promise<VethEnds> {
+  const container = open(netns);
   let inside: Link | undefined;
   try {
     inside = await container.getLink(ifname);

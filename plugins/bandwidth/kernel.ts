@@ -5,7 +5,7 @@
 // Everything runs in the host namespace except finding the veth's peer.
 
 import { CniError, ErrorCode } from '../../lib/cni/errors';
-import { isExists, isNotFound, NetlinkError, pschedTicksPerUsec, vethPeer, TBF_HANDLE, TC_H, type Link, type Rtnl, type TbfParams } from '../../lib/netlink';
+import { isExists, isNotFound, NetlinkError, pschedTicksPerUsec, vethPeer, TBF_HANDLE, TC_H, type Link, type OpenRtnl, type Rtnl, type TbfParams } from '../../lib/netlink';
 import type { Netns } from '../../lib/netns';
 import type { Rollback } from '../../lib/util/rollback';
 import type { BandwidthConfig } from './config';
@@ -16,8 +16,8 @@ function fail(msg: string, code: number = ErrorCode.Internal): CniError {
 }
 
 /** The host end of the container interface's veth. Undefined when the container has no such interface. */
-export async function hostVethOf(host: Rtnl, netns: Netns, ifname: string): Promise<Link | undefined> {
-  const { inside, peer } = await vethPeer(host, netns, ifname);
+export async function hostVethOf(host: Rtnl, netns: Netns, ifname: string, open?: OpenRtnl): Promise<Link | undefined> {
+  const { inside, peer } = await vethPeer(host, netns, ifname, open);
   if (!inside) return undefined;
   if (!peer) {
     throw fail(`"${ifname}" in the container is ${inside.kind ? `a ${inside.kind}` : 'not a veth'} without a veth peer in this namespace; bandwidth shapes veth-based attachments (bridge, ptp)`, ErrorCode.InvalidConfig);

@@ -1,4 +1,5 @@
 import { runPlugin } from '../../lib/cni/skel';
-import { bandwidthPlugin } from './plugin';
+import { HOST_KERNEL } from '../../lib/kernel';
+import { makeBandwidthPlugin } from './plugin';
 
-runPlugin(bandwidthPlugin);
+runPlugin(makeBandwidthPlugin(HOST_KERNEL));

@@ -5,7 +5,8 @@ import * as fs from 'fs';
 import { CniError, ErrorCode } from '../../lib/cni/errors';
 import { NetlinkError, type Link, type Rtnl } from '../../lib/netlink';
 import type { Netns } from '../../lib/netns';
-import { readSysctl, SysctlError, writeSysctl } from '../../lib/sys/sysctl';
+import type { Sysctls } from '../../lib/kernel';
+import { SysctlError } from '../../lib/sys/sysctl';
 import type { OriginalAttributes } from './backup';
 import { ALLOWLIST_FILE, type SysctlSetting } from './config';
 
@@ -44,19 +45,19 @@ function sysctlFailure(s: SysctlSetting, err: unknown, what: string): CniError {
 }
 
 /** The current value of each sysctl in the container; CniError code 7 for a key it does not have. */
-export function readSysctls(netns: Netns, sysctls: readonly SysctlSetting[]): string[] {
+export function readSysctls(sysctl: Sysctls, netns: Netns, sysctls: readonly SysctlSetting[]): string[] {
   return sysctls.map((s) => {
     try {
-      return readSysctl(s.path, netns);
+      return sysctl.read(s.path, netns);
     } catch (err) {
       throw sysctlFailure(s, err, 'reading');
     }
   });
 }
 
-export function writeContainerSysctl(netns: Netns, s: SysctlSetting, value = s.value): void {
+export function writeContainerSysctl(sysctl: Sysctls, netns: Netns, s: SysctlSetting, value = s.value): void {
   try {
-    writeSysctl(s.path, value, netns);
+    sysctl.write(s.path, value, netns);
   } catch (err) {
     throw sysctlFailure(s, err, 'writing');
   }

@@ -1,4 +1,5 @@
 import { runPlugin } from '../../lib/cni/skel';
-import { tuningPlugin } from './plugin';
+import { HOST_KERNEL } from '../../lib/kernel';
+import { makeTuningPlugin } from './plugin';
 
-runPlugin(tuningPlugin);
+runPlugin(makeTuningPlugin(HOST_KERNEL));

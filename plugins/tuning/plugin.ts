@@ -5,7 +5,8 @@
 import { cniArgsOf } from '../../lib/cni/args';
 import { CniError, ErrorCode, invalidConfig } from '../../lib/cni/errors';
 import type { GcInvocation, Invocation, Plugin, Result } from '../../lib/cni/plugin';
-import { openRtnl, type Link, type Rtnl } from '../../lib/netlink';
+import type { Kernel } from '../../lib/kernel';
+import type { Link, Rtnl } from '../../lib/netlink';
 import { openContainerNetns, openContainerNetnsIfPresent } from '../../lib/netns';
 import { Rollback, describeRollbackErrors } from '../../lib/util/rollback';
 import { listBackups, readBackup, removeBackup, writeBackup } from './backup';
@@ -35,29 +36,29 @@ async function containerLink(rtnl: Rtnl, ifname: string): Promise<Link> {
   return link;
 }
 
-async function add(inv: Invocation): Promise<Result> {
+async function add(inv: Invocation, kernel: Kernel): Promise<Result> {
   const cfg = configOf(inv);
   checkAllowlist(cfg.sysctls, readAllowlist());
   const prev = requirePrevResult(cfg);
   const containerID = inv.env.containerId!;
   const ifname = inv.env.ifname!;
-  const netns = openContainerNetns(inv.env.netns, 'tuning');
+  const netns = openContainerNetns(inv.env.netns, 'tuning', kernel.openNetns);
   try {
     await Rollback.run(async (undo) => {
-      const before = readSysctls(netns, cfg.sysctls);
+      const before = readSysctls(kernel.sysctl, netns, cfg.sysctls);
       cfg.sysctls.forEach((s, n) => {
-        writeContainerSysctl(netns, s);
-        undo.push(`restore sysctl ${s.key}`, () => writeContainerSysctl(netns, s, before[n]));
+        writeContainerSysctl(kernel.sysctl, netns, s);
+        undo.push(`restore sysctl ${s.key}`, () => writeContainerSysctl(kernel.sysctl, netns, s, before[n]));
       });
       if (!changesLink(cfg.link)) return;
-      const rtnl = openRtnl(netns);
+      const rtnl = kernel.openRtnl(netns);
       try {
         const link = await containerLink(rtnl, ifname);
         const original = originalsOf(link, cfg.link);
         writeBackup(cfg.dataDir, containerID, ifname, { ...original, network: cfg.network, containerID, ifname });
         undo.push('remove the backup record', () => removeBackup(cfg.dataDir, containerID, ifname));
         undo.push('restore the interface', async () => {
-          const r = openRtnl(netns);
+          const r = kernel.openRtnl(netns);
           try { await applyAttributes(r, await containerLink(r, ifname), original, 'restore'); } finally { r.close(); }
         });
         await applyAttributes(rtnl, link, cfg.link, 'add');
@@ -78,16 +79,16 @@ async function add(inv: Invocation): Promise<Result> {
  * logged, not returned: a failing DEL would stop the runtime's teardown of the
  * rest of the chain, and every retry would meet the same refusal.
  */
-async function del(inv: Invocation): Promise<void> {
+async function del(inv: Invocation, kernel: Kernel): Promise<void> {
   const dataDir = dataDirOf(inv);
   const containerID = inv.env.containerId!;
   const ifname = inv.env.ifname!;
   const rec = readBackup(dataDir, containerID, ifname);
   if (!rec) return;
-  const netns = openContainerNetnsIfPresent(inv.env.netns);
+  const netns = openContainerNetnsIfPresent(inv.env.netns, kernel.openNetns);
   if (netns) {
     try {
-      const rtnl = openRtnl(netns);
+      const rtnl = kernel.openRtnl(netns);
       try {
         const link = await rtnl.getLink(ifname);
         if (link) await applyAttributes(rtnl, link, rec, 'restore');
@@ -103,17 +104,17 @@ async function del(inv: Invocation): Promise<void> {
   removeBackup(dataDir, containerID, ifname);
 }
 
-async function check(inv: Invocation): Promise<void> {
+async function check(inv: Invocation, kernel: Kernel): Promise<void> {
   const cfg = configOf(inv);
   requirePrevResult(cfg);
   const ifname = inv.env.ifname!;
-  const netns = openContainerNetns(inv.env.netns, 'tuning');
+  const netns = openContainerNetns(inv.env.netns, 'tuning', kernel.openNetns);
   try {
-    const current = readSysctls(netns, cfg.sysctls);
+    const current = readSysctls(kernel.sysctl, netns, cfg.sysctls);
     cfg.sysctls.forEach((s, n) => {
       if (!sameSysctlValue(s.value, current[n])) throw new CniError(ErrorCode.Internal, `tuning CHECK: sysctl ${s.key} is ${JSON.stringify(current[n])}, configured ${JSON.stringify(s.value)}`);
     });
-    const rtnl = openRtnl(netns);
+    const rtnl = kernel.openRtnl(netns);
     try {
       const wrong = linkMismatches(await containerLink(rtnl, ifname), cfg.link);
       if (wrong.length) throw new CniError(ErrorCode.Internal, `tuning CHECK: ${wrong.join('; ')}`);
@@ -138,13 +139,16 @@ async function status(inv: Invocation): Promise<void> {
   dataDirOf(inv);
 }
 
-export const tuningPlugin: Plugin = {
-  name: 'tuning',
-  description: 'sets sysctls and interface attributes (mac, mtu, promisc, allmulti, txQLen) in the container; DEL restores them',
-  knownArgs: KNOWN_ARGS,
-  add,
-  del,
-  check,
-  gc,
-  status,
-};
+/** The tuning plugin over `kernel` (main.ts: HOST_KERNEL). */
+export function makeTuningPlugin(kernel: Kernel): Plugin {
+  return {
+    name: 'tuning',
+    description: 'sets sysctls and interface attributes (mac, mtu, promisc, allmulti, txQLen) in the container; DEL restores them',
+    knownArgs: KNOWN_ARGS,
+    add: (inv) => add(inv, kernel),
+    del: (inv) => del(inv, kernel),
+    check: (inv) => check(inv, kernel),
+    gc,
+    status,
+  };
+}
