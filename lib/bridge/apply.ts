@@ -159,11 +159,11 @@ async function applyHostSide(plan: AttachPlan, k: AttachKernel, br: Link, hostNa
   const g = plan.gateway;
   if (g?.vlanGateway) {
     const v = g.vlanGateway;
-    gatewayLink = await ensureVlanGateway(host, br, v, plan.plugin);
-    // The undo runs while our own port still exists: do not count it.
+    // Pushed first: a gateway (or its lock file) made by a failing ensure goes too. The undo runs while our own port still exists: do not count it.
     undo.push(`delete VLAN gateway "${v.name}" if no other port is in VLAN ${v.vlan}`, async () => {
-      await releaseVlanGatewayIfUnused({ bridge: br.name, name: v.name, vlan: v.vlan, lockDir: v.lockDir, ignorePorts: [hostName] });
+      await releaseVlanGatewayIfUnused({ bridge: br.name, name: v.name, vlan: v.vlan, lockDir: v.lockDir, ignorePorts: [hostName] }, host);
     });
+    gatewayLink = await ensureVlanGateway(host, br, v, plan.plugin, k.sysctl);
   }
   if (g) await applyGatewayAddresses(host, br, gatewayLink ?? br, g, plan.plugin);
   if (plan.forwarding.v4) enableIpv4Forwarding(k.sysctl);
@@ -178,7 +178,7 @@ async function applyHostSide(plan: AttachPlan, k: AttachKernel, br: Link, hostNa
     const iso = fw.isolation;
     await joinIsolation(iso);
     // The undo runs while our own veth still exists: do not count it.
-    undo.push('leave the isolation group if the bridge has no other container', () => leaveIsolationIfEmpty(iso, [hostName]));
+    undo.push('leave the isolation group if the bridge has no other container', () => leaveIsolationIfEmpty(iso, [hostName], k.host));
   }
   if (fw.policy) await applyNetworkPolicy(fw.policy);
   if (plan.names) {
@@ -204,7 +204,7 @@ async function applyMacspoof(plan: AttachPlan, k: AttachKernel, entry: MacspoofE
  * its undo on `undo` (the bridge and sysctls are shared: never undone).
  */
 export async function applyAttachPlan(plan: AttachPlan, k: AttachKernel, undo: Rollback): Promise<AttachResult> {
-  const br = await ensureBridge(k.host, { ...plan.bridge, plugin: plan.plugin });
+  const br = await ensureBridge(k.host, { ...plan.bridge, plugin: plan.plugin }, k.sysctl);
   const { containerVeth, hostName } = await createVeth(plan, k, undo);
   let hostVeth = await configurePort(plan, k, br, hostName);
   const routes = await configureContainer(plan, k, containerVeth);

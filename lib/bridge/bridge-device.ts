@@ -3,8 +3,8 @@
 // reference. Shared state: never rolled back.
 
 import { CniError, ErrorCode } from '../cni/errors';
+import { HOST_KERNEL, type Sysctls } from '../kernel';
 import type { Link, Rtnl } from '../netlink';
-import { ensureSysctl } from '../sys/sysctl';
 import { errMsg } from './port';
 
 function fail(msg: string, code: number = ErrorCode.Internal): CniError {
@@ -12,7 +12,7 @@ function fail(msg: string, code: number = ErrorCode.Internal): CniError {
 }
 
 /** Create or reuse the bridge, bring it up; a non-bridge of that name is an error. */
-export async function ensureBridge(host: Rtnl, o: { name: string; mtu?: number; promisc?: boolean; vlanFiltering?: boolean; plugin?: string }): Promise<Link> {
+export async function ensureBridge(host: Rtnl, o: { name: string; mtu?: number; promisc?: boolean; vlanFiltering?: boolean; plugin?: string }, sysctl: Sysctls = HOST_KERNEL.sysctl): Promise<Link> {
   const who = o.plugin ?? 'bridge';
   let br = await host.getLink(o.name);
   if (br && br.kind !== 'bridge') throw fail(`${who}: "${o.name}" already exists and is a ${br.kind ?? 'device'}, not a bridge`, ErrorCode.InvalidConfig);
@@ -31,7 +31,7 @@ export async function ensureBridge(host: Rtnl, o: { name: string; mtu?: number; 
     }
   }
   // A bridge must not autoconfigure from RAs seen on container ports.
-  ensureSysctl(`net/ipv6/conf/${o.name}/accept_ra`, '0', undefined, { ignoreMissing: true });
+  sysctl.ensure(`net/ipv6/conf/${o.name}/accept_ra`, '0', undefined, { ignoreMissing: true });
   if (!br.up) await host.setLinkUp(br.index);
   return br;
 }

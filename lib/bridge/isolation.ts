@@ -13,7 +13,7 @@
 
 import * as path from 'path';
 import { applyIsolationJoin, applyIsolationLeave, type IsolationMember } from '../firewall/isolation';
-import { openRtnl } from '../netlink';
+import { withRtnl, type Rtnl } from '../netlink';
 import { withFileLock } from '../sys/lock';
 
 export interface IsolationHook extends IsolationMember {
@@ -33,25 +33,23 @@ export async function joinIsolation(h: IsolationHook): Promise<void> {
 }
 
 /** Container ports (veths) on the bridge, not counting `ignore` (a port being rolled back). */
-async function containerPorts(bridge: string, ignore: readonly string[]): Promise<number> {
-  const rtnl = openRtnl();
-  try {
+async function containerPorts(bridge: string, ignore: readonly string[], through?: Rtnl): Promise<number> {
+  const count = async (rtnl: Rtnl) => {
     const br = await rtnl.getLink(bridge);
     if (!br) return 0;
     const links = await rtnl.listLinks();
     return links.filter((l) => l.master === br.index && l.kind === 'veth' && !ignore.includes(l.name)).length;
-  } finally {
-    rtnl.close();
-  }
+  };
+  return through ? count(through) : withRtnl(undefined, count);
 }
 
 /**
  * Take the bridge out of the isolation group when no container port is left
- * on it. Returns whether it left. Idempotent (a network never joined leaves quietly).
+ * on it (counted through `through`, a host socket, when given). Returns whether it left. Idempotent (a network never joined leaves quietly).
  */
-export async function leaveIsolationIfEmpty(h: IsolationHook, ignorePorts: readonly string[] = []): Promise<boolean> {
+export async function leaveIsolationIfEmpty(h: IsolationHook, ignorePorts: readonly string[] = [], through?: Rtnl): Promise<boolean> {
   return withFileLock(lockFile(h), async (lock) => {
-    if ((await containerPorts(h.bridge, ignorePorts)) > 0) return false;
+    if ((await containerPorts(h.bridge, ignorePorts, through)) > 0) return false;
     await applyIsolationLeave(h, { table: h.table });
     // Nothing of this bridge's isolation is left: neither is its lock (nor the lock directory, once it is empty).
     lock.removeOnRelease({ dir: true });

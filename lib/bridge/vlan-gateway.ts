@@ -13,9 +13,9 @@
 // without our alias (made by someone else) is used as it is and never deleted.
 
 import * as path from 'path';
+import { HOST_KERNEL, type Sysctls } from '../kernel';
 import { isNotFound, withRtnl, type BridgePortVlans, type Link, type Rtnl } from '../netlink';
 import { withFileLock } from '../sys/lock';
-import { ensureSysctl } from '../sys/sysctl';
 import type { VlanGatewayTarget } from './plan';
 import { applyPortVlans, createVethWithRandomPeer } from './port';
 
@@ -55,13 +55,13 @@ async function repair(host: Rtnl, br: Link, gw: Link, g: VlanGatewaySpec, plugin
   if (!gw.up) await host.setLinkUp(gw.index);
 }
 
-async function create(host: Rtnl, br: Link, g: VlanGatewaySpec, plugin: string): Promise<void> {
+async function create(host: Rtnl, br: Link, g: VlanGatewaySpec, plugin: string, sysctl: Sysctls): Promise<void> {
   const { link, peerName } = await createVethWithRandomPeer(host, { name: g.name, mtu: br.mtu, plugin });
   try {
     await host.setAlias(link.index, VLAN_GATEWAY_ALIAS);
     // Like the bridge itself: no autoconfiguration from RAs seen on container ports.
-    ensureSysctl(`net/ipv6/conf/${g.name}/accept_ra`, '0', undefined, OPTIONAL);
-    ensureSysctl(`net/ipv6/conf/${peerName}/accept_ra`, '0', undefined, OPTIONAL);
+    sysctl.ensure(`net/ipv6/conf/${g.name}/accept_ra`, '0', undefined, OPTIONAL);
+    sysctl.ensure(`net/ipv6/conf/${peerName}/accept_ra`, '0', undefined, OPTIONAL);
     const peer = await host.requireLink(peerName);
     await host.setMaster(peer.index, br.index);
     await applyPortVlans(host, peer, g.portVlans, plugin);
@@ -74,12 +74,12 @@ async function create(host: Rtnl, br: Link, g: VlanGatewaySpec, plugin: string):
 }
 
 /** Create or reuse (and repair) the gateway interface of `g.vlan` on `br`; returns it. */
-export async function ensureVlanGateway(host: Rtnl, br: Link, g: VlanGatewaySpec, plugin: string): Promise<Link> {
+export async function ensureVlanGateway(host: Rtnl, br: Link, g: VlanGatewaySpec, plugin: string, sysctl: Sysctls = HOST_KERNEL.sysctl): Promise<Link> {
   return withFileLock(lockFile(g.lockDir, br.name), async () => {
     const found = await host.getLink(g.name);
     if (found && found.alias !== VLAN_GATEWAY_ALIAS) return found;
     if (found) await repair(host, br, found, g, plugin);
-    else await create(host, br, g, plugin);
+    else await create(host, br, g, plugin, sysctl);
     return host.requireLink(g.name);
   });
 }
@@ -89,8 +89,9 @@ export async function ensureVlanGateway(host: Rtnl, br: Link, g: VlanGatewaySpec
  * VLAN (in this namespace). Returns whether it did. Once there is nothing of
  * ours to guard, the lock file goes too (the next ADD makes it again).
  */
-export async function releaseVlanGatewayIfUnused(o: VlanGatewayRelease): Promise<boolean> {
-  return withFileLock(lockFile(o.lockDir, o.bridge), (lock) => withRtnl(undefined, async (host) => {
+export async function releaseVlanGatewayIfUnused(o: VlanGatewayRelease, through?: Rtnl): Promise<boolean> {
+  const inHost = <T>(fn: (host: Rtnl) => Promise<T>): Promise<T> => (through ? fn(through) : withRtnl(undefined, fn));
+  return withFileLock(lockFile(o.lockDir, o.bridge), (lock) => inHost(async (host) => {
     const gw = await host.getLink(o.name);
     if (!gw || gw.alias !== VLAN_GATEWAY_ALIAS) {
       lock.removeOnRelease({ dir: true });

@@ -95,3 +95,17 @@ describe.each([
     expect(brokenRows(rows)).toEqual([]);
   });
 });
+
+describe('bridge ADD rollback, bridge-only modes', () => {
+  it.each([
+    ['an isolated network', { isolation: true }, 1],
+    ['VLAN 100 with its gateway interface', { vlan: 100 }, 0],
+    ['VLAN 100 joining another container', { vlan: 100 }, 1],
+  ])('%s: fails at every step with everything as before', async (_case, extra, others) => {
+    const { steps, rows } = await rollbackTable({
+      setup: world(bridge, () => bridgeConf(extra), others), sharedLinks: ['smbr0'], state: () => filesUnder(path.join(tmp, 'state')),
+    });
+    expect(steps.some((s) => s.op.startsWith('createVeth eth0'))).toBe(true);
+    expect(brokenRows(rows)).toEqual([]);
+  });
+});
