@@ -176,9 +176,9 @@ async function applyHostSide(plan: AttachPlan, k: AttachKernel, br: Link, hostNa
   }
   if (fw.isolation) {
     const iso = fw.isolation;
-    await joinIsolation(iso);
-    // The undo runs while our own veth still exists: do not count it.
+    // Pushed first: a join that fails half-way (its lock file made) is undone too. The undo runs while our own veth still exists: do not count it.
     undo.push('leave the isolation group if the bridge has no other container', () => leaveIsolationIfEmpty(iso, [hostName], k.host));
+    await joinIsolation(iso);
   }
   if (fw.policy) await applyNetworkPolicy(fw.policy);
   if (plan.names) {

@@ -1,4 +1,5 @@
 import { runPlugin } from '../../lib/cni/skel';
-import { firewallPlugin } from './plugin';
+import { HOST_KERNEL } from '../../lib/kernel';
+import { makeFirewallPlugin } from './plugin';
 
-runPlugin(firewallPlugin);
+runPlugin(makeFirewallPlugin(HOST_KERNEL));

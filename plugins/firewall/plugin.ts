@@ -10,7 +10,8 @@ import { joinIsolation, leaveIsolationIfEmpty } from '../../lib/bridge/isolation
 import { applyForwardAdd, hasForwardElement, removeForwardElements, removeForwardTableIfUnused, staleForwardAddresses } from '../../lib/firewall/forward';
 import { ensureForwardAccept, missingForwardAccept, removeForwardAccept, type IpFamily } from '../../lib/firewall/iptables';
 import { listIsolatedBridges } from '../../lib/firewall/isolation';
-import { openRtnl, vethPeer, type Link } from '../../lib/netlink';
+import type { Kernel } from '../../lib/kernel';
+import { vethPeer, type Link } from '../../lib/netlink';
 import { Netns, openContainerNetns, openContainerNetnsIfPresent } from '../../lib/netns';
 import { Rollback, describeRollbackErrors } from '../../lib/util/rollback';
 import { parseFirewallConfig, type FirewallConfig } from './config';
@@ -33,17 +34,17 @@ function isolationOf(cfg: FirewallConfig, bridge: string) {
 }
 
 /** The container's port on the bridge (isolated: it gets the port flag; leaving the group must not count it). */
-async function hostPort(netns: Netns, ifname: string): Promise<Link | undefined> {
-  const host = openRtnl();
+async function hostPort(kernel: Kernel, netns: Netns, ifname: string): Promise<Link | undefined> {
+  const host = kernel.openRtnl();
   try {
-    return (await vethPeer(host, netns, ifname)).peer;
+    return (await vethPeer(host, netns, ifname, kernel.openRtnl)).peer;
   } finally {
     host.close();
   }
 }
 
-async function requireBridge(name: string): Promise<void> {
-  const host = openRtnl();
+async function requireBridge(kernel: Kernel, name: string): Promise<void> {
+  const host = kernel.openRtnl();
   try {
     const br = await host.getLink(name);
     if (br?.kind !== 'bridge') throw invalidConfig(`firewall: the first interface of prevResult, "${name}", is ${br ? `a ${br.kind ?? 'device'}` : 'not a link here'}, not a bridge; an ingressPolicy other than "open" needs "firewall" chained after "bridge"`);
@@ -63,7 +64,7 @@ async function teardownIfUnused(cfg: FirewallConfig, state: FirewallState): Prom
   });
 }
 
-async function add(inv: Invocation): Promise<Result> {
+async function add(inv: Invocation, kernel: Kernel): Promise<Result> {
   const cfg = parseFirewallConfig(inv.conf);
   const prev = requirePrev(cfg);
   inv.log?.debug(`backend ${JSON.stringify(cfg.backend)}: implemented with nftables (table node_cni_firewall) and one iptables FORWARD jump`);
@@ -72,9 +73,9 @@ async function add(inv: Invocation): Promise<Result> {
   const owner = ownerOf(cfg, inv);
   let port: Link | undefined;
   if (bridge) {
-    await requireBridge(bridge);
-    const netns = openContainerNetns(inv.env.netns, 'firewall');
-    try { port = await hostPort(netns, owner.ifname); } finally { netns.close(); }
+    await requireBridge(kernel, bridge);
+    const netns = openContainerNetns(inv.env.netns, 'firewall', kernel.openNetns);
+    try { port = await hostPort(kernel, netns, owner.ifname); } finally { netns.close(); }
     if (cfg.ingressPolicy === 'isolated' && !port) throw invalidConfig(`firewall: ingressPolicy "isolated" needs "${owner.ifname}" to be a veth with its peer on "${bridge}"`);
   }
   const state = new FirewallState(cfg.stateDir);
@@ -91,11 +92,15 @@ async function add(inv: Invocation): Promise<Result> {
       }
       if (bridge) {
         const iso = isolationOf(cfg, bridge);
+        // Pushed first: a join that fails half-way (its lock file made) is undone too.
+        undo.push('leave the isolation group if the bridge has no other container', async () => {
+          const host = kernel.openRtnl();
+          try { await leaveIsolationIfEmpty(iso, port ? [port.name] : [], host); } finally { host.close(); }
+        });
         await joinIsolation(iso);
-        undo.push('leave the isolation group if the bridge has no other container', () => leaveIsolationIfEmpty(iso, port ? [port.name] : []));
       }
       if (cfg.ingressPolicy === 'isolated' && port) {
-        const host = openRtnl();
+        const host = kernel.openRtnl();
         try { await host.setBridgePortFlags(port.index, { isolated: true }); } finally { host.close(); }
       }
     }, (e) => inv.log?.warn(`rollback: ${describeRollbackErrors([e])}`)));
@@ -108,11 +113,11 @@ async function add(inv: Invocation): Promise<Result> {
 }
 
 /** The container's port, when its namespace is still there (DEL runs before the bridge's DEL removes the veth). */
-async function portIfPresent(nsPath: string | undefined, ifname: string): Promise<string | undefined> {
-  const netns = openContainerNetnsIfPresent(nsPath); // DEL: a container gone took its interfaces along
+async function portIfPresent(kernel: Kernel, nsPath: string | undefined, ifname: string): Promise<string | undefined> {
+  const netns = openContainerNetnsIfPresent(nsPath, kernel.openNetns); // DEL: a container gone took its interfaces along
   if (!netns) return undefined;
   try {
-    return (await hostPort(netns, ifname))?.name;
+    return (await hostPort(kernel, netns, ifname))?.name;
   } finally {
     netns.close();
   }
@@ -129,11 +134,11 @@ async function release(cfg: FirewallConfig, rec: FirewallRecord, state: Firewall
 }
 
 /** DEL finds what to remove in the record; without one (written by nothing, or lost), the elements tagged with this attachment. */
-async function del(inv: Invocation): Promise<void> {
+async function del(inv: Invocation, kernel: Kernel): Promise<void> {
   const cfg = parseFirewallConfig(inv.conf);
   const owner = ownerOf(cfg, inv);
   const state = new FirewallState(cfg.stateDir);
-  const ownPort = await portIfPresent(inv.env.netns, owner.ifname);
+  const ownPort = await portIfPresent(kernel, inv.env.netns, owner.ifname);
   let rec = state.read(cfg.network, owner.containerId, owner.ifname);
   if (!rec && cfg.prevResult) {
     const addresses = allowedAddresses(cfg.prevResult).filter((a) => { try { return hasForwardElement(owner, a); } catch { return false; } });
@@ -149,7 +154,7 @@ function checkFail(msg: string): CniError {
   return new CniError(ErrorCode.Internal, `firewall CHECK: ${msg}`);
 }
 
-async function check(inv: Invocation): Promise<void> {
+async function check(inv: Invocation, kernel: Kernel): Promise<void> {
   const cfg = parseFirewallConfig(inv.conf);
   const prev = requirePrev(cfg);
   const owner = ownerOf(cfg, inv);
@@ -163,9 +168,9 @@ async function check(inv: Invocation): Promise<void> {
   if (!bridge) return;
   if (!listIsolatedBridges().some((b) => b.bridge === bridge)) throw checkFail(`bridge "${bridge}" is not in the isolation group (ingressPolicy "${cfg.ingressPolicy}")`);
   if (cfg.ingressPolicy === 'isolated') {
-    const netns = openContainerNetns(inv.env.netns, 'firewall');
+    const netns = openContainerNetns(inv.env.netns, 'firewall', kernel.openNetns);
     let port: Link | undefined;
-    try { port = await hostPort(netns, owner.ifname); } finally { netns.close(); }
+    try { port = await hostPort(kernel, netns, owner.ifname); } finally { netns.close(); }
     if (!port?.bridgePort?.isolated) throw checkFail(`the bridge port of "${owner.ifname}" is not isolated (ingressPolicy "isolated")`);
   }
 }
@@ -189,14 +194,17 @@ async function status(inv: Invocation): Promise<void> {
   parseFirewallConfig(inv.conf);
 }
 
-export const firewallPlugin: Plugin = {
-  name: 'firewall',
-  description: 'lets containers\' traffic through the host\'s FORWARD policy; ingressPolicy same-bridge/isolated keeps networks apart',
-  // Like the reference: CHECK and DEL's prevResult, which this plugin is built on, start with 0.4.0.
-  supportedVersions: ['0.4.0', '1.0.0', '1.1.0'],
-  add,
-  del,
-  check,
-  gc,
-  status,
-};
+/** The firewall plugin over `kernel` (main.ts: HOST_KERNEL). */
+export function makeFirewallPlugin(kernel: Kernel): Plugin {
+  return {
+    name: 'firewall',
+    description: 'lets containers\' traffic through the host\'s FORWARD policy; ingressPolicy same-bridge/isolated keeps networks apart',
+    // Like the reference: CHECK and DEL's prevResult, which this plugin is built on, start with 0.4.0.
+    supportedVersions: ['0.4.0', '1.0.0', '1.1.0'],
+    add: (inv) => add(inv, kernel),
+    del: (inv) => del(inv, kernel),
+    check: (inv) => check(inv, kernel),
+    gc,
+    status,
+  };
+}

@@ -98,6 +98,7 @@ describe.each([
 
 describe('bridge ADD rollback, bridge-only modes', () => {
   it.each([
+    ['the first container of an isolated network', { isolation: true }, 0],
     ['an isolated network', { isolation: true }, 1],
     ['VLAN 100 with its gateway interface', { vlan: 100 }, 0],
     ['VLAN 100 joining another container', { vlan: 100 }, 1],

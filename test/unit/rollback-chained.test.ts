@@ -7,11 +7,11 @@ import * as os from 'os';
 import * as path from 'path';
 import type { Invocation, NetConf } from '../../lib/cni/types';
 import { useNftBackend } from '../../lib/firewall/nft';
-import { firewallPlugin } from '../../plugins/firewall/plugin';
+import { makeFirewallPlugin } from '../../plugins/firewall/plugin';
 import { portmapPlugin } from '../../plugins/portmap/plugin';
 import { FakeIptables } from '../helpers/fake-iptables';
 import { useIptablesRunner } from '../../lib/firewall/iptables';
-import { FakeKernel } from '../helpers/fake-rtnl';
+import { FakeKernel, HOST } from '../helpers/fake-rtnl';
 import { FakeNft } from '../helpers/fake-nft';
 import { brokenRows, filesUnder, rollbackTable, type RollbackWorld } from '../helpers/rollback-table';
 
@@ -20,14 +20,18 @@ let tmp: string;
 beforeEach(() => { tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sm-rollback-')); });
 afterEach(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-const prevResult = {
-  cniVersion: '1.0.0',
-  interfaces: [{ name: 'smbr0', mac: '02:42:0a:4e:00:01' }, { name: 'vethsm0001', mac: '02:42:0a:4e:00:02' }, { name: 'eth0', mac: '02:42:0a:4e:00:03', sandbox: NETNS }],
-  ips: [{ address: '10.78.0.2/24', gateway: '10.78.0.1', interface: 2 }, { address: 'fd00:78::2/64', gateway: 'fd00:78::1', interface: 2 }],
-};
+/** What the bridge ADD of container `n` returned (each container its own addresses). */
+function prevResultOf(n: number) {
+  return {
+    cniVersion: '1.0.0',
+    interfaces: [{ name: 'smbr0', mac: '02:42:0a:4e:00:01' }, { name: 'vethsm0001', mac: '02:42:0a:4e:00:02' }, { name: 'eth0', mac: '02:42:0a:4e:00:03', sandbox: NETNS }],
+    ips: [{ address: `10.78.0.${n + 2}/24`, gateway: '10.78.0.1', interface: 2 }, { address: `fd00:78::${n + 2}/64`, gateway: 'fd00:78::1', interface: 2 }],
+  };
+}
 
 function invocation(conf: Record<string, unknown>, containerId = 'smctr1'): Invocation {
-  const full = { cniVersion: '1.0.0', name: 'smnet', prevResult, ...conf } as NetConf;
+  const n = containerId.startsWith('smother') ? Number(containerId.slice('smother'.length)) + 1 : 0;
+  const full = { cniVersion: '1.0.0', name: 'smnet', prevResult: prevResultOf(n), ...conf } as NetConf;
   return { env: { command: 'ADD', containerId, netns: NETNS, ifname: 'eth0', path: [] }, conf: full, raw: Buffer.from(JSON.stringify(full)) };
 }
 
@@ -59,25 +63,44 @@ describe('portmap ADD rollback', () => {
 });
 
 describe('firewall ADD rollback', () => {
-  const conf = () => ({ type: 'firewall', stateDir: path.join(tmp, 'state', 'firewall') });
-  const world = (others: number) => async (): Promise<RollbackWorld> => {
+  const conf = (policy: string) => ({ type: 'firewall', stateDir: path.join(tmp, 'state', 'firewall'), ingressPolicy: policy });
+  /** The world a bridge ADD left: smbr0 on the host, each container's eth0 with its peer on it. */
+  const world = (policy: string, others: number) => async (): Promise<RollbackWorld> => {
     fs.rmSync(path.join(tmp, 'state'), { recursive: true, force: true });
     const kernel = new FakeKernel();
+    const host = kernel.openRtnl();
+    await host.createBridge({ name: 'smbr0' });
+    await host.setLinkUp('smbr0');
+    const plugin = makeFirewallPlugin(kernel);
+    const attach = async (containerId: string, netns: string, peer: string) => {
+      kernel.addNamespace(netns);
+      await kernel.openRtnl(kernel.openNetns(netns)).createVeth({ name: 'eth0', peerName: peer, peerNetns: HOST });
+      await host.setMaster(peer, 'smbr0');
+      await host.setLinkUp(peer);
+      const inv = invocation(conf(policy), containerId);
+      return { ...inv, env: { ...inv.env, netns } };
+    };
     const nft = new FakeNft(kernel);
     const iptables = new FakeIptables(kernel);
     const restore = [useNftBackend(nft), useIptablesRunner(iptables)];
     try {
-      for (let i = 0; i < others; i++) await firewallPlugin.add(invocation(conf(), `smother${i}`));
+      for (let i = 0; i < others; i++) await plugin.add(await attach(`smother${i}`, `${NETNS}-${i}`, `vethsmo${i}`));
     } finally {
       for (const r of restore) r();
     }
+    const inv = await attach('smctr1', NETNS, 'vethsm0001');
     kernel.steps.length = 0;
-    return { kernel, nft, iptables, add: () => firewallPlugin.add(invocation(conf())) };
+    return { kernel, nft, iptables, add: () => plugin.add(inv) };
   };
 
-  it.each([['the first container of the host', 0], ['a container joining another', 1]])('%s: fails at every step with everything as before', async (_case, others) => {
+  it.each([
+    ['the first container of the host', 'open', 0],
+    ['a container joining another', 'open', 1],
+    ['same-bridge, the first of its bridge', 'same-bridge', 0],
+    ['isolated, joining another', 'isolated', 1],
+  ])('%s: fails at every step with everything as before', async (_case, policy, others) => {
     const { steps, rows } = await rollbackTable({
-      setup: world(others), state: () => filesUnder(path.join(tmp, 'state')),
+      setup: world(policy as string, others as number), state: () => filesUnder(path.join(tmp, 'state')),
       // Lookups whose failure reads as "not there": the jump and the chain are then written again, and ADD goes on.
       tolerated: [/^ip6?tables -C FORWARD /, /^ip6?tables -S /],
     });
