@@ -186,6 +186,19 @@ describe('tuning (chained after a hand-wired veth)', () => {
     expect(sysctl(c.ns, 'net.ipv4.ip_forward')).toBe(forward);
   });
 
+  it('a 1000-character container ID (too long for the file name the reference uses): ADD keeps its backup, DEL restores it and leaves no file', () => {
+    const c = container('1.1.0');
+    const before = link(c.ns);
+    const id = `cft-${'l'.repeat(996)}`;
+    const add = tuning(call('ADD', c, { id }), conf('1.1.0', c.prevResult, { mtu: 1280 }));
+    expect([add.status, add.stderr]).toEqual([0, '']);
+    expect(link(c.ns).mtu).toBe(1280);
+    expect(backups()).toHaveLength(1);
+    expect(tuning(call('DEL', c, { id }), conf('1.1.0', add.json, { mtu: 1280 })).status).toBe(0);
+    expect(link(c.ns).mtu).toBe(before.mtu);
+    expect(backups()).toEqual([]);
+  });
+
   it('refuses a sysctl key written twice, and two spellings of one key', () => {
     const c = container();
     const raw = `{"cniVersion":"1.1.0","name":"cftnet","type":"tuning","dataDir":"${dataDir}","sysctl":{"net.ipv4.ip_forward":"1","net.ipv4.ip_forward":"0"},"prevResult":${JSON.stringify(c.prevResult)}}`;

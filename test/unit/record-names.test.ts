@@ -1,7 +1,8 @@
 // Per-attachment records of portmap, the firewall and macvlan's trunk users:
 // named by the attachment key (a container ID of any length fits NAME_MAX),
 // and the names older releases wrote are still found and removed (a DEL after
-// an upgrade). Real files in a temp dir.
+// an upgrade); tuning keeps the reference's names where they fit. Real files
+// in a temp dir.
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -9,6 +10,7 @@ import { createHash } from 'crypto';
 import { FirewallState, type FirewallRecord } from '../../plugins/firewall/state';
 import { TrunkState } from '../../plugins/macvlan/trunk-state';
 import { userRecordName } from '../../plugins/macvlan/trunk';
+import { backupFile, listBackups, readBackup, removeBackup, writeBackup } from '../../plugins/tuning/backup';
 import { listRecordedAttachments, networkState, readRecord, removeRecord, writeRecord, type AttachmentRecord } from '../../plugins/portmap/store';
 
 const LONG_ID = 'c'.repeat(1000);
@@ -102,5 +104,27 @@ describe('macvlan trunk users', () => {
     expect(state.users(subif)).toEqual([old]);
     expect(state.removeUser(subif, old)).toBe(true);
     expect(filesIn(usersDir(state))).toEqual([]);
+  });
+});
+
+describe('tuning backups', () => {
+  const rec = (containerID: string) => ({ network: 'tn', containerID, ifname: 'eth0', mtu: 1500 });
+
+  it('keep the reference\'s name <containerID>_<ifname>.json, so either plugin restores what the other saved', () => {
+    writeBackup(dir, 'abc', 'eth0', rec('abc'));
+    expect(filesIn(dir)).toEqual(['abc_eth0.json']);
+    expect(readBackup(dir, 'abc', 'eth0')).toEqual(rec('abc'));
+    expect(listBackups(dir, 'tn')).toEqual([{ containerID: 'abc', ifname: 'eth0' }]);
+    removeBackup(dir, 'abc', 'eth0');
+    expect(filesIn(dir)).toEqual([]);
+  });
+
+  it('a 1000-character container ID: a hashed name, written, read, listed, removed', () => {
+    writeBackup(dir, LONG_ID, 'eth0', rec(LONG_ID));
+    expect(Buffer.byteLength(path.basename(backupFile(dir, LONG_ID, 'eth0')))).toBeLessThan(64);
+    expect(readBackup(dir, LONG_ID, 'eth0')).toEqual(rec(LONG_ID));
+    expect(listBackups(dir, 'tn')).toEqual([{ containerID: LONG_ID, ifname: 'eth0' }]);
+    removeBackup(dir, LONG_ID, 'eth0');
+    expect(filesIn(dir)).toEqual([]);
   });
 });
