@@ -28,7 +28,7 @@ import {
 import { deleteConntrackEntries, IPPROTO } from '../../lib/netlink/conntrack';
 import { withNfnl } from '../../lib/netlink/nfnetlink';
 import { openRtnl } from '../../lib/netlink';
-import { Netns } from '../../lib/netns';
+import { openContainerNetnsIfPresent, type Netns } from '../../lib/netns';
 
 function describeClaim(op: ElementOp): string {
   const [addr, proto, port] = op.key.split(' . ');
@@ -166,13 +166,13 @@ export async function applyChange(c: Change, table = PORTMAP_TABLE): Promise<voi
  */
 export async function defaultRouteMetrics(netnsPath: string | undefined, ifname: string): Promise<Partial<Record<4 | 6, number>>> {
   const out: Partial<Record<4 | 6, number>> = {};
-  if (!netnsPath) return out;
-  let ns: Netns;
+  let ns: Netns | undefined;
   try {
-    ns = Netns.open(netnsPath);
+    ns = openContainerNetnsIfPresent(netnsPath);
   } catch {
     return out;
   }
+  if (!ns) return out;
   const rtnl = openRtnl(ns);
   try {
     const link = await rtnl.getLink(ifname);
