@@ -256,14 +256,12 @@ async function main() {
       // Flags win over the environment Node reads before any JavaScript: no OpenSSL config file (OPENSSL_CONF
       // could name one that loads a provider, i.e. code), ICU data only the built-in (NODE_ICU_DATA names a
       // directory to load it from; nothing exists under /dev/null), no inspector on SIGUSR1; and nothing from NODE_OPTIONS.
-      // --no-rehash-snapshot: keep the hash seed the snapshot was built with instead of drawing a new one and
-      // rehashing every table of the deserialized heap at each start (-14 M instructions, ~10% of a VERSION call).
-      // The trade: V8's string hash seed is fixed per release, so hash flooding needs no guessing; what a plugin
-      // hashes (its bounded stdin, CNI_ARGS, netlink and nft replies) comes from the runtime and the kernel
-      // (docs/benchmarks/startup.md, "What the release trades").
+      // The snapshot is rehashed at each start (V8's default, -14 M instructions if turned off): a new string hash
+      // seed per process, so a config cannot be built to collide in V8's hash tables (a fixed seed per release
+      // would let an 8 MiB config of colliding keys stall a plugin; docs/benchmarks/startup.md).
       // --no-sparkplug: no baseline (machine code) tier; a plugin call ends before it pays back (~200 baseline
       // compiles per bridge ADD: -3.4 M instructions; the overlay agent still tiers up to the optimizing compilers).
-      execArgv: ['--openssl-config=/dev/null', '--icu-data-dir=/dev/null', '--disable-sigusr1', '--no-sparkplug', ...(CODE_CACHE ? [] : ['--no-rehash-snapshot'])],
+      execArgv: ['--openssl-config=/dev/null', '--icu-data-dir=/dev/null', '--disable-sigusr1', '--no-sparkplug'],
       execArgvExtension: 'none',
       assets: linked.seaAssets,
     };
