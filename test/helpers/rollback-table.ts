@@ -45,7 +45,7 @@ export interface RollbackRow {
 export async function rollbackTable(c: RollbackCase): Promise<{ steps: Step[]; rows: RollbackRow[] }> {
   const errno = c.errno ?? 'ENOBUFS';
   const baseline = await c.setup();
-  await runIn(baseline);
+  await runIn(baseline, baseline.add);
   const steps = [...baseline.kernel.steps];
   const rows: RollbackRow[] = [];
   for (const step of steps) {
@@ -56,7 +56,7 @@ export async function rollbackTable(c: RollbackCase): Promise<{ steps: Step[]; r
     kernel.failAt(step.n, errno);
     let error: unknown;
     try {
-      await runIn(world);
+      await runIn(world, world.add);
     } catch (err) {
       error = err;
     }
@@ -77,10 +77,10 @@ export async function rollbackTable(c: RollbackCase): Promise<{ steps: Step[]; r
   return { steps, rows };
 }
 
-async function runIn(w: RollbackWorld): Promise<unknown> {
+async function runIn(w: RollbackWorld, fn: () => Promise<unknown>): Promise<unknown> {
   const restore = [w.nft && useNftBackend(w.nft), w.iptables && useIptablesRunner(w.iptables)];
   try {
-    return await w.add();
+    return await fn();
   } finally {
     for (const r of restore) r?.();
   }
@@ -95,6 +95,56 @@ function worldSnapshot(w: RollbackWorld, shared: readonly string[] = []): unknow
     ns.routes = ns.routes.filter((r) => r.oif === undefined || !skip.has(r.oif));
   }
   return { kernel, nft: w.nft?.snapshot(), iptables: w.iptables?.snapshot() };
+}
+
+/** A world whose attachment can also be taken down. */
+export interface TeardownWorld extends RollbackWorld {
+  del: () => Promise<unknown>;
+}
+
+export interface TeardownCase extends Omit<RollbackCase, 'setup' | 'tolerated'> {
+  setup(): TeardownWorld | Promise<TeardownWorld>;
+}
+
+/**
+ * DEL's table (DESIGN.md: best-effort, idempotent): ADD, then DEL with its
+ * k-th step failing, then DEL again. The second DEL must succeed and leave the
+ * world as it was before ADD; so must a DEL that met no failure.
+ */
+export async function teardownTable(c: TeardownCase): Promise<{ steps: Step[]; rows: RollbackRow[] }> {
+  const errno = c.errno ?? 'ENOBUFS';
+  const baseline = await c.setup();
+  const pristine = { world: worldSnapshot(baseline, c.sharedLinks), state: c.state?.() };
+  await runIn(baseline, baseline.add);
+  const addSteps = baseline.kernel.steps.length;
+  await runIn(baseline, baseline.del);
+  const steps = baseline.kernel.steps.slice(addSteps);
+  const rows: RollbackRow[] = [];
+  const compare = (w: TeardownWorld, before: typeof pristine, problems: string[]) => {
+    const after = worldSnapshot(w, c.sharedLinks);
+    if (JSON.stringify(after) !== JSON.stringify(before.world)) problems.push(`kernel differs: ${diff(before.world, after)}`);
+    const state = c.state?.();
+    if (JSON.stringify(state) !== JSON.stringify(before.state)) problems.push(`state differs: ${JSON.stringify(before.state)} -> ${JSON.stringify(state)}`);
+  };
+  const clean: string[] = [];
+  compare(baseline, pristine, clean);
+  if (clean.length) rows.push({ step: { n: 0, ns: '', op: 'DEL without a failure' }, problem: clean.join('; ') });
+  for (const [i, step] of steps.entries()) {
+    const w = await c.setup();
+    const before = { world: worldSnapshot(w, c.sharedLinks), state: c.state?.() };
+    await runIn(w, w.add);
+    w.kernel.failAt(w.kernel.steps.length + i + 1, errno);
+    await runIn(w, w.del).catch(() => undefined);
+    const problems: string[] = [];
+    try {
+      await runIn(w, w.del);
+    } catch (err) {
+      problems.push(`the second DEL failed: ${(err as Error).message}`);
+    }
+    compare(w, before, problems);
+    rows.push({ step, problem: problems.length ? problems.join('; ') : undefined });
+  }
+  return { steps, rows };
 }
 
 /** The rows that do not hold, as lines a person can read in a failed expect. */

@@ -14,16 +14,16 @@ import { makeOverlayPlugin } from '../../plugins/vxlan-overlay/plugin';
 import { statePath, writeAgentState } from '../../plugins/vxlan-overlay/readiness';
 import { FakeKernel } from '../helpers/fake-rtnl';
 import { FakeNft } from '../helpers/fake-nft';
-import { brokenRows, filesUnder, rollbackTable, type RollbackWorld } from '../helpers/rollback-table';
+import { brokenRows, filesUnder, rollbackTable, teardownTable, type TeardownWorld } from '../helpers/rollback-table';
 
 const NETNS = '/run/netns/sm-rollback';
 let tmp: string;
 beforeEach(() => { tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sm-rollback-')); });
 afterEach(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-function invocation(conf: Record<string, unknown>, containerId = 'smctr1'): Invocation {
+function invocation(conf: Record<string, unknown>, containerId = 'smctr1', command: 'ADD' | 'DEL' = 'ADD'): Invocation {
   const full = { cniVersion: '1.0.0', name: 'smnet', ...conf } as NetConf;
-  return { env: { command: 'ADD', containerId, netns: NETNS, ifname: 'eth0', path: [] }, conf: full, raw: Buffer.from(JSON.stringify(full)) };
+  return { env: { command, containerId, netns: NETNS, ifname: 'eth0', path: [] }, conf: full, raw: Buffer.from(JSON.stringify(full)) };
 }
 
 function bridgeConf(extra: Record<string, unknown>): Record<string, unknown> {
@@ -33,13 +33,13 @@ function bridgeConf(extra: Record<string, unknown>): Record<string, unknown> {
   };
 }
 
-type MakePlugin = (kernel: FakeKernel) => { add(inv: Invocation): Promise<unknown> };
+type MakePlugin = (kernel: FakeKernel) => { add(inv: Invocation): Promise<unknown>; del(inv: Invocation): Promise<unknown> };
 
 /**
  * A fresh world for each row. `others` containers joined the network before
  * (in setup, so their elements, records and reservations are part of "before").
  */
-function world(makePlugin: MakePlugin, conf: () => Record<string, unknown>, others = 0): () => Promise<RollbackWorld> {
+function world(makePlugin: MakePlugin, conf: () => Record<string, unknown>, others = 0): () => Promise<TeardownWorld> {
   return async () => {
     fs.rmSync(path.join(tmp, 'state'), { recursive: true, force: true });
     const kernel = new FakeKernel().addNamespace(NETNS);
@@ -57,7 +57,7 @@ function world(makePlugin: MakePlugin, conf: () => Record<string, unknown>, othe
       restore();
     }
     kernel.steps.length = 0;
-    return { kernel, nft, add: () => plugin.add(invocation(netConf)) };
+    return { kernel, nft, add: () => plugin.add(invocation(netConf)), del: () => plugin.del(invocation(netConf, 'smctr1', 'DEL')) };
   };
 }
 
@@ -107,6 +107,23 @@ describe('bridge ADD rollback, bridge-only modes', () => {
       setup: world(bridge, () => bridgeConf(extra), others), sharedLinks: ['smbr0'], state: () => filesUnder(path.join(tmp, 'state')),
     });
     expect(steps.some((s) => s.op.startsWith('createVeth eth0'))).toBe(true);
+    expect(brokenRows(rows)).toEqual([]);
+  });
+});
+
+describe.each([
+  ['bridge', bridge, bridgeConf, 'smbr0'],
+  ['vxlan-overlay', overlay, overlayConf, 'smovl0'],
+] as const)('%s DEL', (_name, plugin, conf, sharedBridge) => {
+  it.each([
+    ['the last container of a network', {}, 0],
+    ['one of three', {}, 2],
+    ['with the MAC spoof check and port isolation', { macspoofchk: true, portIsolation: true }, 0],
+  ])('%s: a DEL that fails at any step, then another, leaves what was there before ADD', async (_case, extra, others) => {
+    const { steps, rows } = await teardownTable({
+      setup: world(plugin, () => conf(extra), others), sharedLinks: [sharedBridge], state: () => filesUnder(path.join(tmp, 'state')),
+    });
+    expect(steps.some((s) => s.op.startsWith('deleteLink'))).toBe(true);
     expect(brokenRows(rows)).toEqual([]);
   });
 });

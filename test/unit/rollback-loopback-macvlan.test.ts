@@ -10,17 +10,17 @@ import type { Invocation, NetConf } from '../../lib/cni/types';
 import { makeLoopbackPlugin } from '../../plugins/loopback/plugin';
 import { makeMacvlanPlugin } from '../../plugins/macvlan/plugin';
 import { FakeKernel, HOST } from '../helpers/fake-rtnl';
-import { brokenRows, filesUnder, rollbackTable } from '../helpers/rollback-table';
+import { brokenRows, filesUnder, rollbackTable, teardownTable } from '../helpers/rollback-table';
 
 const NETNS = '/run/netns/sm-rollback';
 let tmp: string;
 beforeEach(() => { tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sm-rollback-')); });
 afterEach(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-function invocation(conf: Record<string, unknown>, o: { containerId?: string; ifname?: string } = {}): Invocation {
+function invocation(conf: Record<string, unknown>, o: { containerId?: string; ifname?: string; command?: 'ADD' | 'DEL' } = {}): Invocation {
   const full = { cniVersion: '1.0.0', name: 'smnet', ...conf } as NetConf;
   return {
-    env: { command: 'ADD', containerId: o.containerId ?? 'smctr1', netns: NETNS, ifname: o.ifname ?? 'eth0', path: [] },
+    env: { command: o.command ?? 'ADD', containerId: o.containerId ?? 'smctr1', netns: NETNS, ifname: o.ifname ?? 'eth0', path: [] },
     conf: full, raw: Buffer.from(JSON.stringify(full)),
   };
 }
@@ -47,7 +47,7 @@ describe('loopback ADD rollback', () => {
   });
 });
 
-describe('macvlan ADD rollback', () => {
+describe('macvlan ADD rollback and DEL', () => {
   const macvlanCase = (extra: Record<string, unknown>) => ({
     setup: () => {
       fs.rmSync(path.join(tmp, 'state'), { recursive: true, force: true });
@@ -58,7 +58,7 @@ describe('macvlan ADD rollback', () => {
         type: 'macvlan', master: 'sm-eth9', dataDir: path.join(tmp, 'state', 'macvlan'), ...extra,
         ipam: { type: 'host-local', subnet: '10.77.0.0/24', dataDir: path.join(tmp, 'state', 'ipam'), routes: [{ dst: '0.0.0.0/0' }, { dst: '10.200.0.0/16', gw: '10.77.0.254' }] },
       };
-      return { kernel, add: () => plugin.add(invocation(conf)) };
+      return { kernel, add: () => plugin.add(invocation(conf)), del: () => plugin.del(invocation(conf, { command: 'DEL' })) };
     },
     state: () => filesUnder(path.join(tmp, 'state')),
   });
@@ -73,6 +73,12 @@ describe('macvlan ADD rollback', () => {
   it('in trunk mode, also deletes the 802.1q sub-interface it created and its records', async () => {
     const { steps, rows } = await rollbackTable(macvlanCase({ vlan: 42 }));
     expect(steps.some((s) => s.op === 'createVlan sm-eth9.42')).toBe(true);
+    expect(brokenRows(rows)).toEqual([]);
+  });
+
+  it.each([['the default mode', {}], ['trunk mode, the last user of its sub-interface', { vlan: 42 }]])('%s: a DEL that fails at any step, then another, leaves what was there before ADD', async (_case, extra) => {
+    const { steps, rows } = await teardownTable(macvlanCase(extra));
+    expect(steps.some((s) => s.op.startsWith('deleteLink'))).toBe(true);
     expect(brokenRows(rows)).toEqual([]);
   });
 });
