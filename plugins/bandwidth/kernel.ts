@@ -81,25 +81,29 @@ export async function applyShaping(host: Rtnl, hostVeth: Link, cfg: BandwidthCon
   return ifb;
 }
 
-async function deleteIfbIf(host: Rtnl, name: string, isOurs: (l: Link) => boolean): Promise<boolean> {
+async function ifbIf(host: Rtnl, name: string, isOurs: (l: Link) => boolean): Promise<Link | undefined> {
   const ifb = await host.getLink(name);
-  if (!ifb || ifb.kind !== 'ifb' || !isOurs(ifb)) return false;
-  try { await host.deleteLink(ifb.index); } catch (err) { if (!isNotFound(err)) throw err; }
-  return true;
+  return ifb && ifb.kind === 'ifb' && isOurs(ifb) ? ifb : undefined;
 }
 
 /**
  * DEL: the attachment's IFB (only if its alias says it is ours; also one the
  * reference made for it, named its way and without an alias), and, while the
- * veth still exists, our tbf and ingress qdisc on its host end. Idempotent.
+ * veth still exists, our tbf and ingress qdisc on its host end. The qdiscs go
+ * first: the IFB is what says the ingress qdisc is ours, so a DEL cut short
+ * leaves the next one that proof. Idempotent.
  */
 export async function removeShaping(host: Rtnl, a: Attachment, hostVeth: Link | undefined): Promise<void> {
-  const ours = await deleteIfbIf(host, ifbName(a), (l) => isAliasOf(l.alias, a));
-  const theReferences = await deleteIfbIf(host, referenceIfbName(a), (l) => l.alias === undefined);
-  if (!hostVeth) return;
-  const root = await host.getQdisc(hostVeth.index, TC_H.ROOT);
-  if (root?.kind === 'tbf' && root.handle === TBF_HANDLE) await deleteQdiscIfPresent(host, hostVeth, TC_H.ROOT);
-  if (ours || theReferences) await deleteQdiscIfPresent(host, hostVeth, TC_H.INGRESS);
+  const ifbs = [await ifbIf(host, ifbName(a), (l) => isAliasOf(l.alias, a)), await ifbIf(host, referenceIfbName(a), (l) => l.alias === undefined)]
+    .filter((l): l is Link => l !== undefined);
+  if (hostVeth) {
+    const root = await host.getQdisc(hostVeth.index, TC_H.ROOT);
+    if (root?.kind === 'tbf' && root.handle === TBF_HANDLE) await deleteQdiscIfPresent(host, hostVeth, TC_H.ROOT);
+    if (ifbs.length) await deleteQdiscIfPresent(host, hostVeth, TC_H.INGRESS);
+  }
+  for (const ifb of ifbs) {
+    try { await host.deleteLink(ifb.index); } catch (err) { if (!isNotFound(err)) throw err; }
+  }
 }
 
 function describeTbf(p: TbfParams): string {

@@ -44,7 +44,8 @@ async function hostVethIfPresent(kernel: Kernel, host: Rtnl, nsPath: string | un
   const netns = openContainerNetnsIfPresent(nsPath, kernel.openNetns); // DEL: a container gone took its interfaces along
   if (!netns) return undefined;
   try {
-    return await hostVethOf(host, netns, ifname, kernel.openRtnl).catch(() => undefined);
+    // Not a veth (code 7): nothing of ours on it. Any other failure fails the DEL, before anything is removed, for the retry.
+    return await hostVethOf(host, netns, ifname, kernel.openRtnl).catch((err) => { if (err instanceof CniError) return undefined; throw err; });
   } finally {
     netns.close();
   }

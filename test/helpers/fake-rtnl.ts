@@ -86,7 +86,7 @@ function randomMac(n: number): string {
 }
 
 function clone<T>(v: T): T {
-  return JSON.parse(JSON.stringify(v)) as T;
+  return v === undefined ? v : (JSON.parse(JSON.stringify(v)) as T);
 }
 
 function familyOfIp(ip: string): 4 | 6 {

@@ -10,7 +10,7 @@ import type { Invocation, NetConf } from '../../lib/cni/types';
 import { makeBandwidthPlugin } from '../../plugins/bandwidth/plugin';
 import { makeTuningPlugin } from '../../plugins/tuning/plugin';
 import { FakeKernel, HOST } from '../helpers/fake-rtnl';
-import { brokenRows, filesUnder, rollbackTable, type RollbackWorld } from '../helpers/rollback-table';
+import { brokenRows, filesUnder, rollbackTable, teardownTable, type TeardownWorld } from '../helpers/rollback-table';
 
 const NETNS = '/run/netns/sm-rollback-tb';
 let tmp: string;
@@ -23,9 +23,9 @@ const prevResult = {
   ips: [{ address: '10.78.0.2/24', gateway: '10.78.0.1', interface: 2 }],
 };
 
-function invocation(conf: Record<string, unknown>): Invocation {
+function invocation(conf: Record<string, unknown>, command: 'ADD' | 'DEL' = 'ADD'): Invocation {
   const full = { cniVersion: '1.0.0', name: 'smnet', prevResult, ...conf } as NetConf;
-  return { env: { command: 'ADD', containerId: 'smctr1', netns: NETNS, ifname: 'eth0', path: [] }, conf: full, raw: Buffer.from(JSON.stringify(full)) };
+  return { env: { command, containerId: 'smctr1', netns: NETNS, ifname: 'eth0', path: [] }, conf: full, raw: Buffer.from(JSON.stringify(full)) };
 }
 
 /** A container with eth0, the peer of vethsm0001 on the host, as an interface plugin left it. */
@@ -43,11 +43,11 @@ async function containerWorld(): Promise<FakeKernel> {
 
 describe('tuning ADD rollback', () => {
   it('fails at every step with the sysctls, the interface and the backups as before', async () => {
-    const world = async (): Promise<RollbackWorld> => {
+    const world = async (): Promise<TeardownWorld> => {
       const kernel = await containerWorld();
       const plugin = makeTuningPlugin(kernel);
       const conf = { type: 'tuning', dataDir: path.join(tmp, 'state', 'tuning'), sysctl: { 'net.ipv4.conf.eth0.arp_filter': '1' }, mtu: 1400, promisc: true, mac: '02:42:0a:4e:00:99', txQLen: 2000 };
-      return { kernel, add: () => plugin.add(invocation(conf)) };
+      return { kernel, add: () => plugin.add(invocation(conf)), del: () => plugin.del(invocation(conf, 'DEL')) };
     };
     const { steps, rows } = await rollbackTable({
       setup: world, state: () => filesUnder(path.join(tmp, 'state')),
@@ -62,14 +62,17 @@ describe('bandwidth ADD rollback', () => {
   it.each([
     ['ingress and egress', { ingressRate: 8_000_000, ingressBurst: 80_000, egressRate: 16_000_000, egressBurst: 160_000 }],
     ['egress only', { egressRate: 16_000_000, egressBurst: 160_000 }],
-  ])('%s: fails at every step with no qdisc and no IFB left', async (_case, limits) => {
-    const world = async (): Promise<RollbackWorld> => {
+  ])('%s: ADD fails at every step with no qdisc and no IFB left, and a DEL cut short at any step is finished by the next', async (_case, limits) => {
+    const world = async (): Promise<TeardownWorld> => {
       const kernel = await containerWorld();
       const plugin = makeBandwidthPlugin(kernel);
-      return { kernel, add: () => plugin.add(invocation({ type: 'bandwidth', ...limits })) };
+      return { kernel, add: () => plugin.add(invocation({ type: 'bandwidth', ...limits })), del: () => plugin.del(invocation({ type: 'bandwidth', ...limits }, 'DEL')) };
     };
     const { steps, rows } = await rollbackTable({ setup: world });
     expect(steps.some((s) => s.op.startsWith('createIfb'))).toBe(true);
     expect(brokenRows(rows)).toEqual([]);
+    const del = await teardownTable({ setup: world });
+    expect(del.steps.some((s) => s.op.startsWith('deleteLink'))).toBe(true);
+    expect(brokenRows(del.rows)).toEqual([]);
   });
 });
