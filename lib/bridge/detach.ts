@@ -6,7 +6,7 @@ import { removeMacspoof, type MacspoofEntry } from '../firewall/macspoof';
 import { removeMasq } from '../firewall/masquerade';
 import { unregisterNames } from '../dns/service';
 import type { Kernel } from '../kernel';
-import { isNotFound } from '../netlink';
+import { isNotFound, withRtnl } from '../netlink';
 import { openContainerNetnsIfPresent, type Netns } from '../netns';
 import type { ErrorList } from '../util/errors';
 import { leaveIsolationIfEmpty } from './isolation';
@@ -82,9 +82,9 @@ export async function detachContainer(kernel: Kernel, o: DetachOptions, errors: 
   const hostVeth = o.hostVeth;
   if (hostVeth) await errors.attempt(`deleting "${hostVeth}"`, () => deleteLinkIfPresent(kernel, undefined, hostVeth));
   const gw = o.vlanGateway;
-  if (gw) await errors.attempt(`removing VLAN gateway "${gw.name}"`, () => releaseVlanGatewayIfUnused(gw));
+  if (gw) await errors.attempt(`removing VLAN gateway "${gw.name}"`, () => withRtnl(undefined, (host) => releaseVlanGatewayIfUnused(gw, host), kernel.openRtnl));
   const names = o.nameService;
   if (names) await errors.attempt('removing DNS names', () => unregisterNames({ ...names, ifname: o.ifname }));
   const iso = o.isolation;
-  if (iso) await errors.attempt('leaving the isolation group', () => leaveIsolationIfEmpty(iso));
+  if (iso) await errors.attempt('leaving the isolation group', () => withRtnl(undefined, (host) => leaveIsolationIfEmpty(iso, [], host), kernel.openRtnl));
 }

@@ -11,7 +11,7 @@ import { applyForwardAdd, hasForwardElement, removeForwardElements, removeForwar
 import { ensureForwardAccept, missingForwardAccept, removeForwardAccept, type IpFamily } from '../../lib/firewall/iptables';
 import { listIsolatedBridges } from '../../lib/firewall/isolation';
 import type { Kernel } from '../../lib/kernel';
-import { vethPeer, type Link } from '../../lib/netlink';
+import { vethPeer, withRtnl, type Link } from '../../lib/netlink';
 import { Netns, openContainerNetns, openContainerNetnsIfPresent } from '../../lib/netns';
 import { Rollback, describeRollbackErrors } from '../../lib/util/rollback';
 import { parseFirewallConfig, type FirewallConfig } from './config';
@@ -124,11 +124,11 @@ async function portIfPresent(kernel: Kernel, nsPath: string | undefined, ifname:
 }
 
 /** Take one attachment out: its elements, the isolation group if its bridge has no other container, its record. */
-async function release(cfg: FirewallConfig, rec: FirewallRecord, state: FirewallState, ownPort?: string): Promise<void> {
+async function release(kernel: Kernel, cfg: FirewallConfig, rec: FirewallRecord, state: FirewallState, ownPort?: string): Promise<void> {
   removeForwardElements(rec.addresses);
   if (rec.bridge) {
     const ignore = [rec.hostVeth, ownPort].filter((p): p is string => !!p);
-    await leaveIsolationIfEmpty(isolationOf(cfg, rec.bridge), ignore);
+    await withRtnl(undefined, (host) => leaveIsolationIfEmpty(isolationOf(cfg, rec.bridge!), ignore, host), kernel.openRtnl);
   }
   state.remove(rec.network, rec.containerID, rec.ifname);
 }
@@ -146,7 +146,7 @@ async function del(inv: Invocation, kernel: Kernel): Promise<void> {
     try { bridge = policyBridge(cfg.prevResult, cfg.ingressPolicy); } catch { /* nothing to leave */ }
     rec = { network: cfg.network, containerID: owner.containerId, ifname: owner.ifname, addresses, policy: cfg.ingressPolicy, bridge };
   }
-  if (rec) await release(cfg, rec, state, ownPort);
+  if (rec) await release(kernel, cfg, rec, state, ownPort);
   await teardownIfUnused(cfg, state);
 }
 
@@ -176,14 +176,14 @@ async function check(inv: Invocation, kernel: Kernel): Promise<void> {
 }
 
 /** Attachments of this network the runtime no longer has: their records, then elements without a record; the structure if nothing is left. */
-async function gc(inv: GcInvocation): Promise<void> {
+async function gc(inv: GcInvocation, kernel: Kernel): Promise<void> {
   const cfg = parseFirewallConfig(inv.conf);
   const state = new FirewallState(cfg.stateDir);
   const valid = new Set(inv.validAttachments.map((a) => `${a.containerID}\0${a.ifname}`));
   const errors: string[] = [];
   for (const rec of state.list(cfg.network)) {
     if (valid.has(`${rec.containerID}\0${rec.ifname}`)) continue;
-    try { await release(cfg, rec, state); } catch (err) { errors.push(`${rec.containerID}/${rec.ifname}: ${(err as Error).message}`); }
+    try { await release(kernel, cfg, rec, state); } catch (err) { errors.push(`${rec.containerID}/${rec.ifname}: ${(err as Error).message}`); }
   }
   try { removeForwardElements(staleForwardAddresses(cfg.network, inv.validAttachments)); } catch (err) { errors.push((err as Error).message); }
   try { await teardownIfUnused(cfg, state); } catch (err) { errors.push((err as Error).message); }
@@ -204,7 +204,7 @@ export function makeFirewallPlugin(kernel: Kernel): Plugin {
     add: (inv) => add(inv, kernel),
     del: (inv) => del(inv, kernel),
     check: (inv) => check(inv, kernel),
-    gc,
+    gc: (inv) => gc(inv, kernel),
     status,
   };
 }

@@ -13,7 +13,7 @@ import { FakeIptables } from '../helpers/fake-iptables';
 import { useIptablesRunner } from '../../lib/firewall/iptables';
 import { FakeKernel, HOST } from '../helpers/fake-rtnl';
 import { FakeNft } from '../helpers/fake-nft';
-import { brokenRows, filesUnder, rollbackTable, type RollbackWorld } from '../helpers/rollback-table';
+import { brokenRows, filesUnder, rollbackTable, teardownTable, type TeardownWorld } from '../helpers/rollback-table';
 
 const NETNS = '/run/netns/sm-rollback-chained';
 let tmp: string;
@@ -29,10 +29,10 @@ function prevResultOf(n: number) {
   };
 }
 
-function invocation(conf: Record<string, unknown>, containerId = 'smctr1'): Invocation {
+function invocation(conf: Record<string, unknown>, containerId = 'smctr1', command: 'ADD' | 'DEL' = 'ADD'): Invocation {
   const n = containerId.startsWith('smother') ? Number(containerId.slice('smother'.length)) + 1 : 0;
   const full = { cniVersion: '1.0.0', name: 'smnet', prevResult: prevResultOf(n), ...conf } as NetConf;
-  return { env: { command: 'ADD', containerId, netns: NETNS, ifname: 'eth0', path: [] }, conf: full, raw: Buffer.from(JSON.stringify(full)) };
+  return { env: { command, containerId, netns: NETNS, ifname: 'eth0', path: [] }, conf: full, raw: Buffer.from(JSON.stringify(full)) };
 }
 
 describe('portmap ADD rollback', () => {
@@ -40,7 +40,7 @@ describe('portmap ADD rollback', () => {
     type: 'portmap', snat: false, dataDir: path.join(tmp, 'state', 'portmap'), capabilities: { portMappings: true },
     runtimeConfig: { portMappings: [{ hostPort, containerPort: 80, protocol: 'tcp' }, { hostPort: hostPort + 1, containerPort: 443, protocol: 'tcp', hostIP: '10.78.0.1' }] },
   });
-  const world = (others: number) => async (): Promise<RollbackWorld> => {
+  const world = (others: number) => async (): Promise<TeardownWorld> => {
     fs.rmSync(path.join(tmp, 'state'), { recursive: true, force: true });
     // No CNI_NETNS to open here: the fake kernel only counts the nft steps.
     const kernel = new FakeKernel();
@@ -52,20 +52,22 @@ describe('portmap ADD rollback', () => {
       restore();
     }
     kernel.steps.length = 0;
-    return { kernel, nft, add: () => portmapPlugin.add(invocation(conf(18080))) };
+    return { kernel, nft, add: () => portmapPlugin.add(invocation(conf(18080))), del: () => portmapPlugin.del(invocation(conf(18080), 'smctr1', 'DEL')) };
   };
 
   it.each([['the first published container of a network', 0], ['a container joining another', 1]])('%s: fails at every step with everything as before', async (_case, others) => {
     const { steps, rows } = await rollbackTable({ setup: world(others), state: () => filesUnder(path.join(tmp, 'state')) });
     expect(steps.filter((s) => s.op.startsWith('nft')).length).toBeGreaterThan(1);
     expect(brokenRows(rows)).toEqual([]);
+    const del = await teardownTable({ setup: world(others), state: () => filesUnder(path.join(tmp, 'state')) });
+    expect(brokenRows(del.rows)).toEqual([]);
   });
 });
 
 describe('firewall ADD rollback', () => {
   const conf = (policy: string) => ({ type: 'firewall', stateDir: path.join(tmp, 'state', 'firewall'), ingressPolicy: policy });
   /** The world a bridge ADD left: smbr0 on the host, each container's eth0 with its peer on it. */
-  const world = (policy: string, others: number) => async (): Promise<RollbackWorld> => {
+  const world = (policy: string, others: number) => async (): Promise<TeardownWorld> => {
     fs.rmSync(path.join(tmp, 'state'), { recursive: true, force: true });
     const kernel = new FakeKernel();
     const host = kernel.openRtnl();
@@ -90,7 +92,7 @@ describe('firewall ADD rollback', () => {
     }
     const inv = await attach('smctr1', NETNS, 'vethsm0001');
     kernel.steps.length = 0;
-    return { kernel, nft, iptables, add: () => plugin.add(inv) };
+    return { kernel, nft, iptables, add: () => plugin.add(inv), del: () => plugin.del({ ...inv, env: { ...inv.env, command: 'DEL' } }) };
   };
 
   it.each([
@@ -107,5 +109,8 @@ describe('firewall ADD rollback', () => {
     expect(steps.filter((s) => s.op.startsWith('nft')).length).toBeGreaterThan(0);
     expect(steps.filter((s) => s.op.startsWith('iptables')).length).toBeGreaterThan(0);
     expect(brokenRows(rows)).toEqual([]);
+    // The port's isolated flag is not taken back: the bridge's DEL, next in the chain, deletes the port.
+    const del = await teardownTable({ setup: world(policy as string, others as number), state: () => filesUnder(path.join(tmp, 'state')), sharedLinks: ['vethsm0001'] });
+    expect(brokenRows(del.rows)).toEqual([]);
   });
 });
