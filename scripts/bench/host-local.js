@@ -159,7 +159,7 @@ async function main() {
   });
   const floors = rows.map((r) => `${f1(r.floor.wall)} ms wall, ${f1(r.floor.cpu)} ms CPU`).join('; ');
   const table = [...header, ...lines].join('\n');
-  const meta = `\`node -e 0\` per row: ${floors}. Wall = median of ${REPS} interleaved runs per cell; CPU = user+sys of the process (GNU time). In-process: median of ${REPS * 20} calls. ${os.cpus().length} CPUs, load average ${load} at the end of the run (the machine is shared), ${process.version}, ${new Date().toISOString()}.`;
+  const meta = `\`node -e 0\` per row: ${floors}. Wall = median of ${REPS} interleaved runs per cell; CPU = user+sys of the process (GNU time). In-process: median of ${REPS * 20} calls. ${os.cpus().length} CPUs, load average ${load} at the end of the run (the machine is shared), the floor is the release's Node (the script itself runs on ${process.version}), ${new Date().toISOString()}.`;
   console.log(table);
   console.log(`\n${meta}`);
   writeMarkdown(table, meta);
