@@ -6,6 +6,7 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { Netns } from '../../lib/netns';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
 export const DIST_BIN = path.join(ROOT, 'dist', 'bin');
@@ -76,4 +77,30 @@ export class Sandbox {
     for (const ns of this.namespaces.splice(0).reverse()) shTry('ip', ['netns', 'del', ns]);
     for (const d of this.dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
   }
+}
+
+/**
+ * One throwaway namespace for a whole test file, opened once: made in beforeAll, closed and removed in afterAll
+ * (also when a test failed). `ns` is its name (for `sb.inNs`), `netns` the open handle the code under test takes.
+ */
+export function throwawayNetns(prefix: string): { readonly sb: Sandbox; readonly ns: string; readonly netns: Netns } {
+  const sb = new Sandbox(prefix);
+  let ns = '';
+  let netns: Netns | undefined;
+  beforeAll(() => {
+    ns = sb.netns('a');
+    netns = Netns.open(sb.nsPath(ns));
+  });
+  afterAll(() => {
+    netns?.close();
+    sb.cleanup();
+  });
+  return {
+    sb,
+    get ns() { return ns; },
+    get netns() {
+      if (!netns) throw new Error('throwawayNetns: used before beforeAll ran');
+      return netns;
+    },
+  };
 }

@@ -3,29 +3,18 @@
 // family), checked with the CLI again.
 import { deleteConntrackEntries, IPPROTO } from '../../lib/netlink/conntrack';
 import { withNfnl } from '../../lib/netlink/nfnetlink';
-import { Netns } from '../../lib/netns';
-import { Sandbox } from '../helpers/sandbox';
+import { throwawayNetns } from '../helpers/sandbox';
 
-const sb = new Sandbox('lfct');
-let ns: string;
-let netns: Netns;
-
-beforeAll(() => {
-  ns = sb.netns('a');
-  netns = Netns.open(sb.nsPath(ns));
-});
-afterAll(() => {
-  netns?.close();
-  sb.cleanup();
-});
+const fx = throwawayNetns('lfct');
+const { sb } = fx;
 
 function insert(args: string[]): void {
-  const r = sb.inNs(ns, 'conntrack', ['-I', ...args, '-t', '120']);
+  const r = sb.inNs(fx.ns, 'conntrack', ['-I', ...args, '-t', '120']);
   if (r.status !== 0) throw new Error(`conntrack -I ${args.join(' ')}: ${r.stderr}`);
 }
 
 function entries(): string[] {
-  return sb.inNs(ns, 'conntrack', ['-L', '-o', 'extended']).stdout.trim().split('\n').filter(Boolean).map((l) => l.replace(/\s+/g, ' '));
+  return sb.inNs(fx.ns, 'conntrack', ['-L', '-o', 'extended']).stdout.trim().split('\n').filter(Boolean).map((l) => l.replace(/\s+/g, ' '));
 }
 
 it('deletes the UDP entries of the given destination ports in every zone, and nothing else', async () => {
@@ -37,7 +26,7 @@ it('deletes the UDP entries of the given destination ports in every zone, and no
   insert(['-p', 'udp', '-s', 'fd00::1', '-d', 'fd00::2', '--sport', '1001', '--dport', '5302']);
   expect(entries()).toHaveLength(6);
 
-  const deleted = await withNfnl(netns, async (nfnl) => [
+  const deleted = await withNfnl(fx.netns, async (nfnl) => [
     await deleteConntrackEntries(nfnl, { family: 4, protocol: IPPROTO.UDP, dstPorts: new Set([5300, 9999]) }),
     await deleteConntrackEntries(nfnl, { family: 6, protocol: IPPROTO.UDP, dstPorts: new Set([5300]) }),
   ]);
@@ -50,5 +39,5 @@ it('deletes the UDP entries of the given destination ports in every zone, and no
   expect(left.some((l) => /udp .*dport=5300/.test(l))).toBe(false);
 
   // Nothing left to match: no error, nothing deleted.
-  expect(await withNfnl(netns, (nfnl) => deleteConntrackEntries(nfnl, { family: 4, protocol: IPPROTO.UDP, dstPorts: new Set([5300]) }))).toBe(0);
+  expect(await withNfnl(fx.netns, (nfnl) => deleteConntrackEntries(nfnl, { family: 4, protocol: IPPROTO.UDP, dstPorts: new Set([5300]) }))).toBe(0);
 });

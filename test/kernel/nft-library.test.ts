@@ -4,31 +4,19 @@
 // output, the same errors (NftError tells missing, exists and busy apart by
 // the error text). In a throwaway namespace, each case runs through both.
 import { NftError, libraryCommand, runNft, spawnNft, type NftRun } from '../../lib/firewall/nft';
-import { Netns } from '../../lib/netns';
 import { native } from '../../lib/sys/native';
-import { Sandbox } from '../helpers/sandbox';
+import { throwawayNetns } from '../helpers/sandbox';
 
-const sb = new Sandbox('pfnft');
-let ns: string;
-let netns: Netns;
-
-beforeAll(() => {
-  ns = sb.netns('a');
-  netns = Netns.open(sb.nsPath(ns));
-});
-afterAll(() => {
-  netns?.close();
-  sb.cleanup();
-});
+const fx = throwawayNetns('pfnft');
 
 const T = 'pf_lib';
-const cli = (args: string[], input?: string): NftRun => netns.run(() => spawnNft(args, input));
-const lib = (args: string[], input?: string): NftRun => runNft(args, { input, netns });
+const cli = (args: string[], input?: string): NftRun => fx.netns.run(() => spawnNft(args, input));
+const lib = (args: string[], input?: string): NftRun => runNft(args, { input, netns: fx.netns });
 const error = (r: NftRun): string => (r.status === 0 ? 'ok' : new NftError(r.stderr, '').missing ? 'missing' : new NftError(r.stderr, '').exists ? 'exists' : new NftError(r.stderr, '').busy ? 'busy' : 'other');
 const listed = (r: NftRun): unknown => (JSON.parse(r.stdout).nftables as Array<Record<string, unknown>>).filter((o) => !o.metainfo);
 
 it('this host has libnftables, so runNft does not start nft', () => {
-  expect(netns.run(() => native().nftRun('list tables', false))).toMatchObject({ status: 0 });
+  expect(fx.netns.run(() => native().nftRun('list tables', false))).toMatchObject({ status: 0 });
 });
 
 it('maps the CLI arguments the project uses onto library commands', () => {
