@@ -78,25 +78,57 @@ async function setMac(rtnl: Rtnl, link: Link, mac: string): Promise<void> {
   }
 }
 
-/**
- * Apply attributes in the reference's order (mac, promisc, mtu, allmulti, txqlen);
- * `restore` uses its DEL order (mtu, mac, promisc, allmulti, txqlen) with the saved values.
- */
-export async function applyAttributes(rtnl: Rtnl, link: Link, a: OriginalAttributes, order: 'add' | 'restore'): Promise<void> {
-  const steps: Record<keyof OriginalAttributes, () => Promise<void> | undefined> = {
+type AttributeName = keyof OriginalAttributes;
+
+/** One netlink step per attribute, or nothing for an attribute `a` does not name. */
+function attributeSteps(rtnl: Rtnl, link: Link, a: OriginalAttributes): Record<AttributeName, () => Promise<void> | undefined> {
+  return {
     mac: () => (a.mac !== undefined ? setMac(rtnl, link, a.mac) : undefined),
     promisc: () => (a.promisc !== undefined ? rtnl.setPromisc(link.index, a.promisc) : undefined),
     mtu: () => (a.mtu !== undefined ? rtnl.setMtu(link.index, a.mtu) : undefined),
     allmulti: () => (a.allmulti !== undefined ? rtnl.setAllmulti(link.index, a.allmulti) : undefined),
     txQLen: () => (a.txQLen !== undefined ? rtnl.setTxqlen(link.index, a.txQLen) : undefined),
   };
-  const keys: Array<keyof OriginalAttributes> = order === 'add' ? ['mac', 'promisc', 'mtu', 'allmulti', 'txQLen'] : ['mtu', 'mac', 'promisc', 'allmulti', 'txQLen'];
-  for (const k of keys) {
+}
+
+/** Apply attributes in the reference's ADD order (mac, promisc, mtu, allmulti, txqlen); the first refusal stops it. */
+export async function applyAttributes(rtnl: Rtnl, link: Link, a: OriginalAttributes): Promise<void> {
+  const steps = attributeSteps(rtnl, link, a);
+  for (const k of ['mac', 'promisc', 'mtu', 'allmulti', 'txQLen'] as const) {
     try {
       await steps[k]();
     } catch (err) {
-      const verb = order === 'add' ? 'set' : 'restore';
-      throw new CniError(ErrorCode.Internal, `tuning: failed to ${verb} ${k} ${JSON.stringify(a[k])} on "${link.name}": ${(err as Error).message}`);
+      throw new CniError(ErrorCode.Internal, `tuning: failed to set ${k} ${JSON.stringify(a[k])} on "${link.name}": ${(err as Error).message}`);
     }
   }
+}
+
+export interface RestoreFailure {
+  attribute: AttributeName;
+  error: Error;
+}
+
+/**
+ * Put saved attributes back in the reference's DEL order (mtu, mac, promisc, allmulti, txqlen), each on its
+ * own: one refusal does not keep the others from being restored. Returns the attributes left as they were.
+ */
+export async function restoreAttributes(rtnl: Rtnl, link: Link, a: OriginalAttributes): Promise<RestoreFailure[]> {
+  const steps = attributeSteps(rtnl, link, a);
+  const failures: RestoreFailure[] = [];
+  for (const k of ['mtu', 'mac', 'promisc', 'allmulti', 'txQLen'] as const) {
+    try {
+      await steps[k]();
+    } catch (err) {
+      failures.push({ attribute: k, error: err as Error });
+    }
+  }
+  return failures;
+}
+
+// The kernel ran short of buffers or memory, was interrupted or busy: the same request may pass when repeated.
+const TRANSIENT = new Set(['ENOBUFS', 'ENOMEM', 'EAGAIN', 'EINTR', 'EBUSY']);
+
+/** A failure worth a retry, as against a refusal every retry would meet again. */
+export function isTransient(err: unknown): boolean {
+  return err instanceof NetlinkError && TRANSIENT.has(err.code);
 }

@@ -7,11 +7,11 @@ import { CniError, ErrorCode, invalidConfig } from '../../lib/cni/errors';
 import type { GcInvocation, Invocation, Plugin, Result } from '../../lib/cni/plugin';
 import type { Kernel } from '../../lib/kernel';
 import type { Link, Rtnl } from '../../lib/netlink';
-import { openContainerNetns, openContainerNetnsIfPresent } from '../../lib/netns';
+import { openContainerNetns, openContainerNetnsIfPresent, type Netns } from '../../lib/netns';
 import { Rollback, describeRollbackErrors } from '../../lib/util/rollback';
-import { listBackups, readBackup, removeBackup, writeBackup } from './backup';
+import { listBackups, readBackup, removeBackup, writeBackup, type BackupRecord, type OriginalAttributes } from './backup';
 import { changesLink, checkAllowlist, parseTuningConfig, parseTuningDataDir, type TuningConfig } from './config';
-import { applyAttributes, readAllowlist, readSysctls, writeContainerSysctl } from './kernel';
+import { applyAttributes, isTransient, readAllowlist, readSysctls, restoreAttributes, writeContainerSysctl, type RestoreFailure } from './kernel';
 import { linkMismatches, originalsOf, resultWithMac, sameSysctlValue } from './plan';
 
 const KNOWN_ARGS = ['MAC'];
@@ -59,9 +59,14 @@ async function add(inv: Invocation, kernel: Kernel): Promise<Result> {
         undo.push('remove the backup record', () => removeBackup(cfg.dataDir, containerID, ifname));
         undo.push('restore the interface', async () => {
           const r = kernel.openRtnl(netns);
-          try { await applyAttributes(r, await containerLink(r, ifname), original, 'restore'); } finally { r.close(); }
+          try {
+            const failed = await restoreAttributes(r, await containerLink(r, ifname), original);
+            if (failed.length) throw new Error(describeFailures(failed, ifname));
+          } finally {
+            r.close();
+          }
         });
-        await applyAttributes(rtnl, link, cfg.link, 'add');
+        await applyAttributes(rtnl, link, cfg.link);
       } finally {
         rtnl.close();
       }
@@ -73,11 +78,36 @@ async function add(inv: Invocation, kernel: Kernel): Promise<Result> {
 }
 
 
+function describeFailures(failed: readonly RestoreFailure[], ifname: string): string {
+  return failed.map((f) => `could not restore ${f.attribute} of "${ifname}": ${f.error.message}`).join('; ');
+}
+
+/** The saved attributes the kernel refused to take back, as failures; a lookup that failed fails them all. */
+async function restoreInContainer(kernel: Kernel, netns: Netns, ifname: string, rec: OriginalAttributes): Promise<RestoreFailure[]> {
+  const rtnl = kernel.openRtnl(netns);
+  try {
+    const link = await rtnl.getLink(ifname);
+    return link ? await restoreAttributes(rtnl, link, rec) : [];
+  } catch (err) {
+    return (Object.keys(rec) as Array<keyof OriginalAttributes>).map((attribute) => ({ attribute, error: err as Error }));
+  } finally {
+    rtnl.close();
+  }
+}
+
+/** The record with only `keep` of its attributes (its identity fields stay). */
+function recordOf(rec: BackupRecord, keep: ReadonlySet<string>): BackupRecord {
+  const { network, containerID, ifname, ...attributes } = rec;
+  const left = Object.fromEntries(Object.entries(attributes).filter(([k]) => keep.has(k)));
+  return { ...left, network, containerID, ifname };
+}
+
 /**
- * Put the saved attributes back and drop the record. Without the namespace or
- * the interface there is nothing to restore. A restore the kernel refuses is
- * logged, not returned: a failing DEL would stop the runtime's teardown of the
- * rest of the chain, and every retry would meet the same refusal.
+ * Put the saved attributes back and drop the record. Without the namespace or the interface there is nothing to
+ * restore. Each attribute is restored on its own. One the kernel refuses is logged and given up, like the
+ * reference does: a failing DEL would stop the runtime's teardown of the rest of the chain, and every retry would
+ * meet the same refusal. One that failed for a passing reason (ENOBUFS, ENOMEM, EBUSY...) stays in the record
+ * and DEL answers "try again later" (11), so the runtime's retry finishes the restore.
  */
 async function del(inv: Invocation, kernel: Kernel): Promise<void> {
   const dataDir = dataDirOf(inv);
@@ -86,20 +116,20 @@ async function del(inv: Invocation, kernel: Kernel): Promise<void> {
   const rec = readBackup(dataDir, containerID, ifname);
   if (!rec) return;
   const netns = openContainerNetnsIfPresent(inv.env.netns, kernel.openNetns);
+  let failed: RestoreFailure[] = [];
   if (netns) {
     try {
-      const rtnl = kernel.openRtnl(netns);
-      try {
-        const link = await rtnl.getLink(ifname);
-        if (link) await applyAttributes(rtnl, link, rec, 'restore');
-      } finally {
-        rtnl.close();
-      }
-    } catch (err) {
-      inv.log?.warn(`could not restore the original attributes of "${ifname}": ${(err as Error).message}`);
+      failed = await restoreInContainer(kernel, netns, ifname, rec);
     } finally {
       netns.close();
     }
+  }
+  const retry = failed.filter((f) => isTransient(f.error));
+  const refused = failed.filter((f) => !isTransient(f.error));
+  if (refused.length) inv.log?.warn(`${describeFailures(refused, ifname)} (given up)`);
+  if (retry.length) {
+    writeBackup(dataDir, containerID, ifname, recordOf(rec, new Set(retry.map((f) => f.attribute))));
+    throw new CniError(ErrorCode.TryAgainLater, `tuning: ${describeFailures(retry, ifname)}; a repeated DEL finishes the restore`);
   }
   removeBackup(dataDir, containerID, ifname);
 }

@@ -58,6 +58,41 @@ describe('tuning ADD rollback', () => {
   });
 });
 
+describe('tuning DEL', () => {
+  // Sysctls are not restored by DEL (the reference's behaviour), so this table changes link attributes only.
+  const conf = (): Record<string, unknown> => ({ type: 'tuning', dataDir: path.join(tmp, 'state', 'tuning'), mtu: 1400, promisc: true, allmulti: true, mac: '02:42:0a:4e:00:99', txQLen: 2000 });
+  const world = async (): Promise<TeardownWorld> => {
+    const kernel = await containerWorld();
+    const plugin = makeTuningPlugin(kernel);
+    return { kernel, add: () => plugin.add(invocation(conf())), del: () => plugin.del(invocation(conf(), 'DEL')) };
+  };
+
+  it('cut short at any step (ENOBUFS) answers "try again later" and the next DEL restores the interface and drops the record', async () => {
+    const { steps, rows } = await teardownTable({ setup: world, state: () => filesUnder(path.join(tmp, 'state')) });
+    expect(steps.map((s) => s.op.split(' ')[0])).toEqual(expect.arrayContaining(['setMtu', 'setMac', 'setPromisc', 'setAllmulti', 'setTxqlen']));
+    expect(brokenRows(rows)).toEqual([]);
+  });
+
+  it('restores the other attributes when the kernel refuses one for good, and gives that one up', async () => {
+    const w = await world();
+    await w.add();
+    const before = w.kernel.steps.length;
+    await w.del();
+    const mtuStep = w.kernel.steps.slice(before).findIndex((s) => s.op.startsWith('setMtu')); // restored first
+
+    const w2 = await world();
+    const link = async () => (await w2.kernel.openRtnl(w2.kernel.openNetns(NETNS)).getLink('eth0'))!;
+    const original = await link();
+    await w2.add();
+    w2.kernel.failAt(w2.kernel.steps.length + mtuStep + 1, 'EINVAL');
+    await expect(w2.del()).resolves.toBeUndefined();
+    const eth0 = await link();
+    expect(eth0.mtu).toBe(1400);
+    expect({ mac: eth0.mac, flags: eth0.flags, txqlen: eth0.txqlen }).toEqual({ mac: original.mac, flags: original.flags, txqlen: original.txqlen });
+    expect(filesUnder(path.join(tmp, 'state'))).toEqual([]);
+  });
+});
+
 describe('bandwidth ADD rollback', () => {
   it.each([
     ['ingress and egress', { ingressRate: 8_000_000, ingressBurst: 80_000, egressRate: 16_000_000, egressBurst: 160_000 }],
