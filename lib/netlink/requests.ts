@@ -233,6 +233,13 @@ export function buildRouteRequest(op: 'add' | 'del' | 'replace', r: RouteRequest
   return { type: op === 'del' ? RTM.DELROUTE : RTM.NEWROUTE, flags, data: Buffer.concat([hdr, encodeAttrs(a)]) };
 }
 
+/** The kernel's route lookup for one address (`ip route get`): answered by one RTM_NEWROUTE, the route it would use. */
+export function buildRouteGetRequest(ip: string): NlRequest {
+  const family = ipFamily(ip);
+  const hdr = rtmsg({ family: afOf(family), dstLen: family === 4 ? 32 : 128, table: 0, protocol: 0, scope: 0, type: 0 });
+  return { type: RTM.GETROUTE, flags: 0, data: Buffer.concat([hdr, encodeAttrs([{ type: RTA.DST, data: ipToBytes(ip) }])]) };
+}
+
 /** A permanent neighbour (ARP/NDP) entry; `add` replaces an existing one. */
 export function buildNeighbourRequest(op: 'add' | 'del', index: number, ip: string, mac?: string): NlRequest {
   const a: Attr[] = [{ type: NDA.DST, data: ipToBytes(ip) }];

@@ -88,6 +88,8 @@ export interface Rtnl {
   deleteRoute(r: RouteSpec): Promise<void>;
   /** Routes of one table (main by default; table 0 = all). */
   listRoutes(f?: RouteFilter): Promise<Route[]>;
+  /** The route the kernel picks for `ip` (`ip route get`, policy rules included); undefined when it has none. */
+  routeTo(ip: string): Promise<Route | undefined>;
 
   // neighbours and FDB
   /** Permanent; replaces an existing entry. */

@@ -27,7 +27,7 @@ import { bytesToIp, bytesToMac, ipFamily, parseCidr, type Family } from './addr'
 import { NetlinkError, errnoName, isExists, isNotFound, kernelError, toNetlinkError } from './errors';
 import {
   buildAddressRequest, buildBridgePortFlagsRequest, buildBridgeRequest, buildBridgeVlanDumpRequest, buildBridgeVlanRequest, buildDeleteLinkRequest, buildDumpRequest,
-  buildFdbRequest, buildGetLinkRequest, buildIfbRequest, buildMacvlanRequest, buildNeighbourRequest, buildRouteRequest, buildSetLinkRequest,
+  buildFdbRequest, buildGetLinkRequest, buildIfbRequest, buildMacvlanRequest, buildNeighbourRequest, buildRouteGetRequest, buildRouteRequest, buildSetLinkRequest,
   buildVethRequest, buildVlanRequest, buildVxlanRequest, LinkChange, MACVLAN_MODES, normaliseDst,
 } from './requests';
 import { buildDeleteQdiscRequest, buildGetQdiscRequest, buildIngressQdiscRequest, buildRedirectFilterRequest, buildTbfRequest, decodeQdisc, TC_H, type Qdisc, type TbfParams } from './tc';
@@ -502,6 +502,17 @@ export class NodeNetlinkRtnl implements Rtnl {
       .filter((m) => m.type === RTM.NEWROUTE)
       .map((m) => decodeRoute(m.data))
       .filter((r): r is Route => r !== undefined && (table === 0 || r.table === table) && (oif === undefined || r.oif === oif));
+  }
+
+  async routeTo(ip: string): Promise<Route | undefined> {
+    try {
+      const msgs = await this.send(buildRouteGetRequest(ip), `looking up the route to ${ip}`);
+      const m = msgs.find((x) => x.type === RTM.NEWROUTE);
+      return m ? decodeRoute(m.data) : undefined;
+    } catch (err) {
+      if (err instanceof NetlinkError && ['ENETUNREACH', 'EHOSTUNREACH'].includes(err.code)) return undefined;
+      throw err;
+    }
   }
 
   // ---- neighbours and FDB --------------------------------------------------

@@ -3,8 +3,6 @@
 // attachment), conntrack flushes, route_localnet. Everything runs in the
 // process's own network namespace (the host's, as CNI runs plugins).
 
-import { spawnSync } from 'child_process';
-import * as fs from 'fs';
 import { CniError, ErrorCode } from '../../lib/cni/errors';
 import { applyNft, deleteTableObjects, getNftElement, listTable, NftError, nftJson, removeTableIfUnused, verifyChains } from '../../lib/firewall/nft';
 import {
@@ -27,7 +25,7 @@ import {
 } from '../../lib/firewall/portmap';
 import { deleteConntrackEntries, IPPROTO } from '../../lib/netlink/conntrack';
 import { withNfnl } from '../../lib/netlink/nfnetlink';
-import { openRtnl } from '../../lib/netlink';
+import type { Kernel } from '../../lib/kernel';
 import { openContainerNetnsIfPresent, type Netns } from '../../lib/netns';
 
 function describeClaim(op: ElementOp): string {
@@ -164,16 +162,16 @@ export async function applyChange(c: Change, table = PORTMAP_TABLE): Promise<voi
  * host port they all publish. A namespace or interface that cannot be read
  * counts as no default route.
  */
-export async function defaultRouteMetrics(netnsPath: string | undefined, ifname: string): Promise<Partial<Record<4 | 6, number>>> {
+export async function defaultRouteMetrics(kernel: Kernel, netnsPath: string | undefined, ifname: string): Promise<Partial<Record<4 | 6, number>>> {
   const out: Partial<Record<4 | 6, number>> = {};
   let ns: Netns | undefined;
   try {
-    ns = openContainerNetnsIfPresent(netnsPath);
+    ns = openContainerNetnsIfPresent(netnsPath, kernel.openNetns);
   } catch {
     return out;
   }
   if (!ns) return out;
-  const rtnl = openRtnl(ns);
+  const rtnl = kernel.openRtnl(ns);
   try {
     const link = await rtnl.getLink(ifname);
     if (!link) return out;
@@ -291,13 +289,17 @@ export async function flushUdpConntrack(entries: readonly PortmapEntry[]): Promi
 /**
  * Let connections to 127.0.0.1:hostPort leave towards the container: the
  * kernel drops packets with a loopback source on other interfaces unless
- * route_localnet is set on the interface that routes to the container.
+ * route_localnet is set on the interface that routes to the container
+ * (found by the kernel's own route lookup, as `ip route get` does).
  */
-export function enableRouteLocalnet(containerIPv4: string): void {
-  const r = spawnSync('ip', ['-j', 'route', 'get', containerIPv4], { encoding: 'utf8' });
-  if (r.status !== 0) throw new CniError(ErrorCode.IoFailure, `portmap: ip route get ${containerIPv4}: ${(r.stderr || '').trim()}`);
-  const dev = (JSON.parse(r.stdout) as Array<{ dev?: string }>)[0]?.dev;
-  if (!dev || !/^[^/.][^/]*$/.test(dev)) throw new CniError(ErrorCode.IoFailure, `portmap: no route to container address ${containerIPv4}`);
-  const file = `/proc/sys/net/ipv4/conf/${dev}/route_localnet`;
-  if (fs.readFileSync(file, 'utf8').trim() !== '1') fs.writeFileSync(file, '1');
+export async function enableRouteLocalnet(kernel: Kernel, containerIPv4: string): Promise<void> {
+  const rtnl = kernel.openRtnl();
+  try {
+    const route = await rtnl.routeTo(containerIPv4);
+    const link = route?.oif === undefined ? undefined : await rtnl.getLink(route.oif);
+    if (!link) throw new CniError(ErrorCode.IoFailure, `portmap: the host has no route to the container address ${containerIPv4}`);
+    kernel.sysctl.ensure(`net/ipv4/conf/${link.name}/route_localnet`, 1);
+  } finally {
+    rtnl.close();
+  }
 }

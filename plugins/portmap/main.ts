@@ -1,4 +1,5 @@
 import { runPlugin } from '../../lib/cni/skel';
-import { portmapPlugin } from './plugin';
+import { HOST_KERNEL } from '../../lib/kernel';
+import { makePortmapPlugin } from './plugin';
 
-runPlugin(portmapPlugin);
+runPlugin(makePortmapPlugin(HOST_KERNEL));

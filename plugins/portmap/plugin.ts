@@ -5,6 +5,7 @@
 
 import { CniError, ErrorCode } from '../../lib/cni/errors';
 import type { GcInvocation, Invocation, Plugin, Result } from '../../lib/cni/plugin';
+import type { Kernel } from '../../lib/kernel';
 import { internalMember } from '../../lib/firewall/netpolicy';
 import { planElements, type PortmapAttachment, type PortmapEntry, type PortmapNetwork } from '../../lib/firewall/portmap';
 import { createLogger, type Logger } from '../../lib/util/log';
@@ -60,7 +61,7 @@ async function refuseInternal(cfg: PortmapConfig, entries: readonly PortmapEntry
   throw new CniError(ErrorCode.InvalidConfig, `portmap: network "${cfg.network}" is internal (its bridge "${member}" forwards nothing to or from outside the network), so it cannot publish ${e.protocol} port ${e.hostPort}; publish ports on a network of the container that is not internal`);
 }
 
-async function add(inv: Invocation): Promise<Result> {
+async function add(inv: Invocation, kernel: Kernel): Promise<Result> {
   const cfg = parsePortmapConfig(inv.conf);
   const passThrough: Result = cfg.prevResult ?? { cniVersion: cfg.cniVersion };
   if (cfg.mappings.length === 0) return passThrough;
@@ -81,8 +82,8 @@ async function add(inv: Invocation): Promise<Result> {
       if (entries.length === 0) return;
       const att: PortmapAttachment = { network: cfg.network, containerID, ifname, entries };
       // Before publishing: nothing can fail after the transaction (a host port may have changed hands in it).
-      if (cfg.snat && addrs.v4 && entries.some((e) => e.family === 4)) enableRouteLocalnet(addrs.v4);
-      await publishForContainer(cfg.dataDir, networkOf(cfg), att, await defaultRouteMetrics(inv.env.netns, ifname));
+      if (cfg.snat && addrs.v4 && entries.some((e) => e.family === 4)) await enableRouteLocalnet(kernel, addrs.v4);
+      await publishForContainer(cfg.dataDir, networkOf(cfg), att, await defaultRouteMetrics(kernel, inv.env.netns, ifname));
     });
   } catch (err) {
     // If this was the network's only attachment, what the failed ADD declared goes too.
@@ -146,14 +147,18 @@ async function gc(inv: GcInvocation): Promise<void> {
   if (errors.length) throw new CniError(ErrorCode.IoFailure, `portmap: GC could not remove everything: ${errors.join('; ')}`);
 }
 
-export const portmapPlugin: Plugin = {
-  name: 'portmap',
-  description: 'publishes container ports on the host (Docker -p) with nftables maps',
-  // Every version, like the reference: a 0.1.0/0.2.0 prevResult is converted by the skel like anywhere else.
-  // It never opens CNI_NETNS (it works from prevResult on the host side).
-  ignoresNetns: true,
-  add,
-  del,
-  check,
-  gc,
-};
+/** The portmap plugin over `kernel` (main.ts: HOST_KERNEL); nft goes through lib/firewall/nft's one backend. */
+export function makePortmapPlugin(kernel: Kernel): Plugin {
+  return {
+    name: 'portmap',
+    description: 'publishes container ports on the host (Docker -p) with nftables maps',
+    // Every version, like the reference: a 0.1.0/0.2.0 prevResult is converted by the skel like anywhere else.
+    // It never opens CNI_NETNS for its work (it works from prevResult on the host side); ADD only reads the
+    // container's default-route metrics there.
+    ignoresNetns: true,
+    add: (inv) => add(inv, kernel),
+    del,
+    check,
+    gc,
+  };
+}

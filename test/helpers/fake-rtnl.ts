@@ -638,6 +638,24 @@ export class FakeRtnl implements Rtnl {
     });
   }
 
+  /** Longest prefix over the main table's routes and the subnets of the addresses on up links, as the kernel answers RTM_GETROUTE. */
+  routeTo(ip: string): Promise<Route | undefined> {
+    return this.run(`routeTo ${ip}`, () => {
+      const family = familyOfIp(ip);
+      const up = (index: number | undefined) => index !== undefined && [...this.ns.links.values()].some((l) => l.index === index && l.up);
+      const candidates = [
+        ...this.ns.routes.filter((r) => r.table === 254 && r.family === family && up(r.oif)).map((r) => ({ dst: r.dst, oif: r.oif!, gw: r.gw, metric: r.metric ?? 0 })),
+        ...this.ns.addresses.filter((a) => familyOfIp(a.cidr.split('/')[0]) === family && up(a.index)).map((a) => ({ dst: a.cidr, oif: a.index, gw: undefined, metric: 0 })),
+      ].filter((c) => containsText(c.dst, ip));
+      const prefix = (c: { dst: string }) => Number(c.dst.split('/')[1]);
+      const best = candidates.sort((a, b) => prefix(b) - prefix(a) || a.metric - b.metric)[0];
+      if (!best) return undefined;
+      const route: Route = { dst: `${ip}/${family === 4 ? 32 : 128}`, family, table: 254, scope: 0, flags: 0, protocol: 0, type: 1, oif: best.oif };
+      if (best.gw) route.gw = best.gw;
+      return route;
+    });
+  }
+
   addNeighbour(ref: LinkRef, ip: string, mac: string): Promise<void> {
     return this.change(ref, `addNeighbour ${ip}`, (l) => {
       this.ns.neighbours = [...this.ns.neighbours.filter((n) => !(n.index === l.index && n.ip === ip)), { ip, mac: mac.toLowerCase(), index: l.index, state: 0x80 }];

@@ -65,6 +65,11 @@ async function scenario(kernel: Kernel): Promise<unknown[]> {
     await ctr.addRoute({ dst: '0.0.0.0/0', gw: '10.66.0.1', dev: 'eth0', metric: 200 });
     await host.addAddress('smbr0', '10.66.0.1/24');
     seen.push('host', await observe(host), 'container', await observe(ctr));
+    const lookup = async (r: Rtnl, ip: string) => {
+      const route = await r.routeTo(ip);
+      return route && { dev: (await r.getLink(route.oif!))?.name, gw: route.gw, dst: route.dst };
+    };
+    seen.push('route get', await lookup(host, '10.66.0.2'), await lookup(ctr, '10.99.0.1'), await lookup(ctr, '10.66.0.7'), await lookup(host, '10.99.0.1'));
     seen.push('missing link', await host.getLink('smnope0'), await errnoOf(host.deleteLink('smnope0')), await errnoOf(host.setLinkUp('smnope0')));
     seen.push('missing address', await errnoOf(ctr.deleteAddress('eth0', '10.66.0.9/24')));
     await ctr.deleteRoute({ dst: '0.0.0.0/0', gw: '10.66.0.1', dev: 'eth0', metric: 200 });
@@ -89,4 +94,8 @@ it('the fake kernel answers the facade like the real one', async () => {
   const real = await scenario(HOST_KERNEL);
   const fake = await scenario(new FakeKernel().addNamespace(hostPath).addNamespace(ctrPath));
   expect(fake).toEqual(real);
+  const at = real.indexOf('route get');
+  expect(real.slice(at + 1, at + 5)).toEqual([
+    { dev: 'smbr0', gw: undefined, dst: '10.66.0.2/32' }, { dev: 'eth0', gw: '10.66.0.1', dst: '10.99.0.1/32' }, { dev: 'eth0', gw: undefined, dst: '10.66.0.7/32' }, undefined,
+  ]);
 });

@@ -8,7 +8,7 @@ import * as path from 'path';
 import type { Invocation, NetConf } from '../../lib/cni/types';
 import { useNftBackend } from '../../lib/firewall/nft';
 import { makeFirewallPlugin } from '../../plugins/firewall/plugin';
-import { portmapPlugin } from '../../plugins/portmap/plugin';
+import { makePortmapPlugin } from '../../plugins/portmap/plugin';
 import { FakeIptables } from '../helpers/fake-iptables';
 import { useIptablesRunner } from '../../lib/firewall/iptables';
 import { FakeKernel, HOST } from '../helpers/fake-rtnl';
@@ -45,6 +45,7 @@ describe('portmap ADD rollback', () => {
     // No CNI_NETNS to open here: the fake kernel only counts the nft steps.
     const kernel = new FakeKernel();
     const nft = new FakeNft(kernel);
+    const portmapPlugin = makePortmapPlugin(kernel);
     const restore = useNftBackend(nft);
     try {
       for (let i = 0; i < others; i++) await portmapPlugin.add(invocation(conf(18000 + 10 * i), `smother${i}`));
