@@ -57,7 +57,9 @@ describe('portmap ADD rollback', () => {
   };
 
   it.each([['the first published container of a network', 0], ['a container joining another', 1]])('%s: fails at every step with everything as before', async (_case, others) => {
-    const { steps, rows } = await rollbackTable({ setup: world(others), state: () => filesUnder(path.join(tmp, 'state')) });
+    // Reading the container's default-route metrics is best effort: a namespace it cannot read counts as no default route.
+    const tolerated = [/^openNetns /];
+    const { steps, rows } = await rollbackTable({ setup: world(others), state: () => filesUnder(path.join(tmp, 'state')), tolerated });
     expect(steps.filter((s) => s.op.startsWith('nft')).length).toBeGreaterThan(1);
     expect(brokenRows(rows)).toEqual([]);
     const del = await teardownTable({ setup: world(others), state: () => filesUnder(path.join(tmp, 'state')) });
