@@ -1,9 +1,9 @@
 // cnictl: run CNI networks like cnitool, and manage test namespaces.
 import yargs from 'yargs/yargs';
 import { hideBin } from 'yargs/helpers';
-import { SUPPORTED_VERSIONS } from '../../lib/cni/version';
 import { startMain } from '../../lib/util/main';
 import { reportAndExit } from './errors';
+import { info } from './info';
 import { netnsCommand } from './netns';
 import { networkCommands } from './network';
 
@@ -27,7 +27,6 @@ async function main(): Promise<void> {
     .parseAsync();
 }
 
-// cnictl runs conflists of every version the plugins speak.
 startMain(() => {
   main().catch(reportAndExit);
-}, { cniVersions: SUPPORTED_VERSIONS });
+}, info);

@@ -163,9 +163,12 @@ const __cniRelease = (() => {
     collect(name, importMain);
   }
 
-  /** A program whose code is an on-demand bundle: imported only when it is the one started. */
-  function addOnDemand(name) {
-    programs.set(name, { onDemand: true });
+  /**
+   * A program whose code is an on-demand bundle: imported only when it is the one started. Its info (MainInfo,
+   * lib/util/main.ts) comes from a small module of its own, in the snapshot: `--version` answers without compiling it.
+   */
+  function addOnDemand(name, info) {
+    programs.set(name, { onDemand: true, info });
   }
 
   // On-demand bundles (scripts/build.js ON_DEMAND, and programs added with addOnDemand): SEA assets, compiled on first use.
@@ -181,7 +184,6 @@ const __cniRelease = (() => {
   }
 
   function versionLine(name) {
-    if (programs.get(name).onDemand) collect(name, () => onDemand(name));
     const versions = programs.get(name).info.cniVersions;
     return `${name} (node-cni-plugins) v${BUILD.version}, commit ${BUILD.commit}, Node ${process.version}`
       + (versions ? `; CNI spec versions ${versions.join(', ')}` : '');
@@ -215,9 +217,7 @@ const __cniRelease = (() => {
       process.argv.splice(1, 1);
       name = wanted;
     }
-    if (programs.get(name)?.onDemand) collect(name, () => onDemand(name));
-    const program = programs.get(name);
-    if (!program) {
+    if (!programs.has(name)) {
       fail(`no program named "${name}" in this executable (started as "${process.argv0}"): link it as one of ${names.join(', ')}`);
       return;
     }
@@ -225,7 +225,8 @@ const __cniRelease = (() => {
       process.stdout.write(`${versionLine(name)}\n`);
       return;
     }
-    program.start();
+    if (programs.get(name).onDemand) collect(name, () => onDemand(name));
+    programs.get(name).start();
   }
 
   /** After the bundle has added every program: run now, or after deserialization when building the snapshot. */

@@ -76,6 +76,14 @@ describe.each(PROGRAMS)('%s', (name) => {
   });
 });
 
+it('cnictl, whose --version line comes from the snapshot (cli/cnictl/info.ts), compiles and runs its on-demand bundle when started', () => {
+  const help = run(path.join(DIST_BIN, 'cnictl'), {}, ['--help']);
+  expect(help.status).toBe(0);
+  expect(help.stdout + help.stderr).toMatch(/cnictl <command>/);
+  const unknown = run(path.join(DIST_BIN, 'cnictl'), {}, ['nosuchcommand']);
+  expect(unknown.status).toBe(2);
+});
+
 describe('started by another name', () => {
   const exe = path.join(DIST_BIN, EXECUTABLE);
 
