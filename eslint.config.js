@@ -26,8 +26,8 @@ const LIB_UP = { regex: '^(\\.\\./)+(plugins|ipam|cli)(/|$)', message: 'lib/ is 
 /** From plugins/<p>/<depth-1 folders>/file.ts, "../" depth times reaches plugins/: one more step into a name is another plugin. */
 const otherPlugin = (depth) => ({ regex: `^${'\\.\\./'.repeat(depth)}(?!\\.\\./)[^/]+`, message: 'a plugin imports no other plugin: move what both need to lib/.' });
 
-/** The modules that run a program, each its own: delegated plugins, dnsmasq, nft (CLI fallback), iptables; portmap's `ip route get` (the facade has no RTM_GETROUTE). */
-const CHILD_PROCESS_OWNERS = ['lib/cni/exec.ts', 'lib/dns/daemon.ts', 'lib/firewall/nft.ts', 'lib/firewall/iptables.ts', 'plugins/portmap/kernel.ts'];
+/** The modules that run a program, each its own: delegated plugins, dnsmasq, nft (CLI fallback), iptables. */
+const CHILD_PROCESS_OWNERS = ['lib/cni/exec.ts', 'lib/dns/daemon.ts', 'lib/firewall/nft.ts', 'lib/firewall/iptables.ts'];
 const NETLINK_OWNERS = ['lib/netlink/**/*.ts'];
 const ADDON_OWNERS = ['lib/sys/native.ts'];
 const PRODUCTION = ['lib/**/*.ts', 'plugins/**/*.ts', 'ipam/**/*.ts', 'cli/**/*.ts'];
@@ -79,6 +79,5 @@ module.exports = [
   restrict(['ipam/*.ts'], { extra: [IPAM_PLUGIN_BESIDE] }, OWNERS),
   restrict(NETLINK_OWNERS, { lib: true, netlink: true }),
   restrict(ADDON_OWNERS, { lib: true, addon: true }),
-  restrict(CHILD_PROCESS_OWNERS.filter((f) => f.startsWith('lib/')), { lib: true, childProcess: true }),
-  restrict(['plugins/portmap/kernel.ts'], { pluginDepth: 1, childProcess: true }),
+  restrict(CHILD_PROCESS_OWNERS, { lib: true, childProcess: true }),
 ];
