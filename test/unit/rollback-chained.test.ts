@@ -36,33 +36,44 @@ function invocation(conf: Record<string, unknown>, containerId = 'smctr1', comma
 }
 
 describe('portmap ADD rollback', () => {
-  const conf = (hostPort: number) => ({
-    type: 'portmap', snat: false, dataDir: path.join(tmp, 'state', 'portmap'), capabilities: { portMappings: true },
+  const conf = (hostPort: number, snat: boolean) => ({
+    type: 'portmap', snat, dataDir: path.join(tmp, 'state', 'portmap'), capabilities: { portMappings: true },
     runtimeConfig: { portMappings: [{ hostPort, containerPort: 80, protocol: 'tcp' }, { hostPort: hostPort + 1, containerPort: 443, protocol: 'tcp', hostIP: '10.78.0.1' }] },
   });
-  const world = (others: number) => async (): Promise<TeardownWorld> => {
+  const world = (others: number, snat: boolean) => async (): Promise<TeardownWorld> => {
     fs.rmSync(path.join(tmp, 'state'), { recursive: true, force: true });
-    // No CNI_NETNS to open here: the fake kernel only counts the nft steps.
+    // CNI_NETNS is not a fake namespace: the route metrics read finds none (best effort).
     const kernel = new FakeKernel();
+    // The host side as bridge left it: SNAT's route_localnet goes on the interface that routes to the container.
+    const host = kernel.openRtnl();
+    await host.createBridge({ name: 'smbr0' });
+    await host.setLinkUp('smbr0');
+    await host.addAddress('smbr0', '10.78.0.1/24');
     const nft = new FakeNft(kernel);
     const portmapPlugin = makePortmapPlugin(kernel);
     const restore = useNftBackend(nft);
     try {
-      for (let i = 0; i < others; i++) await portmapPlugin.add(invocation(conf(18000 + 10 * i), `smother${i}`));
+      for (let i = 0; i < others; i++) await portmapPlugin.add(invocation(conf(18000 + 10 * i, snat), `smother${i}`));
     } finally {
       restore();
     }
     kernel.steps.length = 0;
-    return { kernel, nft, add: () => portmapPlugin.add(invocation(conf(18080))), del: () => portmapPlugin.del(invocation(conf(18080), 'smctr1', 'DEL')) };
+    return { kernel, nft, add: () => portmapPlugin.add(invocation(conf(18080, snat))), del: () => portmapPlugin.del(invocation(conf(18080, snat), 'smctr1', 'DEL')) };
   };
 
-  it.each([['the first published container of a network', 0], ['a container joining another', 1]])('%s: fails at every step with everything as before', async (_case, others) => {
+  it.each([
+    ['the first published container of a network', 0, false],
+    ['a container joining another', 1, false],
+    ['the first, with SNAT (route_localnet on the host interface to the container)', 0, true],
+    ['a container joining another, with SNAT', 1, true],
+  ])('%s: fails at every step with everything as before', async (_case, others, snat) => {
     // Reading the container's default-route metrics is best effort: a namespace it cannot read counts as no default route.
     const tolerated = [/^openNetns /];
-    const { steps, rows } = await rollbackTable({ setup: world(others), state: () => filesUnder(path.join(tmp, 'state')), tolerated });
+    const { steps, rows } = await rollbackTable({ setup: world(others, snat), state: () => filesUnder(path.join(tmp, 'state')), tolerated });
     expect(steps.filter((s) => s.op.startsWith('nft')).length).toBeGreaterThan(1);
+    if (snat) expect(steps.map((s) => s.op)).toEqual(expect.arrayContaining(['routeTo 10.78.0.2', 'sysctl.read net/ipv4/conf/smbr0/route_localnet']));
     expect(brokenRows(rows)).toEqual([]);
-    const del = await teardownTable({ setup: world(others), state: () => filesUnder(path.join(tmp, 'state')) });
+    const del = await teardownTable({ setup: world(others, snat), state: () => filesUnder(path.join(tmp, 'state')) });
     expect(brokenRows(del.rows)).toEqual([]);
   });
 });
