@@ -52,6 +52,7 @@ const EVENTS = num('events', 50);
 const ROUNDS = num('rounds', 3);
 const SECONDS = num('seconds', 4);
 const JOINS = num('joins', 3);
+const TWEAKS = opt('tweak') ? opt('tweak').split(',') : [];
 const ONLY = new Set((opt('only', 'throughput,join,scale')).split(','));
 const JSON_OUT = opt('json');
 const TAG = `ovb${crypto.randomBytes(2).toString('hex')}`;
@@ -267,7 +268,7 @@ function iperf(clientNs, serverNs, serverIp) {
   return j.end.sum_received.bits_per_second / 1e9;
 }
 
-/** A hand-built VXLAN between two plugged namespaces: same underlay, same MTU, the inner family of the test. */
+/** The bare pair: a hand-built VXLAN between two plugged namespaces, same underlay and MTU, the inner family of the test, addresses on vx0 itself. */
 function handBuilt(b1, b2, o) {
   for (const [b, peer, me] of [[b1, b2.ip, o.inner[0]], [b2, b1.ip, o.inner[1]]]) {
     sh('ip', ['-n', b.ns, 'link', 'add', 'vx0', 'type', 'vxlan', 'id', '99', 'local', b.ip, 'dstport', '4789', 'dev', 'u0', 'nolearning']);
@@ -277,10 +278,73 @@ function handBuilt(b1, b2, o) {
   }
 }
 
+/**
+ * The same-topology baseline: the overlay's datapath built by hand with no
+ * nft at all. Per host a container netns whose veth is a port of a bridge
+ * holding the gateway, forwarding on, a VXLAN device (learning off, its own
+ * MAC, the VTEP address) and per peer a permanent neighbour, an FDB entry
+ * and a route "subnet via VTEP onlink", as the agent programs them; same
+ * MTUs. IPv4: subnets 10.79.<i>.0/24 of 10.79.0.0/16; IPv6: fd00:79:0:<i>::/64.
+ * Returns the container namespaces and the second container's address.
+ */
+function sameTopology(hosts, fam, mtu, suffix) {
+  const M = String(mtu);
+  const vtep = (i) => (fam === 4 ? `10.79.${i}.0` : `fd00:79:0:${i}::`);
+  const gw = (i) => (fam === 4 ? `10.79.${i}.1` : `fd00:79:0:${i}::1`);
+  const ctr = (i) => (fam === 4 ? `10.79.${i}.2` : `fd00:79:0:${i}::2`);
+  const sub = (i) => (fam === 4 ? `10.79.${i}.0/24` : `fd00:79:0:${i}::/64`);
+  const mac = (i) => `0a:79:00:00:0${i}:00`;
+  const v6 = fam === 6 ? ['nodad'] : [];
+  const ctrs = hosts.map((h, i) => {
+    const c = ns(`${suffix}c${i + 1}`);
+    sh('ip', ['netns', 'exec', h.ns, 'sysctl', '-qw', fam === 4 ? 'net.ipv4.ip_forward=1' : 'net.ipv6.conf.all.forwarding=1']);
+    sh('ip', ['-n', h.ns, 'link', 'add', 'br0', 'mtu', M, 'type', 'bridge']);
+    sh('ip', ['-n', h.ns, 'addr', 'add', `${gw(i)}/${fam === 4 ? 24 : 64}`, 'dev', 'br0', ...v6]);
+    sh('ip', ['-n', h.ns, 'link', 'set', 'br0', 'up']);
+    sh('ip', ['-n', h.ns, 'link', 'add', 'vh0', 'mtu', M, 'type', 'veth', 'peer', 'name', 'eth0', 'mtu', M, 'netns', c]);
+    sh('ip', ['-n', h.ns, 'link', 'set', 'vh0', 'master', 'br0', 'up']);
+    sh('ip', ['-n', c, 'addr', 'add', `${ctr(i)}/${fam === 4 ? 24 : 64}`, 'dev', 'eth0', ...v6]);
+    sh('ip', ['-n', c, 'link', 'set', 'eth0', 'up']);
+    sh('ip', ['-n', c, 'route', 'add', 'default', 'via', gw(i)]);
+    sh('ip', ['-n', h.ns, 'link', 'add', 'vx0', 'address', mac(i), 'mtu', M, 'type', 'vxlan', 'id', '98', 'local', h.ip, 'dstport', '4789', 'dev', 'u0', 'nolearning']);
+    // As the agent does: no link-local address (nor its DAD) on the VXLAN device.
+    if (fam === 6) sh('ip', ['-n', h.ns, 'link', 'set', 'vx0', 'addrgenmode', 'none']);
+    sh('ip', ['-n', h.ns, 'addr', 'add', fam === 4 ? `${vtep(i)}/16` : `${vtep(i)}/128`, 'dev', 'vx0', ...v6]);
+    sh('ip', ['-n', h.ns, 'link', 'set', 'vx0', 'up']);
+    return c;
+  });
+  hosts.forEach((h, i) => {
+    const j = 1 - i;
+    sh('ip', ['-n', h.ns, 'neigh', 'add', vtep(j), 'lladdr', mac(j), 'dev', 'vx0', 'nud', 'permanent']);
+    sh('bridge', ['-n', h.ns, 'fdb', 'append', mac(j), 'dev', 'vx0', 'dst', hosts[j].ip, 'self', 'permanent']);
+    sh('ip', ['-n', h.ns, 'route', 'add', sub(j), 'via', vtep(j), 'dev', 'vx0', 'onlink']);
+  });
+  return { ctrs, dst: ctr(1) };
+}
+
+/**
+ * Experiments on the overlay's hosts after its containers are attached
+ * (`--tweak a,b`; the baselines are never touched): `flush` removes the nft
+ * ruleset (what the plugins' rules cost), `veth-gro` turns GRO (veth NAPI) on
+ * both ends of every container veth.
+ */
+function tweakOverlay(hosts, ctrs, tweaks) {
+  for (const t of tweaks) {
+    if (t === 'flush') for (const h of hosts) sh('ip', ['netns', 'exec', h.ns, 'nft', 'flush', 'ruleset']);
+    else if (t === 'veth-gro') {
+      for (const n of [...hosts.map((h) => h.ns), ...ctrs]) {
+        for (const l of JSON.parse(sh('ip', ['-n', n, '-j', 'link', 'show', 'type', 'veth']))) {
+          if (l.ifname !== 'u0') sh('ip', ['netns', 'exec', n, 'ethtool', '-K', l.ifname, 'gro', 'on']);
+        }
+      }
+    } else throw new Error(`--tweak: unknown "${t}" (flush, veth-gro)`);
+  }
+}
+
 async function throughput() {
   const out = {};
-  // IPv4 in IPv4: the overlay (an IPv4 network) on a1, a2; the hand-built pair on b1, b2.
-  // IPv6 in IPv6: a dual-stack overlay on c1, c2 whose underlay is IPv6 only; the hand-built pair on d1, d2.
+  // IPv4 in IPv4: the overlay (an IPv4 network) on a1, a2; the bare pair on x, y; the same topology on p, q.
+  // IPv6 in IPv6: a dual-stack overlay whose underlay is IPv6 only; the baselines carry IPv6 over IPv6 too.
   for (const fam of [4, 6]) {
     const base = fam === 4 ? 1 : 0x11;
     const [h1, h2] = [plug(`t${fam}a`, base, [fam]), plug(`t${fam}b`, base + 1, [fam])];
@@ -294,16 +358,20 @@ async function throughput() {
     const c2 = addContainer(h2, `t${fam}c2`, net);
     const dst = fam === 4 ? c2.ip : c2.ip6;
     await pingUntil(c1.ns, dst);
+    tweakOverlay([h1, h2], [c1.ns, c2.ns], TWEAKS);
     const [b1, b2] = [plug(`t${fam}x`, base + 2, [fam]), plug(`t${fam}y`, base + 3, [fam])];
     handBuilt(b1, b2, fam === 4 ? { mtu: s1.mtu, inner: ['10.79.0.1', '10.79.0.2'], prefix: 24 } : { mtu: s1.mtu, inner: ['fd00:79::1', 'fd00:79::2'], prefix: 64 });
-    await pingUntil(b1.ns, fam === 4 ? '10.79.0.2' : 'fd00:79::2');
-    const ours = [];
-    const hand = [];
-    for (let r = 0; r < ROUNDS; r++) {
-      hand.push(iperf(b1.ns, b2.ns, fam === 4 ? '10.79.0.2' : 'fd00:79::2'));
-      ours.push(iperf(c1.ns, c2.ns, dst));
+    const bareDst = fam === 4 ? '10.79.0.2' : 'fd00:79::2';
+    await pingUntil(b1.ns, bareDst);
+    const same = sameTopology([plug(`t${fam}p`, base + 4, [fam]), plug(`t${fam}q`, base + 5, [fam])], fam, s1.mtu, `t${fam}s`);
+    await pingUntil(same.ctrs[0], same.dst);
+    const r = { ours: [], same: [], bare: [] };
+    for (let i = 0; i < ROUNDS; i++) {
+      r.bare.push(iperf(b1.ns, b2.ns, bareDst));
+      r.same.push(iperf(same.ctrs[0], same.ctrs[1], same.dst));
+      r.ours.push(iperf(c1.ns, c2.ns, dst));
     }
-    out[`ipv${fam}`] = { mtu: s1.mtu, ours, hand, ratio: median(ours) / median(hand) };
+    out[`ipv${fam}`] = { mtu: s1.mtu, ...r, ratioSame: median(r.ours) / median(r.same), ratioBare: median(r.ours) / median(r.bare) };
     await stopAgent(h1);
     await stopAgent(h2);
   }
@@ -450,11 +518,13 @@ async function main() {
   const loadBefore = os.loadavg();
   const uptimeBefore = sh('uptime', []).trim();
   await startEtcd();
-  const out = { date: new Date().toISOString(), cpus: os.cpus().length, node: process.version, kernel: os.release(), uptimeBefore, sizes: SIZES, events: EVENTS };
+  const out = { date: new Date().toISOString(), tweaks: TWEAKS, cpus: os.cpus().length, node: process.version, kernel: os.release(), uptimeBefore, sizes: SIZES, events: EVENTS };
   if (ONLY.has('throughput')) {
     out.throughput = await throughput();
     for (const [k, t] of Object.entries(out.throughput)) {
-      console.error(`throughput ${k} (MTU ${t.mtu}): overlay ${t.ours.map((x) => x.toFixed(2)).join(' ')} | hand-built ${t.hand.map((x) => x.toFixed(2)).join(' ')} Gbit/s | ratio ${t.ratio.toFixed(2)}`);
+      const g = (xs) => xs.map((x) => x.toFixed(2)).join(' ');
+      console.error(`throughput ${k} (MTU ${t.mtu}${TWEAKS.length ? `, overlay tweaked: ${TWEAKS.join(',')}` : ''}): overlay ${g(t.ours)} | same topology ${g(t.same)} | bare pair ${g(t.bare)} Gbit/s`
+        + ` | overlay/same ${t.ratioSame.toFixed(2)}, overlay/bare ${t.ratioBare.toFixed(2)}`);
     }
   }
   if (ONLY.has('join')) {
