@@ -2,8 +2,11 @@
 // Benchmark of the vxlan-overlay network (docs/benchmarks/overlay.md):
 //  1. Throughput: iperf3 TCP container -> container across two "hosts" through
 //     our overlay, IPv4 over an IPv4 underlay and IPv6 over an IPv6 underlay,
-//     each against two namespaces joined by a hand-built VXLAN of the same
-//     families and MTU, rounds interleaved (goal: ratio >= 0.9).
+//     each against two hand-built baselines of the same families and MTU: the
+//     same topology (container netns, veth, bridge, routing, VXLAN; no nft)
+//     and a bare pair (two namespaces talking over a VXLAN device), rounds of
+//     all three interleaved (goal: ratio >= 0.9). --tweak runs a second,
+//     modified overlay in the same rounds (experiments: tweakOverlay).
 //  2. Join with real hosts (etcd): from spawning a new host's agent until the
 //     containers of both other hosts ping a container on it (goal < 2 s).
 //  3. Scale, per cluster size N (default 10, 100, 300, --hosts): N - 1
@@ -21,6 +24,7 @@
 // Bounded: the whole default run takes ~2-3 minutes; a watchdog stops it at 9.
 // Usage: node scripts/bench/overlay.js [--hosts 1000] [--sizes 10,100,300,1000] [--events 50]
 //          [--rounds 3] [--seconds 4] [--joins 3] [--only throughput,join,scale] [--json out.json]
+//          [--tweak flush,veth-gro,no-snooping,ct-nochecksum,notrack-underlay]
 //        node scripts/bench/overlay.js --plot out.json docs/benchmarks/overlay-join.svg
 'use strict';
 // This machine exports NODE_EXTRA_CA_CERTS; runtimes do not pass it to plugins: no measured process gets it.
@@ -323,57 +327,83 @@ function sameTopology(hosts, fam, mtu, suffix) {
 }
 
 /**
- * Experiments on the overlay's hosts after its containers are attached
- * (`--tweak a,b`; the baselines are never touched): `flush` removes the nft
- * ruleset (what the plugins' rules cost), `veth-gro` turns GRO (veth NAPI) on
- * both ends of every container veth.
+ * Experiments (`--tweak a,b`): a second overlay of the family gets them
+ * after its containers are attached and runs in the same rounds; the first
+ * overlay and the baselines are never touched. `flush`: no nft ruleset
+ * (what the plugins' rules and the conntrack they bring cost); `veth-gro`:
+ * GRO (veth NAPI) on both ends of every container veth; `no-snooping`: the
+ * bridge's multicast snooping off; `ct-nochecksum`: conntrack does not
+ * verify checksums (net.netfilter.nf_conntrack_checksum=0);
+ * `notrack-underlay`: the encapsulated packets (UDP to port 4789) are not
+ * tracked (a raw-priority table of its own).
  */
 function tweakOverlay(hosts, ctrs, tweaks) {
   for (const t of tweaks) {
-    if (t === 'flush') for (const h of hosts) sh('ip', ['netns', 'exec', h.ns, 'nft', 'flush', 'ruleset']);
-    else if (t === 'veth-gro') {
-      for (const n of [...hosts.map((h) => h.ns), ...ctrs]) {
-        for (const l of JSON.parse(sh('ip', ['-n', n, '-j', 'link', 'show', 'type', 'veth']))) {
-          if (l.ifname !== 'u0') sh('ip', ['netns', 'exec', n, 'ethtool', '-K', l.ifname, 'gro', 'on']);
-        }
+    for (const h of hosts) {
+      if (t === 'flush') sh('ip', ['netns', 'exec', h.ns, 'nft', 'flush', 'ruleset']);
+      else if (t === 'notrack-underlay') {
+        sh('ip', ['netns', 'exec', h.ns, 'nft', 'add table inet ot_notrack; add chain inet ot_notrack pre { type filter hook prerouting priority raw; };'
+          + ' add chain inet ot_notrack out { type filter hook output priority raw; }; add rule inet ot_notrack pre udp dport 4789 notrack;'
+          + ' add rule inet ot_notrack out udp dport 4789 notrack']);
+      } else if (t === 'ct-nochecksum') sh('ip', ['netns', 'exec', h.ns, 'sysctl', '-qw', 'net.netfilter.nf_conntrack_checksum=0']);
+      else if (t === 'no-snooping') {
+        for (const l of JSON.parse(sh('ip', ['-n', h.ns, '-j', 'link', 'show', 'type', 'bridge']))) sh('ip', ['-n', h.ns, 'link', 'set', l.ifname, 'type', 'bridge', 'mcast_snooping', '0']);
+      } else if (t !== 'veth-gro') throw new Error(`--tweak: unknown "${t}" (flush, veth-gro, no-snooping, ct-nochecksum, notrack-underlay)`);
+    }
+    if (t !== 'veth-gro') continue;
+    for (const n of [...hosts.map((h) => h.ns), ...ctrs]) {
+      for (const l of JSON.parse(sh('ip', ['-n', n, '-j', 'link', 'show', 'type', 'veth']))) {
+        if (l.ifname !== 'u0') sh('ip', ['netns', 'exec', n, 'ethtool', '-K', l.ifname, 'gro', 'on']);
       }
-    } else throw new Error(`--tweak: unknown "${t}" (flush, veth-gro)`);
+    }
   }
+}
+
+/** Two hosts of an overlay network of the family (agents on the etcd of the switch) with a container each, pinging. */
+async function overlayPair(fam, o) {
+  const [h1, h2] = [plug(`${o.tag}a`, o.base, [fam]), plug(`${o.tag}b`, o.base + 1, [fam])];
+  const n = { net: o.net, cidr: o.cidr, cidr6: fam === 6 ? o.cidr6 : undefined, etcd: fam === 4 ? ETCD4 : ETCD6, vni: o.vni };
+  startAgent(h1, n);
+  startAgent(h2, n);
+  const s1 = await waitReady(h1, o.net);
+  await waitReady(h2, o.net);
+  const c1 = addContainer(h1, `${o.tag}c1`, o.net);
+  const c2 = addContainer(h2, `${o.tag}c2`, o.net);
+  const dst = fam === 4 ? c2.ip : c2.ip6;
+  await pingUntil(c1.ns, dst);
+  return { hosts: [h1, h2], ctrs: [c1.ns, c2.ns], dst, mtu: s1.mtu };
 }
 
 async function throughput() {
   const out = {};
-  // IPv4 in IPv4: the overlay (an IPv4 network) on a1, a2; the bare pair on x, y; the same topology on p, q.
-  // IPv6 in IPv6: a dual-stack overlay whose underlay is IPv6 only; the baselines carry IPv6 over IPv6 too.
+  // IPv4 in IPv4: the overlay is an IPv4 network; IPv6 in IPv6: a dual-stack overlay whose underlay is IPv6
+  // only. The baselines carry the family over the same underlay family. With --tweak, a second overlay of the
+  // family gets the experiment and runs in the same rounds (tweaked / untweaked is then a paired ratio).
   for (const fam of [4, 6]) {
     const base = fam === 4 ? 1 : 0x11;
-    const [h1, h2] = [plug(`t${fam}a`, base, [fam]), plug(`t${fam}b`, base + 1, [fam])];
-    const net = `ovt${fam}`;
-    const o = { net, cidr: fam === 4 ? '10.246.0.0/16' : '10.247.0.0/16', cidr6: fam === 6 ? 'fd00:10:247::/56' : undefined, etcd: fam === 4 ? ETCD4 : ETCD6, vni: 10 + fam };
-    startAgent(h1, o);
-    startAgent(h2, o);
-    const s1 = await waitReady(h1, net);
-    await waitReady(h2, net);
-    const c1 = addContainer(h1, `t${fam}c1`, net);
-    const c2 = addContainer(h2, `t${fam}c2`, net);
-    const dst = fam === 4 ? c2.ip : c2.ip6;
-    await pingUntil(c1.ns, dst);
-    tweakOverlay([h1, h2], [c1.ns, c2.ns], TWEAKS);
+    const cidr6 = (third) => `fd00:10:${third}::/56`;
+    const ours = await overlayPair(fam, { tag: `t${fam}`, base, net: `ovt${fam}`, cidr: fam === 4 ? '10.246.0.0/16' : '10.247.0.0/16', cidr6: cidr6(247), vni: 10 + fam });
+    const tweaked = TWEAKS.length ? await overlayPair(fam, { tag: `u${fam}`, base: base + 6, net: `ovu${fam}`, cidr: fam === 4 ? '10.244.0.0/16' : '10.245.0.0/16', cidr6: cidr6(245), vni: 20 + fam }) : undefined;
+    if (tweaked) tweakOverlay(tweaked.hosts, tweaked.ctrs, TWEAKS);
     const [b1, b2] = [plug(`t${fam}x`, base + 2, [fam]), plug(`t${fam}y`, base + 3, [fam])];
-    handBuilt(b1, b2, fam === 4 ? { mtu: s1.mtu, inner: ['10.79.0.1', '10.79.0.2'], prefix: 24 } : { mtu: s1.mtu, inner: ['fd00:79::1', 'fd00:79::2'], prefix: 64 });
+    handBuilt(b1, b2, fam === 4 ? { mtu: ours.mtu, inner: ['10.79.0.1', '10.79.0.2'], prefix: 24 } : { mtu: ours.mtu, inner: ['fd00:79::1', 'fd00:79::2'], prefix: 64 });
     const bareDst = fam === 4 ? '10.79.0.2' : 'fd00:79::2';
     await pingUntil(b1.ns, bareDst);
-    const same = sameTopology([plug(`t${fam}p`, base + 4, [fam]), plug(`t${fam}q`, base + 5, [fam])], fam, s1.mtu, `t${fam}s`);
+    const same = sameTopology([plug(`t${fam}p`, base + 4, [fam]), plug(`t${fam}q`, base + 5, [fam])], fam, ours.mtu, `t${fam}s`);
     await pingUntil(same.ctrs[0], same.dst);
-    const r = { ours: [], same: [], bare: [] };
+    const runs = { ours: [], same: [], bare: [], tweaked: [] };
     for (let i = 0; i < ROUNDS; i++) {
-      r.bare.push(iperf(b1.ns, b2.ns, bareDst));
-      r.same.push(iperf(same.ctrs[0], same.ctrs[1], same.dst));
-      r.ours.push(iperf(c1.ns, c2.ns, dst));
+      runs.bare.push(iperf(b1.ns, b2.ns, bareDst));
+      runs.same.push(iperf(same.ctrs[0], same.ctrs[1], same.dst));
+      runs.ours.push(iperf(ours.ctrs[0], ours.ctrs[1], ours.dst));
+      if (tweaked) runs.tweaked.push(iperf(tweaked.ctrs[0], tweaked.ctrs[1], tweaked.dst));
     }
-    out[`ipv${fam}`] = { mtu: s1.mtu, ...r, ratioSame: median(r.ours) / median(r.same), ratioBare: median(r.ours) / median(r.bare) };
-    await stopAgent(h1);
-    await stopAgent(h2);
+    const ratio = (a, b) => median(runs[a]) / median(runs[b]);
+    out[`ipv${fam}`] = {
+      mtu: ours.mtu, ...runs, ratioSame: ratio('ours', 'same'), ratioBare: ratio('ours', 'bare'),
+      ...(tweaked ? { tweaks: TWEAKS, ratioTweak: ratio('tweaked', 'ours') } : {}),
+    };
+    for (const h of [...ours.hosts, ...(tweaked ? tweaked.hosts : [])]) await stopAgent(h);
   }
   return out;
 }
@@ -523,8 +553,9 @@ async function main() {
     out.throughput = await throughput();
     for (const [k, t] of Object.entries(out.throughput)) {
       const g = (xs) => xs.map((x) => x.toFixed(2)).join(' ');
-      console.error(`throughput ${k} (MTU ${t.mtu}${TWEAKS.length ? `, overlay tweaked: ${TWEAKS.join(',')}` : ''}): overlay ${g(t.ours)} | same topology ${g(t.same)} | bare pair ${g(t.bare)} Gbit/s`
+      console.error(`throughput ${k} (MTU ${t.mtu}): overlay ${g(t.ours)} | same topology ${g(t.same)} | bare pair ${g(t.bare)} Gbit/s`
         + ` | overlay/same ${t.ratioSame.toFixed(2)}, overlay/bare ${t.ratioBare.toFixed(2)}`);
+      if (t.tweaks) console.error(`  overlay with ${t.tweaks.join(',')}: ${g(t.tweaked)} Gbit/s | tweaked/overlay ${t.ratioTweak.toFixed(2)}`);
     }
   }
   if (ONLY.has('join')) {
