@@ -229,10 +229,92 @@ const __cniRelease = (() => {
     programs.get(name).start();
   }
 
+  /** 32-bit FNV-1a of a string's UTF-16 code units, as 8 hex digits (as scripts/release/profile-hot-functions.sh). */
+  function fnv1a(text) {
+    let h = 0x811c9dc5;
+    for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193) >>> 0;
+    return h.toString(16).padStart(8, '0');
+  }
+
+  // Build time only: the functions the common calls run get their bytecode now, so that the snapshot carries it
+  // and no call compiles them from source (a third of a bridge ADD did; docs/benchmarks/startup.md). They are
+  // compiled, never called: no code of ours runs, so no module state (cache, memo, handle) can be filled here and
+  // frozen into every start. Found from every module's exports, through data properties and prototypes, which
+  // reaches our exported functions and classes' methods and the Node built-ins our modules hold (fs, path,
+  // Buffer...); those named in the profile (scripts/release/hot-functions.txt) are compiled.
+  function compileHotFunctions(list) {
+    const v8 = require('v8');
+    v8.setFlagsFromString('--allow-natives-syntax');
+    /* eslint-disable no-new-func -- V8's own entries, only in the snapshot builder */
+    const fullGc = new Function('%CollectGarbage(0);');
+    const compile = new Function('f', '%CompileLazy(f);'); // compiles (no call, no feedback vector)
+    /* eslint-enable no-new-func */
+    let hot = findHotFunctions(list);
+    const count = hot.length;
+    // Last, once the bundle's top level has returned: a full GC under the builder's --stress-flush-code drops
+    // the bytecode of everything that ran (the modules' top levels, the search); then flushing stops and only
+    // the hot functions are compiled. (Asking the inspector for closures' [[Scopes]] would reach module-private
+    // helpers too, but leaves 700 KB of debugger data in the snapshot: VERSION +12 M instructions.)
+    fullGc();
+    v8.setFlagsFromString('--no-stress-flush-code');
+    v8.setFlagsFromString('--no-flush-bytecode');
+    for (const f of hot) compile(f);
+    hot = undefined;
+    exportsOfModules.length = 0;
+    v8.setFlagsFromString('--no-allow-natives-syntax'); // (on until here: V8 parses the bodies above when called)
+    return count;
+  }
+
+  function findHotFunctions(list) {
+    const util = require('util');
+    // Ours by name and the hash of the end of its source (minified code has many functions of one name); Node's
+    // by name.
+    const ours = new Map(), node = new Set();
+    for (const line of list) {
+      const [kind, ...rest] = line.split(' ');
+      if (kind === 'node') { node.add(rest.join(' ')); continue; }
+      const hash = rest.pop(), length = Number(rest.pop()), name = rest.join(' ');
+      if (!ours.has(name)) ours.set(name, []);
+      ours.get(name).push({ length, hash });
+    }
+    const ownSource = require('fs').readFileSync(__filename, 'utf8');
+    const seen = new WeakSet(), queue = [], found = [];
+    const visit = (v) => {
+      if (((typeof v === 'object' && v !== null) || typeof v === 'function') && !seen.has(v)) {
+        seen.add(v);
+        // A lazy stand-in (scripts/build.js LAZY_BUILTINS) would load its module at the first look.
+        if (!util.types.isProxy(v)) queue.push(v);
+      }
+    };
+    for (const p of programs.values()) visit(p);
+    for (const e of exportsOfModules) visit(e);
+    while (queue.length) {
+      const v = queue.shift();
+      const source = typeof v === 'function' ? Function.prototype.toString.call(v) : '';
+      // (C++ and bound functions have no bytecode.)
+      if (typeof v === 'function' && (ours.has(v.name) || node.has(v.name)) && !source.endsWith('{ [native code] }')) {
+        // Ours: its source is part of this script's.
+        const wanted = ownSource.includes(source) ? ours.get(v.name) ?? [] : undefined;
+        if (wanted ? wanted.some((w) => source.length >= w.length && fnv1a(source.slice(source.length - w.length)) === w.hash) : node.has(v.name)) found.push(v);
+      }
+      for (const k of Reflect.ownKeys(v)) {
+        // V8 makes a function's prototype object when it is first read: only classes and constructors have one.
+        if (k === 'prototype' && typeof v === 'function' && !/^class\b|^(function )?[A-Z]/.test(source)) continue;
+        const d = Reflect.getOwnPropertyDescriptor(v, k);
+        if (d && 'value' in d) visit(d.value);
+        else if (d) { visit(d.get); visit(d.set); } // a getter is looked at, not called
+      }
+      visit(Object.getPrototypeOf(v));
+    }
+    return found;
+  }
+
   /** After the bundle has added every program: run now, or after deserialization when building the snapshot. */
   function ready() {
     const v8 = require('v8');
     if (v8.startupSnapshot?.isBuildingSnapshot()) {
+      const hot = /*__HOT_FUNCTIONS__*/ [];
+      if (hot.length) process.stderr.write(`release: ${compileHotFunctions(hot)} hot functions compiled\n`);
       v8.startupSnapshot.addDeserializeCallback(forgetNodeEnvironment);
       v8.startupSnapshot.setDeserializeMainFunction(dispatch);
     } else {
@@ -241,5 +323,9 @@ const __cniRelease = (() => {
     }
   }
 
-  return { native, builtin, assetBase, add, addOnDemand, onDemand, ready };
+  // Every module's exports, while the snapshot is built (the roots of findHotFunctions); emptied before the snapshot.
+  const exportsOfModules = [];
+  const loaded = (exports) => { exportsOfModules.push(exports); };
+
+  return { native, builtin, assetBase, add, addOnDemand, onDemand, ready, loaded };
 })();
