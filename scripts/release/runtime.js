@@ -247,20 +247,20 @@ const __cniRelease = (() => {
     v8.setFlagsFromString('--allow-natives-syntax');
     /* eslint-disable no-new-func -- V8's own entries, only in the snapshot builder */
     const fullGc = new Function('%CollectGarbage(0);');
-    const compile = new Function('f', '%CompileLazy(f);'); // compiles (no call, no feedback vector)
+    const compile = new Function('f', '%CompileLazy(f);'); // compiles f, does not call it
     /* eslint-enable no-new-func */
     let hot = findHotFunctions(list);
     const count = hot.length;
-    // Last, once the bundle's top level has returned: a full GC under the builder's --stress-flush-code drops
-    // the bytecode of everything that ran (the modules' top levels, the search); then flushing stops and only
-    // the hot functions are compiled. (Asking the inspector for closures' [[Scopes]] would reach module-private
-    // helpers too, but leaves 700 KB of debugger data in the snapshot: VERSION +12 M instructions.)
+    // A full GC under the builder's --stress-flush-code drops the bytecode of everything that ran (the modules'
+    // top levels, the search); then flushing stops and only the hot functions are compiled. Here, at the end of
+    // the bundle: compiled in a serialize callback instead, cnictl crashed at run time (SIGSEGV). (Asking the
+    // inspector for closures' [[Scopes]] would reach module-private helpers too, but leaves 700 KB of debugger
+    // data in the snapshot: VERSION +12 M instructions.)
     fullGc();
     v8.setFlagsFromString('--no-stress-flush-code');
     v8.setFlagsFromString('--no-flush-bytecode');
     for (const f of hot) compile(f);
     hot = undefined;
-    exportsOfModules.length = 0;
     v8.setFlagsFromString('--no-allow-natives-syntax'); // (on until here: V8 parses the bodies above when called)
     return count;
   }
@@ -315,6 +315,7 @@ const __cniRelease = (() => {
     if (v8.startupSnapshot?.isBuildingSnapshot()) {
       const hot = /*__HOT_FUNCTIONS__*/ [];
       if (hot.length) process.stderr.write(`release: ${compileHotFunctions(hot)} hot functions compiled\n`);
+      exportsOfModules = undefined;
       v8.startupSnapshot.addDeserializeCallback(forgetNodeEnvironment);
       v8.startupSnapshot.setDeserializeMainFunction(dispatch);
     } else {
@@ -323,9 +324,10 @@ const __cniRelease = (() => {
     }
   }
 
-  // Every module's exports, while the snapshot is built (the roots of findHotFunctions); emptied before the snapshot.
-  const exportsOfModules = [];
-  const loaded = (exports) => { exportsOfModules.push(exports); };
+  // Every module's exports, while the snapshot is built (the roots of findHotFunctions); dropped before the
+  // snapshot is taken, so that a module first loaded at run time is not recorded.
+  let exportsOfModules = [];
+  const loaded = (exports) => { exportsOfModules?.push(exports); };
 
   return { native, builtin, assetBase, add, addOnDemand, onDemand, ready, loaded };
 })();
