@@ -22,7 +22,7 @@
 
 import { sha256Hex } from '../util/hash';
 import type { Netns } from '../netns';
-import { applyNft, deleteTableObjects, getNftElement, isNftMissing, listTable, nftJson, nftQuote, removeTableIfUnused, renderChain, verifyChains, type RenderedChain, type SharedTable } from './nft';
+import { applyNft, deleteTableObjects, getNftElement, isNftMissing, listTable, NftError, nftJson, nftQuote, removeTableIfUnused, renderChain, verifyChains, type RenderedChain, type SharedTable } from './nft';
 
 export const MASQ_TABLE = 'node_cni_masq';
 
@@ -119,13 +119,22 @@ export function renderMasqDeclare(owner: MasqOwner, entries: readonly MasqEntry[
 }
 
 /**
- * The steady-state ADD: element operations only. Each element is added,
- * deleted and added again with this owner's comment, so a stale element for
- * the same address (a leaked attachment) is replaced rather than left
- * labelled with its old owner. An element's jump fails with ENOENT when its
- * chain is missing.
+ * The steady-state ADD: element operations only, each element created new. `create` fails (EEXIST) when an
+ * element for the address is there already (a leaked attachment): then renderMasqTakeover. An element's jump
+ * fails with ENOENT when its chain is missing.
  */
-export function renderMasqAdd(owner: MasqOwner, entries: readonly MasqEntry[], table = MASQ_TABLE): string {
+export function renderMasqCreate(owner: MasqOwner, entries: readonly MasqEntry[], table = MASQ_TABLE): string {
+  const comment = nftQuote(elementComment(owner));
+  return entries.map((e) => `create element inet ${table} ${mapOf(e.address)} { ${e.address} comment ${comment} : jump ${subnetChain(owner.network, e.subnet)} }\n`).join('');
+}
+
+/**
+ * Each element added, deleted and added again with this owner's comment, so a stale element for the same
+ * address is replaced rather than left labelled with its old owner. Only where one may be there: a transaction
+ * that deletes makes the kernel flush its destroy work, an RCU grace period (~9 ms here), when libnftables
+ * closes its socket.
+ */
+export function renderMasqTakeover(owner: MasqOwner, entries: readonly MasqEntry[], table = MASQ_TABLE): string {
   const lines: string[] = [];
   const comment = nftQuote(elementComment(owner));
   for (const e of entries) {
@@ -150,16 +159,20 @@ export function renderMasqDel(addresses: readonly string[], table = MASQ_TABLE):
 export async function applyMasqAdd(owner: MasqOwner, entries: readonly MasqEntry[], opts: MasqOptions = {}): Promise<void> {
   if (entries.length === 0) return;
   const table = opts.table ?? MASQ_TABLE;
-  const elements = renderMasqAdd(owner, entries, table);
+  const takeover = renderMasqTakeover(owner, entries, table);
   if (await verifyChains('inet', table, masqChains(owner.network, entries, table), opts.netns)) {
     try {
-      applyNft(elements, opts.netns);
+      applyNft(renderMasqCreate(owner, entries, table), opts.netns);
       return;
     } catch (err) {
+      if (err instanceof NftError && err.exists) {
+        applyNft(takeover, opts.netns);
+        return;
+      }
       if (!isNftMissing(err)) throw err;
     }
   }
-  applyNft(renderMasqDeclare(owner, entries, table) + elements, opts.netns);
+  applyNft(renderMasqDeclare(owner, entries, table) + takeover, opts.netns);
 }
 
 /**

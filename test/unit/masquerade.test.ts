@@ -1,4 +1,6 @@
-import { attachmentTag, elementComment, masqChains, masqSharedTable, networkTag, renderMasqAdd, renderMasqDeclare, renderMasqDel, subnetChain, subnetChainComment } from '../../lib/firewall/masquerade';
+import { applyMasqAdd, attachmentTag, elementComment, masqChains, masqSharedTable, networkTag, renderMasqCreate, renderMasqTakeover, renderMasqDeclare, renderMasqDel, subnetChain, subnetChainComment } from '../../lib/firewall/masquerade';
+import { useNftBackend } from '../../lib/firewall/nft';
+import { FakeNft } from '../helpers/fake-nft';
 import { ruleTag } from '../../lib/firewall/render';
 
 const owner = { network: 'net1', containerId: 'c0ffee', ifname: 'eth0' };
@@ -37,7 +39,7 @@ describe('masquerade rendering', () => {
     const c4 = subnetChain('net1', '10.1.0.0/24');
     const c6 = subnetChain('net1', 'fd00:1::/64');
     const cm = `"${elementComment(owner)}"`;
-    const script = renderMasqAdd(owner, [{ address: '10.1.0.5', subnet: '10.1.0.0/24' }, { address: 'fd00:1::5', subnet: 'fd00:1::/64' }]);
+    const script = renderMasqTakeover(owner, [{ address: '10.1.0.5', subnet: '10.1.0.0/24' }, { address: 'fd00:1::5', subnet: 'fd00:1::/64' }]);
     expect(script).toBe(
       [
         `add element inet node_cni_masq masq4 { 10.1.0.5 : jump ${c4} }`,
@@ -73,8 +75,8 @@ describe('masquerade rendering', () => {
   });
 
   it('the ADD text does not depend on how many containers exist (only on this one)', () => {
-    const a = renderMasqAdd({ ...owner, containerId: 'a' }, [{ address: '10.1.0.5', subnet: '10.1.0.0/24' }]);
-    const b = renderMasqAdd({ ...owner, containerId: 'b' }, [{ address: '10.1.0.6', subnet: '10.1.0.0/24' }]);
+    const a = renderMasqTakeover({ ...owner, containerId: 'a' }, [{ address: '10.1.0.5', subnet: '10.1.0.0/24' }]);
+    const b = renderMasqTakeover({ ...owner, containerId: 'b' }, [{ address: '10.1.0.6', subnet: '10.1.0.0/24' }]);
     expect(a.split('\n').length).toBe(b.split('\n').length);
   });
 
@@ -89,5 +91,33 @@ describe('masquerade rendering', () => {
     expect(attachmentTag('a', 'eth0')).not.toBe(attachmentTag('a', 'eth1'));
     const long = elementComment({ network: 'n'.repeat(200), containerId: 'c'.repeat(200), ifname: 'eth0123456789ab' });
     expect(Buffer.byteLength(long)).toBeLessThanOrEqual(128);
+  });
+});
+
+describe('masquerade ADD transactions', () => {
+  const entry = (address: string) => [{ address, subnet: '10.1.0.0/24' }];
+
+  it('creates a new element without deleting anything, and takes over an element a leaked attachment left for the same address', async () => {
+    expect(renderMasqCreate(owner, entry('10.1.0.5'))).toBe(
+      `create element inet node_cni_masq masq4 { 10.1.0.5 comment "${elementComment(owner)}" : jump ${subnetChain('net1', '10.1.0.0/24')} }\n`,
+    );
+    const nft = new FakeNft();
+    const restore = useNftBackend(nft);
+    try {
+      await applyMasqAdd({ ...owner, containerId: 'first' }, entry('10.1.0.5')); // declares the structure
+      const steady = nft.transactions.length;
+      await applyMasqAdd({ ...owner, containerId: 'second' }, entry('10.1.0.6'));
+      const scripts = nft.transactions.slice(steady).map((t) => t.text).filter((t) => /element/.test(t));
+      expect(scripts).toHaveLength(1);
+      expect(scripts[0]).toMatch(/^create element /);
+      expect(scripts[0]).not.toMatch(/delete/);
+      // 10.1.0.5's attachment leaked (no DEL); a new container gets the address.
+      await applyMasqAdd({ ...owner, containerId: 'third' }, entry('10.1.0.5'));
+      const comments = nft.elements().filter((e) => e.includes('10.1.0.5 '));
+      expect(comments).toHaveLength(1);
+      expect(comments[0]).toContain(elementComment({ ...owner, containerId: 'third' }));
+    } finally {
+      restore();
+    }
   });
 });
