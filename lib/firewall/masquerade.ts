@@ -159,20 +159,19 @@ export function renderMasqDel(addresses: readonly string[], table = MASQ_TABLE):
 export async function applyMasqAdd(owner: MasqOwner, entries: readonly MasqEntry[], opts: MasqOptions = {}): Promise<void> {
   if (entries.length === 0) return;
   const table = opts.table ?? MASQ_TABLE;
-  const takeover = renderMasqTakeover(owner, entries, table);
   if (await verifyChains('inet', table, masqChains(owner.network, entries, table), opts.netns)) {
     try {
       applyNft(renderMasqCreate(owner, entries, table), opts.netns);
       return;
     } catch (err) {
       if (err instanceof NftError && err.exists) {
-        applyNft(takeover, opts.netns);
+        applyNft(renderMasqTakeover(owner, entries, table), opts.netns);
         return;
       }
       if (!isNftMissing(err)) throw err;
     }
   }
-  applyNft(renderMasqDeclare(owner, entries, table) + takeover, opts.netns);
+  applyNft(renderMasqDeclare(owner, entries, table) + renderMasqTakeover(owner, entries, table), opts.netns);
 }
 
 /**

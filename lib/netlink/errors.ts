@@ -29,6 +29,14 @@ export function isNotFound(e: unknown): boolean {
   return e instanceof NetlinkError && ['ENODEV', 'ENOENT', 'EADDRNOTAVAIL', 'ESRCH'].includes(e.code);
 }
 
+// The kernel ran short of buffers or memory, was interrupted or busy: the same request may pass when repeated.
+const TRANSIENT = new Set(['ENOBUFS', 'ENOMEM', 'EAGAIN', 'EINTR', 'EBUSY']);
+
+/** A failure worth a retry, as against a refusal every retry would meet again. */
+export function isTransient(e: unknown): boolean {
+  return e instanceof NetlinkError && TRANSIENT.has(e.code);
+}
+
 /** Build the error for a kernel-rejected request: `creating veth "veth1": EEXIST (File exists)`. */
 export function kernelError(errno: number, what: string): NetlinkError {
   const code = errnoName(errno);

@@ -2,7 +2,7 @@
 //   const rtnl = openRtnl(netns); try { await rtnl.setLinkUp('lo') } finally { rtnl.close() }
 export { openRtnl, withRtnl, NodeNetlinkRtnl, decodeLink } from './rtnl';
 export type { Rtnl, OpenRtnl } from './rtnl-api';
-export { NetlinkError, isExists, isNotFound, errnoName } from './errors';
+export { NetlinkError, isExists, isNotFound, isTransient, errnoName } from './errors';
 export * from './types';
 export {
   buildVethRequest, buildBridgeRequest, buildMacvlanRequest, buildVxlanRequest, buildVlanRequest,

@@ -124,11 +124,3 @@ export async function restoreAttributes(rtnl: Rtnl, link: Link, a: OriginalAttri
   }
   return failures;
 }
-
-// The kernel ran short of buffers or memory, was interrupted or busy: the same request may pass when repeated.
-const TRANSIENT = new Set(['ENOBUFS', 'ENOMEM', 'EAGAIN', 'EINTR', 'EBUSY']);
-
-/** A failure worth a retry, as against a refusal every retry would meet again. */
-export function isTransient(err: unknown): boolean {
-  return err instanceof NetlinkError && TRANSIENT.has(err.code);
-}

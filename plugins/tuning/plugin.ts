@@ -6,12 +6,12 @@ import { cniArgsOf } from '../../lib/cni/args';
 import { CniError, ErrorCode, invalidConfig } from '../../lib/cni/errors';
 import type { GcInvocation, Invocation, Plugin, Result } from '../../lib/cni/plugin';
 import type { Kernel } from '../../lib/kernel';
-import type { Link, Rtnl } from '../../lib/netlink';
+import { isTransient, type Link, type Rtnl } from '../../lib/netlink';
 import { openContainerNetns, openContainerNetnsIfPresent, type Netns } from '../../lib/netns';
 import { Rollback, describeRollbackErrors } from '../../lib/util/rollback';
 import { listBackups, readBackup, removeBackup, writeBackup, type BackupRecord, type OriginalAttributes } from './backup';
 import { changesLink, checkAllowlist, parseTuningConfig, parseTuningDataDir, type TuningConfig } from './config';
-import { applyAttributes, isTransient, readAllowlist, readSysctls, restoreAttributes, writeContainerSysctl, type RestoreFailure } from './kernel';
+import { applyAttributes, readAllowlist, readSysctls, restoreAttributes, writeContainerSysctl, type RestoreFailure } from './kernel';
 import { linkMismatches, originalsOf, resultWithMac, sameSysctlValue } from './plan';
 
 const KNOWN_ARGS = ['MAC'];
