@@ -119,13 +119,13 @@ function commitOf() {
 
 /**
  * The functions the common calls compile (scripts/release/hot-functions.txt, made by
- * scripts/release/profile-hot-functions.sh): `ours NAME LENGTH HASH` for our code (the FNV-1a hash of the last
- * LENGTH characters of its source: a function changed since the profile is simply not found), `node NAME` for
- * Node's own built-ins (pinned with the Node version).
+ * scripts/release/profile-hot-functions.sh): `ours|node LENGTH HASH NAME`, ours or Node's own (pinned with the Node
+ * version), the FNV-1a hash of the last LENGTH characters of its source: a function changed since the profile is
+ * simply not found.
  */
 function hotFunctions() {
   const lines = fs.readFileSync(path.join(__dirname, 'release', 'hot-functions.txt'), 'utf8').split('\n').filter((l) => l && !l.startsWith('#'));
-  for (const l of lines) if (!/^(ours ((get|set) )?[\w$]+ \d+ [0-9a-f]{8}|node ((get|set) )?[\w$]+)$/.test(l)) fail(`scripts/release/hot-functions.txt: cannot read "${l}"`);
+  for (const l of lines) if (!/^(ours|node) \d+ [0-9a-f]{8} /.test(l)) fail(`scripts/release/hot-functions.txt: cannot read "${l}"`);
   return lines;
 }
 
@@ -211,8 +211,7 @@ function linkAssets(code, assets, stage, linked, lazyBuiltins) {
     // code that made them (with --stress-flush-code below: VERSION -2.3 M instructions, docs/benchmarks/startup.md).
     const loader = /try\{([A-Za-z_$][\w$]*)\[([A-Za-z_$][\w$]*)\]\.call\(([A-Za-z_$][\w$]*)\.exports,\3,\3\.exports,__nccwpck_require__\);([A-Za-z_$][\w$]*)=false\}/;
     if (!loader.test(code)) fail('cannot find the module loader of the bundle');
-    // And hand each module's exports to the runtime, whose build-time search for the hot functions starts there.
-    code = code.replace(loader, (m, mods, id, mod, failed) => m.replace(`${failed}=false}`, `${failed}=false;__cniRelease.loaded(${mod}.exports);delete ${mods}[${id}]}`));
+    code = code.replace(loader, (m, mods, id, mod, failed) => m.replace(`${failed}=false}`, `${failed}=false;delete ${mods}[${id}]}`));
   }
   for (const { name, request } of ON_DEMAND) code = code.split(`require(${JSON.stringify(request)})`).join(`__cniRelease.onDemand(${JSON.stringify(name)})`);
   if (/require\("\.\.?\//.test(code)) fail('a bundle still requires a relative path at run time');
@@ -293,7 +292,8 @@ async function main() {
     const r = spawnSync(node, ['--stress-flush-code', ...BUILDER_FLAGS, '--experimental-sea-config', path.join(stage, 'sea.json')], { cwd: stage, env: BUILDER_ENV, encoding: 'utf8' });
     if (r.status !== 0) throw Object.assign(new Error('build: the snapshot builder failed'), { stderr: r.stderr });
     // Warnings (a built-in the snapshot cannot hold, ...) are build errors: they become run-time surprises.
-    const warnings = r.stderr.split('\n').filter((l) => /Warning/.test(l) && !/Single executable application is an experimental feature/.test(l));
+    // (The one exception: the inspector, which lists the heap's functions at build time only; see runtime.js.)
+    const warnings = r.stderr.split('\n').filter((l) => /Warning/.test(l) && !/Single executable application is an experimental feature|built-in module "inspector" works in user snapshot builder scripts/.test(l));
     if (warnings.length) throw Object.assign(new Error('build: the snapshot builder warned'), { stderr: r.stderr });
     const hotCount = Number(/release: (\d+) hot functions compiled/.exec(r.stderr)?.[1] ?? 0);
     // A search that finds a fraction of the profile's functions means the bundle changed shape: profile again.

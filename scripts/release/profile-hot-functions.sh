@@ -12,7 +12,7 @@ tag=hotfn$$
 cleanup() { for n in h c1 c2 c3; do ip netns del "$tag-$n" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 node "$root/scripts/build.js" --out "$work/bin" --keep-stage "$work/stage" --no-hot-functions \
-  --exec-flag --log-function-events --exec-flag "--logfile=$work/events.log" --exec-flag --no-logfile-per-isolate >/dev/null
+  --exec-flag --log-function-events --exec-flag --log-source-code --exec-flag "--logfile=$work/events.log" --exec-flag --no-logfile-per-isolate >/dev/null
 bin=$work/bin
 for n in h c1 c2 c3; do ip netns add "$tag-$n"; ip -n "$tag-$n" link set lo up; done
 br="{\"cniVersion\":\"1.0.0\",\"name\":\"${tag}br\",\"type\":\"bridge\",\"bridge\":\"${tag}b\",\"isGateway\":true,\"ipMasq\":true,\"stateDir\":\"$work/bridge\",\"ipam\":{\"type\":\"host-local\",\"subnet\":\"10.188.0.0/24\",\"dataDir\":\"$work/ipam\"}}"
@@ -48,20 +48,21 @@ rm "$work/case-br-first.log" "$work/case-br-last.log"
 node - "$work" "$root/scripts/release/hot-functions.txt" <<'JS'
 const fs = require('fs'), path = require('path');
 const [work, out] = process.argv.slice(2);
-const main = fs.readFileSync(path.join(work, 'stage', 'main.js'), 'utf8');
 // The same hash as scripts/release/runtime.js fnv1a.
 const fnv1a = (t) => { let h = 0x811c9dc5; for (let i = 0; i < t.length; i++) h = Math.imul(h ^ t.charCodeAt(i), 0x01000193) >>> 0; return h.toString(16).padStart(8, '0'); };
+// V8's log escapes commas, backslashes, line breaks and what is not printable ASCII.
+const unescape = (t) => t.replace(/\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|n|\\)/g, (_, e) => (e === 'n' ? '\n' : e === '\\' ? '\\' : String.fromCharCode(parseInt(e.slice(1), 16))));
 const lines = new Set();
 for (const f of fs.readdirSync(work).filter((n) => /^case-.*\.log$/.test(n))) {
   const events = fs.readFileSync(path.join(work, f), 'utf8').split('\n').map((l) => l.split(','));
-  // Our script: the one the release's dispatch() is in.
+  // Our script: the one the release's dispatch() is in; every other one is Node's.
   const own = events.find((e) => e[0] === 'function' && e[1] === 'interpreter' && e[7] === 'dispatch')?.[2];
   if (!own) throw new Error(`${f}: dispatch() was not compiled: is this a profiling build?`);
+  const sources = new Map(events.filter((e) => e[0] === 'script-source').map((e) => [e[1], unescape(e.slice(3).join(','))]));
   for (const e of events) {
-    if (e[0] !== 'function' || e[1] !== 'interpreter' || e.length !== 8 || !/^((get|set) )?[\w$]+$/.test(e[7])) continue;
-    if (e[2] !== own) { lines.add(`node ${e[7]}`); continue; }
-    const text = main.slice(Number(e[3]), Number(e[4]));
-    lines.add(`ours ${e[7]} ${text.length} ${fnv1a(text)}`);
+    if (e[0] !== 'function' || e[1] !== 'interpreter' || e.length !== 8 || !sources.has(e[2])) continue;
+    const text = sources.get(e[2]).slice(Number(e[3]), Number(e[4]));
+    lines.add(`${e[2] === own ? 'ours' : 'node'} ${text.length} ${fnv1a(text)} ${unescape(e[7])}`);
   }
 }
 const sorted = [...lines].sort();

@@ -239,9 +239,8 @@ const __cniRelease = (() => {
   // Build time only: the functions the common calls run get their bytecode now, so that the snapshot carries it
   // and no call compiles them from source (a third of a bridge ADD did; docs/benchmarks/startup.md). They are
   // compiled, never called: no code of ours runs, so no module state (cache, memo, handle) can be filled here and
-  // frozen into every start. Found from every module's exports, through data properties and prototypes, which
-  // reaches our exported functions and classes' methods and the Node built-ins our modules hold (fs, path,
-  // Buffer...); those named in the profile (scripts/release/hot-functions.txt) are compiled.
+  // frozen into every start. Every function in the heap is looked at (module-private helpers and Node's own
+  // start-up code too); those of the profile (scripts/release/hot-functions.txt) are compiled.
   function compileHotFunctions(list) {
     const v8 = require('v8');
     v8.setFlagsFromString('--allow-natives-syntax');
@@ -253,9 +252,7 @@ const __cniRelease = (() => {
     const count = hot.length;
     // A full GC under the builder's --stress-flush-code drops the bytecode of everything that ran (the modules'
     // top levels, the search); then flushing stops and only the hot functions are compiled. Here, at the end of
-    // the bundle: compiled in a serialize callback instead, cnictl crashed at run time (SIGSEGV). (Asking the
-    // inspector for closures' [[Scopes]] would reach module-private helpers too, but leaves 700 KB of debugger
-    // data in the snapshot: VERSION +12 M instructions.)
+    // the bundle: compiled in a serialize callback instead, cnictl crashed at run time (SIGSEGV).
     fullGc();
     v8.setFlagsFromString('--no-stress-flush-code');
     v8.setFlagsFromString('--no-flush-bytecode');
@@ -265,48 +262,57 @@ const __cniRelease = (() => {
     return count;
   }
 
+  // The profile's functions among all of the heap's: by name, the length of the source text V8 compiled (the end
+  // of Function.prototype.toString) and its FNV-1a hash. A function changed since the profile is not found, and
+  // compiled at run time as before. A short text many functions share (2658 getters `get() { return x }` of
+  // Node's) is left out: compiling them all costs every start more than it saves the few that run.
   function findHotFunctions(list) {
-    const util = require('util');
-    // Ours by name and the hash of the end of its source (minified code has many functions of one name); Node's
-    // by name.
-    const ours = new Map(), node = new Set();
+    const MOST_OF_ONE_TEXT = 16;
+    const wanted = new Map();
     for (const line of list) {
-      const [kind, ...rest] = line.split(' ');
-      if (kind === 'node') { node.add(rest.join(' ')); continue; }
-      const hash = rest.pop(), length = Number(rest.pop()), name = rest.join(' ');
-      if (!ours.has(name)) ours.set(name, []);
-      ours.get(name).push({ length, hash });
+      const [, length, hash, ...name] = line.split(' ');
+      const key = name.join(' ');
+      if (!wanted.has(key)) wanted.set(key, []);
+      wanted.get(key).push({ length: Number(length), hash, found: [] });
     }
-    const ownSource = require('fs').readFileSync(__filename, 'utf8');
-    const seen = new WeakSet(), queue = [], found = [];
-    const visit = (v) => {
-      if (((typeof v === 'object' && v !== null) || typeof v === 'function') && !seen.has(v)) {
-        seen.add(v);
-        // A lazy stand-in (scripts/build.js LAZY_BUILTINS) would load its module at the first look.
-        if (!util.types.isProxy(v)) queue.push(v);
-      }
+    const isProxy = require('util').types.isProxy;
+    for (const f of functionsInHeap()) {
+      // (A lazy stand-in, scripts/build.js LAZY_BUILTINS, would load its module at the first look.)
+      if (typeof f !== 'function' || isProxy(f)) continue;
+      const entries = wanted.get(Reflect.getOwnPropertyDescriptor(f, 'name')?.value ?? '');
+      if (!entries) continue;
+      const source = Function.prototype.toString.call(f);
+      entries.find((w) => source.length >= w.length && fnv1a(source.slice(source.length - w.length)) === w.hash)?.found.push(f);
+    }
+    return [...wanted.values()].flat().flatMap((w) => (w.found.length <= MOST_OF_ONE_TEXT ? w.found : []));
+  }
+
+  // Every object whose prototype chain holds Function.prototype, from the inspector (Runtime.queryObjects): no walk
+  // from the modules' exports reaches the helpers private to a module or Node's start-up code. The session ends
+  // here, before the snapshot is taken; nothing uses the inspector at run time.
+  function functionsInHeap() {
+    const session = new (require('inspector').Session)();
+    session.connect();
+    const post = (method, params) => {
+      let result, error;
+      session.post(method, params, (e, r) => { error = e; result = r; }); // (answers synchronously)
+      if (error) throw error;
+      return result;
     };
-    for (const p of programs.values()) visit(p);
-    for (const e of exportsOfModules) visit(e);
-    while (queue.length) {
-      const v = queue.shift();
-      const source = typeof v === 'function' ? Function.prototype.toString.call(v) : '';
-      // (C++ and bound functions have no bytecode.)
-      if (typeof v === 'function' && (ours.has(v.name) || node.has(v.name)) && !source.endsWith('{ [native code] }')) {
-        // Ours: its source is part of this script's.
-        const wanted = ownSource.includes(source) ? ours.get(v.name) ?? [] : undefined;
-        if (wanted ? wanted.some((w) => source.length >= w.length && fnv1a(source.slice(source.length - w.length)) === w.hash) : node.has(v.name)) found.push(v);
-      }
-      for (const k of Reflect.ownKeys(v)) {
-        // V8 makes a function's prototype object when it is first read: only classes and constructors have one.
-        if (k === 'prototype' && typeof v === 'function' && !/^class\b|^(function )?[A-Z]/.test(source)) continue;
-        const d = Reflect.getOwnPropertyDescriptor(v, k);
-        if (d && 'value' in d) visit(d.value);
-        else if (d) { visit(d.get); visit(d.set); } // a getter is looked at, not called
-      }
-      visit(Object.getPrototypeOf(v));
+    const hand = '__cniHeapFunctions';
+    let all;
+    globalThis[hand] = (array) => { all = array; };
+    try {
+      const group = { objectGroup: 'release-build' };
+      const proto = post('Runtime.evaluate', { expression: 'Function.prototype', ...group }).result.objectId;
+      const found = post('Runtime.queryObjects', { prototypeObjectId: proto, ...group }).objects.objectId;
+      post('Runtime.callFunctionOn', { functionDeclaration: `function () { globalThis.${hand}(this); }`, objectId: found, ...group });
+      post('Runtime.releaseObjectGroup', group);
+    } finally {
+      delete globalThis[hand];
+      session.disconnect();
     }
-    return found;
+    return Array.from(all);
   }
 
   /** After the bundle has added every program: run now, or after deserialization when building the snapshot. */
@@ -315,7 +321,6 @@ const __cniRelease = (() => {
     if (v8.startupSnapshot?.isBuildingSnapshot()) {
       const hot = /*__HOT_FUNCTIONS__*/ [];
       if (hot.length) process.stderr.write(`release: ${compileHotFunctions(hot)} hot functions compiled\n`);
-      exportsOfModules = undefined;
       v8.startupSnapshot.addDeserializeCallback(forgetNodeEnvironment);
       v8.startupSnapshot.setDeserializeMainFunction(dispatch);
     } else {
@@ -324,10 +329,5 @@ const __cniRelease = (() => {
     }
   }
 
-  // Every module's exports, while the snapshot is built (the roots of findHotFunctions); dropped before the
-  // snapshot is taken, so that a module first loaded at run time is not recorded.
-  let exportsOfModules = [];
-  const loaded = (exports) => { exportsOfModules?.push(exports); };
-
-  return { native, builtin, assetBase, add, addOnDemand, onDemand, ready, loaded };
+  return { native, builtin, assetBase, add, addOnDemand, onDemand, ready };
 })();
