@@ -5,7 +5,7 @@
 // throwaway namespaces and is removed at the end (also on Ctrl-C).
 //
 //   node scripts/bench/bridge.js [--counts 1,10,100,1000] [--reps 7] [--bin dist/bin/bridge] [--json out.json]
-//     [--steps latency,lifecycle,concurrent,iperf,rss]
+//     [--steps latency,lifecycle,concurrent,iperf,rss] [--concurrent-rounds 3]
 //
 // Pre-population: real containers cost a namespace each, so the N
 // "containers already on the network" are made of the state an ADD/DEL can
@@ -42,6 +42,7 @@ const opt = (k, d) => { const i = argv.indexOf(`--${k}`); return i >= 0 ? argv[i
 const COUNTS = opt('counts', '1,10,100,1000').split(',').map(Number);
 const REPS = Number(opt('reps', '7'));
 const CONC = Number(opt('concurrency', '64'));
+const CONC_ROUNDS = Number(opt('concurrent-rounds', '3'));
 const JSON_OUT = opt('json', '');
 // --steps latency,concurrent,iperf,rss (default all): run a part alone, e.g. to diagnose one step.
 const STEPS = new Set(opt('steps', 'latency,lifecycle,concurrent,iperf,rss').split(','));
@@ -172,25 +173,26 @@ function loadMasq() {
   return masqMod;
 }
 
-function timeAddDel(im, reps) {
-  const add = [], del = [], addCpu = [], delCpu = [];
-  const ns = netns(`${tag}-${im.name}-t${im.populated}`);
-  runPlugin(im, 'ADD', 'warmup', `/run/netns/${ns}`);
-  runPlugin(im, 'DEL', 'warmup', `/run/netns/${ns}`);
+// ADD and DEL of both implementations in turn (ours, ref, ours, ref...): the machine's speed drifts over a run,
+// and a ratio of two medians taken minutes apart carried that drift (2.06x and 2.35x in two runs of one build).
+function timeAddDelPaired(ims, reps) {
+  const out = ims.map(() => ({ add: [], del: [], addCpu: [], delCpu: [] }));
+  const nss = ims.map((im) => netns(`${tag}-${im.name}-t${im.populated}`));
+  ims.forEach((im, i) => { runPlugin(im, 'ADD', 'warmup', `/run/netns/${nss[i]}`); runPlugin(im, 'DEL', 'warmup', `/run/netns/${nss[i]}`); });
   for (let r = 0; r < reps; r++) {
-    let t0 = process.hrtime.bigint();
-    runPlugin(im, 'ADD', `t${r}`, `/run/netns/${ns}`);
-    add.push(ms(t0));
-    addCpu.push(lastCpuMs);
-    t0 = process.hrtime.bigint();
-    runPlugin(im, 'DEL', `t${r}`, `/run/netns/${ns}`);
-    del.push(ms(t0));
-    delCpu.push(lastCpuMs);
+    for (const [cmd, wall, cpu] of [['ADD', 'add', 'addCpu'], ['DEL', 'del', 'delCpu']]) {
+      ims.forEach((im, i) => {
+        const t0 = process.hrtime.bigint();
+        runPlugin(im, cmd, `t${r}`, `/run/netns/${nss[i]}`);
+        out[i][wall].push(ms(t0));
+        out[i][cpu].push(lastCpuMs);
+      });
+    }
   }
-  return { add: median(add), del: median(del), addCpu: median(addCpu), delCpu: median(delCpu) };
+  const addCpuRatio = median(out[0].addCpu.map((c, r) => c / out[1].addCpu[r]));
+  return { rows: out.map((o) => ({ add: median(o.add), del: median(o.del), addCpu: median(o.addCpu), delCpu: median(o.delCpu) })), addCpuRatio };
 }
 
-/** A network's first ADD and last DEL: each rep on a fresh network (its own name, bridge and subnet). */
 function timeLifecycle(name, bin, backend, octet, reps) {
   const add = [], del = [], addCpu = [], delCpu = [];
   for (let r = 0; r < reps; r++) {
@@ -287,10 +289,9 @@ async function main() {
     populate(ours, n);
     populate(ref, n);
     if (!STEPS.has('latency')) continue;
-    const o = timeAddDel(ours, REPS);
-    const r = timeAddDel(ref, REPS);
-    rows.push({ containers: n, oursAdd: o.add, oursDel: o.del, refAdd: r.add, refDel: r.del, oursAddCpu: o.addCpu, oursDelCpu: o.delCpu, refAddCpu: r.addCpu, refDelCpu: r.delCpu });
-    console.error(`n=${n}: ours ADD ${o.add.toFixed(0)} DEL ${o.del.toFixed(0)} ms (CPU ${o.addCpu.toFixed(0)}/${o.delCpu.toFixed(0)}) | ref ADD ${r.add.toFixed(0)} DEL ${r.del.toFixed(0)} ms (CPU ${r.addCpu.toFixed(0)}/${r.delCpu.toFixed(0)})`);
+    const { rows: [o, r], addCpuRatio } = timeAddDelPaired([ours, ref], REPS);
+    rows.push({ containers: n, oursAdd: o.add, oursDel: o.del, refAdd: r.add, refDel: r.del, oursAddCpu: o.addCpu, oursDelCpu: o.delCpu, refAddCpu: r.addCpu, refDelCpu: r.delCpu, addCpuRatio });
+    console.error(`n=${n}: ours ADD ${o.add.toFixed(0)} DEL ${o.del.toFixed(0)} ms (CPU ${o.addCpu.toFixed(0)}/${o.delCpu.toFixed(0)}) | ref ADD ${r.add.toFixed(0)} DEL ${r.del.toFixed(0)} ms (CPU ${r.addCpu.toFixed(0)}/${r.delCpu.toFixed(0)}) | ADD CPU ours/ref, median of pairs ${addCpuRatio.toFixed(2)}`);
   }
   let lifecycle = null;
   if (STEPS.has('lifecycle')) {
@@ -307,9 +308,21 @@ async function main() {
     // On fresh networks: a Linux bridge takes at most 1023 ports (BR_MAX_PORTS 1024, port 0 unused), so after the
     // 1000-container population only 23 of 64 ADDs could ever succeed (EXFULL, for both implementations alike).
     // Fresh also means all 64 race to create the bridge, the nft table and the IPAM directory.
-    concOurs = await concurrent(impl('oc', OURS, 'nftables', 73), CONC);
-    concRef = await concurrent(impl('rc', REF, undefined, 74), CONC);
-    console.error(`${CONC} concurrent ADDs: ours ${concOurs.wall.toFixed(0)} ms (${concOurs.errors} errors, ${concOurs.dup} dup, ${concOurs.delErrors} DEL errors) | ref ${concRef.wall.toFixed(0)} ms (${concRef.errors} errors, ${concRef.dup} dup, ${concRef.delErrors} DEL errors)`);
+    // Rounds in turn (ours, ref, ours, ref...), each on fresh networks; the round of median wall time is reported,
+    // with every round's walls and the median of the per-round ratios.
+    const oursRounds = [], refRounds = [];
+    for (let r = 0; r < CONC_ROUNDS; r++) {
+      oursRounds.push(await concurrent(impl(`oc${r}`, OURS, 'nftables', 73), CONC));
+      refRounds.push(await concurrent(impl(`rc${r}`, REF, undefined, 74), CONC));
+    }
+    const medianRound = (rounds) => [...rounds].sort((a, b) => a.wall - b.wall)[Math.floor(rounds.length / 2)];
+    const sum = (rounds, k) => rounds.reduce((n, x) => n + x[k], 0);
+    const ratio = median(oursRounds.map((o, r) => o.wall / refRounds[r].wall));
+    concOurs = { ...medianRound(oursRounds), walls: oursRounds.map((x) => x.wall), errors: sum(oursRounds, 'errors'), dup: sum(oursRounds, 'dup'), delErrors: sum(oursRounds, 'delErrors') };
+    concRef = { ...medianRound(refRounds), walls: refRounds.map((x) => x.wall), errors: sum(refRounds, 'errors'), dup: sum(refRounds, 'dup'), delErrors: sum(refRounds, 'delErrors') };
+    concOurs.ratio = ratio;
+    const walls = (c) => c.walls.map((w) => w.toFixed(0)).join('/');
+    console.error(`${CONC} concurrent ADDs (${CONC_ROUNDS} rounds in turn): ours ${concOurs.wall.toFixed(0)} ms (${walls(concOurs)}; ${concOurs.errors} errors, ${concOurs.dup} dup, ${concOurs.delErrors} DEL errors) | ref ${concRef.wall.toFixed(0)} ms (${walls(concRef)}; ${concRef.errors} errors, ${concRef.dup} dup, ${concRef.delErrors} DEL errors) | ours/ref, median of rounds ${ratio.toFixed(2)}`);
   }
   if (STEPS.has('iperf')) {
     // Fresh networks (no pre-populated ports), rounds interleaved, median: one 3 s run per side was noise.
