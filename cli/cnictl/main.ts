@@ -1,5 +1,6 @@
 // cnictl: run CNI networks like cnitool, and manage test namespaces.
-import yargs from 'yargs/yargs';
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- yargs/yargs is `export =`; tsconfig has no esModuleInterop (its import * helper made ~2700 getter closures in the snapshot)
+import yargs = require('yargs/yargs');
 import { hideBin } from 'yargs/helpers';
 import { startMain } from '../../lib/util/main';
 import { reportAndExit } from './errors';
