@@ -285,9 +285,18 @@ const __cniRelease = (() => {
       const entries = wanted.get(Reflect.getOwnPropertyDescriptor(f, 'name')?.value ?? '');
       if (!entries) continue;
       const source = Function.prototype.toString.call(f);
-      entries.find((w) => source.length >= w.length && fnv1a(source.slice(source.length - w.length)) === w.hash)?.found.push(f);
+      // A class is its constructor, whose compiled text is the part after `constructor` inside the class's text.
+      const starts = source.startsWith('class') ? constructorStarts(source) : [];
+      entries.find((w) => (source.length >= w.length && fnv1a(source.slice(source.length - w.length)) === w.hash)
+        || starts.some((at) => fnv1a(source.slice(at, at + w.length)) === w.hash))?.found.push(f);
     }
     return [...wanted.values()].flat().flatMap((w) => (w.found.length <= MOST_OF_ONE_TEXT ? w.found : []));
+  }
+
+  function constructorStarts(classSource) {
+    const starts = [];
+    for (let at = classSource.indexOf('constructor('); at >= 0; at = classSource.indexOf('constructor(', at + 1)) starts.push(at + 'constructor'.length);
+    return starts;
   }
 
   // Every object whose prototype chain holds Function.prototype, from the inspector (Runtime.queryObjects): no walk
