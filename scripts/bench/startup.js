@@ -165,7 +165,12 @@ function runBridgeBench(label, bin, out) {
   console.error(`bridge.js for ${label} (1000 containers, 64 concurrent ADDs)...`);
   const r = spawnSync(process.execPath, [path.join(__dirname, 'bridge.js'), '--bin', bin, '--counts', '1,1000', '--reps', String(RUNS), '--steps', 'latency,concurrent,rss', '--json', out],
     { stdio: ['ignore', 'ignore', 'inherit'] });
-  return r.status === 0 ? JSON.parse(fs.readFileSync(out, 'utf8')) : null;
+  // (Its JSON is read here and folded into this run's own --json: nothing is left in the temporary directory.)
+  try {
+    return r.status === 0 ? JSON.parse(fs.readFileSync(out, 'utf8')) : null;
+  } finally {
+    fs.rmSync(out, { force: true });
+  }
 }
 
 const f0 = (x) => (Number.isFinite(x) ? x.toFixed(0) : '—');
