@@ -285,6 +285,7 @@ const __cniRelease = (() => {
       const entries = wanted.get(Reflect.getOwnPropertyDescriptor(f, 'name')?.value ?? '');
       if (!entries) continue;
       const source = Function.prototype.toString.call(f);
+      if (source.endsWith('{ [native code] }')) continue; // (C++ and bound functions have no bytecode)
       // A class is its constructor, whose compiled text is the part after `constructor` inside the class's text.
       const starts = source.startsWith('class') ? constructorStarts(source) : [];
       entries.find((w) => (source.length >= w.length && fnv1a(source.slice(source.length - w.length)) === w.hash)
