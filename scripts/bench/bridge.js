@@ -193,6 +193,7 @@ function timeAddDelPaired(ims, reps) {
   return { rows: out.map((o) => ({ add: median(o.add), del: median(o.del), addCpu: median(o.addCpu), delCpu: median(o.delCpu) })), addCpuRatio };
 }
 
+/** A network's first ADD and last DEL: each rep on a fresh network (its own name, bridge and subnet). */
 function timeLifecycle(name, bin, backend, octet, reps) {
   const add = [], del = [], addCpu = [], delCpu = [];
   for (let r = 0; r < reps; r++) {
