@@ -75,9 +75,12 @@ describe('masquerade rendering', () => {
   });
 
   it('the ADD text does not depend on how many containers exist (only on this one)', () => {
-    const a = renderMasqTakeover({ ...owner, containerId: 'a' }, [{ address: '10.1.0.5', subnet: '10.1.0.0/24' }]);
-    const b = renderMasqTakeover({ ...owner, containerId: 'b' }, [{ address: '10.1.0.6', subnet: '10.1.0.0/24' }]);
-    expect(a.split('\n').length).toBe(b.split('\n').length);
+    // The steady-state ADD creates its element; a takeover (a leaked element of the same address) is its fallback.
+    for (const render of [renderMasqCreate, renderMasqTakeover]) {
+      const a = render({ ...owner, containerId: 'a' }, [{ address: '10.1.0.5', subnet: '10.1.0.0/24' }]);
+      const b = render({ ...owner, containerId: 'b' }, [{ address: '10.1.0.6', subnet: '10.1.0.0/24' }]);
+      expect(a.split('\n').length).toBe(b.split('\n').length);
+    }
   });
 
   it('renders DEL as element deletions only', () => {
