@@ -7,6 +7,9 @@
 // child_process in Node for every change (docs/benchmarks/startup.md). The
 // library is opened on first use; without it nftRun returns null and the
 // caller runs the nft binary.
+// nfnlTransact sends one nfnetlink batch and reads the kernel's answers
+// (lib/firewall/nft-elements.ts: the element changes of an ADD or DEL, which
+// need neither libnftables' parser nor its cache).
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
@@ -18,6 +21,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <linux/netlink.h>
 #include <sys/mount.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -33,7 +39,8 @@ static napi_value throw_errno(napi_env env, int err, const char *syscall) {
     case EINVAL: name = "EINVAL"; break; case EBADF: name = "EBADF"; break;
     case EWOULDBLOCK: name = "EWOULDBLOCK"; break; case EINTR: name = "EINTR"; break;
     case EBUSY: name = "EBUSY"; break; case EEXIST: name = "EEXIST"; break;
-    case ENOMEM: name = "ENOMEM"; break;
+    case ENOMEM: name = "ENOMEM"; break; case ETIMEDOUT: name = "ETIMEDOUT"; break;
+    case ENOBUFS: name = "ENOBUFS"; break;
     default: name = "EUNKNOWN";
   }
   napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code);
@@ -203,6 +210,67 @@ static napi_value js_nft_run(napi_env env, napi_callback_info info) {
   return result;
 }
 
+// nfnlTransact(request: Buffer, acks: number) -> Buffer: one datagram to a
+// fresh NETLINK_NETFILTER socket in the calling thread's network namespace,
+// then every reply until `acks` acks/errors (NLMSG_ERROR) have come, or an
+// error for the request's first message (a batch refused whole, e.g. EPERM),
+// as one buffer. 10 s without an answer: ETIMEDOUT.
+static napi_value js_nfnl_transact(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  void *req;
+  size_t req_len;
+  int32_t acks;
+  bool is_buf = false;
+  if (argc < 2 || napi_is_buffer(env, argv[0], &is_buf) != napi_ok || !is_buf
+      || napi_get_buffer_info(env, argv[0], &req, &req_len) != napi_ok || napi_get_value_int32(env, argv[1], &acks) != napi_ok || acks < 1) {
+    napi_throw_type_error(env, NULL, "expected (request buffer, number of acks)");
+    return NULL;
+  }
+  if (req_len < sizeof(struct nlmsghdr)) {
+    napi_throw_type_error(env, NULL, "the request holds no netlink message");
+    return NULL;
+  }
+  uint32_t first_seq = ((struct nlmsghdr *)req)->nlmsg_seq;
+  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+  if (fd < 0) return throw_errno(env, errno, "socket");
+  struct timeval tv = { .tv_sec = 10, .tv_usec = 0 };
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
+  ssize_t n;
+  do { n = sendto(fd, req, req_len, 0, (struct sockaddr *)&kernel, sizeof kernel); } while (n < 0 && errno == EINTR);
+  if (n < 0) { int e = errno; close(fd); return throw_errno(env, e, "sendto"); }
+  size_t cap = 16384, used = 0;
+  char *out = malloc(cap);
+  if (!out) { close(fd); return throw_errno(env, ENOMEM, "malloc"); }
+  int seen = 0;
+  while (seen < acks) {
+    if (cap - used < 8192) {
+      char *bigger = realloc(out, cap * 2);
+      if (!bigger) { free(out); close(fd); return throw_errno(env, ENOMEM, "realloc"); }
+      out = bigger;
+      cap *= 2;
+    }
+    do { n = recv(fd, out + used, cap - used, 0); } while (n < 0 && errno == EINTR);
+    if (n < 0) { int e = (errno == EAGAIN || errno == EWOULDBLOCK) ? ETIMEDOUT : errno; free(out); close(fd); return throw_errno(env, e, "recv"); }
+    int left = (int)n; // (NLMSG_NEXT counts it down)
+    for (struct nlmsghdr *h = (struct nlmsghdr *)(out + used); NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
+      if (h->nlmsg_type != NLMSG_ERROR) continue;
+      seen++;
+      if (h->nlmsg_seq == first_seq) seen = acks;
+    }
+    used += (size_t)n;
+  }
+  close(fd);
+  napi_value result;
+  void *copy;
+  napi_status st = napi_create_buffer_copy(env, used, out, &copy, &result);
+  free(out);
+  if (st != napi_ok) return throw_errno(env, ENOMEM, "napi_create_buffer_copy");
+  return result;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     {"setns", NULL, js_setns, NULL, NULL, NULL, napi_default, NULL},
@@ -212,6 +280,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"bindMount", NULL, js_bind_mount, NULL, NULL, NULL, napi_default, NULL},
     {"umount", NULL, js_umount, NULL, NULL, NULL, napi_default, NULL},
     {"nftRun", NULL, js_nft_run, NULL, NULL, NULL, napi_default, NULL},
+    {"nfnlTransact", NULL, js_nfnl_transact, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

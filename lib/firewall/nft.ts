@@ -1,10 +1,12 @@
 // The one place that talks to nftables. Every change is one `nft -f -`
 // transaction (atomic: all of it or none), rendered as text by the table's
 // module, run by libnftables in this process where the host has it (the nft
-// CLI otherwise: runNft). Over nfnetlink (lib/netlink/nfnetlink.ts) go only two things the
-// CLI cannot do cheaply: reading the rules of one chain (to verify a
-// structure without listing the table's sets) and deleting a table only if
-// nobody uses it any more (atomic, so a concurrent ADD is never cut off).
+// CLI otherwise: runNft). Over nfnetlink (lib/netlink/nfnetlink.ts) go the
+// things the CLI cannot do cheaply: reading the rules of one chain (to verify a
+// structure without listing the table's sets), deleting a table only if
+// nobody uses it any more (atomic, so a concurrent ADD is never cut off), and
+// a script of element changes only (./nft-elements.ts: the same messages nft
+// sends, without loading libnftables and its cache).
 // Verification without markers: see ./render.ts (tagged rules).
 //
 // Everything above goes through one NftBackend: HOST_NFT (libnftables or the
@@ -17,6 +19,7 @@ import { kernelError } from '../netlink/errors';
 import { native } from '../sys/native';
 import { NFNL_SUBSYS, NFPROTO, NLM_F_NONREC, openNfnl, type BatchOp, type Nfnl, type NfMessage } from '../netlink/nfnetlink';
 import { attrMap, encodeAttrs, readStr, str } from '../netlink/wire';
+import { parseElementScript, runElementOps } from './nft-elements';
 import type { NftFamily, RenderedChain, SharedTable } from './render';
 
 export { nftQuote, renderChain, ruleTag, type NftFamily, type RenderedChain, type SharedTable } from './render';
@@ -70,7 +73,13 @@ export function runNft(args: readonly string[], opts: { input?: string; netns?: 
 
 function runHostNft(args: readonly string[], opts: { input?: string; netns?: Netns }): NftRun {
   const inProcess = libraryCommand(args, opts.input);
+  // Element changes only (an ADD's or DEL's): one nfnetlink batch, no libnftables (./nft-elements.ts).
+  const elements = inProcess && !inProcess.json ? parseElementScript(inProcess.commands) : undefined;
   const exec = (): NftRun => {
+    if (elements) {
+      const n = native();
+      return runElementOps(elements, (request, acks) => n.nfnlTransact(request, acks));
+    }
     const r = inProcess && native().nftRun(inProcess.commands, inProcess.json);
     return r ?? spawnNft(args, opts.input);
   };

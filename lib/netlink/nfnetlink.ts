@@ -1,8 +1,9 @@
 // nfnetlink (NETLINK_NETFILTER): the transport for conntrack and for what
 // the nft CLI cannot do cheaply or at all: read the rules of one chain
 // without loading the table's sets, and delete a table only if it is empty
-// (NLM_F_NONREC), atomically. Writes of rules and elements stay with
-// `nft -f` (lib/firewall/nft.ts): rendered text, golden-tested.
+// (NLM_F_NONREC), atomically. Writes stay rendered text for `nft -f`
+// (lib/firewall/nft.ts), golden-tested; a script of element changes only is
+// sent as the batch nft would send (lib/firewall/nft-elements.ts).
 //
 // Kernel notes, written down once:
 // - A batch (NFNL_MSG_BATCH_BEGIN .. END, one datagram) is one transaction:
@@ -66,6 +67,33 @@ function nlmsg(type: number, flags: number, seq: number, payload: Buffer): Buffe
 }
 
 /** Open an nfnetlink socket in `netns` (or in the current namespace). */
+/**
+ * An nftables batch as one datagram: BATCH_BEGIN (sequence `first`), each op with NLM_F_ACK (so each gets an
+ * answer: 0 or its errno), BATCH_END. `seqs`: each op's sequence number.
+ */
+export function encodeBatch(ops: readonly BatchOp[], first: number): { request: Buffer; seqs: number[] } {
+  const seqs = ops.map((_, i) => (first + 1 + i) >>> 0);
+  const parts = [nlmsg(NFNL_MSG_BATCH_BEGIN, NLM_F.REQUEST, first >>> 0, nfgenmsg(0, NFNL_SUBSYS.NFTABLES))];
+  ops.forEach((op, i) => {
+    const type = (NFNL_SUBSYS.NFTABLES << 8) | op.msg;
+    parts.push(nlmsg(type, NLM_F.REQUEST | NLM_F.ACK | (op.flags ?? 0), seqs[i], Buffer.concat([nfgenmsg(op.family), op.attrs])));
+  });
+  parts.push(nlmsg(NFNL_MSG_BATCH_END, NLM_F.REQUEST, (first + 1 + ops.length) >>> 0, nfgenmsg(0, NFNL_SUBSYS.NFTABLES)));
+  return { request: Buffer.concat(parts), seqs };
+}
+
+/** The errno (positive; 0: done) of each NLMSG_ERROR in a buffer of raw netlink replies, by sequence number. */
+export function ackErrnos(replies: Buffer): Map<number, number> {
+  const got = new Map<number, number>();
+  for (let off = 0; off + 16 <= replies.length;) {
+    const len = replies.readUInt32LE(off);
+    if (len < 16 || off + len > replies.length) break;
+    if (replies.readUInt16LE(off + 4) === NLMSG_ERROR && len >= 20) got.set(replies.readUInt32LE(off + 8), -replies.readInt32LE(off + 16));
+    off += (len + 3) & ~3;
+  }
+  return got;
+}
+
 export function openNfnl(netns?: Netns): Nfnl {
   // Loaded on first use: verbs that never touch netfilter (VERSION, a portmap ADD without mappings) do not pay for it.
   // eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy (start-up)
@@ -137,13 +165,7 @@ export class Nfnl {
   batch(ops: readonly BatchOp[], what: string): Promise<number[]> {
     if (this.closed) return Promise.reject(new NetlinkError('EBADF', `${what}: the netlink socket is closed`));
     const first = this.sock.generateSeq();
-    const seqs = ops.map((_, i) => (first + 1 + i) >>> 0);
-    const parts = [nlmsg(NFNL_MSG_BATCH_BEGIN, NLM_F.REQUEST, first, nfgenmsg(0, NFNL_SUBSYS.NFTABLES))];
-    ops.forEach((op, i) => {
-      const type = (NFNL_SUBSYS.NFTABLES << 8) | op.msg;
-      parts.push(nlmsg(type, NLM_F.REQUEST | NLM_F.ACK | (op.flags ?? 0), seqs[i], Buffer.concat([nfgenmsg(op.family), op.attrs])));
-    });
-    parts.push(nlmsg(NFNL_MSG_BATCH_END, NLM_F.REQUEST, (first + 1 + ops.length) >>> 0, nfgenmsg(0, NFNL_SUBSYS.NFTABLES)));
+    const { request, seqs } = encodeBatch(ops, first);
     // Keep the sequence generator ahead of what we used.
     this.sock.seq = (first + ops.length + 2) >>> 0;
     return new Promise((resolve, reject) => {
@@ -162,7 +184,7 @@ export class Nfnl {
       };
       const timer = setTimeout(() => done(new NetlinkError('ETIMEDOUT', `${what}: no answer from the kernel`)), REQUEST_TIMEOUT_MS);
       this.sock.on('message', onMessage);
-      this.sock.socket.send(Buffer.concat(parts), {}, (err?: Error) => {
+      this.sock.socket.send(request, {}, (err?: Error) => {
         if (err) done(toNetlinkError(err, what));
       });
     });

@@ -1,5 +1,5 @@
 // The project's tiny addon (native/cni_native.c): setns, unshare, flock,
-// gettid, bind mounts, nft commands through libnftables. Loaded lazily so
+// gettid, bind mounts, nft commands through libnftables, one nfnetlink transaction. Loaded lazily so
 // that verbs which never switch namespaces or take locks do not pay for it.
 
 export interface Native {
@@ -11,6 +11,8 @@ export interface Native {
   umount(target: string): void;
   /** nft commands through libnftables; null when the library is not installed (lib/firewall/nft.ts). */
   nftRun(commands: string, json: boolean): { status: number; stdout: string; stderr: string } | null;
+  /** One nfnetlink datagram sent, the replies read until `acks` acks or errors came (lib/firewall/nft-elements.ts). */
+  nfnlTransact(request: Buffer, acks: number): Buffer;
 }
 
 export const CLONE_NEWNET = 0x40000000;

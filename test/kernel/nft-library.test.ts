@@ -4,6 +4,7 @@
 // output, the same errors (NftError tells missing, exists and busy apart by
 // the error text). In a throwaway namespace, each case runs through both.
 import { NftError, libraryCommand, runNft, spawnNft, type NftRun } from '../../lib/firewall/nft';
+import { parseElementScript } from '../../lib/firewall/nft-elements';
 import { native } from '../../lib/sys/native';
 import { throwawayNetns } from '../helpers/sandbox';
 
@@ -70,4 +71,46 @@ it('a failing transaction is atomic through the library too', () => {
   expect(cli(['get', 'element', 'inet', T, 'm4', '{ 10.9.0.7 }']).status).toBe(1);
   expect(lib(['-f', '-'], `delete table inet ${T}\n`).status).toBe(0);
   expect(cli(['list', 'tables']).stdout).not.toContain(T);
+});
+
+// Element scripts go over nfnetlink without libnftables (lib/firewall/nft-elements.ts): the same changes and the
+// same errors as libnftables itself makes of the same text, on twin tables.
+describe('element changes without libnftables', () => {
+  const twin = (t: string): string => [
+    `add table inet ${t}`,
+    `add map inet ${t} m4 { type ipv4_addr : verdict; }`,
+    `add map inet ${t} m6 { type ipv6_addr : verdict; }`,
+    `add chain inet ${t} net-a`,
+  ].join('\n') + '\n';
+  const viaLibrary = (script: string): NftRun => fx.netns.run(() => native().nftRun(script, false)!);
+  const viaNfnl = (script: string): NftRun => lib(['-f', '-'], script);
+  const elements = (t: string): unknown => listed(cli(['-j', 'list', 'table', 'inet', t])).filter((o) => (o as { map?: unknown }).map)
+    .map((o) => ({ ...(o as { map: Record<string, unknown> }).map, table: undefined, handle: undefined }));
+
+  beforeAll(() => {
+    expect(viaLibrary(twin('pf_el_a') + twin('pf_el_b'))).toMatchObject({ status: 0 });
+  });
+  afterAll(() => {
+    viaLibrary('delete table inet pf_el_a\ndelete table inet pf_el_b\n');
+  });
+
+  it.each([
+    ['create', (t: string) => `create element inet ${t} m4 { 10.9.1.2 comment "ctr a/eth0" : jump net-a }\ncreate element inet ${t} m6 { fd00:9::2 comment "ctr a/eth0" : jump net-a }\n`, 'ok'],
+    ['create of an element that exists', (t: string) => `create element inet ${t} m4 { 10.9.1.2 comment "ctr b/eth0" : jump net-a }\n`, 'exists'],
+    ['add, delete, add (takeover)', (t: string) => `add element inet ${t} m4 { 10.9.1.2 : jump net-a }\ndelete element inet ${t} m4 { 10.9.1.2 }\nadd element inet ${t} m4 { 10.9.1.2 comment "ctr c/eth0" : jump net-a }\n`, 'ok'],
+    ['a jump to a missing chain', (t: string) => `create element inet ${t} m4 { 10.9.1.3 : jump net-gone }\n`, 'missing'],
+    ['delete of a missing element, with one that exists (atomic)', (t: string) => `delete element inet ${t} m6 { fd00:9::2 }\ndelete element inet ${t} m4 { 10.9.9.9 }\n`, 'missing'],
+    ['a missing map', (t: string) => `delete element inet ${t} nosuch { 10.9.1.2 }\n`, 'missing'],
+    ['delete', (t: string) => `delete element inet ${t} m6 { fd00:9::2 }\n`, 'ok'],
+  ])('%s', (_what, script, kind) => {
+    expect(parseElementScript(script('pf_el_b'))).toBeDefined();
+    const a = viaLibrary(script('pf_el_a'));
+    const b = viaNfnl(script('pf_el_b'));
+    expect([error(a), error(b)]).toEqual([kind, kind]);
+    expect(elements('pf_el_b')).toEqual(elements('pf_el_a'));
+  });
+
+  it('the listing compared above holds the elements and their comments', () => {
+    expect(JSON.stringify(elements('pf_el_b'))).toContain('ctr c/eth0');
+  });
 });
