@@ -84,8 +84,8 @@ describe('element changes without libnftables', () => {
   ].join('\n') + '\n';
   const viaLibrary = (script: string): NftRun => fx.netns.run(() => native().nftRun(script, false)!);
   const viaNfnl = (script: string): NftRun => lib(['-f', '-'], script);
-  const elements = (t: string): unknown => listed(cli(['-j', 'list', 'table', 'inet', t])).filter((o) => (o as { map?: unknown }).map)
-    .map((o) => ({ ...(o as { map: Record<string, unknown> }).map, table: undefined, handle: undefined }));
+  const elements = (t: string): unknown => (listed(cli(['-j', 'list', 'table', 'inet', t])) as Array<{ map?: Record<string, unknown> }>)
+    .flatMap((o) => (o.map ? [{ ...o.map, table: undefined, handle: undefined }] : []));
 
   beforeAll(() => {
     expect(viaLibrary(twin('pf_el_a') + twin('pf_el_b'))).toMatchObject({ status: 0 });
