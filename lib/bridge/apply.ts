@@ -55,7 +55,7 @@ function fail(msg: string): CniError {
 }
 
 /** What planAttach decides on: the container's interface name, the bridge, the gateway device's addresses, the container's routes. */
-export async function observeAttach(k: Pick<AttachKernel, 'host' | 'container'>, spec: AttachSpec): Promise<AttachObserved> {
+export async function observeAttach(k: Pick<AttachKernel, 'host' | 'container'>, spec: AttachSpec, o: { ifnameFree?: boolean } = {}): Promise<AttachObserved> {
   const bridge = await k.host.getLink(spec.bridge);
   const devName = spec.bridgeAddresses.length && spec.vlanGateway ? spec.vlanGateway.name : spec.bridge;
   const dev = devName === spec.bridge ? bridge : await k.host.getLink(devName);
@@ -64,7 +64,8 @@ export async function observeAttach(k: Pick<AttachKernel, 'host' | 'container'>,
   // stays small, while an IPv6 one carries a link-local address per container veth on the host.
   if (dev) for (const family of new Set(spec.bridgeAddresses.map((gw) => gw.family))) gatewayDeviceAddresses.push(...(await k.host.listAddresses(dev.index, family)));
   return {
-    containerHasIfname: !!(await k.container.getLink(spec.ifname)),
+    // (ifnameFree: the caller has just looked, under the network's lock: lifecycle.ts requireFreeIfname)
+    containerHasIfname: o.ifnameFree ? false : !!(await k.container.getLink(spec.ifname)),
     bridge,
     gatewayDeviceAddresses,
     containerRoutes: spec.routes.length ? await k.container.listRoutes({ table: 0 }) : [],
@@ -123,7 +124,8 @@ async function createVeth(plan: AttachPlan, k: AttachKernel, undo: Rollback): Pr
 async function configurePort(plan: AttachPlan, k: AttachKernel, br: Link, hostName: string): Promise<Link> {
   const host = k.host;
   const hostVeth = await host.requireLink(hostName);
-  for (const s of plan.sysctls.hostVeth) k.sysctl.ensure(`net/${s.family}/conf/${hostName}/${s.key}`, s.value, undefined, OPTIONAL);
+  // Written, not read first: the device is new (as the reference does; a read per key cost 0.1-0.2 ms).
+  for (const s of plan.sysctls.hostVeth) k.sysctl.write(`net/${s.family}/conf/${hostName}/${s.key}`, s.value, undefined, OPTIONAL);
   try {
     await host.setMaster(hostVeth.index, br.index);
   } catch (err) {
@@ -139,7 +141,7 @@ async function configurePort(plan: AttachPlan, k: AttachKernel, br: Link, hostNa
 /** Sysctls, addresses, up, DAD, routes inside the container; returns the routes as installed. */
 async function configureContainer(plan: AttachPlan, k: AttachKernel, link: Link): Promise<Route[]> {
   const c = plan.container;
-  for (const s of plan.sysctls.container) k.sysctl.ensure(s.path, s.value, k.netns, OPTIONAL);
+  for (const s of plan.sysctls.container) k.sysctl.write(s.path, s.value, k.netns, OPTIONAL); // (a new device: see configurePort)
   for (const a of c.addresses) {
     try {
       await k.container.addAddress(link.index, a.cidr, { nodad: a.nodad });
@@ -217,9 +219,11 @@ export async function applyAttachPlan(plan: AttachPlan, k: AttachKernel, undo: R
     }
   }
   const att: AttachResult = {
+    // Read again: a port joining can change the bridge's MTU and MAC. The veth ends as last read: the host end
+    // just now by waitOperUp, the container end when it was made (its name, MAC and MTU stay as made).
     bridge: await k.host.requireLink(br.index),
-    hostVeth: await k.host.requireLink(hostVeth.index),
-    containerVeth: await k.container.requireLink(containerVeth.index),
+    hostVeth: plan.portUpTimeoutMs > 0 ? hostVeth : await k.host.requireLink(hostVeth.index),
+    containerVeth,
     vlanGateway: gatewayLink && await k.host.requireLink(gatewayLink.index),
     routes,
   };

@@ -61,7 +61,7 @@ export async function addAttachment<R extends AttachmentRecord>(inv: Invocation,
           undo.push('release IPAM', () => ipamDel(ipamInv, ipamTypes));
         }
         const spec = a.specOf(ipam);
-        const plan = planAttach(spec, await observeAttach(k, spec));
+        const plan = planAttach(spec, await observeAttach(k, spec, { ifnameFree: true }));
         return a.resultOf(await applyAttachPlan(plan, k, undo), spec, ipam);
       }, (e) => inv.log?.warn(`rollback: ${describeRollbackErrors([e])}`));
     } finally {

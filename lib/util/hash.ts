@@ -108,5 +108,19 @@ export function sha512(input: string | Buffer): Buffer {
   return out;
 }
 
-export const sha256Hex = (input: string | Buffer): string => sha256(input).toString('hex');
+// A call asks for the same few names again and again (a network's tag, a subnet's chain, an attachment's key):
+// each text is hashed once per process.
+const hexOfText = new Map<string, string>();
+const MAX_REMEMBERED = 256;
+
+export function sha256Hex(input: string | Buffer): string {
+  if (typeof input !== 'string') return sha256(input).toString('hex');
+  let hex = hexOfText.get(input);
+  if (hex === undefined) {
+    if (hexOfText.size >= MAX_REMEMBERED) hexOfText.clear(); // (a long-lived agent: bounded)
+    hex = sha256(input).toString('hex');
+    hexOfText.set(input, hex);
+  }
+  return hex;
+}
 export const sha512Hex = (input: string | Buffer): string => sha512(input).toString('hex');
