@@ -28,7 +28,7 @@ import { Addr, formatAddr, parseCidr } from './addr';
 import { allocate, capacity, inSet } from './allocator';
 import { assignRequested, HostLocalConfig, parseHostLocalConfig, parseResolvConf, Range, rangeFor, setString } from './config';
 import { openDiskStore } from './store';
-import type { OpenStore, Owner } from './store-types';
+import type { LockedStore, OpenStore, Owner } from './store-types';
 
 /** The CNI_ARGS host-local reads. */
 export const HOST_LOCAL_ARGS = ['IP'] as const;
@@ -77,6 +77,44 @@ function ipConfig(set: readonly Range[], a: Addr): IpConfig {
   return { address: `${formatAddr(a)}/${r.prefix}`, gateway: formatAddr({ family: r.family, value: r.gateway }) };
 }
 
+/**
+ * One address per range set for `owner`, under the store's lock: the requested one or the next free one; all sets
+ * or none. (A module function, not a closure of add: the snapshot carries its bytecode, docs/benchmarks/startup.md.)
+ */
+function reserveAll(tx: LockedStore, conf: HostLocalConfig, owner: Owner & { ifname: string }, requested: ReadonlyArray<Addr | undefined>): Addr[] {
+  const held = tx.heldBy(owner.containerID, owner.ifname);
+  const heldAny = [...held.exact, ...held.legacy];
+  const got: Addr[] = [];
+  try {
+    for (let i = 0; i < conf.sets.length; i++) { // (a loop, not a forEach closure: see above)
+      const set = conf.sets[i];
+      const dup = heldAny.find((a) => rangeFor(set, a));
+      if (dup) {
+        throw attachmentExists(`${formatAddr(dup)} has been allocated to ${who(owner)} in range set ${i} (${setString(set)}); duplicate allocation is not allowed (DEL first)`, 'a runtime must not ADD one attachment (CNI_CONTAINERID, CNI_IFNAME) twice');
+      }
+      const want = requested[i];
+      let a: Addr | undefined;
+      if (want) {
+        if (!tx.tryReserve(want, owner)) {
+          const holder = tx.holderOf(want);
+          const by = holder ? ` (in use by ${who(holder)})` : '';
+          throw new CniError(ErrorCode.TryAgainLater, `requested IP address ${formatAddr(want)} is not available in range set ${i} (${setString(set)})${by}`);
+        }
+        a = want;
+      } else {
+        a = allocate(set, tx.lastReserved(i), (c) => tx.tryReserve(c, owner));
+        if (!a) throw new CniError(ErrorCode.TryAgainLater, `no IP addresses available in range set ${i}: ${setString(set)}`, `network "${conf.name}"`);
+      }
+      got.push(a);
+      tx.setLastReserved(i, a);
+    }
+  } catch (err) {
+    for (const a of got) tx.release(a, owner); // one ADD: all sets or none
+    throw err;
+  }
+  return got;
+}
+
 /** The handlers over a store (the disk store; tests pass memory stores). */
 export function makeHostLocalIpam(openStore: OpenStore = openDiskStore): Required<IpamHandlers> {
   return {
@@ -87,38 +125,7 @@ export function makeHostLocalIpam(openStore: OpenStore = openDiskStore): Require
       const dns = conf.resolvConf ? readDns(conf.resolvConf) : undefined;
       const store = openStore(conf.dataDir, conf.name);
 
-      const addrs = store.withLock((tx) => {
-        const held = tx.heldBy(owner.containerID, owner.ifname);
-        const heldAny = [...held.exact, ...held.legacy];
-        const got: Addr[] = [];
-        try {
-          conf.sets.forEach((set, i) => {
-            const dup = heldAny.find((a) => rangeFor(set, a));
-            if (dup) {
-              throw attachmentExists(`${formatAddr(dup)} has been allocated to ${who(owner)} in range set ${i} (${setString(set)}); duplicate allocation is not allowed (DEL first)`, 'a runtime must not ADD one attachment (CNI_CONTAINERID, CNI_IFNAME) twice');
-            }
-            const want = requested[i];
-            let a: Addr | undefined;
-            if (want) {
-              if (!tx.tryReserve(want, owner)) {
-                const holder = tx.holderOf(want);
-                const by = holder ? ` (in use by ${who(holder)})` : '';
-                throw new CniError(ErrorCode.TryAgainLater, `requested IP address ${formatAddr(want)} is not available in range set ${i} (${setString(set)})${by}`);
-              }
-              a = want;
-            } else {
-              a = allocate(set, tx.lastReserved(i), (c) => tx.tryReserve(c, owner));
-              if (!a) throw new CniError(ErrorCode.TryAgainLater, `no IP addresses available in range set ${i}: ${setString(set)}`, `network "${conf.name}"`);
-            }
-            got.push(a);
-            tx.setLastReserved(i, a);
-          });
-        } catch (err) {
-          for (const a of got) tx.release(a, owner); // one ADD: all sets or none
-          throw err;
-        }
-        return got;
-      });
+      const addrs = store.withLock((tx) => reserveAll(tx, conf, owner, requested));
 
       const result: Result = { cniVersion: conf.cniVersion, ips: addrs.map((a, i) => ipConfig(conf.sets[i], a)) };
       if (conf.routes.length) result.routes = conf.routes;

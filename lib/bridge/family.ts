@@ -46,30 +46,36 @@ export interface FamilyAdd<R extends AttachmentRecord> extends FamilyNetwork<R> 
 
 /** ADD: the whole attachment under the network's lock; a failure at any step leaves nothing behind. */
 export async function addAttachment<R extends AttachmentRecord>(inv: Invocation, ipamTypes: InProcessIpam, kernel: Kernel, a: FamilyAdd<R>): Promise<Result> {
-  return attachToNetwork(a.records, a.network, async () => {
-    const netns = openContainerNetns(inv.env.netns, a.plugin, (p) => kernel.openNetns(p));
-    const host = kernel.openRtnl();
-    const container = kernel.openRtnl(netns);
-    const k: AttachKernel = { host, container, netns, sysctl: kernel.sysctl, records: a.records as RecordDir<AttachmentRecord> };
-    try {
-      await requireFreeIfname(container, inv.env.ifname!, a.plugin);
-      return await Rollback.run(async (undo) => {
-        let ipam: Result | undefined;
-        const ipamInv = a.ipamInv;
-        if (ipamInv) {
-          ipam = await ipamAdd(ipamInv, ipamTypes);
-          undo.push('release IPAM', () => ipamDel(ipamInv, ipamTypes));
-        }
-        const spec = a.specOf(ipam);
-        const plan = planAttach(spec, await observeAttach(k, spec, { ifnameFree: true }));
-        return a.resultOf(await applyAttachPlan(plan, k, undo), spec, ipam);
-      }, (e) => inv.log?.warn(`rollback: ${describeRollbackErrors([e])}`));
-    } finally {
-      host.close();
-      container.close();
-      netns.close();
-    }
-  }, inv.log);
+  // The steps are module functions, not closures made per call: the snapshot carries their bytecode (docs/benchmarks/startup.md).
+  return attachToNetwork(a.records, a.network, () => attachLocked(inv, ipamTypes, kernel, a), inv.log);
+}
+
+async function attachLocked<R extends AttachmentRecord>(inv: Invocation, ipamTypes: InProcessIpam, kernel: Kernel, a: FamilyAdd<R>): Promise<Result> {
+  const netns = openContainerNetns(inv.env.netns, a.plugin, (p) => kernel.openNetns(p));
+  const host = kernel.openRtnl();
+  const container = kernel.openRtnl(netns);
+  const k: AttachKernel = { host, container, netns, sysctl: kernel.sysctl, records: a.records as RecordDir<AttachmentRecord> };
+  try {
+    await requireFreeIfname(container, inv.env.ifname!, a.plugin);
+    return await Rollback.run((undo) => attachSteps(ipamTypes, k, a, undo), (e) => inv.log?.warn(`rollback: ${describeRollbackErrors([e])}`));
+  } finally {
+    host.close();
+    container.close();
+    netns.close();
+  }
+}
+
+/** IPAM, observe, plan, apply: each step that makes something pushes its undo on `undo`. */
+async function attachSteps<R extends AttachmentRecord>(ipamTypes: InProcessIpam, k: AttachKernel, a: FamilyAdd<R>, undo: Rollback): Promise<Result> {
+  let ipam: Result | undefined;
+  const ipamInv = a.ipamInv;
+  if (ipamInv) {
+    ipam = await ipamAdd(ipamInv, ipamTypes);
+    undo.push('release IPAM', () => ipamDel(ipamInv, ipamTypes));
+  }
+  const spec = a.specOf(ipam);
+  const plan = planAttach(spec, await observeAttach(k, spec, { ifnameFree: true }));
+  return a.resultOf(await applyAttachPlan(plan, k, undo), spec, ipam);
 }
 
 export interface FamilyDel<R extends AttachmentRecord> extends FamilyNetwork<R> {

@@ -228,25 +228,30 @@ function parseRoute(v: unknown, where: string): Route {
   });
 }
 
+// (Module functions, not closures made per parse: the snapshot carries their bytecode.)
+function parseInterface(v: unknown, n: number): Interface {
+  const where = `result.interfaces[${n}]`;
+  if (!isObject(v)) throw decodeError(`${where} must be an object`);
+  return withoutUndefined({
+    name: optString(v, 'name', where) ?? '',
+    mac: optString(v, 'mac', where),
+    mtu: optUint(v, 'mtu', where),
+    sandbox: optString(v, 'sandbox', where),
+    socketPath: optString(v, 'socketPath', where),
+    pciID: optString(v, 'pciID', where),
+  });
+}
+
+function parseIpConfig(v: unknown, n: number): IpConfig {
+  const where = `result.ips[${n}]`;
+  if (!isObject(v)) throw decodeError(`${where} must be an object`);
+  // ips[].version (0.3.x/0.4.0) is dropped: the address says the family.
+  return withoutUndefined({ address: cidr(v, 'address', where), gateway: optIp(v, 'gateway', where), interface: optUint(v, 'interface', where) });
+}
+
 function parseFamily1or04(o: Record<string, unknown>, cniVersion: string): Result {
-  const interfaces = optList(o, 'interfaces', 'result').map((v, n): Interface => {
-    const where = `result.interfaces[${n}]`;
-    if (!isObject(v)) throw decodeError(`${where} must be an object`);
-    return withoutUndefined({
-      name: optString(v, 'name', where) ?? '',
-      mac: optString(v, 'mac', where),
-      mtu: optUint(v, 'mtu', where),
-      sandbox: optString(v, 'sandbox', where),
-      socketPath: optString(v, 'socketPath', where),
-      pciID: optString(v, 'pciID', where),
-    });
-  });
-  const ips = optList(o, 'ips', 'result').map((v, n): IpConfig => {
-    const where = `result.ips[${n}]`;
-    if (!isObject(v)) throw decodeError(`${where} must be an object`);
-    // ips[].version (0.3.x/0.4.0) is dropped: the address says the family.
-    return withoutUndefined({ address: cidr(v, 'address', where), gateway: optIp(v, 'gateway', where), interface: optUint(v, 'interface', where) });
-  });
+  const interfaces = optList(o, 'interfaces', 'result').map(parseInterface);
+  const ips = optList(o, 'ips', 'result').map(parseIpConfig);
   const routes = optList(o, 'routes', 'result').map((v, n) => parseRoute(v, `result.routes[${n}]`));
   return withoutUndefined({
     cniVersion,

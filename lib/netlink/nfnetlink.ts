@@ -143,19 +143,22 @@ export class Nfnl {
 
   /** A dump, one at a time per socket, retried when a concurrent change interrupted it. */
   dump(subsys: number, msg: number, family: number, attrs: Buffer, what: string): Promise<NfMessage[]> {
-    const run = this.dumpQueue.then(async () => {
-      for (let attempt = 1; ; attempt++) {
-        try {
-          const msgs = await this.request(subsys, msg, family, attrs, NLM_F.DUMP, what);
-          if (!msgs.some((m) => m.flags & NLM_F.DUMP_INTR)) return msgs;
-          if (attempt >= DUMP_RETRIES) throw new NetlinkError('EINTR', `${what}: dump kept being interrupted by concurrent changes`);
-        } catch (err) {
-          if (!(err instanceof NetlinkError && err.code === 'EINTR') || attempt >= DUMP_RETRIES) throw err;
-        }
-      }
-    });
+    const run = this.dumpQueue.then(() => this.dumpRetried(subsys, msg, family, attrs, what));
     this.dumpQueue = run.catch(() => undefined);
     return run;
+  }
+
+  // (A method, not a closure made per dump: the snapshot carries its bytecode.)
+  private async dumpRetried(subsys: number, msg: number, family: number, attrs: Buffer, what: string): Promise<NfMessage[]> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const msgs = await this.request(subsys, msg, family, attrs, NLM_F.DUMP, what);
+        if (!msgs.some((m) => m.flags & NLM_F.DUMP_INTR)) return msgs;
+        if (attempt >= DUMP_RETRIES) throw new NetlinkError('EINTR', `${what}: dump kept being interrupted by concurrent changes`);
+      } catch (err) {
+        if (!(err instanceof NetlinkError && err.code === 'EINTR') || attempt >= DUMP_RETRIES) throw err;
+      }
+    }
   }
 
   /**
