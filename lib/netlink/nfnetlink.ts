@@ -66,7 +66,6 @@ function nlmsg(type: number, flags: number, seq: number, payload: Buffer): Buffe
   return Buffer.concat([h, payload, Buffer.alloc(pad)]);
 }
 
-/** Open an nfnetlink socket in `netns` (or in the current namespace). */
 /**
  * An nftables batch as one datagram: BATCH_BEGIN (sequence `first`), each op with NLM_F_ACK (so each gets an
  * answer: 0 or its errno), BATCH_END. `seqs`: each op's sequence number.
@@ -94,6 +93,7 @@ export function ackErrnos(replies: Buffer): Map<number, number> {
   return got;
 }
 
+/** Open an nfnetlink socket in `netns` (or in the current namespace). */
 export function openNfnl(netns?: Netns): Nfnl {
   // Loaded on first use: verbs that never touch netfilter (VERSION, a portmap ADD without mappings) do not pay for it.
   // eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy (start-up)
