@@ -55,7 +55,7 @@ function fail(msg: string): CniError {
 }
 
 /** What planAttach decides on: the container's interface name, the bridge, the gateway device's addresses, the container's routes. */
-export async function observeAttach(k: Pick<AttachKernel, 'host' | 'container'>, spec: AttachSpec, o: { ifnameFree?: boolean } = {}): Promise<AttachObserved> {
+export async function observeAttach(k: Pick<AttachKernel, 'host' | 'container'>, spec: AttachSpec, containerHasIfname: boolean): Promise<AttachObserved> {
   const bridge = await k.host.getLink(spec.bridge);
   const devName = spec.bridgeAddresses.length && spec.vlanGateway ? spec.vlanGateway.name : spec.bridge;
   const dev = devName === spec.bridge ? bridge : await k.host.getLink(devName);
@@ -64,8 +64,7 @@ export async function observeAttach(k: Pick<AttachKernel, 'host' | 'container'>,
   // stays small, while an IPv6 one carries a link-local address per container veth on the host.
   if (dev) for (const family of new Set(spec.bridgeAddresses.map((gw) => gw.family))) gatewayDeviceAddresses.push(...(await k.host.listAddresses(dev.index, family)));
   return {
-    // (ifnameFree: the caller has just looked, under the network's lock: lifecycle.ts requireFreeIfname)
-    containerHasIfname: o.ifnameFree ? false : !!(await k.container.getLink(spec.ifname)),
+    containerHasIfname, // (looked up once, before IPAM, by the caller: lifecycle.ts requireFreeIfname)
     bridge,
     gatewayDeviceAddresses,
     containerRoutes: spec.routes.length ? await k.container.listRoutes({ table: 0 }) : [],

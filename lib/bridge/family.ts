@@ -74,7 +74,7 @@ async function attachSteps<R extends AttachmentRecord>(ipamTypes: InProcessIpam,
     undo.push('release IPAM', () => ipamDel(ipamInv, ipamTypes));
   }
   const spec = a.specOf(ipam);
-  const plan = planAttach(spec, await observeAttach(k, spec, { ifnameFree: true }));
+  const plan = planAttach(spec, await observeAttach(k, spec, false));
   return a.resultOf(await applyAttachPlan(plan, k, undo), spec, ipam);
 }
 

@@ -5,7 +5,7 @@
 // VLAN op, firewall element, DNS name and record of the attachment. No I/O:
 // ./apply.ts carries the plan out step by step and decides nothing.
 //
-//   const plan = planAttach(spec, await observeAttach(kernel, spec));
+//   const plan = planAttach(spec, await observeAttach(kernel, spec, false));
 //   const att = await applyAttachPlan(plan, kernel, undo);
 
 import { CniError, ErrorCode, attachmentExists } from '../cni/errors';

@@ -104,9 +104,10 @@ export function elementResult(ops: readonly ElementOp[], errnos: ReadonlyArray<n
  * (native/cni_native.c nfnlTransact: send one datagram, read until `acks` answers).
  */
 export function runElementOps(ops: readonly ElementOp[], transact: (request: Buffer, acks: number) => Buffer): { status: number; stdout: string; stderr: string } {
-  const { request, seqs } = encodeBatch(ops.map(elementMessage), 1);
+  const BATCH_BEGIN_SEQ = 1; // (a fresh socket of our own: any numbering will do)
+  const { request, seqs } = encodeBatch(ops.map(elementMessage), BATCH_BEGIN_SEQ);
   const got = ackErrnos(transact(request, ops.length));
-  const refusedWhole = got.get(1);
+  const refusedWhole = got.get(BATCH_BEGIN_SEQ);
   if (refusedWhole) return elementResult(ops, ops.map(() => refusedWhole));
   return elementResult(ops, seqs.map((s) => got.get(s)));
 }
