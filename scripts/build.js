@@ -11,6 +11,8 @@
 // Usage: node scripts/build.js [--code-cache] [--out DIR] [--keep-stage DIR] [--builder-flag F]... [--exec-flag F]... [--no-hot-functions]
 //   --code-cache  start from a V8 code cache instead of a startup snapshot (for comparison, docs/benchmarks/startup.md)
 //   --out DIR     lay the unpacked release out in DIR instead of dist/bin (no tarball)
+//   --floor       (with --out) the same executable with nothing of ours in its snapshot: an empty main, no assets.
+//                 The floor of any program built this way, which scripts/bench/startup.js measures side by side.
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -30,6 +32,8 @@ const BUILDER_FLAGS = argv.flatMap((a, i) => (a === '--builder-flag' ? [argv[i +
 const EXEC_FLAGS = argv.flatMap((a, i) => (a === '--exec-flag' ? [argv[i + 1]] : []));
 // --no-hot-functions: compile nothing ahead in the snapshot (to profile what the calls compile).
 const HOT_FUNCTIONS = !argv.includes('--no-hot-functions');
+const FLOOR = argv.includes('--floor');
+if (FLOOR && (!OUT_DIR || CODE_CACHE)) fail('--floor needs --out DIR and a snapshot');
 // --keep-stage DIR: keep the staged scripts, SEA config and assets there (to see what the snapshot holds).
 const keepAt = argv.indexOf('--keep-stage');
 const KEEP_STAGE = keepAt >= 0 ? path.resolve(argv[keepAt + 1]) : null;
@@ -245,6 +249,28 @@ async function bundle(ncc, entry, stage, linked, except) {
 // and friends would otherwise run inside the build and end up in the snapshot.
 const BUILDER_ENV = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/nonexistent', LANG: 'C' };
 
+/** The snapshot builder's main: the runtime and every program's bundle; `linked` collects assets and licenses. */
+async function releaseMain(stage, list, linked) {
+  const ncc = require('@vercel/ncc');
+  const code = await bundle(ncc, writeEntry(stage, list), stage, linked);
+  // On-demand code: each a function of (module, exports, require, __cniRelease, __filename, __dirname), compiled at run time.
+  const onDemand = [...ON_DEMAND, ...list.filter((e) => e.onDemand)];
+  for (const o of onDemand) {
+    const file = path.join(stage, 'assets', 'bundles', `${o.name}.js`);
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    const body = `(function (module, exports, require, __cniRelease, __filename, __dirname) {\n${await bundle(ncc, o.main, stage, linked, o.name)}\n})`;
+    new vm.Script(body, { filename: `${o.name}.js` });
+    fs.writeFileSync(file, body);
+    linked.seaAssets[`bundles/${o.name}.js`] = file;
+  }
+  const dataSha = sha256(Object.keys(linked.data).sort().map((n) => `${n}\0${linked.data[n]}`).join('\0'));
+  const build = { version: pkg.version, commit: commitOf(), executable: EXECUTABLE, native: linked.native, data: linked.data, dataSha };
+  const runtime = fs.readFileSync(path.join(__dirname, 'release', 'runtime.js'), 'utf8').replace('/*__BUILD_INFO__*/ {}', () => JSON.stringify(build))
+    .replace('/*__HOT_FUNCTIONS__*/ []', () => JSON.stringify(CODE_CACHE || !HOT_FUNCTIONS ? [] : hotFunctions()));
+  // The snapshot builder runs the main with require, __filename and __dirname only; ncc's bundle also wants module.
+  return asciiOnly(`(function (module, exports) {\n${runtime}\n${code}\n})({ exports: {} }, {});\n`);
+}
+
 async function main() {
   const t0 = Date.now();
   const node = nodeRuntime();
@@ -256,25 +282,9 @@ async function main() {
   // Builds may run side by side (two test files calling ensureBuilt): each stages alone and renames at the end.
   const stage = fs.mkdtempSync(path.join(dist, '.stage-'));
   try {
-    const ncc = require('@vercel/ncc');
     const linked = { seaAssets: {}, native: {}, data: {}, licenses: [] };
-    const code = await bundle(ncc, writeEntry(stage, list), stage, linked);
-    // On-demand code: each a function of (module, exports, require, __cniRelease, __filename, __dirname), compiled at run time.
-    const onDemand = [...ON_DEMAND, ...list.filter((e) => e.onDemand)];
-    for (const o of onDemand) {
-      const file = path.join(stage, 'assets', 'bundles', `${o.name}.js`);
-      fs.mkdirSync(path.dirname(file), { recursive: true });
-      const body = `(function (module, exports, require, __cniRelease, __filename, __dirname) {\n${await bundle(ncc, o.main, stage, linked, o.name)}\n})`;
-      new vm.Script(body, { filename: `${o.name}.js` });
-      fs.writeFileSync(file, body);
-      linked.seaAssets[`bundles/${o.name}.js`] = file;
-    }
-    const dataSha = sha256(Object.keys(linked.data).sort().map((n) => `${n}\0${linked.data[n]}`).join('\0'));
-    const build = { version: pkg.version, commit: commitOf(), executable: EXECUTABLE, native: linked.native, data: linked.data, dataSha };
-    const runtime = fs.readFileSync(path.join(__dirname, 'release', 'runtime.js'), 'utf8').replace('/*__BUILD_INFO__*/ {}', () => JSON.stringify(build))
-      .replace('/*__HOT_FUNCTIONS__*/ []', () => JSON.stringify(CODE_CACHE || !HOT_FUNCTIONS ? [] : hotFunctions()));
-    // The snapshot builder runs the main with require, __filename and __dirname only; ncc's bundle also wants module.
-    const mainJs = asciiOnly(`(function (module, exports) {\n${runtime}\n${code}\n})({ exports: {} }, {});\n`);
+    // The floor: what Node itself costs a start from a snapshot with these flags, nothing of ours in it.
+    const mainJs = FLOOR ? "require('v8').startupSnapshot.setDeserializeMainFunction(() => {});\n" : await releaseMain(stage, list, linked);
     new vm.Script(mainJs, { filename: 'release main' }); // syntax errors show up here, not in the snapshot builder
     const mainFile = path.join(stage, 'main.js');
     fs.writeFileSync(mainFile, mainJs);
@@ -315,7 +325,7 @@ async function main() {
     if (warnings.length) throw Object.assign(new Error('build: the snapshot builder warned'), { stderr: r.stderr });
     const hotCount = Number(/release: (\d+) hot functions compiled/.exec(r.stderr)?.[1] ?? 0);
     // A search that finds a fraction of the profile's functions means the bundle changed shape: profile again.
-    if (!CODE_CACHE && HOT_FUNCTIONS && hotCount < hotFunctions().length / 4) fail(`the snapshot builder found ${hotCount} of the ${hotFunctions().length} hot functions (scripts/release/hot-functions.txt): run scripts/release/profile-hot-functions.sh`);
+    if (!CODE_CACHE && HOT_FUNCTIONS && !FLOOR && hotCount < hotFunctions().length / 4) fail(`the snapshot builder found ${hotCount} of the ${hotFunctions().length} hot functions (scripts/release/hot-functions.txt): run scripts/release/profile-hot-functions.sh`);
 
     if (!CODE_CACHE) {
       // Node's SEA builder stores, next to the V8 heap, a code cache of every Node built-in it compiled (4.2 MB
@@ -346,7 +356,8 @@ async function main() {
 
     if (OUT_DIR) {
       replaceDir(tree, OUT_DIR);
-      console.log(`built ${path.relative(root, OUT_DIR) || OUT_DIR}: ${list.length} programs, ${hotCount} hot functions compiled into the snapshot (${Date.now() - t0} ms)`);
+      const what = FLOOR ? `${list.length} links to an empty snapshot` : `${list.length} programs, ${hotCount} hot functions compiled into the snapshot`;
+      console.log(`built ${path.relative(root, OUT_DIR) || OUT_DIR}: ${what} (${Date.now() - t0} ms)`);
       return;
     }
     const releaseDir = path.join(dist, 'release');

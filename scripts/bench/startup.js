@@ -3,8 +3,9 @@
 // one single executable application started from a V8 startup snapshot), the
 // build before it (one ncc bundle per plugin, run by the host's Node, a
 // hand-made V8 code cache; built from --baseline-ref), `node -e 0` of the Node
-// inside the release (the floor of any Node program), and the reference Go
-// plugins in /usr/lib/cni. Cases: VERSION of every name, loopback ADD+DEL,
+// inside the release (the floor of any Node program), an empty SEA (the same
+// executable and flags with nothing of ours in its snapshot: `build.js --floor`,
+// the floor of this design) and the reference Go plugins in /usr/lib/cni. Cases: VERSION of every name, loopback ADD+DEL,
 // bridge ADD+DEL at 1 container, STATUS of a bridge + portmap conflist; then
 // scripts/bench/bridge.js for the release and the baseline (ADD+DEL at 1000
 // containers, 64 concurrent ADDs) unless --no-bridge.
@@ -64,6 +65,14 @@ function baselineBin() {
   return bin;
 }
 
+/** The same executable with an empty snapshot (scripts/build.js --floor), built for this run. */
+function emptySeaBin(made) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `${TAG}-empty-sea-`));
+  made.push(dir);
+  sh(process.execPath, [path.join(root, 'scripts', 'build.js'), '--floor', '--out', path.join(dir, 'bin')]);
+  return path.join(dir, 'bin');
+}
+
 /** Drop a binary from the page cache, so every variant's mapped pages come in the same way (readahead). */
 function evict(file) {
   sh('dd', [`if=${fs.realpathSync(file)}`, 'iflag=nocache', 'count=0', 'status=none']);
@@ -119,10 +128,13 @@ function variants(baseline) {
 const has = (dir, name) => fs.existsSync(path.join(dir, name));
 const inNs = (ns, cmd) => ['ip', 'netns', 'exec', ns, ...cmd];
 
-function versionCases(vs) {
+function versionCases(vs, emptySea) {
   // Every program is a link to the one executable.
   const names = fs.readdirSync(RELEASE).filter((n) => fs.lstatSync(path.join(RELEASE, n)).isSymbolicLink()).sort();
-  const cases = [{ group: 'node -e 0', label: 'floor', steps: [{ cmd: [NODE_INSIDE, '-e', '0'], env: {} }] }];
+  const cases = [
+    { group: 'node -e 0', label: 'floor', steps: [{ cmd: [NODE_INSIDE, '-e', '0'], env: {} }] },
+    { group: 'empty SEA', label: 'floor', steps: [{ cmd: [path.join(emptySea, 'bridge')], env: { CNI_COMMAND: 'VERSION' }, input: '' }] },
+  ];
   for (const name of names) {
     for (const v of vs) {
       if (!has(v.dir, name)) continue;
@@ -135,7 +147,7 @@ function versionCases(vs) {
 }
 
 /** loopback ADD+DEL and bridge ADD+DEL at 1 container, each variant in its own host namespace. */
-function pluginCases(vs, made) {
+function pluginCases(vs, emptySea, made) {
   const cases = [];
   vs.forEach((v, i) => {
     const host = `${TAG}-h${i}`;
@@ -156,6 +168,11 @@ function pluginCases(vs, made) {
     if (v.label !== 'reference') {
       const status = (type, extra) => ({ cmd: inNs(host, [path.join(v.dir, type)]), env: { CNI_COMMAND: 'STATUS', CNI_PATH: v.dir }, input: JSON.stringify({ ...extra, cniVersion: '1.1.0', name: `${TAG}br${i}`, type }) });
       cases.push({ group: 'STATUS bridge + portmap', label: v.label, steps: [status('bridge', JSON.parse(br)), status('portmap', { capabilities: { portMappings: true } })] });
+      // Two starts of the empty SEA, called the same way: what any poll of two plugins built on it costs at least.
+      if (v.label === 'release') {
+        const empty = (type) => ({ ...status(type, {}), cmd: inNs(host, [path.join(emptySea, type)]) });
+        cases.push({ group: 'STATUS bridge + portmap', label: 'empty SEA', steps: [empty('bridge'), empty('portmap')] });
+      }
     }
   });
   return cases;
@@ -199,7 +216,8 @@ function main() {
   const made = [];
   let rows;
   try {
-    const cases = [...versionCases(vs), ...pluginCases(vs, made)];
+    const emptySea = emptySeaBin(made);
+    const cases = [...versionCases(vs, emptySea), ...pluginCases(vs, emptySea, made)];
     console.error(`${cases.length} cases x ${RUNS} interleaved rounds (${PERF ? 'perf task-clock' : '/usr/bin/time'})...`);
     rows = measure(cases);
   } finally {
@@ -209,12 +227,16 @@ function main() {
     }
   }
   const floor = rows.find((r) => r.group === 'node -e 0');
+  const emptySea = rows.find((r) => r.group === 'empty SEA');
   const status = rows.find((r) => r.group === 'STATUS bridge + portmap' && r.label === 'release');
+  const statusFloor = rows.find((r) => r.group === 'STATUS bridge + portmap' && r.label === 'empty SEA');
   const tarball = fs.readdirSync(path.join(root, 'dist', 'release')).find((f) => f.endsWith('.tgz'));
   const summary = {
     tarballMiB: tarball ? fs.statSync(path.join(root, 'dist', 'release', tarball)).size / 1048576 : NaN,
     // One poll every 5 s: 720 an hour.
     statusCpuSecondsPerHour: status ? (status.cpu * 720) / 1000 : NaN,
+    statusFloorCpuSecondsPerHour: statusFloor ? (statusFloor.cpu * 720) / 1000 : NaN,
+    emptySeaRssMiB: emptySea.rss,
   };
   const bridge = {};
   if (!argv.includes('--no-bridge')) {
@@ -224,10 +246,11 @@ function main() {
   load.push(sh('uptime', []).trim());
   console.log(`load before/after: ${load.join(' | ')}`);
   console.log(`node -e 0 (Node inside the release, ${sh(NODE_INSIDE, ['--version']).trim()}): CPU ${f1(floor.cpu)} ms, wall ${f0(floor.wall)} ms, peak RSS ${f1(floor.rss)} MiB\n`);
-  console.log(table(rows.filter((r) => r.group !== 'node -e 0'), floor));
-  console.log(`\ntarball ${f1(summary.tarballMiB)} MiB; STATUS poll of bridge + portmap every 5 s: ${f1(summary.statusCpuSecondsPerHour)} CPU-s per hour`);
+  console.log(`empty SEA (the release's Node and flags, an empty snapshot): CPU ${f1(emptySea.cpu)} ms, wall ${f0(emptySea.wall)} ms, peak RSS ${f1(emptySea.rss)} MiB\n`);
+  console.log(table(rows.filter((r) => r.group !== 'node -e 0' && r.group !== 'empty SEA'), floor));
+  console.log(`\ntarball ${f1(summary.tarballMiB)} MiB; STATUS poll of bridge + portmap every 5 s: ${f1(summary.statusCpuSecondsPerHour)} CPU-s per hour (two empty-SEA starts: ${f1(summary.statusFloorCpuSecondsPerHour)})`);
   for (const [k, b] of Object.entries(bridge)) if (b) console.log(`bridge.js ${k}: ${JSON.stringify(b.rows ?? b).slice(0, 600)}`);
-  if (JSON_OUT) fs.writeFileSync(JSON_OUT, JSON.stringify({ runs: RUNS, cpuSource: PERF ? 'perf task-clock' : '/usr/bin/time', load, floor, rows, summary, bridge }, null, 2));
+  if (JSON_OUT) fs.writeFileSync(JSON_OUT, JSON.stringify({ runs: RUNS, cpuSource: PERF ? 'perf task-clock' : '/usr/bin/time', load, floor, emptySea, rows, summary, bridge }, null, 2));
 }
 
 main();
