@@ -19,7 +19,7 @@ import { kernelError } from '../netlink/errors';
 import { native } from '../sys/native';
 import { NFNL_SUBSYS, NFPROTO, NLM_F_NONREC, openNfnl, type BatchOp, type Nfnl, type NfMessage } from '../netlink/nfnetlink';
 import { attrMap, encodeAttrs, readStr, str } from '../netlink/wire';
-import { elementBatch, parseElementScript, runElementBatch } from './nft-elements';
+import { parseElementScript, runElementOps } from './nft-elements';
 import type { NftFamily, RenderedChain, SharedTable } from './render';
 
 export { nftQuote, renderChain, ruleTag, type NftFamily, type RenderedChain, type SharedTable } from './render';
@@ -74,12 +74,11 @@ export function runNft(args: readonly string[], opts: { input?: string; netns?: 
 function runHostNft(args: readonly string[], opts: { input?: string; netns?: Netns }): NftRun {
   const inProcess = libraryCommand(args, opts.input);
   // Element changes only (an ADD's or DEL's): one nfnetlink batch, no libnftables (./nft-elements.ts).
-  const lines = inProcess && !inProcess.json ? parseElementScript(inProcess.commands) : undefined;
-  const batch = lines && elementBatch(lines);
+  const elements = inProcess && !inProcess.json ? parseElementScript(inProcess.commands) : undefined;
   const exec = (): NftRun => {
-    if (batch) {
+    if (elements) {
       const n = native();
-      return runElementBatch(batch, (request, acks) => n.nfnlTransact(request, acks));
+      return runElementOps(elements, (request, acks) => n.nfnlTransact(request, acks));
     }
     const r = inProcess && native().nftRun(inProcess.commands, inProcess.json);
     return r ?? spawnNft(args, opts.input);
