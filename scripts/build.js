@@ -8,7 +8,7 @@
 //   dist/bin/                                                              that tarball, unpacked
 //
 // Tests, benchmarks and the demo run dist/bin, i.e. what users get.
-// Usage: node scripts/build.js [--code-cache] [--out DIR] [--keep-stage DIR] [--builder-flag F]... [--exec-flag F]... [--no-hot-functions]
+// Usage: node scripts/build.js [--code-cache] [--out DIR [--floor]] [--keep-stage DIR] [--builder-flag F]... [--exec-flag F]... [--no-hot-functions]
 //   --code-cache  start from a V8 code cache instead of a startup snapshot (for comparison, docs/benchmarks/startup.md)
 //   --out DIR     lay the unpacked release out in DIR instead of dist/bin (no tarball)
 //   --floor       (with --out) the same executable with nothing of ours in its snapshot: an empty main, no assets.

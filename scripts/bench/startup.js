@@ -5,8 +5,9 @@
 // hand-made V8 code cache; built from --baseline-ref), `node -e 0` of the Node
 // inside the release (the floor of any Node program), an empty SEA (the same
 // executable and flags with nothing of ours in its snapshot: `build.js --floor`,
-// the floor of this design) and the reference Go plugins in /usr/lib/cni. Cases: VERSION of every name, loopback ADD+DEL,
-// bridge ADD+DEL at 1 container, STATUS of a bridge + portmap conflist; then
+// the floor of this design) and the reference Go plugins in /usr/lib/cni.
+// Cases: VERSION of every name, loopback ADD+DEL, bridge ADD+DEL at 1
+// container, STATUS of a bridge + portmap conflist; then
 // scripts/bench/bridge.js for the release and the baseline (ADD+DEL at 1000
 // containers, 64 concurrent ADDs) unless --no-bridge.
 //
